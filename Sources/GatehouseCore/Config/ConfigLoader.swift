@@ -1,0 +1,252 @@
+import Foundation
+import Yams
+
+/// Reads and validates a config file. Pure: it reads the file and secret files, opens no socket.
+public enum ConfigLoader {
+    /// Loads `path`; `knownDrivers` are the driver names this build carries.
+    public static func load(
+        path: String, knownDrivers: Set<String>, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ConfigError) -> GatehouseConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError([ConfigDiagnostic(file: path, line: 0, column: 0, key: "", message: "cannot read the file (does it exist, and may this user read it?)")])
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError([ConfigDiagnostic(file: path, line: 0, column: 0, key: "", message: "the file is not valid UTF-8")])
+        }
+        return try parse(text, file: path, knownDrivers: knownDrivers, environment: environment)
+    }
+
+    public static func parse(
+        _ text: String, file: String, knownDrivers: Set<String>, environment: [String: String] = [:]
+    ) throws(ConfigError) -> GatehouseConfig {
+        let log = DiagnosticLog(file: file)
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else {
+                throw ConfigError([ConfigDiagnostic(file: file, line: 1, column: 1, key: "", message: "the file is empty (expected at least 'site:' and one sink)")])
+            }
+            root = node
+        } catch let error as ConfigError {
+            throw error
+        } catch let error as YamlError {
+            throw ConfigError([yamlDiagnostic(error, file: file)])
+        } catch {
+            throw ConfigError([ConfigDiagnostic(file: file, line: 1, column: 1, key: "", message: "not valid YAML: \(error)")])
+        }
+        guard let top = YAMLMapping(root, path: "", log: log) else { throw ConfigError(log.items) }
+        let config = read(top, knownDrivers: knownDrivers, environment: environment)
+        top.finish()
+        if !log.items.isEmpty { throw ConfigError(log.items) }
+        return config
+    }
+
+    static func yamlDiagnostic(_ error: YamlError, file: String) -> ConfigDiagnostic {
+        switch error {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+            .composer(let context, let problem, let mark, _):
+            let where_ = context.map { " \($0.text)" } ?? ""
+            return ConfigDiagnostic(file: file, line: mark.line, column: mark.column, key: "", message: "not valid YAML: \(problem)\(where_)")
+        default:
+            return ConfigDiagnostic(file: file, line: 1, column: 1, key: "", message: "not valid YAML: \(error)")
+        }
+    }
+
+    static func read(_ top: YAMLMapping, knownDrivers: Set<String>, environment: [String: String]) -> GatehouseConfig {
+        let log = top.log
+        let site = top.identifier("site") ?? ""
+        let stateDirectory = top.string("state_directory") ?? "/var/lib/gatehouse"
+        let diskBudget = top.bytes("disk_budget_bytes", default: 1 << 30, minimum: 1 << 20)
+        let statusInterval = top.double("status_interval_seconds", default: 60, range: 1...86_400)
+        let logLevel = top.string("log_level") ?? "info"
+        if !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) {
+            log.report(top.node("log_level"), key: "log_level", "'\(logLevel)' is not valid (expected one of trace, debug, info, notice, warning, error, critical)")
+        }
+
+        let ingestMap = top.mapping("ingest")
+        let ingest = IngestListenerConfig(
+            host: ingestMap?.string("host") ?? "0.0.0.0",
+            port: ingestMap?.int("port", default: 8080, range: 0...65_535) ?? 8080,
+            maxBodyBytes: Int(ingestMap?.bytes("max_body_bytes", default: 1 << 20, minimum: 1024) ?? (1 << 20)),
+            idleTimeoutSeconds: ingestMap?.double("idle_timeout_seconds", default: 30, range: 1...3600) ?? 30,
+            requestTimeoutSeconds: ingestMap?.double("request_timeout_seconds", default: 10, range: 0.1...600) ?? 10,
+            allowFrom: ingestMap?.addressRanges("allow_from") ?? [],
+            rateLimitPerSecond: ingestMap?.double("rate_limit_per_second", default: 500, range: 0...1_000_000) ?? 500,
+            rateLimitBurst: ingestMap?.int("rate_limit_burst", default: 1000, range: 1...10_000_000) ?? 1000)
+        ingestMap?.finish()
+
+        let adminMap = top.mapping("admin")
+        let admin = AdminListenerConfig(
+            host: adminMap?.string("host") ?? "127.0.0.1",
+            port: adminMap?.int("port", default: 9108, range: 0...65_535) ?? 9108)
+        adminMap?.finish()
+
+        let queueMap = top.mapping("queue")
+        let queue = QueueSettings(
+            commitMaxEvents: queueMap?.int("commit_max_events", default: 2000, range: 1...100_000) ?? 2000,
+            quarantineMaxPayloadBytes: Int(queueMap?.bytes("quarantine_max_payload_bytes", default: 256 << 10, minimum: 1024) ?? (256 << 10)),
+            dedupWindowHours: queueMap?.double("dedup_window_hours", default: 72, range: 0...8760) ?? 72)
+        queueMap?.finish()
+
+        let skewMap = top.mapping("clock_skew")
+        let clockSkew = ClockSkewSettings(
+            thresholdSeconds: skewMap?.double("threshold_seconds", default: 30, range: 1...86_400) ?? 30,
+            reportIntervalSeconds: skewMap?.double("report_interval_seconds", default: 3600, range: 1...604_800) ?? 3600)
+        skewMap?.finish()
+
+        let privacy = readPrivacy(top.mapping("privacy"), environment: environment)
+
+        var deviceIDs: Set<String> = []
+        let devices = top.sequence("devices").compactMap { item -> DeviceConfig? in
+            guard let map = YAMLMapping(item.node, path: item.path, log: log) else { return nil }
+            defer { map.finish() }
+            let device = readDevice(map, knownDrivers: knownDrivers, environment: environment)
+            if let id = device?.id, !deviceIDs.insert(id).inserted {
+                log.report(map.node("id"), key: map.join("id"), "duplicate device id '\(id)' (each device needs its own id)")
+            }
+            return device
+        }
+
+        var sinkNames: Set<String> = []
+        let sinkItems = top.sequence("sinks")
+        if sinkItems.isEmpty, !top.has("sinks") {
+            log.report(nil, fallback: top.mark, key: "sinks", "missing required key (expected a list with at least one sink, e.g. - {name: local, type: file, path: /var/lib/gatehouse/outbox})")
+        }
+        let sinks = sinkItems.compactMap { item -> SinkConfig? in
+            guard let map = YAMLMapping(item.node, path: item.path, log: log) else { return nil }
+            defer { map.finish() }
+            let sink = readSink(map, environment: environment)
+            if let name = sink?.name, !sinkNames.insert(name).inserted {
+                log.report(map.node("name"), key: map.join("name"), "duplicate sink name '\(name)' (each sink keeps its own cursor under its name)")
+            }
+            return sink
+        }
+
+        return GatehouseConfig(
+            site: site, stateDirectory: stateDirectory, diskBudgetBytes: diskBudget,
+            statusIntervalSeconds: statusInterval, logLevel: logLevel, ingest: ingest, admin: admin, queue: queue,
+            clockSkew: clockSkew, privacy: privacy, devices: devices, sinks: sinks)
+    }
+
+    static func readDevice(_ map: YAMLMapping, knownDrivers: Set<String>, environment: [String: String]) -> DeviceConfig? {
+        let id = map.identifier("id")
+        let drivers = knownDrivers.sorted().joined(separator: ", ")
+        let driver = map.string("driver", required: true, expected: "one of \(drivers)")
+        if let driver, !knownDrivers.contains(driver) {
+            let hint = YAMLMapping.closest(driver, in: Array(knownDrivers)).map { " — did you mean '\($0)'?" } ?? ""
+            map.log.report(map.node("driver"), key: map.join("driver"), "unknown driver '\(driver)' (expected one of \(drivers))\(hint)")
+        }
+        let vendor = map.string("vendor") ?? "generic"
+        let model = map.string("model")
+        let type: DeviceType? = map.choice("type", default: nil, required: true)
+        let zoneName = map.string("time_zone") ?? "Asia/Shanghai"
+        let zone = TimeZone(identifier: zoneName)
+        if zone == nil {
+            map.log.report(map.node("time_zone"), key: map.join("time_zone"), "unknown time zone '\(zoneName)' (expected an IANA zone name such as Asia/Shanghai or UTC)")
+        }
+        let auth = readAuth(map.mapping("auth"), environment: environment)
+        let device = DeviceConfig(
+            id: id ?? "", driver: driver ?? "", vendor: vendor, model: model, type: type ?? .other,
+            address: map.string("address"), point: map.string("point"),
+            direction: map.choice("direction", default: nil), timeZone: zone ?? .gmt, auth: auth,
+            allowFrom: map.addressRanges("allow_from"),
+            offlineAfterSeconds: map.double("offline_after_seconds", default: 300, range: 1...604_800),
+            enabled: map.bool("enabled", default: true))
+        guard id != nil, driver != nil, type != nil, zone != nil else { return nil }
+        return device
+    }
+
+    static func readAuth(_ map: YAMLMapping?, environment: [String: String]) -> DeviceAuth? {
+        guard let map else { return nil }
+        defer { map.finish() }
+        if map.has("token") {
+            if map.has("username") || map.has("password") {
+                map.log.report(map.node("token"), key: map.join("token"), "give either token or username/password, not both")
+            }
+            return map.secret("token", environment: environment).map(DeviceAuth.token)
+        }
+        if map.has("username") || map.has("password") {
+            let user = map.string("username", required: true)
+            let password = map.secret("password", required: true, environment: environment)
+            guard let user, let password else { return nil }
+            return .basic(username: user, password: password)
+        }
+        map.log.report(nil, fallback: map.mark, key: map.path, "expected either token or username and password")
+        return nil
+    }
+
+    static func readSink(_ map: YAMLMapping, environment: [String: String]) -> SinkConfig? {
+        let name = map.identifier("name")
+        let type = map.string("type", required: true, expected: "file or http")
+        let batch = map.int("batch_max_events", default: 500, range: 1...100_000)
+        let backoffInitial = map.double("backoff_initial_seconds", default: 0.2, range: 0.001...60)
+        let backoffMax = map.double("backoff_max_seconds", default: 10, range: 0.01...3600)
+        if backoffMax < backoffInitial {
+            map.log.report(map.node("backoff_max_seconds"), key: map.join("backoff_max_seconds"), "must be at least backoff_initial_seconds (\(backoffInitial))")
+        }
+        let target: SinkTarget?
+        switch type {
+        case "file":
+            let path = map.string("path", required: true, expected: "a file path such as /var/lib/gatehouse/outbox/events.ndjson")
+            target = path.map {
+                .file(FileSinkConfig(
+                    path: $0, rotateBytes: map.bytes("rotate_bytes", default: 64 << 20, minimum: 4096),
+                    keepFiles: map.int("keep_files", default: 10, range: 1...10_000)))
+            }
+        case "http":
+            target = readHTTPSink(map, environment: environment).map(SinkTarget.http)
+        case nil:
+            target = nil
+        case let other?:
+            map.log.report(map.node("type"), key: map.join("type"), "unknown sink type '\(other)' (expected file or http)")
+            target = nil
+        }
+        guard let name, let target else { return nil }
+        return SinkConfig(name: name, batchMaxEvents: batch, backoffInitialSeconds: backoffInitial, backoffMaxSeconds: backoffMax, target: target)
+    }
+
+    static func readHTTPSink(_ map: YAMLMapping, environment: [String: String]) -> HTTPSinkConfig? {
+        let url = map.string("url", required: true, expected: "an http:// or https:// URL")
+        if let url, URL(string: url)?.host == nil || !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
+            map.log.report(map.node("url"), key: map.join("url"), "'\(url)' is not an http:// or https:// URL with a host")
+        }
+        let tls = map.mapping("tls")
+        defer { tls?.finish() }
+        var files: [String: String] = [:]
+        for key in ["ca_file", "client_certificate_file", "client_key_file"] {
+            guard let path = tls?.string(key) else { continue }
+            if !FileManager.default.isReadableFile(atPath: path) {
+                map.log.report(tls?.node(key), key: "\(tls?.path ?? "tls").\(key)", "cannot read '\(path)' (expected a readable PEM file)")
+            }
+            files[key] = path
+        }
+        if (files["client_certificate_file"] == nil) != (files["client_key_file"] == nil) {
+            map.log.report(tls?.node("client_certificate_file") ?? tls?.node("client_key_file"), key: tls?.path ?? "tls", "client_certificate_file and client_key_file go together")
+        }
+        let config = HTTPSinkConfig(
+            url: url ?? "", format: map.choice("format", default: .ndjson) ?? .ndjson,
+            gzip: map.bool("gzip", default: true),
+            bearerToken: map.secret("bearer_token", environment: environment),
+            hmacSecret: map.secret("hmac_secret", environment: environment),
+            signatureHeader: map.string("signature_header") ?? "X-Gatehouse-Signature",
+            idempotencyHeader: map.string("idempotency_header") ?? "Idempotency-Key",
+            caFile: files["ca_file"], clientCertificateFile: files["client_certificate_file"],
+            clientKeyFile: files["client_key_file"],
+            connectTimeoutSeconds: map.double("connect_timeout_seconds", default: 5, range: 0.1...300),
+            requestTimeoutSeconds: map.double("request_timeout_seconds", default: 30, range: 0.1...3600))
+        return url == nil ? nil : config
+    }
+
+    static func readPrivacy(_ map: YAMLMapping?, environment: [String: String]) -> PrivacyPolicy {
+        var policy = PrivacyPolicy.default
+        guard let map else { return policy }
+        defer { map.finish() }
+        for type in PrivacyPolicy.governedTypes {
+            if let mode: PrivacyMode = map.choice(type.rawValue, default: nil) { policy.modes[type] = mode }
+        }
+        policy.hashSecret = map.secret("hash_secret", environment: environment)
+        if policy.modes.values.contains(.hash), policy.hashSecret == nil {
+            map.log.report(nil, fallback: map.mark, key: map.join("hash_secret"), "required when any subject type uses 'hash' (expected {file: PATH} or {env: NAME} with a long random value)")
+        }
+        return policy
+    }
+}

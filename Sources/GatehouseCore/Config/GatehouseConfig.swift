@@ -1,0 +1,132 @@
+import Foundation
+
+/// The whole daemon configuration, as read from one YAML file (config/gatehouse.example.yaml
+/// documents every key).
+public struct GatehouseConfig: Sendable, Equatable {
+    public var site: String
+    public var stateDirectory: String
+    public var diskBudgetBytes: Int64
+    public var statusIntervalSeconds: Double
+    public var logLevel: String
+    public var ingest: IngestListenerConfig
+    public var admin: AdminListenerConfig
+    public var queue: QueueSettings
+    public var clockSkew: ClockSkewSettings
+    public var privacy: PrivacyPolicy
+    public var devices: [DeviceConfig]
+    public var sinks: [SinkConfig]
+
+    public func device(_ id: String) -> DeviceConfig? { devices.first { $0.id == id } }
+}
+
+/// The HTTP listener devices push to.
+public struct IngestListenerConfig: Sendable, Equatable {
+    public var host: String
+    public var port: Int
+    public var maxBodyBytes: Int
+    /// A connection that sends nothing for this long is closed (slow-loris defence).
+    public var idleTimeoutSeconds: Double
+    /// Time allowed to receive a whole request body.
+    public var requestTimeoutSeconds: Double
+    /// Source addresses allowed to connect at all; empty admits any.
+    public var allowFrom: [AddressRange]
+    /// Requests per second allowed from one source address (token bucket), 0 to disable.
+    public var rateLimitPerSecond: Double
+    public var rateLimitBurst: Int
+}
+
+/// The local listener for `gatehouse status` and Prometheus scrapes.
+public struct AdminListenerConfig: Sendable, Equatable {
+    public var host: String
+    public var port: Int
+}
+
+/// Tuning of the durable queue.
+public struct QueueSettings: Sendable, Equatable {
+    /// Most events committed in one transaction (group commit).
+    public var commitMaxEvents: Int
+    /// Raw payloads kept in quarantine are cut to this size.
+    public var quarantineMaxPayloadBytes: Int
+    /// How long a device's dedup keys are remembered.
+    public var dedupWindowHours: Double
+}
+
+/// When a device's clock is reported as skewed.
+public struct ClockSkewSettings: Sendable, Equatable {
+    public var thresholdSeconds: Double
+    public var reportIntervalSeconds: Double
+}
+
+/// A configured device.
+public struct DeviceConfig: Sendable, Equatable {
+    public var id: String
+    public var driver: String
+    public var vendor: String
+    public var model: String?
+    public var type: DeviceType
+    public var address: String?
+    public var point: String?
+    public var direction: Direction?
+    public var timeZone: TimeZone
+    public var auth: DeviceAuth?
+    public var allowFrom: [AddressRange]
+    public var offlineAfterSeconds: Double
+    public var enabled: Bool
+
+    public var ref: DeviceRef { DeviceRef(id: id, vendor: vendor, model: model, type: type) }
+}
+
+/// How a device proves who it is on the ingest listener.
+public enum DeviceAuth: Sendable, Equatable {
+    /// `Authorization: Bearer …` or `X-Gatehouse-Token: …`.
+    case token(Secret)
+    /// HTTP Basic.
+    case basic(username: String, password: Secret)
+}
+
+/// A configured sink.
+public struct SinkConfig: Sendable, Equatable {
+    public var name: String
+    public var batchMaxEvents: Int
+    public var backoffInitialSeconds: Double
+    public var backoffMaxSeconds: Double
+    public var target: SinkTarget
+}
+
+/// What a sink writes to.
+public enum SinkTarget: Sendable, Equatable {
+    case file(FileSinkConfig)
+    case http(HTTPSinkConfig)
+
+    public var typeName: String {
+        switch self {
+        case .file: "file"
+        case .http: "http"
+        }
+    }
+}
+
+/// NDJSON files, rotated by size.
+public struct FileSinkConfig: Sendable, Equatable {
+    public var path: String
+    public var rotateBytes: Int64
+    public var keepFiles: Int
+}
+
+/// Batched POSTs to the central store.
+public struct HTTPSinkConfig: Sendable, Equatable {
+    public enum Format: String, Sendable, CaseIterable { case ndjson, jsonArray = "json-array" }
+
+    public var url: String
+    public var format: Format
+    public var gzip: Bool
+    public var bearerToken: Secret?
+    public var hmacSecret: Secret?
+    public var signatureHeader: String
+    public var idempotencyHeader: String
+    public var caFile: String?
+    public var clientCertificateFile: String?
+    public var clientKeyFile: String?
+    public var connectTimeoutSeconds: Double
+    public var requestTimeoutSeconds: Double
+}

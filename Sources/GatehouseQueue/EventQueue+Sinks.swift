@@ -1,0 +1,111 @@
+import Foundation
+import GRDB
+import GatehouseCore
+
+extension EventQueue {
+    /// Makes the queue track exactly these sinks: new ones start at the oldest queued event,
+    /// cursors of sinks no longer configured are dropped so they stop holding events back.
+    public func registerSinks(_ names: [String]) async throws {
+        let cursors = try await pool.write { db -> [String: [Int: Int64]] in
+            let placeholders = names.map { _ in "?" }.joined(separator: ",")
+            if names.isEmpty {
+                try db.execute(sql: "DELETE FROM sink_cursors")
+            } else {
+                try db.execute(
+                    sql: "DELETE FROM sink_cursors WHERE sink NOT IN (\(placeholders))",
+                    arguments: StatementArguments(names))
+            }
+            for name in names {
+                for priority in Priority.allCases {
+                    try db.execute(
+                        sql: "INSERT INTO sink_cursors(sink, priority, seq) VALUES (?, ?, 0) ON CONFLICT DO NOTHING",
+                        arguments: [name, priority.rank])
+                }
+            }
+            var cursors: [String: [Int: Int64]] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT sink, priority, seq FROM sink_cursors") {
+                cursors[row[0], default: [:]][row[1]] = row[2]
+            }
+            return cursors
+        }
+        sinkCursorsReplace(cursors)
+        try await pruneDelivered()
+    }
+
+    /// The next events this sink has not delivered: alarms first, then access, then telemetry,
+    /// each priority in insertion order. Bounded by count and bytes so memory never follows the backlog.
+    public func nextBatch(sink: String, maxEvents: Int, maxBytes: Int = 4 << 20) async throws -> [StoredEvent] {
+        let cursor = sinkCursor(sink)
+        return try await pool.read { db in
+            var batch: [StoredEvent] = []
+            var bytes = 0
+            for priority in Priority.forwardingOrder {
+                let remaining = maxEvents - batch.count
+                guard remaining > 0, bytes < maxBytes else { break }
+                let rows = try Row.fetchCursor(
+                    db, sql: "SELECT seq, body FROM events WHERE priority = ? AND seq > ? ORDER BY seq LIMIT ?",
+                    arguments: [priority.rank, cursor[priority.rank] ?? 0, remaining])
+                while let row = try rows.next() {
+                    let body: Data = row[1]
+                    batch.append(StoredEvent(seq: row[0], priority: priority, body: body))
+                    bytes += body.count
+                    if bytes >= maxBytes { break }
+                }
+            }
+            return batch
+        }
+    }
+
+    /// Records that `sink`'s target acknowledged `events` (a prefix of what `nextBatch` gave),
+    /// then deletes events that every sink has delivered.
+    public func acknowledge(sink: String, _ events: [StoredEvent]) async throws {
+        guard !events.isEmpty else { return }
+        let highest = events.reduce(into: [Int: Int64]()) { $0[$1.priority.rank] = max($0[$1.priority.rank] ?? 0, $1.seq) }
+        let updated = try await pool.write { db -> [Int: Int64] in
+            for (rank, seq) in highest {
+                try db.execute(
+                    sql: "UPDATE sink_cursors SET seq = max(seq, ?) WHERE sink = ? AND priority = ?",
+                    arguments: [seq, sink, rank])
+            }
+            return highest
+        }
+        sinkCursorsAdvance(sink: sink, to: updated)
+        try await pruneDelivered(ranks: Array(updated.keys))
+    }
+
+    /// Deletes events at or below the slowest sink's cursor of their priority.
+    func pruneDelivered(ranks: [Int] = Priority.allCases.map(\.rank)) async throws {
+        let all = sinkCursorsSnapshot()
+        guard !all.isEmpty else { return }
+        let floors = ranks.map { rank in (rank, all.values.map { $0[rank] ?? 0 }.min() ?? 0) }
+        try await pool.write { db in
+            var ledger = try Ledger(db)
+            for (rank, floor) in floors where floor > 0 {
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT COUNT(*), COALESCE(SUM(length(body)), 0) FROM events WHERE priority = ? AND seq <= ?",
+                    arguments: [rank, floor])
+                let count: Int64 = row?[0] ?? 0
+                guard count > 0 else { continue }
+                let bytes: Int64 = row?[1] ?? 0
+                try db.execute(sql: "DELETE FROM events WHERE priority = ? AND seq <= ?", arguments: [rank, floor])
+                ledger.queuedEvents -= count
+                ledger.queuedBytes -= bytes + count * Int64(Self.rowOverhead)
+            }
+            try ledger.save(db)
+        }
+    }
+
+    /// Events this sink has still to deliver.
+    public func lag(sink: String) async throws -> Int64 {
+        let cursor = sinkCursor(sink)
+        return try await pool.read { db in
+            var total: Int64 = 0
+            for priority in Priority.allCases {
+                total += try Int64.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM events WHERE priority = ? AND seq > ?",
+                    arguments: [priority.rank, cursor[priority.rank] ?? 0]) ?? 0
+            }
+            return total
+        }
+    }
+}

@@ -1,0 +1,380 @@
+import Foundation
+import GRDB
+import GatehouseCore
+import Logging
+import Synchronization
+
+/// The durable queue on the box: SQLite in WAL mode, the only hand-off between ingest and sinks.
+///
+/// Appends from many connections are committed together (group commit) by `run()`; a caller's
+/// `append` returns only after its transaction is durable, so a device is acknowledged only
+/// for what survives `kill -9` or a power cut.
+public final class EventQueue: Sendable {
+    /// Bytes counted per event row besides its body (rowid, columns, index entry).
+    static let rowOverhead = 48
+
+    public let path: String
+    let pool: DatabasePool
+    let logger: Logger
+    private let settings: Mutex<Settings>
+    private let pending = Mutex<PendingState>(PendingState())
+    private let wakeups: AsyncStream<Void>
+    private let wakeupSource: AsyncStream<Void>.Continuation
+    private let subscribers = Mutex<[Int: AsyncStream<Void>.Continuation]>([:])
+    private let sinkCursors = Mutex<[String: [Int: Int64]]>([:])
+    private let processStats = Mutex<(commits: Int64, events: Int64)>((0, 0))
+
+    struct Settings {
+        var budgetBytes: Int64
+        var commitMaxEvents: Int
+        var quarantineMaxPayloadBytes: Int
+        var dedupWindowHours: Double
+    }
+
+    struct EncodedEvent {
+        let id: EventID
+        let rank: Int
+        let deviceID: String
+        let dedupKey: String?
+        let receivedMs: Int64
+        let body: Data
+    }
+
+    struct PendingAppend {
+        let rows: [EncodedEvent]
+        let cursor: DeviceCursorUpdate?
+        let continuation: CheckedContinuation<[AppendOutcome], any Error>
+    }
+
+    struct PendingState {
+        var items: [PendingAppend] = []
+        var closed = false
+    }
+
+    /// Opens (creating or migrating) the queue at `path`. Does no background work: call `run()`.
+    public init(path: String, settings: QueueSettings, diskBudgetBytes: Int64, logger: Logger) throws {
+        self.path = path
+        self.logger = logger
+        self.settings = Mutex(
+            Settings(
+                budgetBytes: diskBudgetBytes, commitMaxEvents: settings.commitMaxEvents,
+                quarantineMaxPayloadBytes: settings.quarantineMaxPayloadBytes,
+                dedupWindowHours: settings.dedupWindowHours))
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        config.prepareDatabase { db in
+            // FULL: a WAL commit is fsynced before `append` returns. Group commit pays for it.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        // auto_vacuum must be set before the first table exists; it lets maintenance return freed pages.
+        let fresh = !FileManager.default.fileExists(atPath: path)
+        if fresh {
+            let queue = try DatabaseQueue(path: path)
+            try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL") }
+            try queue.close()
+        }
+        pool = try DatabasePool(path: path, configuration: config)
+        try QueueSchema.migrator.migrate(pool)
+        (wakeups, wakeupSource) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    // MARK: - Settings that can change on reload
+
+    public func update(settings: QueueSettings, diskBudgetBytes: Int64) {
+        self.settings.withLock {
+            $0.budgetBytes = diskBudgetBytes
+            $0.commitMaxEvents = settings.commitMaxEvents
+            $0.quarantineMaxPayloadBytes = settings.quarantineMaxPayloadBytes
+            $0.dedupWindowHours = settings.dedupWindowHours
+        }
+    }
+
+    // MARK: - Appending
+
+    /// Hands events to the group committer and waits until their transaction is durable.
+    /// With `cursor`, a polled device's read position is stored in the same transaction,
+    /// unless an event was refused (then the device is read again from where it was).
+    public func append(_ events: [Event], cursor: DeviceCursorUpdate? = nil) async throws -> [AppendOutcome] {
+        let rows = try encode(events)
+        return try await withCheckedThrowingContinuation { continuation in
+            let accepted = pending.withLock { state -> Bool in
+                guard !state.closed else { return false }
+                state.items.append(PendingAppend(rows: rows, cursor: cursor, continuation: continuation))
+                return true
+            }
+            if accepted {
+                wakeupSource.yield()
+            } else {
+                continuation.resume(throwing: CancellationError())
+            }
+        }
+    }
+
+    /// Commits in a transaction of its own, without the group committer (CLI tools, replay).
+    public func appendNow(_ events: [Event], cursor: DeviceCursorUpdate? = nil) async throws -> [AppendOutcome] {
+        let rows = try encode(events)
+        let (outcomes, evictions) = try await pool.write { db in
+            var ledger = try Ledger(db)
+            let outcomes = try self.commit(rows: rows, cursor: cursor, db: db, ledger: &ledger)
+            try ledger.save(db)
+            return (outcomes, ledger.evictions)
+        }
+        report(evictions)
+        notifySubscribers()
+        return outcomes
+    }
+
+    private func encode(_ events: [Event]) throws -> [EncodedEvent] {
+        let encoder = EventCoding.encoder()
+        return try events.map {
+            EncodedEvent(
+                id: $0.id, rank: $0.priority.rank, deviceID: $0.device.id, dedupKey: $0.source.dedupKey,
+                receivedMs: $0.receivedAt.milliseconds, body: try encoder.encode($0))
+        }
+    }
+
+    /// The group committer: takes everything waiting (up to `commit_max_events`), commits it in
+    /// one transaction and answers every caller. Returns after `close()` once nothing is waiting.
+    public func run() async {
+        for await _ in wakeups {
+            await drainPending()
+        }
+        await drainPending()
+    }
+
+    /// Stops accepting appends; `run()` finishes what is waiting and returns.
+    public func close() {
+        pending.withLock { $0.closed = true }
+        wakeupSource.finish()
+    }
+
+    private func drainPending() async {
+        while true {
+            let limit = settings.withLock { $0.commitMaxEvents }
+            let batch = pending.withLock { state -> [PendingAppend] in
+                var taken = 0
+                var count = 0
+                for item in state.items {
+                    if count > 0, taken + item.rows.count > limit { break }
+                    taken += item.rows.count
+                    count += 1
+                }
+                let batch = Array(state.items.prefix(count))
+                state.items.removeFirst(count)
+                return batch
+            }
+            if batch.isEmpty { return }
+            do {
+                let (results, evictions) = try await pool.write { db in
+                    var ledger = try Ledger(db)
+                    let results = try batch.map {
+                        try self.commit(rows: $0.rows, cursor: $0.cursor, db: db, ledger: &ledger)
+                    }
+                    try ledger.save(db)
+                    return (results, ledger.evictions)
+                }
+                processStats.withLock {
+                    $0.commits += 1
+                    $0.events += Int64(batch.reduce(0) { $0 + $1.rows.count })
+                }
+                for (item, outcomes) in zip(batch, results) { item.continuation.resume(returning: outcomes) }
+                report(evictions)
+                notifySubscribers()
+            } catch {
+                logger.error("queue commit failed", metadata: ["error": "\(error)", "gatehouse.batch": "\(batch.count)"])
+                for item in batch { item.continuation.resume(throwing: error) }
+            }
+        }
+    }
+
+    /// Running totals read at the start of a write transaction and saved at its end.
+    struct Ledger {
+        var queuedEvents: Int64
+        var queuedBytes: Int64
+        var quarantineBytes: Int64
+        var duplicates: Int64
+        var quarantined: Int64
+        var evictions: [Int: (count: Int64, bytes: Int64)] = [:]  // rank → ; -1 is quarantine
+
+        init(_ db: Database) throws {
+            let rows = try Row.fetchAll(db, sql: "SELECT name, value FROM counters")
+            var values: [String: Int64] = [:]
+            for row in rows { values[row[0]] = row[1] }
+            queuedEvents = values[Counter.queuedEvents] ?? 0
+            queuedBytes = values[Counter.queuedBytes] ?? 0
+            quarantineBytes = values[Counter.quarantineBytes] ?? 0
+            duplicates = values[Counter.duplicates] ?? 0
+            quarantined = values[Counter.quarantined] ?? 0
+        }
+
+        var usedBytes: Int64 { queuedBytes + quarantineBytes }
+
+        func save(_ db: Database) throws {
+            var updates: [(String, Int64)] = [
+                (Counter.queuedEvents, queuedEvents), (Counter.queuedBytes, queuedBytes),
+                (Counter.quarantineBytes, quarantineBytes), (Counter.duplicates, duplicates),
+                (Counter.quarantined, quarantined),
+            ]
+            let statement = try db.cachedStatement(
+                sql: "INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value")
+            for (rank, eviction) in evictions {
+                let name = rank < 0 ? Counter.evictedQuarantine : Counter.evicted(rank)
+                let previous = try Int64.fetchOne(db, sql: "SELECT value FROM counters WHERE name = ?", arguments: [name]) ?? 0
+                updates.append((name, previous + eviction.count))
+            }
+            for (name, value) in updates { try statement.execute(arguments: [name, value]) }
+        }
+    }
+
+    private func commit(
+        rows: [EncodedEvent], cursor: DeviceCursorUpdate?, db: Database, ledger: inout Ledger
+    ) throws -> [AppendOutcome] {
+        let budget = settings.withLock { $0.budgetBytes }
+        let insertDedup = try db.cachedStatement(
+            sql: "INSERT INTO dedup(device_id, key, event_id, seen_ms) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
+        let insertEvent = try db.cachedStatement(
+            sql: "INSERT INTO events(priority, device_id, received_ms, body) VALUES (?, ?, ?, ?)")
+        var outcomes: [AppendOutcome] = []
+        outcomes.reserveCapacity(rows.count)
+        for row in rows {
+            let size = Int64(row.body.count + Self.rowOverhead)
+            if ledger.usedBytes + size > budget {
+                try evict(db: db, belowRank: row.rank, bytesNeeded: ledger.usedBytes + size - budget, ledger: &ledger)
+                if ledger.usedBytes + size > budget {
+                    let name = Priority(rank: row.rank)?.rawValue ?? "\(row.rank)"
+                    outcomes.append(.refused("disk budget of \(budget) bytes is full with events of priority \(name) or higher; retry later"))
+                    continue
+                }
+            }
+            if let key = row.dedupKey {
+                try insertDedup.execute(arguments: [row.deviceID, key, row.id.description, row.receivedMs])
+                if db.changesCount == 0 {
+                    let original = try String.fetchOne(
+                        db, sql: "SELECT event_id FROM dedup WHERE device_id = ? AND key = ?",
+                        arguments: [row.deviceID, key])
+                    ledger.duplicates += 1
+                    outcomes.append(.duplicate(of: original.flatMap(EventID.init) ?? row.id))
+                    continue
+                }
+            }
+            try insertEvent.execute(arguments: [row.rank, row.deviceID, row.receivedMs, row.body])
+            ledger.queuedEvents += 1
+            ledger.queuedBytes += size
+            outcomes.append(.stored(row.id))
+        }
+        if let cursor, outcomes.allSatisfy(\.isAccepted) {
+            try db.execute(
+                sql: """
+                    INSERT INTO device_cursors(device_id, cursor, updated_ms) VALUES (?, ?, ?)
+                    ON CONFLICT(device_id) DO UPDATE SET cursor = excluded.cursor, updated_ms = excluded.updated_ms
+                    """,
+                arguments: [cursor.deviceID, cursor.cursor, Timestamp.now.milliseconds])
+        }
+        return outcomes
+    }
+
+    /// Deletes the oldest events of ranks below `belowRank`, lowest rank first (quarantined
+    /// input before telemetry), until `bytesNeeded` are freed or nothing lower is left.
+    private func evict(db: Database, belowRank: Int, bytesNeeded: Int64, ledger: inout Ledger) throws {
+        var freed = try evictQuarantine(db: db, bytesNeeded: bytesNeeded, ledger: &ledger)
+        for rank in 0..<max(0, belowRank) where freed < bytesNeeded {
+            while freed < bytesNeeded {
+                let rows = try Row.fetchAll(
+                    db, sql: "SELECT seq, length(body) FROM events WHERE priority = ? ORDER BY seq LIMIT 256",
+                    arguments: [rank])
+                guard !rows.isEmpty else { break }
+                var lastSeq: Int64 = 0
+                var count: Int64 = 0
+                var bytes: Int64 = 0
+                for row in rows where freed + bytes < bytesNeeded {
+                    lastSeq = row[0]
+                    bytes += (row[1] as Int64) + Int64(Self.rowOverhead)
+                    count += 1
+                }
+                try db.execute(sql: "DELETE FROM events WHERE priority = ? AND seq <= ?", arguments: [rank, lastSeq])
+                freed += bytes
+                ledger.queuedBytes -= bytes
+                ledger.queuedEvents -= count
+                ledger.evictions[rank, default: (0, 0)].count += count
+                ledger.evictions[rank, default: (0, 0)].bytes += bytes
+            }
+        }
+    }
+
+    /// Deletes the oldest quarantine entries until `bytesNeeded` are freed; returns what was freed.
+    /// Quarantined input never pushes out events, only older quarantine.
+    @discardableResult
+    func evictQuarantine(db: Database, bytesNeeded: Int64, ledger: inout Ledger) throws -> Int64 {
+        var freed: Int64 = 0
+        while freed < bytesNeeded {
+            let rows = try Row.fetchAll(db, sql: "SELECT id, length(payload) FROM quarantine ORDER BY id LIMIT 64")
+            guard !rows.isEmpty else { break }
+            var lastID: Int64 = 0
+            var count: Int64 = 0
+            var bytes: Int64 = 0
+            for row in rows where freed + bytes < bytesNeeded {
+                lastID = row[0]
+                bytes += row[1] as Int64
+                count += 1
+            }
+            try db.execute(sql: "DELETE FROM quarantine WHERE id <= ?", arguments: [lastID])
+            freed += bytes
+            ledger.quarantineBytes -= bytes
+            ledger.evictions[-1, default: (0, 0)].count += count
+            ledger.evictions[-1, default: (0, 0)].bytes += bytes
+        }
+        return freed
+    }
+
+    func processCounters() -> (commits: Int64, events: Int64) { processStats.withLock { $0 } }
+    func dedupWindowHours() -> Double { settings.withLock { $0.dedupWindowHours } }
+
+    func settingsSnapshot() -> (budget: Int64, maxPayload: Int) {
+        settings.withLock { ($0.budgetBytes, $0.quarantineMaxPayloadBytes) }
+    }
+
+    func report(_ evictions: [Int: (count: Int64, bytes: Int64)]) {
+        for (rank, eviction) in evictions.sorted(by: { $0.key < $1.key }) {
+            let what = rank < 0 ? "quarantine entries" : "\(Priority(rank: rank)?.rawValue ?? "\(rank)") events"
+            logger.warning(
+                "disk budget reached: evicted \(eviction.count) oldest \(what) (\(eviction.bytes) bytes)",
+                metadata: ["gatehouse.evicted": "\(eviction.count)"])
+        }
+    }
+
+    // MARK: - Sink cursor cache (the database is the source of truth)
+
+    func sinkCursor(_ sink: String) -> [Int: Int64] { sinkCursors.withLock { $0[sink] ?? [:] } }
+    func sinkCursorsSnapshot() -> [String: [Int: Int64]] { sinkCursors.withLock { $0 } }
+    func sinkCursorsReplace(_ cursors: [String: [Int: Int64]]) { sinkCursors.withLock { $0 = cursors } }
+    func sinkCursorsAdvance(sink: String, to highest: [Int: Int64]) {
+        sinkCursors.withLock { all in
+            for (rank, seq) in highest { all[sink, default: [:]][rank] = max(all[sink]?[rank] ?? 0, seq) }
+        }
+    }
+
+    // MARK: - New-event signal for sinks
+
+    /// A stream that yields after every commit that stored events; ends when the task is cancelled.
+    public func commitSignal() -> AsyncStream<Void> {
+        let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let key = subscribers.withLock { subs -> Int in
+            let key = (subs.keys.max() ?? 0) + 1
+            subs[key] = continuation
+            return key
+        }
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.subscribers.withLock { $0.removeValue(forKey: key) }
+        }
+        continuation.yield()
+        return stream
+    }
+
+    private func notifySubscribers() {
+        for continuation in subscribers.withLock({ Array($0.values) }) { continuation.yield() }
+    }
+}

@@ -1,0 +1,81 @@
+import GRDB
+
+/// Versioned schema migrations: an upgraded binary migrates the file in place and keeps
+/// every queued event. Never edit a registered migration; add a new one.
+enum QueueSchema {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-events-cursors-quarantine") { db in
+            // `seq` is the rowid: insertion order, the unit sink cursors count in.
+            try db.execute(sql: """
+                CREATE TABLE events (
+                    seq INTEGER PRIMARY KEY,
+                    priority INTEGER NOT NULL,
+                    device_id TEXT NOT NULL,
+                    received_ms INTEGER NOT NULL,
+                    body BLOB NOT NULL
+                );
+                CREATE INDEX events_by_priority ON events(priority, seq);
+
+                -- Remembers (device, dedup key) past delivery, so a device's late retry is still recognised.
+                CREATE TABLE dedup (
+                    device_id TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    event_id TEXT NOT NULL,
+                    seen_ms INTEGER NOT NULL,
+                    PRIMARY KEY (device_id, key)
+                ) WITHOUT ROWID;
+                CREATE INDEX dedup_by_age ON dedup(seen_ms);
+
+                -- One cursor per sink and priority: sinks read alarms first, so a single
+                -- high-water mark cannot describe what was delivered.
+                CREATE TABLE sink_cursors (
+                    sink TEXT NOT NULL,
+                    priority INTEGER NOT NULL,
+                    seq INTEGER NOT NULL,
+                    PRIMARY KEY (sink, priority)
+                ) WITHOUT ROWID;
+
+                -- How far a polled device's own log was read; written with the events it produced.
+                CREATE TABLE device_cursors (
+                    device_id TEXT PRIMARY KEY,
+                    cursor TEXT NOT NULL,
+                    updated_ms INTEGER NOT NULL
+                ) WITHOUT ROWID;
+
+                CREATE TABLE quarantine (
+                    id INTEGER PRIMARY KEY,
+                    received_ms INTEGER NOT NULL,
+                    device_id TEXT,
+                    driver TEXT NOT NULL,
+                    route TEXT,
+                    content_type TEXT,
+                    remote TEXT,
+                    reason TEXT NOT NULL,
+                    payload BLOB NOT NULL,
+                    payload_bytes INTEGER NOT NULL,
+                    replayed_ms INTEGER,
+                    replayed_events TEXT
+                );
+
+                -- Running totals kept in the same transactions that change them.
+                CREATE TABLE counters (
+                    name TEXT PRIMARY KEY,
+                    value INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                """)
+        }
+        return migrator
+    }
+}
+
+/// Names of the persistent counters.
+enum Counter {
+    static let queuedEvents = "queued_events"
+    static let queuedBytes = "queued_bytes"
+    static let quarantineBytes = "quarantine_bytes"
+    static let quarantined = "quarantined_total"
+    static let duplicates = "duplicates_total"
+    static func evicted(_ rank: Int) -> String { "evicted_total_p\(rank)" }
+    static let evictedQuarantine = "evicted_quarantine_total"
+}

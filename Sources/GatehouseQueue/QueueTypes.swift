@@ -1,0 +1,106 @@
+import Foundation
+import GatehouseCore
+
+/// What happened to one event handed to the queue.
+public enum AppendOutcome: Sendable, Equatable {
+    /// Committed durably; the device may now be acknowledged.
+    case stored(EventID)
+    /// The same device sent the same dedup key before; nothing new was stored.
+    case duplicate(of: EventID)
+    /// The disk budget is full of events at least as important: ask the sender to retry later.
+    case refused(String)
+
+    public var isAccepted: Bool {
+        if case .refused = self { return false }
+        return true
+    }
+}
+
+/// An event as read back from the queue for a sink.
+public struct StoredEvent: Sendable, Equatable {
+    /// Insertion order; what sink cursors count in.
+    public let seq: Int64
+    public let priority: Priority
+    /// The event's JSON, exactly as stored.
+    public let body: Data
+}
+
+/// How far a polled device's own log was read, stored with the events it produced.
+public struct DeviceCursorUpdate: Sendable, Equatable {
+    public var deviceID: String
+    public var cursor: String
+
+    public init(deviceID: String, cursor: String) {
+        self.deviceID = deviceID
+        self.cursor = cursor
+    }
+}
+
+/// Input that could not be mapped, kept so it can be replayed after the mapping is fixed.
+public struct QuarantineRecord: Sendable, Equatable {
+    public var deviceID: String?
+    /// The driver that received it, or `sink:<name>` for an event a sink's target rejected.
+    public var driver: String
+    public var route: String?
+    public var contentType: String?
+    public var remote: String?
+    public var reason: String
+    public var payload: Data
+
+    public init(
+        deviceID: String?, driver: String, route: String? = nil, contentType: String? = nil, remote: String? = nil,
+        reason: String, payload: Data
+    ) {
+        self.deviceID = deviceID
+        self.driver = driver
+        self.route = route
+        self.contentType = contentType
+        self.remote = remote
+        self.reason = reason
+        self.payload = payload
+    }
+}
+
+/// A stored quarantine entry.
+public struct QuarantineEntry: Sendable, Codable, Equatable {
+    public var id: Int64
+    public var receivedAt: Timestamp
+    public var deviceID: String?
+    public var driver: String
+    public var route: String?
+    public var contentType: String?
+    public var remote: String?
+    public var reason: String
+    /// Size of the payload as received; `payload` may be cut to the configured bound.
+    public var payloadBytes: Int
+    public var payload: Data
+    public var replayedAt: Timestamp?
+    public var replayedEvents: [String]?
+
+    public var truncated: Bool { payload.count < payloadBytes }
+}
+
+/// The queue's figures for the status log, `gatehouse status` and metrics.
+public struct QueueStats: Sendable, Codable, Equatable {
+    /// Events not yet delivered by every sink.
+    public var depth: Int64
+    /// Bytes counted against the disk budget (events and quarantine).
+    public var usedBytes: Int64
+    public var budgetBytes: Int64
+    public var oldestReceivedAt: Timestamp?
+    /// Evictions since the queue was created, by priority name, plus `quarantine`.
+    public var evicted: [String: Int64]
+    public var quarantined: Int64
+    public var quarantineWaiting: Int64
+    public var duplicates: Int64
+    /// SQLite file and its WAL on disk.
+    public var fileBytes: Int64
+    /// Since this process started: transactions and events committed by the group committer.
+    public var commits: Int64
+    public var committedEvents: Int64
+}
+
+/// Raised when the disk budget cannot take an item and nothing less important can be evicted.
+public struct QueueFullError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+}
