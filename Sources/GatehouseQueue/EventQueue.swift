@@ -62,10 +62,6 @@ public final class EventQueue: Sendable {
                 dedupWindowHours: settings.dedupWindowHours))
         var config = Configuration()
         config.busyMode = .timeout(10)
-        config.prepareDatabase { db in
-            // FULL: a WAL commit is fsynced before `append` returns. Group commit pays for it.
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-        }
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -78,6 +74,16 @@ public final class EventQueue: Sendable {
             try queue.close()
         }
         pool = try DatabasePool(path: path, configuration: config)
+        // FULL: a WAL commit is fsynced before `append` returns; group commit pays for it.
+        // Set on the writer after opening, because GRDB switches WAL pools to NORMAL while
+        // opening them, and read back so that a library change cannot weaken it unnoticed.
+        let synchronous = try pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            return try Int.fetchOne(db, sql: "PRAGMA synchronous")
+        }
+        guard synchronous == 2 else {
+            throw QueueOpenError(description: "SQLite refused synchronous=FULL (got \(synchronous ?? -1)); commits would not be durable")
+        }
         try QueueSchema.migrator.migrate(pool)
         (wakeups, wakeupSource) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }

@@ -104,3 +104,8 @@ public struct QueueStats: Sendable, Codable, Equatable {
 public struct QueueFullError: Error, Sendable, CustomStringConvertible {
     public var description: String
 }
+
+/// Raised when the queue file cannot be opened with the guarantees the delivery contract needs.
+public struct QueueOpenError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+}

@@ -1,0 +1,111 @@
+import Foundation
+import GatehouseCore
+import GatehouseIngest
+import GatehouseQueue
+import GatehouseSinks
+import Hummingbird
+import Logging
+import Prometheus
+import ServiceLifecycle
+
+/// The daemon: one ServiceGroup in dependency order — queue, sinks, ingest, admin, status,
+/// reload. Graceful shutdown runs in reverse: ingest stops taking requests and answers those
+/// in flight, sinks finish their batch, and the queue commits what is still waiting.
+public final class GatehouseDaemon: Sendable {
+    public let config: GatehouseConfig
+    let configPath: String?
+    let logger: Logger
+    let registry: PrometheusCollectorRegistry
+    let onListening: @Sendable (_ listener: String, _ port: Int) async -> Void
+
+    /// Validates nothing and opens nothing: `run()` does the I/O.
+    public init(
+        config: GatehouseConfig, configPath: String?, logger: Logger,
+        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+        onListening: @escaping @Sendable (_ listener: String, _ port: Int) async -> Void = { _, _ in }
+    ) {
+        self.config = config
+        self.configPath = configPath
+        self.logger = logger
+        self.registry = registry
+        self.onListening = onListening
+    }
+
+    /// Loads and validates a config file against the drivers this build carries.
+    public static func loadConfig(path: String) throws(ConfigError) -> GatehouseConfig {
+        try ConfigLoader.load(path: path, knownDrivers: DriverRegistry.names)
+    }
+
+    public static var queueFileName: String { "queue.sqlite" }
+
+    /// Runs until SIGTERM/SIGINT (when `handleSignals`) or cancellation.
+    public func run(handleSignals: Bool = true) async throws {
+        let queuePath = (config.stateDirectory as NSString).appendingPathComponent(Self.queueFileName)
+        let queue = try EventQueue(path: queuePath, settings: config.queue, diskBudgetBytes: config.diskBudgetBytes, logger: logger)
+        let devices = DeviceDirectory(devices: config.devices, logger: logger)
+        let pipeline = IngestPipeline(config: config, queue: queue, devices: devices, logger: logger)
+        let requests = DeviceRequests(config: config.ingest, devices: devices)
+        let sourceGuard = SourceGuard(config: config.ingest)
+        let sinks = SinkSupervisor(queue: queue, logger: logger)
+        try await sinks.apply(config.sinks)
+        let notifier = SystemdNotifier()
+        let collector = StatusCollector(queue: queue, devices: devices, sinks: sinks, registry: registry, site: config.site)
+        let status = StatusService(
+            collector: collector, pipeline: pipeline, notifier: notifier, interval: config.statusIntervalSeconds, logger: logger)
+        let reload = ReloadService(
+            configPath: configPath, current: config, queue: queue, devices: devices, pipeline: pipeline,
+            requests: requests, sourceGuard: sourceGuard, sinks: sinks, status: status, logger: logger)
+
+        let ingestConfig = config.ingest
+        let onListening = self.onListening
+        let logger = self.logger
+        let ingest = IngestListener.make(
+            config: config.ingest, context: DriverContext(pipeline: pipeline, requests: requests), sourceGuard: sourceGuard,
+            logger: logger.withLevel(.warning),
+            onRunning: { port in
+                logger.notice("ingest listener ready on \(ingestConfig.host):\(port)")
+                notifier.ready(status: "ingest on \(ingestConfig.host):\(port)")
+                await onListening("ingest", port)
+            })
+        let adminConfig = config.admin
+        let admin = AdminListener.make(config: config.admin, status: collector, logger: logger.withLevel(.warning)) { port in
+            logger.notice("admin listener ready on \(adminConfig.host):\(port) (GET /status, /metrics)")
+            await onListening("admin", port)
+        }
+
+        logger.notice(
+            "gatehouse starting",
+            metadata: [
+                "gatehouse.site": "\(config.site)", "gatehouse.devices": "\(config.devices.count)",
+                "gatehouse.sinks": "\(config.sinks.map(\.name).joined(separator: ","))", "gatehouse.queue": "\(queuePath)",
+            ])
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: QueueService(queue: queue), serviceName: "queue"),
+                    .init(service: sinks, serviceName: "sinks"),
+                    .init(service: ingest, serviceName: "ingest"),
+                    .init(service: admin, serviceName: "admin"),
+                    .init(service: status, serviceName: "status"),
+                    .init(service: reload, serviceName: "reload"),
+                ],
+                gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
+                logger: logger.withLevel(.warning)))
+        do {
+            try await group.run()
+        } catch {
+            notifier.stopping()
+            throw error
+        }
+        notifier.stopping()
+        logger.notice("gatehouse stopped cleanly")
+    }
+}
+
+extension Logger {
+    func withLevel(_ level: Logger.Level) -> Logger {
+        var copy = self
+        copy.logLevel = max(level, logLevel)
+        return copy
+    }
+}

@@ -1,0 +1,65 @@
+import Foundation
+import GatehouseCore
+import GatehouseIngest
+import GatehouseQueue
+import Logging
+
+/// Maps a quarantined payload again with the current config and drivers; what maps is
+/// committed as events (with the original receive time) and the entry is marked replayed.
+public struct QuarantineReplayer: Sendable {
+    let config: GatehouseConfig
+    let queue: EventQueue
+
+    public init(config: GatehouseConfig, queue: EventQueue) {
+        self.config = config
+        self.queue = queue
+    }
+
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public func replay(_ entry: QuarantineEntry) async -> Result<[EventID], Failure> {
+        do {
+            let events = try events(for: entry)
+            let outcomes = try await queue.appendNow(events)
+            var ids: [EventID] = []
+            for outcome in outcomes {
+                switch outcome {
+                case .stored(let id), .duplicate(let id): ids.append(id)
+                case .refused(let reason): return .failure(Failure(description: reason))
+                }
+            }
+            try await queue.markReplayed(id: entry.id, eventIDs: ids)
+            return .success(ids)
+        } catch let failure as Failure {
+            return .failure(failure)
+        } catch let error as PayloadError {
+            return .failure(Failure(description: error.reason))
+        } catch {
+            return .failure(Failure(description: "\(error)"))
+        }
+    }
+
+    func events(for entry: QuarantineEntry) throws -> [Event] {
+        guard !entry.truncated else {
+            throw Failure(description: "payload was cut to \(entry.payload.count) of \(entry.payloadBytes) bytes when kept; it cannot be replayed")
+        }
+        // An event a sink's target rejected is already normalized: it goes back as it was, same id.
+        if entry.driver.hasPrefix("sink:") {
+            return [try EventCoding.decode(entry.payload)]
+        }
+        guard let deviceID = entry.deviceID, let device = config.device(deviceID) else {
+            throw Failure(description: "device '\(entry.deviceID ?? "-")' is not in the config")
+        }
+        guard let driver = DriverRegistry.driver(named: entry.driver) else {
+            throw Failure(description: "driver '\(entry.driver)' is not in this build")
+        }
+        let drafts = try driver.decode(
+            RawPayload(body: Array(entry.payload), contentType: entry.contentType, route: entry.route), device: device)
+        var logger = Logger(label: "gatehouse.replay")
+        logger.logLevel = .warning
+        let pipeline = IngestPipeline(config: config, queue: queue, devices: DeviceDirectory(devices: [], logger: logger), logger: logger)
+        return drafts.map { pipeline.makeEvent($0, device: device, driver: driver.name, receivedAt: entry.receivedAt) }
+    }
+}

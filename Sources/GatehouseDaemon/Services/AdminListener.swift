@@ -1,0 +1,35 @@
+import Foundation
+import GatehouseCore
+import Hummingbird
+import Logging
+import NIOCore
+
+/// The local admin listener: `GET /status` (JSON for `gatehouse status`), `GET /metrics`
+/// (Prometheus text) and `GET /healthz`. Bound to 127.0.0.1 by default.
+enum AdminListener {
+    static func make(
+        config: AdminListenerConfig, status: StatusCollector, logger: Logger, onRunning: @escaping @Sendable (Int) async -> Void
+    ) -> some ApplicationProtocol {
+        let router = Router()
+        router.get("/healthz") { _, _ in "ok\n" }
+        router.get("/status") { _, _ -> Response in
+            let report = try await status.report()
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            var headers = HTTPFields()
+            headers[.contentType] = "application/json"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(report))))
+        }
+        router.get("/metrics") { _, _ -> Response in
+            let text = try await status.metricsText()
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; version=0.0.4"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(config.host, port: config.port), serverName: "gatehouse-admin"),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? config.port) },
+            logger: logger)
+    }
+}

@@ -1,0 +1,84 @@
+import GatehouseCore
+import GatehouseIngest
+import GatehouseQueue
+import Logging
+import ServiceLifecycle
+import UnixSignals
+import Synchronization
+
+/// SIGHUP: re-reads the config and applies what can change safely — devices, sinks, privacy,
+/// limits, budget, status interval — without touching queued events. A config with errors is
+/// refused as a whole and the running one stays; listener addresses need a restart.
+final class ReloadService: Service {
+    let configPath: String?
+    let queue: EventQueue
+    let devices: DeviceDirectory
+    let pipeline: IngestPipeline
+    let requests: DeviceRequests
+    let sourceGuard: SourceGuard
+    let sinks: SinkSupervisor
+    let status: StatusService
+    let logger: Logger
+    private let current: Mutex<GatehouseConfig>
+
+    init(
+        configPath: String?, current: GatehouseConfig, queue: EventQueue, devices: DeviceDirectory, pipeline: IngestPipeline,
+        requests: DeviceRequests, sourceGuard: SourceGuard, sinks: SinkSupervisor, status: StatusService, logger: Logger
+    ) {
+        self.configPath = configPath
+        self.current = Mutex(current)
+        self.queue = queue
+        self.devices = devices
+        self.pipeline = pipeline
+        self.requests = requests
+        self.sourceGuard = sourceGuard
+        self.sinks = sinks
+        self.status = status
+        self.logger = logger
+    }
+
+    func run() async throws {
+        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+            await reload()
+        }
+    }
+
+    func reload() async {
+        guard let configPath else {
+            logger.warning("SIGHUP ignored: this instance runs on embedded defaults, not a config file")
+            return
+        }
+        let next: GatehouseConfig
+        do {
+            next = try ConfigLoader.load(path: configPath, knownDrivers: DriverRegistry.names)
+        } catch {
+            logger.error("reload refused, keeping the running config: \(error)")
+            return
+        }
+        let previous = current.withLock { $0 }
+        var changes: [String] = []
+        let deviceChanges = devices.replace(next.devices)
+        changes += deviceChanges.added.map { "device \($0) added" } + deviceChanges.removed.map { "device \($0) removed" }
+            + deviceChanges.changed.map { "device \($0) changed" }
+        pipeline.update(config: next)
+        requests.update(config: next.ingest)
+        sourceGuard.update(config: next.ingest)
+        queue.update(settings: next.queue, diskBudgetBytes: next.diskBudgetBytes)
+        status.update(interval: next.statusIntervalSeconds)
+        if previous.privacy != next.privacy { changes.append("privacy policy changed") }
+        if previous.diskBudgetBytes != next.diskBudgetBytes { changes.append("disk budget \(previous.diskBudgetBytes) → \(next.diskBudgetBytes) bytes") }
+        if previous.site != next.site { changes.append("site \(previous.site) → \(next.site)") }
+        do {
+            changes += try await sinks.apply(next.sinks)
+        } catch {
+            logger.error("reload: could not apply sinks: \(error)")
+        }
+        if previous.ingest.host != next.ingest.host || previous.ingest.port != next.ingest.port
+            || previous.admin != next.admin || previous.stateDirectory != next.stateDirectory
+        {
+            logger.warning("reload: listener addresses and state_directory change only on restart; still using the old ones")
+        }
+        current.withLock { $0 = next }
+        logger.notice("config reloaded from \(configPath): \(changes.isEmpty ? "no changes" : changes.joined(separator: "; "))")
+    }
+}

@@ -1,0 +1,66 @@
+import GatehouseCore
+import GatehouseIngest
+import GatehouseQueue
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// The status log: a summary line every `status_interval_seconds`, device health sweeps every
+/// second (state changes are logged at once by the parts that change), queue maintenance
+/// every minute and the systemd watchdog, which is only fed while the queue answers.
+final class StatusService: Service {
+    let collector: StatusCollector
+    let pipeline: IngestPipeline
+    let notifier: SystemdNotifier
+    let logger: Logger
+    private let interval: Mutex<Double>
+
+    init(collector: StatusCollector, pipeline: IngestPipeline, notifier: SystemdNotifier, interval: Double, logger: Logger) {
+        self.collector = collector
+        self.pipeline = pipeline
+        self.notifier = notifier
+        self.interval = Mutex(interval)
+        self.logger = logger
+    }
+
+    func update(interval seconds: Double) { interval.withLock { $0 = seconds } }
+
+    func run() async throws {
+        let clock = ContinuousClock()
+        var nextSummary = clock.now.advanced(by: .seconds(interval.withLock { $0 }))
+        var nextMaintenance = clock.now.advanced(by: .seconds(60))
+        var nextWatchdog = clock.now
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                try await Task.sleep(for: .seconds(1))
+            } catch {
+                return
+            }
+            await pipeline.report(pipeline.devices.sweep())
+            let now = clock.now
+            if let watchdogInterval = notifier.watchdogInterval, now >= nextWatchdog {
+                // Only a queue that answers counts as alive: a stuck database lets systemd restart us.
+                if (try? await collector.queue.stats()) != nil { notifier.watchdog() }
+                nextWatchdog = now.advanced(by: watchdogInterval)
+            }
+            if now >= nextSummary {
+                do {
+                    let report = try await collector.report()
+                    logger.info("\(report.summaryLine)")
+                    notifier.status("devices \(report.devicesUp)/\(report.devices.count) up, queue \(report.queue.depth)")
+                } catch {
+                    logger.error("status: cannot read queue figures: \(error)")
+                }
+                nextSummary = now.advanced(by: .seconds(interval.withLock { $0 }))
+            }
+            if now >= nextMaintenance {
+                do {
+                    try await collector.queue.maintain()
+                } catch {
+                    logger.warning("queue maintenance failed: \(error)")
+                }
+                nextMaintenance = now.advanced(by: .seconds(60))
+            }
+        }
+    }
+}

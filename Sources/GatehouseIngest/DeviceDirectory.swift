@@ -1,0 +1,108 @@
+import GatehouseCore
+import Logging
+import Synchronization
+
+/// The configured devices and whether each is up, replaced as a whole on reload.
+///
+/// A device is up while it sends something at least every `offline_after_seconds`; health
+/// changes are logged at once and become `device.online` / `device.offline` events.
+public final class DeviceDirectory: Sendable {
+    /// One device's health as the status log shows it.
+    public struct Health: Sendable, Codable, Equatable {
+        public enum State: String, Sendable, Codable { case up, down }
+        public var id: String
+        public var driver: String
+        public var state: State
+        public var since: Timestamp
+        public var reason: String?
+        public var lastSeen: Timestamp?
+        public var events: Int64
+    }
+
+    /// A change of health to report.
+    public struct Transition: Sendable, Equatable {
+        public var device: DeviceConfig
+        public var health: Health
+    }
+
+    private struct State {
+        var devices: [String: DeviceConfig] = [:]
+        var health: [String: Health] = [:]
+    }
+
+    private let state = Mutex(State())
+    private let logger: Logger
+
+    public init(devices: [DeviceConfig], logger: Logger, now: Timestamp = .now) {
+        self.logger = logger
+        replace(devices, now: now)
+    }
+
+    public func device(_ id: String) -> DeviceConfig? { state.withLock { $0.devices[id] } }
+
+    public var all: [DeviceConfig] { state.withLock { Array($0.devices.values) }.sorted { $0.id < $1.id } }
+
+    public var healthSnapshot: [Health] { state.withLock { Array($0.health.values) }.sorted { $0.id < $1.id } }
+
+    /// Installs a new device list; health of devices that stay is kept. Returns a summary of what changed.
+    @discardableResult
+    public func replace(_ devices: [DeviceConfig], now: Timestamp = .now) -> (added: [String], removed: [String], changed: [String]) {
+        state.withLock { s in
+            let old = s.devices
+            s.devices = Dictionary(devices.filter(\.enabled).map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+            let added = s.devices.keys.filter { old[$0] == nil }.sorted()
+            let removed = old.keys.filter { s.devices[$0] == nil }.sorted()
+            let changed = s.devices.keys.filter { old[$0] != nil && old[$0] != s.devices[$0] }.sorted()
+            for id in removed { s.health[id] = nil }
+            for id in added {
+                s.health[id] = Health(
+                    id: id, driver: s.devices[id]?.driver ?? "", state: .down, since: now,
+                    reason: "nothing received yet", lastSeen: nil, events: 0)
+            }
+            return (added, removed, changed)
+        }
+    }
+
+    /// Records traffic from a device; returns a transition when it comes back up.
+    public func markSeen(_ id: String, events: Int, at now: Timestamp = .now) -> Transition? {
+        let transition = state.withLock { s -> Transition? in
+            guard var health = s.health[id], let device = s.devices[id] else { return nil }
+            health.lastSeen = now
+            health.events += Int64(events)
+            defer { s.health[id] = health }
+            guard health.state == .down else { return nil }
+            health.state = .up
+            health.since = now
+            health.reason = nil
+            return Transition(device: device, health: health)
+        }
+        if let transition { log(transition) }
+        return transition
+    }
+
+    /// Marks devices down that have been silent for longer than their `offline_after_seconds`.
+    public func sweep(now: Timestamp = .now) -> [Transition] {
+        let transitions = state.withLock { s -> [Transition] in
+            var out: [Transition] = []
+            for (id, device) in s.devices {
+                guard var health = s.health[id], health.state == .up, let seen = health.lastSeen,
+                    now.seconds - seen.seconds > device.offlineAfterSeconds
+                else { continue }
+                health.state = .down
+                health.since = now
+                health.reason = "no data for \(Int(device.offlineAfterSeconds)) s"
+                s.health[id] = health
+                out.append(Transition(device: device, health: health))
+            }
+            return out
+        }
+        for transition in transitions { log(transition) }
+        return transitions
+    }
+
+    private func log(_ transition: Transition) {
+        let h = transition.health
+        let text = h.state == .up ? "device \(h.id) is up" : "device \(h.id) is down: \(h.reason ?? "unknown reason")"
+        logger.notice("\(text)", metadata: ["gatehouse.device": "\(h.id)", "gatehouse.state": "\(h.state.rawValue)"])
+    }
+}

@@ -1,0 +1,78 @@
+import Foundation
+import GatehouseCore
+import GatehouseQueue
+import Hummingbird
+
+/// Devices and integrations that send the normalized event themselves:
+/// `POST /v1/devices/{device}/events` with one event object or an array of them.
+///
+/// The reply comes after the commit: 200 with each event's id (or the id it duplicates),
+/// 422 with the reason when the body cannot be mapped (the body is kept in quarantine),
+/// 503 with Retry-After when the disk budget refuses it.
+public struct GenericJSONDriver: Driver {
+    public let name = "generic-json"
+
+    public init() {}
+
+    public func decode(_ payload: RawPayload, device: DeviceConfig) throws(PayloadError) -> [EventDraft] {
+        try GenericJSONDecoder.decode(payload.body, zone: device.timeZone)
+    }
+
+    public func mountRoutes(on router: Router<IngestRequestContext>, context: DriverContext) {
+        router.post("/v1/devices/:device/events") { request, requestContext in
+            do {
+                return try await handle(request, requestContext, context)
+            } catch let rejection as Rejection {
+                return rejection.response
+            }
+        }
+    }
+
+    private func handle(_ request: Request, _ requestContext: IngestRequestContext, _ context: DriverContext) async throws -> Response {
+        let deviceID = requestContext.parameters.get("device") ?? ""
+        let device = try context.requests.authorize(deviceID: deviceID, request: request, context: requestContext)
+        guard device.driver == name else {
+            throw Rejection(.notFound, "wrong-driver", "device '\(deviceID)' is configured for driver '\(device.driver)', not \(name)")
+        }
+        if let type = request.headers[.contentType], !type.lowercased().contains("json") {
+            throw Rejection(.unsupportedMediaType, "unsupported-media-type", "Content-Type '\(type)' is not JSON (expected application/json)")
+        }
+        let buffer = try await context.requests.body(of: request)
+        let body = Array(buffer.readableBytesView)
+        let drafts: [EventDraft]
+        do {
+            drafts = try decode(RawPayload(body: body, contentType: request.headers[.contentType], route: request.uri.path), device: device)
+        } catch {
+            let record = QuarantineRecord(
+                deviceID: device.id, driver: name, route: request.uri.path, contentType: request.headers[.contentType],
+                remote: requestContext.remoteIP, reason: error.reason, payload: Data(body))
+            do {
+                let id = try await context.pipeline.quarantine(record)
+                throw Rejection(.unprocessableContent, "invalid-event", error.reason, extra: ["quarantineId": String(id)])
+            } catch is QueueFullError {
+                throw Rejection(.serviceUnavailable, "queue-full", "\(error.reason); and the disk budget is full, so it was not kept", retryAfterSeconds: 30)
+            }
+        }
+        let outcomes = try await context.pipeline.submit(drafts, from: device, driver: name)
+        return Self.reply(outcomes)
+    }
+
+    /// `{"accepted": n, "results": [{"id": …, "status": "stored" | "duplicate" | "refused"}]}`.
+    static func reply(_ outcomes: [AppendOutcome]) -> Response {
+        let results: [[String: String]] = outcomes.map { outcome in
+            switch outcome {
+            case .stored(let id): ["id": id.description, "status": "stored"]
+            case .duplicate(let id): ["id": id.description, "status": "duplicate"]
+            case .refused(let reason): ["status": "refused", "reason": reason]
+            }
+        }
+        let accepted = outcomes.filter(\.isAccepted).count
+        let object: [String: Any] = ["accepted": accepted, "results": results]
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        guard accepted < outcomes.count else { return .json(.ok, data) }
+        // Some were refused for lack of disk: the sender retries; with dedup keys the stored ones come back as duplicates.
+        var response = Response.json(.serviceUnavailable, data)
+        response.headers[.retryAfter] = "5"
+        return response
+    }
+}

@@ -1,0 +1,125 @@
+import GatehouseCore
+import GatehouseQueue
+import Logging
+import Synchronization
+
+/// Turns drivers' drafts into events and commits them: ids, receive time, site, lane config,
+/// privacy policy and clock-skew checks happen here, once, for every driver.
+public final class IngestPipeline: Sendable {
+    public let queue: EventQueue
+    public let devices: DeviceDirectory
+    let logger: Logger
+    private let ids = EventIDGenerator()
+    private let state: Mutex<State>
+
+    struct State {
+        var site: String
+        var privacy: PrivacyPolicy
+        var skewSettings: ClockSkewSettings
+        var skew: [String: ClockSkewMonitor] = [:]
+    }
+
+    public init(config: GatehouseConfig, queue: EventQueue, devices: DeviceDirectory, logger: Logger) {
+        self.queue = queue
+        self.devices = devices
+        self.logger = logger
+        state = Mutex(State(site: config.site, privacy: config.privacy, skewSettings: config.clockSkew))
+    }
+
+    /// Takes the parts of a reloaded config that apply to ingest.
+    public func update(config: GatehouseConfig) {
+        state.withLock {
+            $0.site = config.site
+            $0.privacy = config.privacy
+            if $0.skewSettings != config.clockSkew {
+                $0.skewSettings = config.clockSkew
+                $0.skew = [:]
+            }
+        }
+    }
+
+    /// Normalizes and commits; returns when the queue's transaction is durable.
+    public func submit(
+        _ drafts: [EventDraft], from device: DeviceConfig, driver: String, receivedAt: Timestamp = .now,
+        cursor: DeviceCursorUpdate? = nil
+    ) async throws -> [AppendOutcome] {
+        var events = drafts.map { makeEvent($0, device: device, driver: driver, receivedAt: receivedAt) }
+        var extra: [Event] = []
+        for (draft, event) in zip(drafts, events) where draft.occurredAt != nil {
+            if let skew = observeSkew(device: device, occurredAt: event.occurredAt, receivedAt: receivedAt) {
+                extra.append(clockSkewEvent(device: device, driver: driver, report: skew, receivedAt: receivedAt))
+            }
+        }
+        if let transition = devices.markSeen(device.id, events: drafts.count, at: receivedAt) {
+            extra.append(healthEvent(transition))
+        }
+        events += extra
+        let outcomes = try await queue.append(events, cursor: cursor)
+        return Array(outcomes.prefix(drafts.count))
+    }
+
+    /// Commits device.online/offline events for health changes found by `DeviceDirectory.sweep`.
+    public func report(_ transitions: [DeviceDirectory.Transition]) async {
+        guard !transitions.isEmpty else { return }
+        do {
+            _ = try await queue.append(transitions.map(healthEvent))
+        } catch {
+            logger.error("could not queue device health events", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Keeps input that could not be mapped.
+    public func quarantine(_ record: QuarantineRecord) async throws -> Int64 {
+        try await queue.quarantine(record)
+    }
+
+    public func makeEvent(_ draft: EventDraft, device: DeviceConfig, driver: String, receivedAt: Timestamp) -> Event {
+        let (site, privacy) = state.withLock { ($0.site, $0.privacy) }
+        var kind = draft.kind
+        let direction = draft.direction ?? device.direction
+        // Entry or exit comes from the lane's configuration, never from the camera's view.
+        if kind == .vehicleDetected, let laneDirection = device.direction {
+            kind = laneDirection == .in ? .vehicleEntry : .vehicleExit
+        }
+        var event = Event(
+            id: ids.next(now: receivedAt), kind: kind, occurredAt: draft.occurredAt ?? receivedAt,
+            receivedAt: receivedAt, site: site, device: device.ref, point: draft.point ?? device.point,
+            direction: direction, subject: draft.subject, result: draft.result, priority: draft.priority,
+            attributes: draft.attributes,
+            source: Source(driver: driver, profile: draft.profile, dedupKey: draft.dedupKey, deviceTime: draft.deviceTime))
+        privacy.apply(to: &event)
+        return event
+    }
+
+    private func observeSkew(device: DeviceConfig, occurredAt: Timestamp, receivedAt: Timestamp) -> ClockSkewMonitor.Report? {
+        state.withLock { s in
+            var monitor = s.skew[device.id] ?? ClockSkewMonitor(settings: s.skewSettings)
+            let report = monitor.observe(occurredAt: occurredAt, receivedAt: receivedAt)
+            s.skew[device.id] = monitor
+            return report
+        }
+    }
+
+    private func clockSkewEvent(device: DeviceConfig, driver: String, report: ClockSkewMonitor.Report, receivedAt: Timestamp) -> Event {
+        logger.warning(
+            "device \(device.id) clock is off by \(Int(report.skewSeconds)) s",
+            metadata: ["gatehouse.device": "\(device.id)", "gatehouse.skew_seconds": "\(report.skewSeconds)"])
+        let draft = EventDraft(
+            kind: .deviceClockSkew, occurredAt: receivedAt,
+            attributes: [
+                "skewSeconds": .number(report.skewSeconds), "samples": .number(Double(report.samples)),
+                "thresholdSeconds": .number(state.withLock { $0.skewSettings.thresholdSeconds }),
+            ])
+        return makeEvent(draft, device: device, driver: driver, receivedAt: receivedAt)
+    }
+
+    private func healthEvent(_ transition: DeviceDirectory.Transition) -> Event {
+        let h = transition.health
+        var attributes: [String: JSONValue] = [:]
+        if let reason = h.reason { attributes["reason"] = .string(reason) }
+        let draft = EventDraft(
+            kind: h.state == .up ? .deviceOnline : .deviceOffline, occurredAt: h.since,
+            attributes: attributes.isEmpty ? nil : attributes)
+        return makeEvent(draft, device: transition.device, driver: transition.device.driver, receivedAt: h.since)
+    }
+}

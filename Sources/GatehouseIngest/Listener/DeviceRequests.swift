@@ -1,0 +1,98 @@
+import Crypto
+import Foundation
+import GatehouseCore
+import HTTPTypes
+import Hummingbird
+import Synchronization
+
+/// What push drivers share on the listener: who the device is, whether it may send, and
+/// reading its body within the size and time limits.
+public final class DeviceRequests: Sendable {
+    private let limits: Mutex<(maxBodyBytes: Int, timeoutSeconds: Double)>
+    public let devices: DeviceDirectory
+
+    public init(config: IngestListenerConfig, devices: DeviceDirectory) {
+        self.devices = devices
+        limits = Mutex((config.maxBodyBytes, config.requestTimeoutSeconds))
+    }
+
+    public func update(config: IngestListenerConfig) {
+        limits.withLock { $0 = (config.maxBodyBytes, config.requestTimeoutSeconds) }
+    }
+
+    /// The configured device `id`, if this request may speak for it.
+    public func authorize(deviceID id: String, request: Request, context: IngestRequestContext) throws(Rejection) -> DeviceConfig {
+        guard let device = devices.device(id) else {
+            throw Rejection(.notFound, "unknown-device", "unknown device '\(id)' (configure it under devices: in the gateway config)")
+        }
+        guard device.allowFrom.admits(context.remoteIP) else {
+            throw Rejection(.forbidden, "source-not-allowed", "source address \(context.remoteIP ?? "unknown") is not in allow_from of device '\(id)'")
+        }
+        switch device.auth {
+        case nil:
+            return device
+        case .token(let secret):
+            let presented = Self.bearer(request) ?? request.headers[HTTPField.Name("X-Gatehouse-Token")!]
+            guard let presented else {
+                throw Rejection(.unauthorized, "missing-credentials", "device '\(id)' needs a token: send 'Authorization: Bearer <token>' or 'X-Gatehouse-Token'")
+            }
+            guard Self.constantTimeEqual(presented, secret.value) else {
+                throw Rejection(.unauthorized, "bad-credentials", "wrong token for device '\(id)'")
+            }
+        case .basic(let username, let password):
+            guard let (user, pass) = Self.basic(request) else {
+                throw Rejection(.unauthorized, "missing-credentials", "device '\(id)' needs HTTP Basic credentials")
+            }
+            guard Self.constantTimeEqual(user, username), Self.constantTimeEqual(pass, password.value) else {
+                throw Rejection(.unauthorized, "bad-credentials", "wrong username or password for device '\(id)'")
+            }
+        }
+        return device
+    }
+
+    /// The whole body, refused when larger than `max_body_bytes` or slower than `request_timeout_seconds`.
+    public func body(of request: Request) async throws(Rejection) -> ByteBuffer {
+        let (maxBytes, timeout) = limits.withLock { $0 }
+        if let declared = request.headers[.contentLength].flatMap(Int.init), declared > maxBytes {
+            throw Rejection(.contentTooLarge, "body-too-large", "body of \(declared) bytes exceeds the limit of \(maxBytes) bytes")
+        }
+        do {
+            return try await withThrowingTaskGroup(of: ByteBuffer.self) { group in
+                group.addTask { try await request.body.collect(upTo: maxBytes) }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(timeout))
+                    throw Rejection(.requestTimeout, "body-timeout", "body not received within \(timeout) s")
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next() else { throw CancellationError() }
+                return first
+            }
+        } catch let rejection as Rejection {
+            throw rejection
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw Rejection(.contentTooLarge, "body-too-large", "body exceeds the limit of \(maxBytes) bytes")
+        } catch {
+            throw Rejection(.badRequest, "body-unreadable", "could not read the body: \(error)")
+        }
+    }
+
+    static func bearer(_ request: Request) -> String? {
+        guard let value = request.headers[.authorization], value.lowercased().hasPrefix("bearer ") else { return nil }
+        return String(value.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+    }
+
+    static func basic(_ request: Request) -> (String, String)? {
+        guard let value = request.headers[.authorization], value.lowercased().hasPrefix("basic "),
+            let data = Data(base64Encoded: String(value.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
+            let text = String(data: data, encoding: .utf8), let colon = text.firstIndex(of: ":")
+        else { return nil }
+        return (String(text[..<colon]), String(text[text.index(after: colon)...]))
+    }
+
+    /// Compares digests so the time taken says nothing about how much of a secret matched.
+    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let da = SHA256.hash(data: Data(a.utf8))
+        let db = SHA256.hash(data: Data(b.utf8))
+        return da == db
+    }
+}

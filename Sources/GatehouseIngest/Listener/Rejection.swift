@@ -1,0 +1,45 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// A refusal with a precise reason for the sender: every 4xx/5xx the listener gives is one of these.
+public struct Rejection: Error, Sendable, Equatable, CustomStringConvertible {
+    public var status: HTTPResponse.Status
+    /// A stable machine-readable code, e.g. `unknown-device`.
+    public var code: String
+    public var message: String
+    public var retryAfterSeconds: Int?
+    public var extra: [String: String]
+
+    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String, retryAfterSeconds: Int? = nil, extra: [String: String] = [:]) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retryAfterSeconds = retryAfterSeconds
+        self.extra = extra
+    }
+
+    public var description: String { "\(status.code) \(code): \(message)" }
+
+    /// `{"error": code, "message": …}` with Retry-After where it applies.
+    public var response: Response {
+        var object: [String: String] = extra
+        object["error"] = code
+        object["message"] = message
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        if let retryAfterSeconds { headers[.retryAfter] = String(retryAfterSeconds) }
+        if status == .unauthorized { headers[.wwwAuthenticate] = "Basic realm=\"gatehouse\", charset=\"UTF-8\"" }
+        let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}
+
+extension Response {
+    /// A JSON response from an encodable value.
+    static func json(_ status: HTTPResponse.Status, _ data: Data) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

@@ -1,0 +1,71 @@
+import Foundation
+import GatehouseCore
+import Hummingbird
+import Synchronization
+
+/// Listener-wide checks before any route runs: the source allow-list and a per-source
+/// token-bucket rate limit, so one flooding device cannot starve the others.
+public final class SourceGuard: Sendable {
+    struct Bucket {
+        var tokens: Double
+        var updated: Double
+    }
+
+    private struct State {
+        var allowFrom: [AddressRange]
+        var ratePerSecond: Double
+        var burst: Double
+        var buckets: [String: Bucket] = [:]
+    }
+
+    private let state: Mutex<State>
+
+    public init(config: IngestListenerConfig) {
+        state = Mutex(State(allowFrom: config.allowFrom, ratePerSecond: config.rateLimitPerSecond, burst: Double(config.rateLimitBurst)))
+    }
+
+    public func update(config: IngestListenerConfig) {
+        state.withLock {
+            $0.allowFrom = config.allowFrom
+            $0.ratePerSecond = config.rateLimitPerSecond
+            $0.burst = Double(config.rateLimitBurst)
+        }
+    }
+
+    /// Nil when the request may proceed.
+    public func check(_ address: String?, now: Double = Date().timeIntervalSince1970) -> Rejection? {
+        state.withLock { s in
+            guard s.allowFrom.admits(address) else {
+                return Rejection(.forbidden, "source-not-allowed", "source address \(address ?? "unknown") is not in ingest.allow_from")
+            }
+            guard s.ratePerSecond > 0, let address else { return nil }
+            var bucket = s.buckets[address] ?? Bucket(tokens: s.burst, updated: now)
+            bucket.tokens = min(s.burst, bucket.tokens + (now - bucket.updated) * s.ratePerSecond)
+            bucket.updated = now
+            defer {
+                s.buckets[address] = bucket
+                // Bound memory: forget sources that have refilled completely.
+                if s.buckets.count > 10_000 { s.buckets = s.buckets.filter { $0.value.tokens < s.burst } }
+            }
+            guard bucket.tokens >= 1 else {
+                let wait = Int(((1 - bucket.tokens) / s.ratePerSecond).rounded(.up))
+                return Rejection(
+                    .tooManyRequests, "rate-limited",
+                    "more than \(Int(s.ratePerSecond)) requests/s from \(address); slow down", retryAfterSeconds: max(1, wait))
+            }
+            bucket.tokens -= 1
+            return nil
+        }
+    }
+}
+
+/// Runs `SourceGuard` in front of every route.
+struct SourceGuardMiddleware: RouterMiddleware {
+    typealias Context = IngestRequestContext
+    let guard_: SourceGuard
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if let rejection = guard_.check(context.remoteIP) { return rejection.response }
+        return try await next(request, context)
+    }
+}

@@ -1,0 +1,262 @@
+import Foundation
+import GatehouseCore
+import GatehouseQueue
+import Logging
+import Metrics
+import Synchronization
+
+/// Drives one sink: reads its cursor's next batch (alarms first), sends it, and advances the
+/// cursor only after the target acknowledged; owns retries, splitting of rejected batches,
+/// quarantine of refused events and the sink's statistics.
+///
+/// The runner does not own the sink's lifetime: whoever made the sink calls `shutdown()` on it
+/// after `run()` returned.
+public final class SinkRunner: Sendable {
+    /// Longest wait honoured from a target's `Retry-After`.
+    static let maxRetryAfterSeconds = 300.0
+    /// Backoff cap when the config gives none.
+    static let defaultBackoffMaxSeconds = 10.0
+    /// An idle runner re-reads the queue at least this often, in case a commit signal was missed.
+    static let idleRecheckSeconds = 1.0
+
+    public let name: String
+    private let sink: any Sink
+    private let config: SinkConfig
+    private let queue: EventQueue
+    private let logger: Logger
+    /// Woken by new commits and by `stop()`.
+    private let activity = WakeUpSignal()
+    /// Woken only by `stop()`: new events must not cut a backoff short.
+    private let stopWake = WakeUpSignal()
+    private let stopRequested = Atomic<Bool>(false)
+    private let statistics: Mutex<Statistics>
+    private let deliveredCounter: Counter
+    private let failureCounter: Counter
+
+    public init(sink: any Sink, config: SinkConfig, queue: EventQueue, logger: Logger) {
+        self.name = sink.name
+        self.sink = sink
+        self.config = config
+        self.queue = queue
+        var logger = logger
+        logger[metadataKey: "sink.name"] = "\(sink.name)"
+        self.logger = logger
+        self.statistics = Mutex(Statistics(status: SinkStatus(name: sink.name, type: config.target.typeName)))
+        self.deliveredCounter = Counter(label: "gatehouse_sink_delivered_events_total", dimensions: [("sink", sink.name)])
+        self.failureCounter = Counter(label: "gatehouse_sink_failures_total", dimensions: [("sink", sink.name)])
+    }
+
+    /// A snapshot of the sink's health.
+    public var status: SinkStatus {
+        statistics.withLock { $0.snapshot(now: .now) }
+    }
+
+    /// Asks `run()` to finish the send (and acknowledgement) in flight, start nothing new and return.
+    public func stop() {
+        stopRequested.store(true, ordering: .sequentiallyConsistent)
+        activity.signal()
+        stopWake.signal()
+    }
+
+    /// Delivers until `stop()` is called or the task is cancelled.
+    public func run() async {
+        logger.notice("sink \(name): started", metadata: ["sink.type": "\(config.target.typeName)"])
+        await withDiscardingTaskGroup { group in
+            let queue = self.queue
+            let activity = self.activity
+            group.addTask {
+                for await _ in queue.commitSignal() { activity.signal() }
+            }
+            await deliverUntilStopped()
+            group.cancelAll()
+        }
+        setState("stopped")
+        let lag = (try? await queue.lag(sink: name)).map { "\($0)" } ?? "unknown"
+        logger.notice("sink \(name): stopped with \(lag) events left to deliver")
+    }
+
+    private var shouldStop: Bool {
+        stopRequested.load(ordering: .sequentiallyConsistent) || Task.isCancelled
+    }
+
+    private var batchMaxEvents: Int { max(1, config.batchMaxEvents) }
+
+    private func deliverUntilStopped() async {
+        while !shouldStop {
+            let events: [StoredEvent]
+            do {
+                events = try await queue.nextBatch(sink: name, maxEvents: batchMaxEvents)
+            } catch {
+                await backOff(after: nil, reason: "reading the queue failed: \(error)", fatal: false)
+                continue
+            }
+            if events.isEmpty {
+                setState("idle")
+                await activity.wait(seconds: Self.idleRecheckSeconds)
+                continue
+            }
+            // After a failure the batch is read again rather than retried as is, so alarms that
+            // arrived during an outage go first when the link returns.
+            _ = await deliver(events, retryInPlace: false)
+        }
+    }
+
+    /// Delivers `events` in order: splits a rejected batch until the refused events are found and
+    /// quarantined. With `retryInPlace` a failed attempt is retried with the same events; without,
+    /// it returns after the backoff so the caller reads the queue again.
+    /// Returns false when it gave up because the runner is stopping.
+    private func deliver(_ events: [StoredEvent], retryInPlace: Bool) async -> Bool {
+        while true {
+            if shouldStop { return false }
+            setState("sending")
+            let batch = SinkBatch(sink: name, events: events)
+            let failure: (after: Double?, reason: String, fatal: Bool)
+            switch await sink.send(batch) {
+            case .delivered:
+                do {
+                    try await queue.acknowledge(sink: name, events)
+                    recordDelivery(of: events.count)
+                    return true
+                } catch {
+                    // Delivered but not recorded: sending again is safe, the target drops repeated ids.
+                    failure = (nil, "recording the delivery in the queue failed: \(error)", false)
+                }
+            case .retryable(let after, let reason):
+                failure = (after, reason, false)
+            case .fatal(let reason):
+                failure = (nil, reason, true)
+            case .rejected(let reason) where events.count == 1:
+                if await quarantine(events[0], reason: reason) { return true }
+                failure = (nil, "quarantining a rejected event failed", false)
+            case .rejected(let reason):
+                logger.notice(
+                    "sink \(name): batch of \(events.count) events rejected (\(reason)); splitting it to find the refused events")
+                let middle = events.count / 2
+                guard await deliver(Array(events[..<middle]), retryInPlace: true) else { return false }
+                return await deliver(Array(events[middle...]), retryInPlace: true)
+            }
+            await backOff(after: failure.after, reason: failure.reason, fatal: failure.fatal)
+            if !retryInPlace { return true }
+        }
+    }
+
+    /// Keeps an event the target refused in quarantine, then moves the cursor past it, so one
+    /// poisoned event never blocks the queue.
+    private func quarantine(_ event: StoredEvent, reason: String) async -> Bool {
+        let identity = try? JSONDecoder().decode(EventIdentity.self, from: event.body)
+        let record = QuarantineRecord(
+            deviceID: identity?.device?.id, driver: "sink:\(name)", reason: "rejected by sink \(name): \(reason)",
+            payload: event.body)
+        do {
+            try await queue.quarantine(record)
+            try await queue.acknowledge(sink: name, [event])
+        } catch {
+            logger.error(
+                "sink \(name): could not quarantine a rejected event: \(error)",
+                metadata: ["event.id": "\(identity?.id ?? "-")"])
+            return false
+        }
+        statistics.withLock { $0.status.rejectedEvents += 1 }
+        logger.warning(
+            "sink \(name): event rejected and quarantined: \(reason)", metadata: ["event.id": "\(identity?.id ?? "-")"])
+        return true
+    }
+
+    private func recordDelivery(of count: Int) {
+        let recovered = statistics.withLock { s -> Int in
+            let failures = s.status.consecutiveFailures
+            s.recordDelivery(count: count, at: .now)
+            return failures
+        }
+        deliveredCounter.increment(by: count)
+        if recovered > 0 {
+            logger.notice("sink \(name): delivering again after \(recovered) failure\(recovered == 1 ? "" : "s")")
+        }
+    }
+
+    /// Waits before the next attempt: exponential from `backoffInitialSeconds` to the cap, with
+    /// jitter, or the target's own `Retry-After`; the cap for a fatal error. Cut short by `stop()`.
+    private func backOff(after: Double?, reason: String, fatal: Bool) async {
+        let now = Timestamp.now
+        let (failures, reasonChanged) = statistics.withLock { s -> (Int, Bool) in
+            let changed = s.status.lastError != reason
+            s.status.consecutiveFailures += 1
+            s.status.lastError = reason
+            s.status.lastErrorAt = now
+            s.status.state = "backing-off"
+            return (s.status.consecutiveFailures, changed)
+        }
+        failureCounter.increment()
+        let delay = Self.backoffDelay(
+            failures: failures, initial: config.backoffInitialSeconds, cap: config.backoffMaxSeconds, after: after,
+            fatal: fatal)
+        let message: Logger.Message = "sink \(name): backing off \(String(format: "%.1f", delay)) s after \(reason)"
+        let metadata: Logger.Metadata = ["sink.failures": "\(failures)"]
+        // Only the first failure and a change of reason are worth an operator's attention;
+        // repeating the same line every few seconds of an outage is noise.
+        if failures == 1 || reasonChanged {
+            logger.log(level: fatal ? .error : .warning, message, metadata: metadata)
+        } else {
+            logger.debug(message, metadata: metadata)
+        }
+        await stopWake.wait(seconds: delay)
+    }
+
+    /// The wait before attempt `failures + 1`.
+    static func backoffDelay(failures: Int, initial: Double, cap: Double, after: Double?, fatal: Bool) -> Double {
+        let cap = cap > 0 ? cap : defaultBackoffMaxSeconds
+        let initial = min(cap, initial > 0 ? initial : 0.1)
+        if fatal { return cap }
+        if let after { return min(maxRetryAfterSeconds, max(initial, after)) }
+        let exponential = min(cap, initial * pow(2, Double(min(max(failures - 1, 0), 40))))
+        // Jitter spreads the retries of many gateways that lost the same central store at once.
+        return max(initial, exponential * Double.random(in: 0.8...1.0))
+    }
+
+    private func setState(_ state: String) {
+        statistics.withLock { $0.status.state = state }
+    }
+}
+
+/// The only fields a runner reads from an event's JSON: for quarantine records and log lines.
+private struct EventIdentity: Decodable {
+    struct Device: Decodable { var id: String? }
+    var id: String?
+    var device: Device?
+}
+
+/// Counters behind `SinkRunner.status`, with per-second buckets for the one-minute rate.
+private struct Statistics {
+    var status: SinkStatus
+    var buckets: [(second: Int64, count: Int64)] = []
+
+    mutating func recordDelivery(count: Int, at now: Timestamp) {
+        status.deliveredEvents += Int64(count)
+        status.deliveredBatches += 1
+        status.lastDeliveryAt = now
+        status.consecutiveFailures = 0
+        let second = now.milliseconds / 1000
+        if let last = buckets.last, last.second == second {
+            buckets[buckets.count - 1].count += Int64(count)
+        } else {
+            buckets.append((second, Int64(count)))
+        }
+        prune(now: now)
+    }
+
+    mutating func prune(now: Timestamp) {
+        let oldest = now.milliseconds / 1000 - 59
+        if let keep = buckets.firstIndex(where: { $0.second >= oldest }) {
+            buckets.removeFirst(keep)
+        } else {
+            buckets.removeAll()
+        }
+    }
+
+    func snapshot(now: Timestamp) -> SinkStatus {
+        let oldest = now.milliseconds / 1000 - 59
+        var status = status
+        status.eventsPerMinute = Double(buckets.reduce(Int64(0)) { $1.second >= oldest ? $0 + $1.count : $0 })
+        return status
+    }
+}

@@ -1,0 +1,156 @@
+import AsyncHTTPClient
+import CompressNIO
+import Crypto
+import Foundation
+import GatehouseCore
+import GatehouseQueue
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+
+/// POSTs each batch to the central store as NDJSON or a JSON array, optionally gzipped,
+/// signed (HMAC-SHA256) and authenticated (bearer token, client certificate).
+public final class HTTPSink: Sink {
+    /// Bytes of a refusing response's body quoted in the rejection reason.
+    static let reasonBodyBytes = 200
+
+    public let name: String
+    private let config: HTTPSinkConfig
+    private let client: HTTPClient
+    private let logger: Logger
+
+    /// Loads the TLS files named in `config`; throws when one cannot be read or parsed.
+    public init(name: String, config: HTTPSinkConfig, logger: Logger) throws {
+        self.name = name
+        self.config = config
+        self.logger = logger
+        let timeout = HTTPClient.Configuration.Timeout(
+            connect: .milliseconds(Int64(config.connectTimeoutSeconds * 1000)),
+            read: .milliseconds(Int64(config.requestTimeoutSeconds * 1000)))
+        var configuration = HTTPClient.Configuration(
+            tlsConfiguration: try Self.tlsConfiguration(config), redirectConfiguration: .disallow, timeout: timeout)
+        // The runner sends one batch at a time; one kept-alive connection is all it needs.
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 2)
+        self.client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration, backgroundActivityLogger: logger)
+    }
+
+    public func send(_ batch: SinkBatch) async -> DeliveryResult {
+        let body: ByteBuffer
+        do {
+            body = try encode(batch.events)
+        } catch {
+            return .fatal(reason: "gzip failed: \(error)")
+        }
+        var request = HTTPClientRequest(url: config.url)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: config.format == .ndjson ? "application/x-ndjson" : "application/json")
+        if config.gzip { request.headers.add(name: "Content-Encoding", value: "gzip") }
+        if let token = config.bearerToken { request.headers.add(name: "Authorization", value: "Bearer \(token.value)") }
+        if let secret = config.hmacSecret {
+            let key = SymmetricKey(data: Data(secret.value.utf8))
+            let mac = body.withUnsafeReadableBytes { HMAC<SHA256>.authenticationCode(for: $0, using: key) }
+            request.headers.add(name: config.signatureHeader, value: "sha256=" + mac.map { String(format: "%02x", $0) }.joined())
+        }
+        request.headers.add(name: config.idempotencyHeader, value: batch.idempotencyKey)
+        request.headers.add(name: "X-Gatehouse-Batch-Size", value: "\(batch.events.count)")
+        request.headers.add(name: "Content-Length", value: "\(body.readableBytes)")
+        request.body = .bytes(body)
+
+        do {
+            let response = try await client.execute(
+                request, timeout: .milliseconds(Int64(config.requestTimeoutSeconds * 1000)), logger: logger)
+            // Read (a little of) the body in every case so the connection can be reused.
+            var head = ByteBuffer()
+            for try await chunk in response.body where head.readableBytes < Self.reasonBodyBytes {
+                var chunk = chunk
+                head.writeBuffer(&chunk)
+            }
+            return Self.result(
+                status: Int(response.status.code), reasonPhrase: response.status.reasonPhrase,
+                retryAfter: response.headers.first(name: "Retry-After"),
+                body: head.getString(at: head.readerIndex, length: min(head.readableBytes, Self.reasonBodyBytes)) ?? "")
+        } catch {
+            return .retryable(after: nil, reason: "POST \(Self.redacted(config.url)) failed: \(error)")
+        }
+    }
+
+    public func shutdown() async {
+        do {
+            try await client.shutdown()
+        } catch {
+            logger.debug("http sink \(name): client shutdown: \(error)")
+        }
+    }
+
+    /// The body exactly as sent (and signed).
+    private func encode(_ events: [StoredEvent]) throws -> ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(events.reduce(2) { $0 + $1.body.count + 1 })
+        switch config.format {
+        case .ndjson:
+            for event in events {
+                buffer.writeBytes(event.body)
+                buffer.writeInteger(UInt8(ascii: "\n"))
+            }
+        case .jsonArray:
+            buffer.writeInteger(UInt8(ascii: "["))
+            for (index, event) in events.enumerated() {
+                if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+                buffer.writeBytes(event.body)
+            }
+            buffer.writeInteger(UInt8(ascii: "]"))
+        }
+        guard config.gzip else { return buffer }
+        return try buffer.compress(with: .gzip())
+    }
+
+    /// Maps a response onto the runner's closed set of outcomes.
+    static func result(status: Int, reasonPhrase: String, retryAfter: String?, body: String, now: Date = Date()) -> DeliveryResult {
+        let summary = "HTTP \(status)\(reasonPhrase.isEmpty ? "" : " \(reasonPhrase)")"
+        switch status {
+        case 200..<300:
+            return .delivered
+        case 408, 425, 429, 500..<600:
+            return .retryable(after: retryAfter.flatMap { RetryAfter.seconds($0, now: now) }, reason: summary)
+        case 401, 403, 404, 405, 407:
+            // Wrong credentials or URL say nothing about the events: splitting the batch and
+            // quarantining every event one by one would empty the queue into quarantine.
+            return .fatal(reason: "\(summary) (check the sink's url and credentials)")
+        case 400..<500:
+            return .rejected(reason: "HTTP \(status): \(body)")
+        default:
+            // 1xx/3xx as a final answer (redirects are not followed): the target is misconfigured.
+            return .fatal(reason: "\(summary) (unexpected; redirects are not followed)")
+        }
+    }
+
+    /// The URL without user info or query, which may carry credentials.
+    static func redacted(_ url: String) -> String {
+        guard var components = URLComponents(string: url) else { return "<invalid url>" }
+        components.user = nil
+        components.password = nil
+        components.query = nil
+        return components.string ?? "<invalid url>"
+    }
+
+    static func tlsConfiguration(_ config: HTTPSinkConfig) throws -> TLSConfiguration? {
+        guard config.caFile != nil || config.clientCertificateFile != nil else { return nil }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        do {
+            if let caFile = config.caFile {
+                // A private CA replaces the system roots: the central store is ours, not the web's.
+                tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caFile))
+            }
+            if let certificateFile = config.clientCertificateFile, let keyFile = config.clientKeyFile {
+                tls.certificateChain = try NIOSSLCertificate.fromPEMFile(certificateFile).map { .certificate($0) }
+                tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: keyFile, format: .pem))
+            }
+        } catch {
+            throw HTTPSinkError(
+                "cannot load TLS files (ca_file \(config.caFile ?? "-"), client_certificate_file "
+                    + "\(config.clientCertificateFile ?? "-"), client_key_file \(config.clientKeyFile ?? "-")): \(error)")
+        }
+        return tls
+    }
+}

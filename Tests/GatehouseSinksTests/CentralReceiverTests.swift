@@ -1,0 +1,59 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import Testing
+
+@testable import GatehouseSimulation
+
+/// The receiver's own reading of bodies, which every sink test relies on.
+@Suite struct CentralReceiverTests {
+    private func scan(_ text: String) throws -> [(id: String?, text: String)] {
+        let bytes = Array(text.utf8)
+        return try bytes.withUnsafeBytes { buffer in
+            try CentralReceiver.scanObjects(buffer).map { ($0.id, String(decoding: bytes[$0.range], as: UTF8.self)) }
+        }
+    }
+
+    @Test func findsTopLevelIDsNotNestedOnes() throws {
+        let first = #"{"attributes":{"id":"x","note":"} { \"id\":"},"device":{"id":"door-1"},"id":"e1","kind":"door.opened"}"#
+        let second = #"{"device":{"id":"door-2"},"id" : "e2"}"#
+        let ndjson = try scan(first + "\n" + second + "\n")
+        #expect(ndjson.map(\.id) == ["e1", "e2"])
+        #expect(ndjson.map(\.text) == [first, second])
+        let array = try scan("[" + first + " ,\n " + second + "]")
+        #expect(array.map(\.id) == ["e1", "e2"])
+        #expect(array.map(\.text) == [first, second])
+    }
+
+    @Test func malformedBodiesAreErrors() {
+        #expect(throws: CentralReceiver.ScanError.self) { try scan(#"{"id":"e1""#) }
+        #expect(throws: CentralReceiver.ScanError.self) { try scan(#"{"id":"e1}"#) }
+        #expect(throws: CentralReceiver.ScanError.self) { try scan("]") }
+    }
+
+    @Test func answersBadRequestsAndCountsNothing() async throws {
+        let receiver = CentralReceiver(expectedBearer: "t", logger: testLogger())
+        try await withReceiver(receiver) { port in
+            let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
+            func post(_ body: String, bearer: String?) async throws -> Int {
+                var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/anything")
+                request.method = .POST
+                if let bearer { request.headers.add(name: "Authorization", value: "Bearer \(bearer)") }
+                request.body = .bytes(ByteBuffer(string: body))
+                let response = try await client.execute(request, timeout: .seconds(5))
+                _ = try await response.body.collect(upTo: 1 << 16)
+                return Int(response.status.code)
+            }
+            let statuses = [
+                try await post(#"{"id":"e1"}"#, bearer: "wrong"),
+                try await post(#"{"kind":"x"}"#, bearer: "t"),
+                try await post(#"{"id":"e1"}"#, bearer: "t"),
+            ]
+            try await client.shutdown()
+            #expect(statuses == [401, 400, 200])
+        }
+        #expect(receiver.snapshot.uniqueIDs == ["e1"])
+        #expect(receiver.snapshot.requests == 3)
+        #expect(receiver.snapshot.unauthorizedRequests == 1)
+    }
+}

@@ -1,0 +1,185 @@
+import Foundation
+@testable import GatehouseCore
+import GatehouseQueue
+import GatehouseSimulation
+import GatehouseSinks
+import Testing
+
+/// The HTTP sink and its runner against a real receiver and a real queue.
+@Suite struct HTTPSinkDeliveryTests {
+    @Test(arguments: [HTTPSinkConfig.Format.ndjson, .jsonArray])
+    func deliversEveryEventOnceWithItsIDAndBody(format: HTTPSinkConfig.Format) async throws {
+        let store = try await TestQueue(sinks: ["central"])
+        defer { store.remove() }
+        var events = try await store.append(600, .accessGranted)
+        events += try await store.append(150, .deviceOnline)
+        events += try await store.append(50, .alarmPanic)
+        let receiver = CentralReceiver(expectedBearer: "token-1", hmacSecret: "shared-key", logger: testLogger())
+
+        let snapshot = try await withReceiver(receiver) { port in
+            let running = try RunningSink(
+                httpSinkConfig(port: port, batch: 128, format: format, gzip: true, bearer: "token-1", hmac: "shared-key"),
+                queue: store.queue)
+            let arrived = await receiver.waitFor(uniqueCount: events.count, timeout: .seconds(30))
+            await running.finish()
+            #expect(arrived)
+            #expect(running.runner.status.deliveredEvents == Int64(events.count))
+            #expect(running.runner.status.state == "stopped")
+            return receiver.snapshot
+        }
+        #expect(snapshot.uniqueCount == events.count)
+        #expect(snapshot.duplicateCount == 0)
+        #expect(snapshot.unauthorizedRequests == 0)
+        #expect(snapshot.lastContentEncoding == "gzip")
+        #expect(snapshot.lastIdempotencyKey?.hasPrefix("central-") == true)
+        for event in events {
+            let sent = try body(of: event)
+            #expect(snapshot.bodies[event.id.description] == sent)
+        }
+        // Alarms were queued last but are forwarded first.
+        #expect(Set(snapshot.arrivalOrder.prefix(50)) == Set(events.suffix(50).map(\.id.description)))
+        #expect(try await store.queue.lag(sink: "central") == 0)
+        #expect(try await store.queue.stats().depth == 0)
+    }
+
+    @Test func wrongSignatureIsRefusedAndNothingIsAcknowledged() async throws {
+        let store = try await TestQueue(sinks: ["central"])
+        defer { store.remove() }
+        try await store.append(20, .accessGranted)
+        let receiver = CentralReceiver(hmacSecret: "right-key", logger: testLogger())
+
+        try await withReceiver(receiver) { port in
+            let running = try RunningSink(httpSinkConfig(port: port, gzip: true, hmac: "wrong-key"), queue: store.queue)
+            let failing = await eventually { running.runner.status.consecutiveFailures >= 2 }
+            await running.finish()
+            #expect(failing)
+            #expect(running.runner.status.lastError?.contains("401") == true)
+            #expect(running.runner.status.deliveredEvents == 0)
+        }
+        #expect(receiver.snapshot.unauthorizedRequests >= 2)
+        #expect(receiver.snapshot.uniqueCount == 0)
+        // A credentials problem is fatal, not a rejection: nothing was quarantined, all still queued.
+        #expect(try await store.queue.quarantineEntries().isEmpty)
+        #expect(try await store.queue.lag(sink: "central") == 20)
+    }
+
+    @Test func backlogDrainsAfterOutageWithAlarmsFirst() async throws {
+        let store = try await TestQueue(sinks: ["central"])
+        defer { store.remove() }
+        let older = try await store.append(300, .accessGranted) + store.append(200, .cameraMotion)
+        let (logger, lines) = CapturingLogHandler.logger()
+
+        // Phase 1: nothing listens on the port (connection refused).
+        let first = CentralReceiver(logger: testLogger())
+        let port = try await withReceiver(first) { $0 }
+        let running = try RunningSink(httpSinkConfig(port: port, batch: 100), queue: store.queue, logger: logger)
+        #expect(await eventually { running.runner.status.consecutiveFailures >= 3 })
+        #expect(running.runner.status.state == "backing-off" || running.runner.status.state == "sending")
+
+        // Phase 2: the store answers 503 with Retry-After: 1; alarms arrive meanwhile.
+        let second = CentralReceiver(port: port, logger: testLogger())
+        second.setMode(.unavailable)
+        let snapshot = try await withReceiver(second) { _ in
+            let alarms = try await store.append(40, .alarmFire)
+            #expect(await eventually { second.snapshot.requests >= 1 })
+            #expect(await eventually { running.runner.status.lastError?.contains("503") == true })
+            #expect(second.snapshot.uniqueCount == 0)
+
+            // Phase 3: back. Everything arrives once, the alarms before any older event.
+            second.setMode(.accept)
+            let drained = await second.waitFor(uniqueCount: older.count + alarms.count, timeout: .seconds(30))
+            #expect(drained)
+            let snapshot = second.snapshot
+            #expect(Array(snapshot.arrivalOrder.prefix(alarms.count)) == alarms.map(\.id.description))
+            return snapshot
+        }
+        await running.finish()
+        #expect(snapshot.duplicateCount == 0)
+        #expect(try await store.queue.stats().depth == 0)
+        #expect(running.runner.status.consecutiveFailures == 0)
+
+        let logged = lines.all
+        let backingOff = logged.first { $0.message.contains("backing off") }
+        #expect(backingOff?.level == .warning)
+        #expect(backingOff?.metadata["sink.name"] == "central")
+        #expect(logged.contains { $0.level == .notice && $0.message.contains("delivering again after") })
+    }
+
+    @Test func poisonedEventIsQuarantinedAndTheRestDelivered() async throws {
+        let store = try await TestQueue(sinks: ["central"])
+        defer { store.remove() }
+        let events = try await store.append(200, .accessGranted, device: "gate-7")
+        let poisoned = events[137]
+        let receiver = CentralReceiver(logger: testLogger())
+        receiver.setMode(.reject(ids: [poisoned.id.description]))
+
+        let snapshot = try await withReceiver(receiver) { port in
+            let running = try RunningSink(httpSinkConfig(port: port, batch: 64), queue: store.queue)
+            let arrived = await receiver.waitFor(uniqueCount: events.count - 1, timeout: .seconds(30))
+            let drained = await eventually { try await store.queue.lag(sink: "central") == 0 }
+            await running.finish()
+            #expect(arrived && drained)
+            #expect(running.runner.status.rejectedEvents == 1)
+            #expect(running.runner.status.deliveredEvents == Int64(events.count - 1))
+            return receiver.snapshot
+        }
+        #expect(snapshot.uniqueIDs == Set(events.map(\.id.description)).subtracting([poisoned.id.description]))
+        #expect(snapshot.duplicateCount == 0)
+        // Order within the access priority survived the splitting.
+        #expect(snapshot.arrivalOrder == events.map(\.id.description).filter { $0 != poisoned.id.description })
+
+        let quarantine = try await store.queue.quarantineEntries()
+        #expect(quarantine.count == 1)
+        #expect(quarantine.first?.driver == "sink:central")
+        #expect(quarantine.first?.deviceID == "gate-7")
+        #expect(quarantine.first?.reason.hasPrefix("rejected by sink central: HTTP 400") == true)
+        let payload = try EventCoding.encode(poisoned)
+        #expect(quarantine.first?.payload == payload)
+    }
+
+    @Test func stopDuringLoadLeavesTheCursorExactlyAtWhatWasAcknowledged() async throws {
+        let store = try await TestQueue(sinks: ["central"])
+        defer { store.remove() }
+        let events = try await store.append(6000, .accessGranted)
+        let receiver = CentralReceiver(logger: testLogger())
+
+        let (elapsed, snapshot) = try await withReceiver(receiver) { port in
+            let running = try RunningSink(httpSinkConfig(port: port, batch: 50), queue: store.queue)
+            #expect(await receiver.waitFor(uniqueCount: 500, timeout: .seconds(30)))
+            let elapsed = await running.finish()
+            return (elapsed, receiver.snapshot)
+        }
+        #expect(elapsed < .seconds(2))
+        #expect(snapshot.uniqueCount < events.count, "stopped before the end, or the test proves nothing")
+        let left = try await store.undelivered(sink: "central")
+        // Nothing acknowledged that was not delivered, nothing delivered left unacknowledged.
+        #expect(Set(left).isDisjoint(with: snapshot.uniqueIDs))
+        #expect(left.count + snapshot.uniqueCount == events.count)
+        #expect(left == events.suffix(left.count).map(\.id.description))
+    }
+
+    @Test func cancellationEndsABackoffPromptly() async throws {
+        let store = try await TestQueue(sinks: ["central"])
+        defer { store.remove() }
+        try await store.append(5, .accessGranted)
+        let receiver = CentralReceiver(logger: testLogger())
+        receiver.setMode(.unavailable)
+
+        try await withReceiver(receiver) { port in
+            // Retry-After: 1 and a 30 s cap: a runner that ignored cancellation would sit here.
+            let config = httpSinkConfig(port: port, backoffInitial: 30, backoffMax: 30)
+            let sink = try SinkFactory.make(config, logger: testLogger())
+            let runner = SinkRunner(sink: sink, config: config, queue: store.queue, logger: testLogger())
+            let task = Task { await runner.run() }
+            #expect(await eventually { runner.status.state == "backing-off" })
+            let elapsed = await ContinuousClock().measure {
+                task.cancel()
+                await task.value
+            }
+            await sink.shutdown()
+            #expect(elapsed < .seconds(1))
+            #expect(runner.status.state == "stopped")
+        }
+        #expect(try await store.queue.lag(sink: "central") == 5)
+    }
+}

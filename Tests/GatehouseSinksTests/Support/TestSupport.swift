@@ -1,0 +1,127 @@
+import Foundation
+@testable import GatehouseCore
+import GatehouseQueue
+import GatehouseSimulation
+import GatehouseSinks
+import Logging
+
+/// A real queue in a temporary directory, removed when the test ends.
+struct TestQueue {
+    let queue: EventQueue
+    let directory: URL
+    let ids = EventIDGenerator()
+
+    init(sinks: [String]) async throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-sinks-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        queue = try EventQueue(
+            path: directory.appendingPathComponent("queue.sqlite").path,
+            settings: QueueSettings(commitMaxEvents: 1000, quarantineMaxPayloadBytes: 65536, dedupWindowHours: 72),
+            diskBudgetBytes: 1 << 30, logger: testLogger())
+        try await queue.registerSinks(sinks)
+    }
+
+    func remove() { try? FileManager.default.removeItem(at: directory) }
+
+    /// Appends `count` events of `kind` and returns them in append order.
+    @discardableResult
+    func append(_ count: Int, _ kind: EventKind, device: String = "door-1") async throws -> [Event] {
+        let now = Timestamp.now
+        let events = (0..<count).map { index in
+            Event(
+                id: ids.next(), kind: kind, occurredAt: now, receivedAt: now, site: "test-site",
+                device: DeviceRef(id: device, vendor: "acme", type: .doorController), point: "door-\(index % 4)",
+                subject: Subject(type: .card, value: "card-\(index)"), source: Source(driver: "test"))
+        }
+        let outcomes = try await queue.appendNow(events)
+        precondition(outcomes.allSatisfy { if case .stored = $0 { true } else { false } })
+        return events
+    }
+
+    /// The ids this sink has not delivered yet, read the way a runner reads them.
+    func undelivered(sink: String) async throws -> [String] {
+        try await queue.nextBatch(sink: sink, maxEvents: 1_000_000, maxBytes: .max).map(eventID)
+    }
+}
+
+/// The `id` of a stored event's JSON.
+func eventID(_ event: StoredEvent) -> String {
+    (try? EventCoding.decode(event.body).id.description) ?? "?"
+}
+
+func body(of event: Event) throws -> String {
+    String(decoding: try EventCoding.encode(event), as: UTF8.self)
+}
+
+/// Silent unless GATEHOUSE_TEST_LOG is set (then to stderr); never bootstraps logging.
+func testLogger(_ label: String = "test") -> Logger {
+    if ProcessInfo.processInfo.environment["GATEHOUSE_TEST_LOG"] != nil {
+        var logger = Logger(label: label, factory: { StreamLogHandler.standardError(label: $0) })
+        logger.logLevel = .debug
+        return logger
+    }
+    return Logger(label: label, factory: { _ in SwiftLogNoOpLogHandler() })
+}
+
+func httpSinkConfig(
+    name: String = "central", port: Int, batch: Int = 100, format: HTTPSinkConfig.Format = .ndjson, gzip: Bool = false,
+    bearer: String? = nil, hmac: String? = nil, backoffInitial: Double = 0.02, backoffMax: Double = 0.2
+) -> SinkConfig {
+    SinkConfig(
+        name: name, batchMaxEvents: batch, backoffInitialSeconds: backoffInitial, backoffMaxSeconds: backoffMax,
+        target: .http(
+            HTTPSinkConfig(
+                url: "http://127.0.0.1:\(port)/v1/events", format: format, gzip: gzip,
+                bearerToken: bearer.map { Secret(value: $0, origin: "test") },
+                hmacSecret: hmac.map { Secret(value: $0, origin: "test") }, signatureHeader: "X-Gatehouse-Signature",
+                idempotencyHeader: "Idempotency-Key", caFile: nil, clientCertificateFile: nil, clientKeyFile: nil,
+                connectTimeoutSeconds: 1, requestTimeoutSeconds: 5)))
+}
+
+/// Runs `receiver` for the duration of `body`, which gets its port.
+func withReceiver<T: Sendable>(_ receiver: CentralReceiver, _ body: (Int) async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await receiver.run() }
+        let port = try await receiver.waitUntilRunning()
+        let result = try await body(port)
+        group.cancelAll()
+        return result
+    }
+}
+
+/// A runner on its own task, with its sink, stopped and shut down by `finish()`.
+struct RunningSink {
+    let runner: SinkRunner
+    let sink: any Sink
+    let task: Task<Void, Never>
+
+    init(_ config: SinkConfig, queue: EventQueue, logger: Logger = testLogger()) throws {
+        sink = try SinkFactory.make(config, logger: logger)
+        let runner = SinkRunner(sink: sink, config: config, queue: queue, logger: logger)
+        self.runner = runner
+        task = Task { await runner.run() }
+    }
+
+    /// Stops the runner gracefully and returns how long `run()` took to return.
+    @discardableResult
+    func finish() async -> Duration {
+        let clock = ContinuousClock()
+        let elapsed = await clock.measure {
+            runner.stop()
+            await task.value
+        }
+        await sink.shutdown()
+        return elapsed
+    }
+}
+
+/// Polls `condition` every 10 ms until it holds or `timeout` passes.
+/// A condition that throws counts as not (yet) holding.
+func eventually(timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if (try? await condition()) == true { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return (try? await condition()) == true
+}
