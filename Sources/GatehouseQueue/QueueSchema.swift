@@ -6,10 +6,12 @@ enum QueueSchema {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1-events-cursors-quarantine") { db in
-            // `seq` is the rowid: insertion order, the unit sink cursors count in.
+            // `seq` is insertion order, the unit sink cursors count in. AUTOINCREMENT because a
+            // plain rowid restarts below the cursors once the table drains, and new events would
+            // then look delivered.
             try db.execute(sql: """
                 CREATE TABLE events (
-                    seq INTEGER PRIMARY KEY,
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
                     priority INTEGER NOT NULL,
                     device_id TEXT NOT NULL,
                     received_ms INTEGER NOT NULL,

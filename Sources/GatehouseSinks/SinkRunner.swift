@@ -190,7 +190,8 @@ public final class SinkRunner: Sendable {
         let delay = Self.backoffDelay(
             failures: failures, initial: config.backoffInitialSeconds, cap: config.backoffMaxSeconds, after: after,
             fatal: fatal)
-        let message: Logger.Message = "sink \(name): backing off \(String(format: "%.1f", delay)) s after \(reason)"
+        let seconds = String(format: delay < 1 ? "%.2f" : "%.1f", delay)
+        let message: Logger.Message = "sink \(name): backing off \(seconds) s after \(reason)"
         let metadata: Logger.Metadata = ["sink.failures": "\(failures)"]
         // Only the first failure and a change of reason are worth an operator's attention;
         // repeating the same line every few seconds of an outage is noise.

@@ -2,6 +2,8 @@ import Foundation
 @testable import GatehouseQueue
 import Testing
 
+@testable import GatehouseCore
+
 @testable import GatehouseSinks
 
 /// Pure rules: response mapping, Retry-After, backoff, idempotency keys.
@@ -55,5 +57,14 @@ import Testing
         #expect(SinkBatch(sink: "s", events: a).idempotencyKey == SinkBatch(sink: "s", events: a).idempotencyKey)
         #expect(SinkBatch(sink: "s", events: a).idempotencyKey != SinkBatch(sink: "s", events: b).idempotencyKey)
         #expect(SinkBatch(sink: "s", events: a).idempotencyKey.hasPrefix("s-1-3-"))
+    }
+
+    @Test func unreadableTLSFilesFailAtConstructionNamingTheFile() throws {
+        var config = httpSinkConfig(port: 1)
+        guard case .http(var http) = config.target else { return }
+        http.caFile = "/nonexistent/central-ca.pem"
+        config.target = .http(http)
+        let error = #expect(throws: HTTPSinkError.self) { try SinkFactory.make(config, logger: testLogger()) }
+        #expect(error?.description.contains("/nonexistent/central-ca.pem") == true)
     }
 }

@@ -29,6 +29,8 @@ public final class FileSink: Sink {
     public init(name: String, config: FileSinkConfig, logger: Logger) {
         self.name = name
         self.config = config
+        var logger = logger
+        logger[metadataKey: "sink.name"] = "\(name)"
         self.logger = logger
         self.io = DispatchQueue(label: "gatehouse.sink.file.\(name)")
     }
@@ -84,7 +86,7 @@ public final class FileSink: Sink {
             // whole (at least once: readers drop repeated event ids).
             if let descriptor = state?.descriptor { close(descriptor) }
             state = nil
-            logger.debug("file sink \(name): \(error)", metadata: ["sink.name": "\(name)"])
+            logger.debug("file sink \(name): \(error)")
             return .retryable(after: nil, reason: "\(error)")
         }
     }
@@ -123,7 +125,7 @@ public final class FileSink: Sink {
             }
             try renameIfPresent(config.path, to: "\(config.path).1")
         }
-        logger.info("file sink \(name): rotated \(config.path)", metadata: ["sink.name": "\(name)"])
+        logger.info("file sink \(name): rotated \(config.path)")
         return try openFile()
     }
 

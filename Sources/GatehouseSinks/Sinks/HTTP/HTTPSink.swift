@@ -24,6 +24,8 @@ public final class HTTPSink: Sink {
     public init(name: String, config: HTTPSinkConfig, logger: Logger) throws {
         self.name = name
         self.config = config
+        var logger = logger
+        logger[metadataKey: "sink.name"] = "\(name)"
         self.logger = logger
         let timeout = HTTPClient.Configuration.Timeout(
             connect: .milliseconds(Int64(config.connectTimeoutSeconds * 1000)),
@@ -54,7 +56,6 @@ public final class HTTPSink: Sink {
         }
         request.headers.add(name: config.idempotencyHeader, value: batch.idempotencyKey)
         request.headers.add(name: "X-Gatehouse-Batch-Size", value: "\(batch.events.count)")
-        request.headers.add(name: "Content-Length", value: "\(body.readableBytes)")
         request.body = .bytes(body)
 
         do {

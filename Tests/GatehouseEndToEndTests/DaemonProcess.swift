@@ -1,0 +1,182 @@
+import Foundation
+import Synchronization
+import Testing
+
+/// The built `gatehouse` binary run as a child process, as systemd would run it.
+final class DaemonProcess: Sendable {
+    let process: Process
+    let configPath: String
+    private let output = Mutex("")
+
+    /// `.build/debug/gatehouse` next to the test bundle, or `$GATEHOUSE_BIN`.
+    static var binary: String {
+        if let path = ProcessInfo.processInfo.environment["GATEHOUSE_BIN"] { return path }
+        var directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        while directory.path != "/" {
+            let candidate = directory.appendingPathComponent(".build/debug/gatehouse").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            directory.deleteLastPathComponent()
+        }
+        return "gatehouse"
+    }
+
+    /// Runs `gatehouse ARGS` to completion; returns exit status, stdout and stderr.
+    static func runTool(_ arguments: [String], timeout: Double = 30) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning, Date() < deadline { usleep(20_000) }
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return (process.terminationStatus, stdout, stderr)
+    }
+
+    private init(process: Process, configPath: String) {
+        self.process = process
+        self.configPath = configPath
+    }
+
+    /// Starts `gatehouse run --config PATH` and waits until both listeners report their ports.
+    static func start(configPath: String, environment: [String: String] = [:], timeout: Double = 30) async throws -> (DaemonProcess, ingest: Int, admin: Int) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["run", "--config", configPath]
+        var env = ProcessInfo.processInfo.environment
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        let pipe = Pipe()
+        process.standardError = pipe
+        process.standardOutput = FileHandle.nullDevice
+        let daemon = DaemonProcess(process: process, configPath: configPath)
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            if data.isEmpty {
+                handle.readabilityHandler = nil
+                return
+            }
+            daemon.output.withLock { $0 += String(decoding: data, as: UTF8.self) }
+        }
+        try process.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let ingest = daemon.port(of: "ingest"), let admin = daemon.port(of: "admin") {
+                return (daemon, ingest, admin)
+            }
+            if !process.isRunning {
+                throw DaemonError("daemon exited with \(process.terminationStatus) before listening:\n\(daemon.log)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        process.terminate()
+        throw DaemonError("daemon did not report its listeners within \(timeout) s:\n\(daemon.log)")
+    }
+
+    var log: String { output.withLock { $0 } }
+
+    func port(of listener: String) -> Int? {
+        let text = log
+        guard let range = text.range(of: "\(listener) listener ready on ") else { return nil }
+        let rest = text[range.upperBound...]
+        guard let colon = rest.prefix(while: { $0 != "\n" && $0 != " " }).lastIndex(of: ":") else { return nil }
+        return Int(rest[rest.index(after: colon)...].prefix(while: \.isNumber))
+    }
+
+    /// kill -9: no chance to flush or say goodbye.
+    func kill9() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// Sends `signal` and waits (bounded) for the exit status.
+    func stop(signal: Int32 = SIGTERM, timeout: Double = 30) async throws -> Int32 {
+        kill(process.processIdentifier, signal)
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning, Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        if process.isRunning {
+            kill9()
+            throw DaemonError("daemon did not stop within \(timeout) s after signal \(signal):\n\(log)")
+        }
+        return process.terminationStatus
+    }
+
+    func sendSignal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+}
+
+struct DaemonError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A scratch directory with a generated config for one test.
+struct TestSite {
+    let directory: String
+    let receiverPort: Int
+    var devices = 4
+    var diskBudget = "64MiB"
+    var ingestExtra = ""
+    var sinkExtra = ""
+    var extra = ""
+
+    init(receiverPort: Int, name: String = #function) {
+        self.receiverPort = receiverPort
+        let safe = name.filter { $0.isLetter || $0.isNumber }
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-e2e-\(safe)-\(UUID().uuidString.prefix(8))").path
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    static func token(_ index: Int) -> String { "token-\(index)" }
+    static func deviceID(_ index: Int) -> String { "dev-\(index)" }
+
+    var configPath: String { directory + "/gatehouse.yaml" }
+
+    func write() throws -> String {
+        var devicesYAML = ""
+        for i in 0..<devices {
+            devicesYAML += """
+
+                  - id: \(Self.deviceID(i))
+                    driver: generic-json
+                    type: door-controller
+                    auth: {token: "\(Self.token(i))"}
+                """
+        }
+        let yaml = """
+            site: e2e
+            state_directory: \(directory)/state
+            disk_budget_bytes: \(diskBudget)
+            status_interval_seconds: 1
+            log_level: info
+            ingest:
+              host: 127.0.0.1
+              port: 0
+            \(ingestExtra)
+            admin:
+              host: 127.0.0.1
+              port: 0
+            \(extra)
+            devices:\(devicesYAML)
+            sinks:
+              - name: central
+                type: http
+                url: http://127.0.0.1:\(receiverPort)/ingest
+                gzip: true
+                hmac_secret: "e2e-hmac"
+                batch_max_events: 500
+                backoff_initial_seconds: 0.05
+                backoff_max_seconds: 0.5
+            \(sinkExtra)
+            """
+        try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
+        return configPath
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: directory) }
+}

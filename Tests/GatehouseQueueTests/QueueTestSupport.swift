@@ -1,0 +1,91 @@
+import Foundation
+@testable import GatehouseCore
+@testable import GatehouseQueue
+import Logging
+import Testing
+
+/// A real queue in a unique temporary directory; call `remove()` at the end of the test.
+struct QueueFixture {
+    let directory: URL
+    let settings: QueueSettings
+    let budget: Int64
+    var queue: EventQueue
+
+    var path: String { directory.appendingPathComponent("queue.sqlite").path }
+
+    init(
+        budget: Int64 = 1 << 30, commitMaxEvents: Int = 2000, quarantineMaxPayloadBytes: Int = 64 << 10,
+        dedupWindowHours: Double = 72
+    ) throws {
+        directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("gatehouse-queue-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        settings = QueueSettings(
+            commitMaxEvents: commitMaxEvents, quarantineMaxPayloadBytes: quarantineMaxPayloadBytes,
+            dedupWindowHours: dedupWindowHours)
+        self.budget = budget
+        queue = try EventQueue(
+            path: directory.appendingPathComponent("queue.sqlite").path, settings: settings,
+            diskBudgetBytes: budget, logger: Logger(label: "gatehouse.queue.tests"))
+    }
+
+    /// A second queue object on the same file, as after a restart.
+    func reopen() throws -> EventQueue {
+        try EventQueue(path: path, settings: settings, diskBudgetBytes: budget, logger: Logger(label: "gatehouse.queue.tests"))
+    }
+
+    func remove() { try? FileManager.default.removeItem(at: directory) }
+}
+
+let eventIDs = EventIDGenerator()
+
+/// One event; `padding` adds that many characters in an attribute so bodies have a known size.
+func makeEvent(
+    _ kind: EventKind = .accessGranted, device: String = "door-1", dedupKey: String? = nil,
+    priority: Priority? = nil, padding: Int = 0, receivedAt: Timestamp = .now
+) -> Event {
+    Event(
+        id: eventIDs.next(), kind: kind, occurredAt: receivedAt, receivedAt: receivedAt, site: "s",
+        device: DeviceRef(id: device, vendor: "v", type: .doorController), priority: priority,
+        attributes: padding > 0 ? ["pad": .string(String(repeating: "x", count: padding))] : nil,
+        source: Source(driver: "test", dedupKey: dedupKey))
+}
+
+func isStored(_ outcome: AppendOutcome) -> Bool {
+    if case .stored = outcome { return true }
+    return false
+}
+
+func isRefused(_ outcome: AppendOutcome) -> Bool {
+    if case .refused = outcome { return true }
+    return false
+}
+
+/// The id of a stored event's JSON.
+func storedID(_ event: StoredEvent) throws -> EventID {
+    try EventCoding.decode(event.body).id
+}
+
+extension EventQueue {
+    /// Everything `sink` has not delivered, in forwarding order.
+    func everything(sink: String) async throws -> [StoredEvent] {
+        try await nextBatch(sink: sink, maxEvents: 1_000_000, maxBytes: .max)
+    }
+
+    /// Bytes the budget should be charged for what is actually stored (events and quarantine).
+    func recomputedUsage(sink: String = "__audit__") async throws -> Int64 {
+        let events = try await everything(sink: sink)
+        let quarantine = try await quarantineEntries(limit: 1_000_000)
+        return events.reduce(Int64(0)) { $0 + Int64($1.body.count + EventQueue.rowOverhead) }
+            + quarantine.reduce(Int64(0)) { $0 + Int64($1.payload.count) }
+    }
+}
+
+/// Polls `condition` up to `attempts` times, 10 ms apart.
+func eventually(attempts: Int = 500, _ condition: () async throws -> Bool) async rethrows -> Bool {
+    for _ in 0..<attempts {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return false
+}
