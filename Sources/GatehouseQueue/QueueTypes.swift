@@ -23,6 +23,12 @@ public struct StoredEvent: Sendable, Equatable {
     public let priority: Priority
     /// The event's JSON, exactly as stored.
     public let body: Data
+
+    public init(seq: Int64, priority: Priority, body: Data) {
+        self.seq = seq
+        self.priority = priority
+        self.body = body
+    }
 }
 
 /// How far a polled device's own log was read, stored with the events it produced.

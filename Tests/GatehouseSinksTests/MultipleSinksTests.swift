@@ -40,10 +40,8 @@ import Testing
         }
     }
 
-    /// Known queue defect: `events.seq` is a plain rowid, so once delivered rows are pruned SQLite
-    /// hands out sequence numbers again that sink cursors already passed, and those events are
-    /// never sent. Fix in GatehouseQueue (AUTOINCREMENT or a persisted high-water mark); then this
-    /// test reports "known issue was not recorded" and the `withKnownIssue` wrapper must go.
+    /// Guards the queue against handing out sequence numbers again once delivered rows are pruned
+    /// (a plain rowid restarts below the sink cursors, and new events would look delivered).
     @Test func eventsQueuedAfterTheQueueEmptiedAreDeliveredToo() async throws {
         let store = try await TestQueue(sinks: ["a", "b"])
         defer { store.remove() }
@@ -54,15 +52,13 @@ import Testing
             try await withReceiver(receiverB) { portB in
                 let a = try RunningSink(httpSinkConfig(name: "a", port: portA), queue: store.queue)
                 let b = try RunningSink(httpSinkConfig(name: "b", port: portB), queue: store.queue)
-                await withKnownIssue("queue reuses pruned sequence numbers") {
-                    var total = 0
-                    for round in 1...3 {
-                        // Alarms in the second round, so one priority runs ahead of the others.
-                        total += try await store.append(30, round == 2 ? .alarmPanic : .accessGranted).count
-                        #expect(await receiverA.waitFor(uniqueCount: total, timeout: .seconds(3)), "sink a, round \(round)")
-                        #expect(await receiverB.waitFor(uniqueCount: total, timeout: .seconds(3)), "sink b, round \(round)")
-                        #expect(await eventually(timeout: .seconds(3)) { try await store.queue.stats().depth == 0 })
-                    }
+                var total = 0
+                for round in 1...3 {
+                    // Alarms in the second round, so one priority runs ahead of the others.
+                    total += try await store.append(30, round == 2 ? .alarmPanic : .accessGranted).count
+                    #expect(await receiverA.waitFor(uniqueCount: total, timeout: .seconds(10)), "sink a, round \(round)")
+                    #expect(await receiverB.waitFor(uniqueCount: total, timeout: .seconds(10)), "sink b, round \(round)")
+                    #expect(await eventually { try await store.queue.stats().depth == 0 }, "round \(round)")
                 }
                 await a.finish()
                 await b.finish()

@@ -36,7 +36,7 @@ public enum ConfigLoader {
         guard let top = YAMLMapping(root, path: "", log: log) else { throw ConfigError(log.items) }
         let config = read(top, knownDrivers: knownDrivers, environment: environment)
         top.finish()
-        if !log.items.isEmpty { throw ConfigError(log.items) }
+        if !log.items.isEmpty { throw ConfigError(log.items.sorted { ($0.line, $0.column) < ($1.line, $1.column) }) }
         return config
     }
 

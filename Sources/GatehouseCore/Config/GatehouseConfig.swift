@@ -49,6 +49,12 @@ public struct QueueSettings: Sendable, Equatable {
     public var quarantineMaxPayloadBytes: Int
     /// How long a device's dedup keys are remembered.
     public var dedupWindowHours: Double
+
+    public init(commitMaxEvents: Int = 2000, quarantineMaxPayloadBytes: Int = 256 << 10, dedupWindowHours: Double = 72) {
+        self.commitMaxEvents = commitMaxEvents
+        self.quarantineMaxPayloadBytes = quarantineMaxPayloadBytes
+        self.dedupWindowHours = dedupWindowHours
+    }
 }
 
 /// When a device's clock is reported as skewed.
@@ -91,6 +97,14 @@ public struct SinkConfig: Sendable, Equatable {
     public var backoffInitialSeconds: Double
     public var backoffMaxSeconds: Double
     public var target: SinkTarget
+
+    public init(name: String, batchMaxEvents: Int = 500, backoffInitialSeconds: Double = 0.2, backoffMaxSeconds: Double = 10, target: SinkTarget) {
+        self.name = name
+        self.batchMaxEvents = batchMaxEvents
+        self.backoffInitialSeconds = backoffInitialSeconds
+        self.backoffMaxSeconds = backoffMaxSeconds
+        self.target = target
+    }
 }
 
 /// What a sink writes to.
@@ -111,6 +125,12 @@ public struct FileSinkConfig: Sendable, Equatable {
     public var path: String
     public var rotateBytes: Int64
     public var keepFiles: Int
+
+    public init(path: String, rotateBytes: Int64 = 64 << 20, keepFiles: Int = 10) {
+        self.path = path
+        self.rotateBytes = rotateBytes
+        self.keepFiles = keepFiles
+    }
 }
 
 /// Batched POSTs to the central store.
@@ -129,4 +149,24 @@ public struct HTTPSinkConfig: Sendable, Equatable {
     public var clientKeyFile: String?
     public var connectTimeoutSeconds: Double
     public var requestTimeoutSeconds: Double
+
+    public init(
+        url: String, format: Format = .ndjson, gzip: Bool = true, bearerToken: Secret? = nil, hmacSecret: Secret? = nil,
+        signatureHeader: String = "X-Gatehouse-Signature", idempotencyHeader: String = "Idempotency-Key",
+        caFile: String? = nil, clientCertificateFile: String? = nil, clientKeyFile: String? = nil,
+        connectTimeoutSeconds: Double = 5, requestTimeoutSeconds: Double = 30
+    ) {
+        self.url = url
+        self.format = format
+        self.gzip = gzip
+        self.bearerToken = bearerToken
+        self.hmacSecret = hmacSecret
+        self.signatureHeader = signatureHeader
+        self.idempotencyHeader = idempotencyHeader
+        self.caFile = caFile
+        self.clientCertificateFile = clientCertificateFile
+        self.clientKeyFile = clientKeyFile
+        self.connectTimeoutSeconds = connectTimeoutSeconds
+        self.requestTimeoutSeconds = requestTimeoutSeconds
+    }
 }
