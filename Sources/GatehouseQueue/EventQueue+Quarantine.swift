@@ -12,9 +12,8 @@ extension EventQueue {
         let result = try await pool.write { db -> (Int64?, [Int: (count: Int64, bytes: Int64)]) in
             var ledger = try Ledger(db)
             let size = Int64(payload.count)
-            if ledger.usedBytes + size > budget {
-                try self.evictQuarantine(db: db, bytesNeeded: ledger.usedBytes + size - budget, ledger: &ledger)
-                if ledger.usedBytes + size > budget { return (nil, ledger.evictions) }
+            guard try self.makeRoom(size, forRank: -1, budget: budget, db: db, ledger: &ledger) else {
+                return (nil, [:])
             }
             try db.execute(
                 sql: """

@@ -241,31 +241,29 @@ public final class EventQueue: Sendable {
     ) throws -> [AppendOutcome] {
         let budget = settings.withLock { $0.budgetBytes }
         let insertDedup = try db.cachedStatement(
-            sql: "INSERT INTO dedup(device_id, key, event_id, seen_ms) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
+            sql: "INSERT INTO dedup(device_id, key, event_id, seen_ms) VALUES (?, ?, ?, ?)")
         let insertEvent = try db.cachedStatement(
             sql: "INSERT INTO events(priority, device_id, received_ms, body) VALUES (?, ?, ?, ?)")
         var outcomes: [AppendOutcome] = []
         outcomes.reserveCapacity(rows.count)
+        let findDedup = try db.cachedStatement(sql: "SELECT event_id FROM dedup WHERE device_id = ? AND key = ?")
         for row in rows {
-            let size = Int64(row.body.count + Self.rowOverhead)
-            if ledger.usedBytes + size > budget {
-                try evict(db: db, belowRank: row.rank, bytesNeeded: ledger.usedBytes + size - budget, ledger: &ledger)
-                if ledger.usedBytes + size > budget {
-                    let name = Priority(rank: row.rank)?.rawValue ?? "\(row.rank)"
-                    outcomes.append(.refused("disk budget of \(budget) bytes is full with events of priority \(name) or higher; retry later"))
+            // A re-sent event is answered as a duplicate before the budget is considered: it needs no room.
+            if let key = row.dedupKey {
+                if let original = try String.fetchOne(findDedup, arguments: [row.deviceID, key]) {
+                    ledger.duplicates += 1
+                    outcomes.append(.duplicate(of: EventID(original) ?? row.id))
                     continue
                 }
             }
+            let size = Int64(row.body.count + Self.rowOverhead)
+            guard try makeRoom(size, forRank: row.rank, budget: budget, db: db, ledger: &ledger) else {
+                let name = Priority(rank: row.rank)?.rawValue ?? "\(row.rank)"
+                outcomes.append(.refused("disk budget of \(budget) bytes is full with events of priority \(name) or higher; retry later"))
+                continue
+            }
             if let key = row.dedupKey {
                 try insertDedup.execute(arguments: [row.deviceID, key, row.id.description, row.receivedMs])
-                if db.changesCount == 0 {
-                    let original = try String.fetchOne(
-                        db, sql: "SELECT event_id FROM dedup WHERE device_id = ? AND key = ?",
-                        arguments: [row.deviceID, key])
-                    ledger.duplicates += 1
-                    outcomes.append(.duplicate(of: original.flatMap(EventID.init) ?? row.id))
-                    continue
-                }
             }
             try insertEvent.execute(arguments: [row.rank, row.deviceID, row.receivedMs, row.body])
             ledger.queuedEvents += 1
@@ -281,6 +279,26 @@ public final class EventQueue: Sendable {
                 arguments: [cursor.deviceID, cursor.cursor, Timestamp.now.milliseconds])
         }
         return outcomes
+    }
+
+    /// Evicts what may be evicted for an item of `size` bytes and `rank` (-1: quarantine), inside a
+    /// savepoint: when the item still would not fit, the evictions are rolled back with the
+    /// ledger, so a refused item costs nothing. Returns whether the item fits now.
+    func makeRoom(_ size: Int64, forRank rank: Int, budget: Int64, db: Database, ledger: inout Ledger) throws -> Bool {
+        guard ledger.usedBytes + size > budget else { return true }
+        let before = ledger
+        var fits = false
+        try db.inSavepoint {
+            if rank < 0 {
+                try evictQuarantine(db: db, bytesNeeded: ledger.usedBytes + size - budget, ledger: &ledger)
+            } else {
+                try evict(db: db, belowRank: rank, bytesNeeded: ledger.usedBytes + size - budget, ledger: &ledger)
+            }
+            fits = ledger.usedBytes + size <= budget
+            return fits ? .commit : .rollback
+        }
+        if !fits { ledger = before }
+        return fits
     }
 
     /// Deletes the oldest events of ranks below `belowRank`, lowest rank first (quarantined

@@ -1,3 +1,4 @@
+import Foundation
 extension CentralReceiver {
     /// How the receiver answers, switchable while it runs.
     public enum Mode: Sendable, Equatable {
@@ -36,6 +37,14 @@ extension CentralReceiver {
         public var lastContentEncoding: String?
     }
 
+    /// Cheap figures for benchmarks that poll while a large backlog drains (no copies of ids).
+    public struct Progress: Sendable {
+        public var uniqueCount: Int
+        public var totalReceived: Int
+        /// When the first event with priority alarm arrived.
+        public var firstAlarmAt: Date?
+    }
+
     struct State {
         var mode: Mode = .accept
         var counts: [String: Int] = [:]
@@ -49,6 +58,7 @@ extension CentralReceiver {
         var lastContentEncoding: String?
         var port: Int?
         var failure: String?
+        var firstAlarmAt: Date?
 
         var snapshot: Snapshot {
             Snapshot(

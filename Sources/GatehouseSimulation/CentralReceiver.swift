@@ -103,6 +103,11 @@ public final class CentralReceiver: Sendable {
     }
 
     /// Polls until at least `uniqueCount` distinct ids arrived; false when `timeout` passed first.
+    /// Cheap figures for polling while a large backlog drains.
+    public var progress: Progress {
+        state.withLock { Progress(uniqueCount: $0.counts.count, totalReceived: $0.totalReceived, firstAlarmAt: $0.firstAlarmAt) }
+    }
+
     public func waitFor(uniqueCount: Int, timeout: Duration) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while true {
@@ -170,7 +175,11 @@ public final class CentralReceiver: Sendable {
             return Self.answer(HTTPResponse.Status(code: status), "{\"error\":\"event \(id) refused\"}")
         }
         let key = idempotencyHeader.flatMap { request.headers[$0] }
+        // Events are written with sorted keys and no spaces, so the priority appears literally.
+        let needsAlarmScan = state.withLock { $0.firstAlarmAt == nil }
+        let sawAlarm = needsAlarmScan && body.readableBytesView.firstRange(of: Self.alarmNeedle) != nil
         state.withLock { s in
+            if sawAlarm, s.firstAlarmAt == nil { s.firstAlarmAt = Date() }
             s.acceptedRequests += 1
             s.totalReceived += parsed.ids.count
             s.lastIdempotencyKey = key
@@ -213,6 +222,8 @@ public final class CentralReceiver: Sendable {
             }
         }
     }
+
+    static let alarmNeedle = Array(#""priority":"alarm""#.utf8)
 
     private static func answer(_ status: HTTPResponse.Status, _ json: String) -> Response {
         Response(

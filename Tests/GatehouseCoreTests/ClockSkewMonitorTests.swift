@@ -18,14 +18,44 @@ struct ClockSkewMonitorTests {
         monitor.observe(occurredAt: received.adding(seconds: -(behind + delay)), receivedAt: received)
     }
 
-    @Test("a device 120 s behind is reported after the first sample")
+    @Test("a device 120 s behind is reported once the gap has held for a minute")
     func behind() throws {
         var monitor = Self.monitor()
         #expect(monitor.estimateSeconds == nil)
-        let report = try #require(Self.observe(&monitor, at: Self.start, behind: 120))
-        #expect(abs(report.skewSeconds - 120) < 0.01)
-        #expect(report.samples == 1)
+        #expect(Self.observe(&monitor, at: Self.start, behind: 120) == nil, "one old-looking event may be a replay")
         #expect(monitor.estimateSeconds.map { abs($0 - 120) < 0.01 } == true)
+        #expect(Self.observe(&monitor, at: Self.start.adding(seconds: 30), behind: 120) == nil)
+        let report = try #require(Self.observe(&monitor, at: Self.start.adding(seconds: 60), behind: 120))
+        #expect(abs(report.skewSeconds - 120) < 0.01)
+        #expect(report.samples == 3)
+    }
+
+    @Test("a device 120 s ahead is reported at the first sample: no delay explains a time in the future")
+    func ahead() throws {
+        var monitor = Self.monitor()
+        let report = try #require(Self.observe(&monitor, at: Self.start, behind: -120))
+        #expect(abs(report.skewSeconds + 120) < 0.01)
+        #expect(report.samples == 1)
+    }
+
+    @Test("a clock that falls behind is reported once older, correct samples leave the window")
+    func fallsBehindLater() throws {
+        var monitor = Self.monitor()
+        var time = Self.start
+        for _ in 0..<10 {
+            _ = Self.observe(&monitor, at: time, behind: 1)
+            time = time.adding(seconds: 30)
+        }
+        var report: ClockSkewMonitor.Report?
+        var steps = 0
+        while report == nil, steps < 100 {
+            report = Self.observe(&monitor, at: time, behind: 600)
+            time = time.adding(seconds: 30)
+            steps += 1
+        }
+        let found = try #require(report)
+        #expect(found.skewSeconds == 600)
+        #expect(Double(steps) * 30 <= monitor.windowSeconds + 60, "detected within the window plus the settle time")
     }
 
     @Test("a device 300 s ahead with random delivery delays is estimated within the smallest delay")
@@ -82,11 +112,7 @@ struct ClockSkewMonitorTests {
         #expect(monitor.estimateSeconds == 0.5)
     }
 
-    @Test(
-        "a long offline backlog (more records than the window) does not raise a false report",
-        .disabled(
-            "BUG: ClockSkewMonitor keeps only the last 16 gaps and reports their minimum: a device with a correct clock that replays 100 records buffered over 2 hours (oldest first, one per 72 s) pushes its live samples out of the window after 16 records, the estimate becomes the smallest age among 16 replayed records and observe() returns Report(skewSeconds: 6120.0, samples: 16) for a clock that is right (the same happens on the very first sample when a device connects with a backlog)"
-        ))
+    @Test("a long offline backlog (more records than fit a window) does not raise a false report")
     func longBacklog() {
         var monitor = Self.monitor()
         var time = Self.start
@@ -106,17 +132,17 @@ struct ClockSkewMonitorTests {
     @Test("reports are rate-limited by report_interval_seconds")
     func rateLimited() throws {
         var monitor = Self.monitor(threshold: 30, interval: 3600)
-        let first = try #require(Self.observe(&monitor, at: Self.start, behind: 120))
-        #expect(first.skewSeconds == 120)
+        let first = try #require(Self.observe(&monitor, at: Self.start, behind: -120))
+        #expect(first.skewSeconds == -120)
         // Every minute for the rest of the hour: still skewed, but not reported again.
         for minute in 1..<60 {
-            #expect(Self.observe(&monitor, at: Self.start.adding(seconds: Double(minute) * 60), behind: 120) == nil)
+            #expect(Self.observe(&monitor, at: Self.start.adding(seconds: Double(minute) * 60), behind: -120) == nil)
         }
-        #expect(Self.observe(&monitor, at: Self.start.adding(seconds: 3599.9), behind: 120) == nil)
-        let second = try #require(Self.observe(&monitor, at: Self.start.adding(seconds: 3600), behind: 120))
-        #expect(second.skewSeconds == 120)
-        #expect(second.samples == 16, "the window is full by now")
-        #expect(Self.observe(&monitor, at: Self.start.adding(seconds: 3660), behind: 120) == nil)
+        #expect(Self.observe(&monitor, at: Self.start.adding(seconds: 3599.9), behind: -120) == nil)
+        let second = try #require(Self.observe(&monitor, at: Self.start.adding(seconds: 3600), behind: -120))
+        #expect(second.skewSeconds == -120)
+        #expect(second.samples == 12, "only samples of the last 600 s count: 3000…3540 every minute, 3599.9 and 3600")
+        #expect(Self.observe(&monitor, at: Self.start.adding(seconds: 3660), behind: -120) == nil)
     }
 
     @Test("a device that was not skewed at first is reported as soon as it is")

@@ -257,10 +257,7 @@ struct ConfigLoaderTests {
     }
 
     @Test(
-        "an empty sinks list is reported like a missing one",
-        .disabled(
-            "BUG: ConfigLoader.read only reports sinks when the key is absent (`sinkItems.isEmpty, !top.has(\"sinks\")`): `sinks: []` parses without a diagnostic although the message says 'expected a list with at least one sink', so a daemon with nowhere to forward starts silently"
-        ))
+        "an empty sinks list is reported like a missing one")
     func emptySinks() {
         let found = diagnostics("site: s\nsinks: []\n")
         #expect(found.count == 1)

@@ -203,3 +203,20 @@ struct DeviceTimeParserTests {
         #expect(DeviceTimeParser.parse("2026-01-15 12:00:00", zone: newYork)?.rfc3339 == "2026-01-15T17:00:00.000Z")
     }
 }
+
+@Suite("Device times outside 1970–2199")
+struct ImplausibleDeviceTimeTests {
+    @Test("wall-clock times outside the plausible range are refused", arguments: ["1969-12-31T23:59:59Z", "2200-01-01T00:00:00Z", "9999-12-31 23:59:59"])
+    func wallClock(text: String) {
+        #expect(DeviceTimeParser.parse(text, zone: .gmt) == nil)
+    }
+
+    @Test("epoch numbers: seconds and milliseconds accepted, absurd ones refused")
+    func epoch() {
+        #expect(DeviceTimeParser.fromEpoch(1_764_000_000)?.rfc3339 == "2025-11-24T16:00:00.000Z")
+        #expect(DeviceTimeParser.fromEpoch(1_764_000_000_123)?.rfc3339 == "2025-11-24T16:00:00.123Z")
+        for bad in [-1.0, 1.7e15, 9.3e18, .infinity, .nan, 8e12] {
+            #expect(DeviceTimeParser.fromEpoch(bad) == nil, "\(bad)")
+        }
+    }
+}

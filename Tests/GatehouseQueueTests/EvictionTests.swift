@@ -154,10 +154,7 @@ struct EvictionTests {
     }
 
     @Test(
-        "an event that is refused anyway evicts nothing",
-        .disabled(
-            "BUG: EventQueue.commit calls evict() before knowing the row can fit, and the deletions are committed even when the row is then refused: with a 64 KiB budget full of access events plus one small telemetry event, appending an access event with 8000 bytes of padding returns .refused yet the telemetry event is deleted and evicted[\"telemetry\"] becomes 1 (data lost for nothing; quarantine entries are lost the same way)"
-        ))
+        "an event that is refused anyway evicts nothing")
     func refusedEventEvictsNothing() async throws {
         let budget: Int64 = 64 << 10
         let fixture = try QueueFixture(budget: budget)
@@ -178,10 +175,7 @@ struct EvictionTests {
     }
 
     @Test(
-        "a device retry of a stored event is a duplicate even when the budget is full, and evicts nothing",
-        .disabled(
-            "BUG: EventQueue.commit checks the budget (and evicts) before the dedup lookup: with a 1 MiB budget full of telemetry, re-sending an already stored access event (same device+dedupKey) returns .duplicate but evicts the oldest telemetry event (evicted[\"telemetry\"] == 1); with the budget full of access events the same retry returns .refused instead of .duplicate(of:), so the device keeps retrying an event that is already stored"
-        ))
+        "a device retry of a stored event is a duplicate even when the budget is full, and evicts nothing")
     func duplicateWhenFull() async throws {
         let fixture = try QueueFixture(budget: Self.budget)
         defer { fixture.remove() }

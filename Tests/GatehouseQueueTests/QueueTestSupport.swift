@@ -80,12 +80,3 @@ extension EventQueue {
             + quarantine.reduce(Int64(0)) { $0 + Int64($1.payload.count) }
     }
 }
-
-/// Polls `condition` up to `attempts` times, 10 ms apart.
-func eventually(attempts: Int = 500, _ condition: () async throws -> Bool) async rethrows -> Bool {
-    for _ in 0..<attempts {
-        if try await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(10))
-    }
-    return false
-}

@@ -41,6 +41,9 @@ struct HTTPLoadCommand: AsyncParsableCommand {
     @Option(help: "Seconds to wait for outstanding replies after the last request was due.")
     var drainTimeout: Double = 10
 
+    @Option(help: "Closed loop only: stop after this many events (fills a backlog of a known size).")
+    var maxEvents: Int?
+
     @Option(help: "Also write the figures as JSON to this file.")
     var json: String?
 
@@ -52,6 +55,7 @@ struct HTTPLoadCommand: AsyncParsableCommand {
         guard (1...10_000).contains(connections) else { throw ValidationError("--connections \(connections) (expected 1…10000)") }
         guard devices >= 1 else { throw ValidationError("--devices \(devices) (expected 1 or more)") }
         guard batch >= 1 else { throw ValidationError("--batch \(batch) (expected 1 or more)") }
+        if let maxEvents, maxEvents < 1 || rate != 0 { throw ValidationError("--max-events \(maxEvents) (expected 1 or more, with --rate 0)") }
         guard (0...100).contains(alarmPercent) else { throw ValidationError("--alarm-percent \(alarmPercent) (expected 0…100)") }
     }
 
@@ -61,7 +65,8 @@ struct HTTPLoadCommand: AsyncParsableCommand {
             host: target.host, port: target.port, basePath: target.basePath,
             devicePrefix: devicePrefix, devices: devices, token: token,
             rate: rate, duration: .nanoseconds(Int64(duration * 1e9)), connections: connections,
-            batch: batch, alarmPercent: alarmPercent, drainTimeout: .nanoseconds(Int64(drainTimeout * 1e9))
+            batch: batch, alarmPercent: alarmPercent, drainTimeout: .nanoseconds(Int64(drainTimeout * 1e9)),
+            maxRequests: maxEvents.map { ($0 + batch - 1) / batch }
         )
         // One thread: the generator shares the machine with the daemon it measures.
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)

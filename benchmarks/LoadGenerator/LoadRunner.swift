@@ -20,6 +20,8 @@ struct LoadPlan: Sendable {
     var alarmPercent: Double
     /// How long after the last scheduled request to wait for outstanding replies.
     var drainTimeout: TimeAmount
+    /// Closed loop only: stop after this many requests (to fill a backlog of a known size).
+    var maxRequests: Int? = nil
 
     var isClosedLoop: Bool { rate == 0 }
 }
@@ -175,9 +177,15 @@ final class LoadRunner: @unchecked Sendable {
     private func dispatch(_ connection: ClientConnection) {
         if let request = waiting.popFirst() {
             send(request, on: connection)
-        } else if plan.isClosedLoop && scheduling {
+        } else if plan.isClosedLoop && scheduling && nextRequest < (plan.maxRequests ?? .max) {
             send(makeRequest(scheduled: .now()), on: connection)
         } else {
+            if plan.isClosedLoop, scheduling, nextRequest >= (plan.maxRequests ?? .max) {
+                scheduling = false
+                idle.append(connection)
+                checkFinished()
+                return
+            }
             idle.append(connection)
         }
     }

@@ -108,8 +108,8 @@ public enum ConfigLoader {
 
         var sinkNames: Set<String> = []
         let sinkItems = top.sequence("sinks")
-        if sinkItems.isEmpty, !top.has("sinks") {
-            log.report(nil, fallback: top.mark, key: "sinks", "missing required key (expected a list with at least one sink, e.g. - {name: local, type: file, path: /var/lib/gatehouse/outbox})")
+        if sinkItems.isEmpty {
+            log.report(top.node("sinks"), fallback: top.mark, key: "sinks", "\(top.has("sinks") ? "empty" : "missing required key") (expected a list with at least one sink, e.g. - {name: local, type: file, path: /var/lib/gatehouse/outbox})")
         }
         let sinks = sinkItems.compactMap { item -> SinkConfig? in
             guard let map = YAMLMapping(item.node, path: item.path, log: log) else { return nil }

@@ -141,7 +141,8 @@ public enum DeviceTimeParser {
                 i += 1
             }
             guard digits > 0 else { return nil }
-            for _ in digits..<3 where digits < 3 { millis *= 10 }
+            // Digits past milliseconds were dropped above; pad shorter fractions to milliseconds.
+            if digits < 3 { for _ in digits..<3 { millis *= 10 } }
         }
         var offset: Int?
         if i < b.count {
@@ -168,6 +169,17 @@ public enum DeviceTimeParser {
             millisecond: millis, utcOffsetSeconds: offset)
     }
 
+    /// Device times outside 1970–2199 are rejected: no event happened then, and the formatter
+    /// writes four-digit years only.
+    public static let plausibleRange = Timestamp(milliseconds: 0)..<Timestamp(milliseconds: 7_258_118_400_000)
+
+    /// Epoch seconds, or milliseconds when the number is that large; nil outside `plausibleRange`.
+    public static func fromEpoch(_ number: Double) -> Timestamp? {
+        guard number.isFinite, number >= 0, number < 1e14 else { return nil }
+        let time = Timestamp(milliseconds: number > 1e11 ? Int64(number) : Int64(number * 1000))
+        return plausibleRange.contains(time) ? time : nil
+    }
+
     /// RFC 3339 with a mandatory zone.
     public static func parseRFC3339(_ text: String) -> Timestamp? {
         guard let wall = parseWallClock(text), let offset = wall.utcOffsetSeconds else { return nil }
@@ -178,10 +190,9 @@ public enum DeviceTimeParser {
     public static func parse(_ text: String, zone: TimeZone) -> Timestamp? {
         guard let wall = parseWallClock(text) else { return nil }
         let naive = naiveSeconds(wall)
-        if let offset = wall.utcOffsetSeconds {
-            return Timestamp(milliseconds: (naive - Int64(offset)) * 1000 + Int64(wall.millisecond))
-        }
-        return Timestamp(milliseconds: localToUTC(naive, zone: zone) * 1000 + Int64(wall.millisecond))
+        let seconds = wall.utcOffsetSeconds.map { naive - Int64($0) } ?? localToUTC(naive, zone: zone)
+        let time = Timestamp(milliseconds: seconds * 1000 + Int64(wall.millisecond))
+        return plausibleRange.contains(time) ? time : nil
     }
 
     /// Converts seconds of a zone's wall clock (counted as if it were UTC) to real UTC seconds.

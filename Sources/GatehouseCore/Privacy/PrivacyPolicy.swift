@@ -61,8 +61,8 @@ public struct PrivacyPolicy: Sendable, Equatable {
         let chars = Array(value)
         let (head, tail): (Int, Int) =
             switch type {
-            case .plate: chars.count >= 5 ? (3, 1) : (1, 0)
-            default: chars.count >= 8 ? (0, 4) : (0, min(1, chars.count - 1))
+            case .plate: chars.count >= 5 ? (3, 1) : (min(1, chars.count), 0)
+            default: chars.count >= 8 ? (0, 4) : (0, max(0, min(1, chars.count - 1)))
             }
         let hidden = max(1, chars.count - head - tail)
         return String(chars.prefix(head)) + String(repeating: "*", count: hidden) + String(chars.suffix(tail))

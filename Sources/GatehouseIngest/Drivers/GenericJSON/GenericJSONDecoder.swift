@@ -56,13 +56,14 @@ public enum GenericJSONDecoder {
             draft.deviceTime = text
             // A time without a zone is the device's wall clock, read in its configured zone.
             guard let time = DeviceTimeParser.parse(text, zone: zone) else {
-                throw PayloadError("\(label(path, "occurredAt")): '\(text)' is not a time (expected RFC 3339 like 2026-11-24T08:00:00+08:00, or local time 2026-11-24 08:00:00)")
+                throw PayloadError("\(label(path, "occurredAt")): '\(text)' is not a time (expected RFC 3339 like 2026-11-24T08:00:00+08:00, or local time 2026-11-24 08:00:00, between 1970 and 2199)")
             }
             draft.occurredAt = time
         case .number(let number)?:
-            // Epoch seconds, or milliseconds when the number is that large.
-            let millis = number > 1e11 ? Int64(number) : Int64(number * 1000)
-            draft.occurredAt = Timestamp(milliseconds: millis)
+            guard let time = DeviceTimeParser.fromEpoch(number) else {
+                throw PayloadError("\(label(path, "occurredAt")): \(JSONValue.number(number).compactText) is not a time between 1970 and 2199 (expected epoch seconds or milliseconds)")
+            }
+            draft.occurredAt = time
             draft.deviceTime = JSONValue.number(number).compactText
         default:
             throw PayloadError("\(label(path, "occurredAt")): expected a string or a number of seconds since 1970")
