@@ -31,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.4.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
+        .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.0"),
     ],
     targets: [
         // Event schema, kinds, ids, time, config model and validation, privacy. No NIO.
@@ -53,11 +54,24 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Vendor profiles: the loader and the declarative mapping engine (bytes in, drafts and a
+        // reply out). Pure: no sockets, so `gatehouse adapters test` and replay need no daemon.
+        .target(
+            name: "GatehouseProfiles",
+            dependencies: [
+                "GatehouseCore",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "MultipartKit", package: "multipart-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
         // The HTTP listener, the Driver protocol, the registry and Drivers/<Name>/.
         .target(
             name: "GatehouseIngest",
             dependencies: [
-                "GatehouseCore", "GatehouseQueue",
+                "GatehouseCore", "GatehouseQueue", "GatehouseProfiles",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -153,6 +167,16 @@ let package = Package(
         ),
         .testTarget(name: "GatehouseCoreTests", dependencies: ["GatehouseCore", "GatehouseIngest"]),
         .testTarget(name: "GatehouseQueueTests", dependencies: ["GatehouseCore", "GatehouseQueue"]),
+        .testTarget(name: "GatehouseProfilesTests", dependencies: ["GatehouseCore", "GatehouseProfiles"]),
+        .testTarget(
+            name: "GatehouseIngestTests",
+            dependencies: [
+                "GatehouseCore", "GatehouseQueue", "GatehouseIngest",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "GatehouseSinksTests",
             dependencies: [

@@ -31,9 +31,20 @@ public final class GatehouseDaemon: Sendable {
         self.onListening = onListening
     }
 
-    /// Loads and validates a config file against the drivers this build carries.
+    /// Loads and validates a config file against the drivers this build carries, including
+    /// each driver's checks of its devices' `serial` and `options`.
     public static func loadConfig(path: String) throws(ConfigError) -> GatehouseConfig {
-        try ConfigLoader.load(path: path, knownDrivers: DriverRegistry.names)
+        let config = try ConfigLoader.load(path: path, knownDrivers: DriverRegistry.names)
+        var diagnostics: [ConfigDiagnostic] = []
+        for (index, device) in config.devices.enumerated() {
+            guard let driver = DriverRegistry.driver(named: device.driver) else { continue }
+            for message in driver.validate(device: device) {
+                diagnostics.append(
+                    ConfigDiagnostic(file: path, line: device.line, column: 5, key: "devices[\(index)]", message: message))
+            }
+        }
+        if !diagnostics.isEmpty { throw ConfigError(diagnostics) }
+        return config
     }
 
     public static var queueFileName: String { "queue.sqlite" }
@@ -47,6 +58,9 @@ public final class GatehouseDaemon: Sendable {
         let requests = DeviceRequests(config: config.ingest, devices: devices)
         let sourceGuard = SourceGuard(config: config.ingest)
         let sinks = SinkSupervisor(queue: queue, logger: logger)
+        let driverContext = DriverContext(pipeline: pipeline, requests: requests)
+        let driverTasks = DriverSupervisor(context: driverContext, logger: logger)
+        driverTasks.apply(config.devices)
         try await sinks.apply(config.sinks)
         let notifier = SystemdNotifier()
         let collector = StatusCollector(queue: queue, devices: devices, sinks: sinks, registry: registry, site: config.site)
@@ -54,13 +68,13 @@ public final class GatehouseDaemon: Sendable {
             collector: collector, pipeline: pipeline, notifier: notifier, interval: config.statusIntervalSeconds, logger: logger)
         let reload = ReloadService(
             configPath: configPath, current: config, queue: queue, devices: devices, pipeline: pipeline,
-            requests: requests, sourceGuard: sourceGuard, sinks: sinks, status: status, logger: logger)
+            requests: requests, sourceGuard: sourceGuard, sinks: sinks, drivers: driverTasks, status: status, logger: logger)
 
         let ingestConfig = config.ingest
         let onListening = self.onListening
         let logger = self.logger
         let ingest = IngestListener.make(
-            config: config.ingest, context: DriverContext(pipeline: pipeline, requests: requests), sourceGuard: sourceGuard,
+            config: config.ingest, context: driverContext, sourceGuard: sourceGuard,
             logger: logger.withLevel(.warning),
             onRunning: { port in
                 logger.notice("ingest listener ready on \(ingestConfig.host):\(port)")
@@ -85,6 +99,7 @@ public final class GatehouseDaemon: Sendable {
                     .init(service: QueueService(queue: queue), serviceName: "queue"),
                     .init(service: sinks, serviceName: "sinks"),
                     .init(service: ingest, serviceName: "ingest"),
+                    .init(service: driverTasks, serviceName: "drivers"),
                     .init(service: admin, serviceName: "admin"),
                     .init(service: status, serviceName: "status"),
                     .init(service: reload, serviceName: "reload"),

@@ -80,6 +80,24 @@ public final class DeviceDirectory: Sendable {
         return transition
     }
 
+    /// Marks a device down with a reason a driver found (no reply, refused login…); returns the
+    /// transition when it was up.
+    public func markDown(_ id: String, reason: String, at now: Timestamp = .now) -> Transition? {
+        let transition = state.withLock { s -> Transition? in
+            guard var health = s.health[id], let device = s.devices[id] else { return nil }
+            let wasUp = health.state == .up
+            health.reason = reason
+            if wasUp {
+                health.state = .down
+                health.since = now
+            }
+            s.health[id] = health
+            return wasUp ? Transition(device: device, health: health) : nil
+        }
+        if let transition { log(transition) }
+        return transition
+    }
+
     /// Marks devices down that have been silent for longer than their `offline_after_seconds`.
     public func sweep(now: Timestamp = .now) -> [Transition] {
         let transitions = state.withLock { s -> [Transition] in

@@ -11,6 +11,27 @@ public protocol Driver: Sendable {
 
     /// Maps a payload to drafts. Used live and by `gatehouse quarantine replay`.
     func decode(_ payload: RawPayload, device: DeviceConfig) throws(PayloadError) -> [EventDraft]
+
+    /// Checks a device's `serial` and `options` for this driver; each problem names the option
+    /// and what would be valid. Runs in `check-config`, at start and on reload.
+    func validate(device: DeviceConfig) -> [String]
+
+    /// Whether `run(device:context:)` does long-running work (polling, subscriptions, UDP).
+    var runsPerDevice: Bool { get }
+
+    /// Long-running work for one device; returns when cancelled. A thrown error is logged, the
+    /// device is marked down with it, and the supervisor runs this again after a backoff.
+    func run(device: DeviceConfig, context: DriverContext) async throws
+}
+
+extension Driver {
+    public func validate(device: DeviceConfig) -> [String] {
+        device.options.isEmpty ? [] : ["options: \(name) takes no options (found \(device.options.keys.sorted().joined(separator: ", ")))"]
+    }
+
+    public var runsPerDevice: Bool { false }
+
+    public func run(device: DeviceConfig, context: DriverContext) async throws {}
 }
 
 /// Every driver this build carries: adding a protocol adds one line here and one folder under Drivers/.

@@ -144,15 +144,28 @@ public enum ConfigLoader {
             map.log.report(map.node("time_zone"), key: map.join("time_zone"), "unknown time zone '\(zoneName)' (expected an IANA zone name such as Asia/Shanghai or UTC)")
         }
         let auth = readAuth(map.mapping("auth"), environment: environment)
-        let device = DeviceConfig(
+        var device = DeviceConfig(
             id: id ?? "", driver: driver ?? "", vendor: vendor, model: model, type: type ?? .other,
             address: map.string("address"), point: map.string("point"),
             direction: map.choice("direction", default: nil), timeZone: zone ?? .gmt, auth: auth,
             allowFrom: map.addressRanges("allow_from"),
             offlineAfterSeconds: map.double("offline_after_seconds", default: 300, range: 1...604_800),
-            enabled: map.bool("enabled", default: true))
+            enabled: map.bool("enabled", default: true), serial: map.string("serial"),
+            options: readOptions(map.mapping("options")))
+        device.line = map.mark?.line ?? 0
         guard id != nil, driver != nil, type != nil, zone != nil else { return nil }
         return device
+    }
+
+    /// Driver options: a flat mapping of scalars; the driver checks names and values.
+    static func readOptions(_ map: YAMLMapping?) -> [String: String] {
+        guard let map else { return [:] }
+        var options: [String: String] = [:]
+        for key in map.keys {
+            if let value = map.string(key, expected: "a scalar value") { options[key] = value }
+        }
+        map.finish()
+        return options
     }
 
     static func readAuth(_ map: YAMLMapping?, environment: [String: String]) -> DeviceAuth? {

@@ -78,6 +78,12 @@ public struct DeviceConfig: Sendable, Equatable {
     public var allowFrom: [AddressRange]
     public var offlineAfterSeconds: Double
     public var enabled: Bool
+    /// The vendor's own identity for the device (serial number), where a driver or profile needs it.
+    public var serial: String?
+    /// Driver-specific settings, checked by the driver (`Driver.validate`).
+    public var options: [String: String]
+    /// Where the device is defined in the config file, for diagnostics found after parsing.
+    public var line: Int = 0
 
     public var ref: DeviceRef { DeviceRef(id: id, vendor: vendor, model: model, type: type) }
 }

@@ -2,13 +2,13 @@ import Foundation
 import Yams
 
 /// Collects diagnostics while a config file is read, so that all of them are reported at once.
-final class DiagnosticLog {
-    let file: String
-    private(set) var items: [ConfigDiagnostic] = []
+package final class DiagnosticLog {
+    package let file: String
+    package private(set) var items: [ConfigDiagnostic] = []
 
-    init(file: String) { self.file = file }
+    package init(file: String) { self.file = file }
 
-    func report(_ node: Node?, fallback: Mark? = nil, key: String, _ message: String) {
+    package func report(_ node: Node?, fallback: Mark? = nil, key: String, _ message: String) {
         let mark = node?.mark ?? fallback
         items.append(
             ConfigDiagnostic(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1, key: key, message: message))
@@ -17,14 +17,14 @@ final class DiagnosticLog {
 
 /// A YAML mapping read key by key: every accessor reports type and range errors with the
 /// line of the offending value, and `finish()` reports keys nobody asked for.
-final class YAMLMapping {
-    let path: String
-    let log: DiagnosticLog
-    let mark: Mark?
+package final class YAMLMapping {
+    package let path: String
+    package let log: DiagnosticLog
+    package let mark: Mark?
     private var entries: [(key: String, keyNode: Node, value: Node)] = []
     private var used: Set<String> = []
 
-    init?(_ node: Node, path: String, log: DiagnosticLog) {
+    package init?(_ node: Node, path: String, log: DiagnosticLog) {
         guard case .mapping(let mapping) = node else {
             log.report(node, key: path, "expected a mapping of keys to values, found \(YAMLMapping.describe(node))")
             return nil
@@ -42,20 +42,23 @@ final class YAMLMapping {
         }
     }
 
-    func join(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+    package func join(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
 
-    func node(_ key: String) -> Node? {
+    package func node(_ key: String) -> Node? {
         used.insert(key)
         return entries.first { $0.key == key }?.value
     }
 
-    func has(_ key: String) -> Bool { entries.contains { $0.key == key } }
+    package func has(_ key: String) -> Bool { entries.contains { $0.key == key } }
+
+    /// Every key present, in file order.
+    package var keys: [String] { entries.map(\.key) }
 
     private func missing(_ key: String, _ expected: String) {
         log.report(nil, fallback: mark, key: join(key), "missing required key (expected \(expected))")
     }
 
-    func string(_ key: String, required: Bool = false, expected: String = "a string") -> String? {
+    package func string(_ key: String, required: Bool = false, expected: String = "a string") -> String? {
         guard let node = node(key) else {
             if required { missing(key, expected) }
             return nil
@@ -71,7 +74,7 @@ final class YAMLMapping {
         return scalar.string
     }
 
-    func identifier(_ key: String, required: Bool = true) -> String? {
+    package func identifier(_ key: String, required: Bool = true) -> String? {
         let expected = "letters, digits, '.', '_' or '-', at most 64 characters"
         guard let value = string(key, required: required, expected: expected) else { return nil }
         let allowed = value.utf8.allSatisfy {
@@ -85,7 +88,7 @@ final class YAMLMapping {
         return value
     }
 
-    func int(_ key: String, default value: Int, range: ClosedRange<Int>) -> Int {
+    package func int(_ key: String, default value: Int, range: ClosedRange<Int>) -> Int {
         guard let node = node(key) else { return value }
         guard let parsed = node.int, !(node.string?.contains(".") ?? false) else {
             log.report(node, key: join(key), "expected a whole number from \(range.lowerBound) to \(range.upperBound), found \(YAMLMapping.describe(node))")
@@ -98,7 +101,7 @@ final class YAMLMapping {
         return parsed
     }
 
-    func double(_ key: String, default value: Double, range: ClosedRange<Double>) -> Double {
+    package func double(_ key: String, default value: Double, range: ClosedRange<Double>) -> Double {
         guard let node = node(key) else { return value }
         guard let parsed = node.float ?? node.int.map(Double.init), parsed.isFinite else {
             log.report(node, key: join(key), "expected a number from \(YAMLMapping.format(range.lowerBound)) to \(YAMLMapping.format(range.upperBound)), found \(YAMLMapping.describe(node))")
@@ -111,7 +114,7 @@ final class YAMLMapping {
         return parsed
     }
 
-    func bool(_ key: String, default value: Bool) -> Bool {
+    package func bool(_ key: String, default value: Bool) -> Bool {
         guard let node = node(key) else { return value }
         guard let parsed = node.bool else {
             log.report(node, key: join(key), "expected true or false, found \(YAMLMapping.describe(node))")
@@ -120,7 +123,7 @@ final class YAMLMapping {
         return parsed
     }
 
-    func choice<T: RawRepresentable & CaseIterable>(_ key: String, default value: T?, required: Bool = false) -> T?
+    package func choice<T: RawRepresentable & CaseIterable>(_ key: String, default value: T?, required: Bool = false) -> T?
     where T.RawValue == String {
         let options = T.allCases.map(\.rawValue).joined(separator: ", ")
         guard let text = string(key, required: required, expected: "one of \(options)") else { return value }
@@ -133,7 +136,7 @@ final class YAMLMapping {
     }
 
     /// A size in bytes: a whole number, or a number with a unit (`512MiB`, `2 GB`, `64k`).
-    func bytes(_ key: String, default value: Int64, minimum: Int64) -> Int64 {
+    package func bytes(_ key: String, default value: Int64, minimum: Int64) -> Int64 {
         guard let node = node(key) else { return value }
         let expected = "a size in bytes such as 1073741824, 512MiB or 2GB, at least \(minimum)"
         guard let text = node.string, let parsed = YAMLMapping.parseSize(text) else {
@@ -147,7 +150,7 @@ final class YAMLMapping {
         return parsed
     }
 
-    func mapping(_ key: String, required: Bool = false) -> YAMLMapping? {
+    package func mapping(_ key: String, required: Bool = false) -> YAMLMapping? {
         guard let node = node(key) else {
             if required { missing(key, "a mapping") }
             return nil
@@ -156,7 +159,7 @@ final class YAMLMapping {
     }
 
     /// Items of a sequence with their paths; a missing key is an empty list.
-    func sequence(_ key: String) -> [(node: Node, path: String)] {
+    package func sequence(_ key: String) -> [(node: Node, path: String)] {
         guard let node = node(key) else { return [] }
         guard case .sequence(let items) = node else {
             log.report(node, key: join(key), "expected a list, found \(YAMLMapping.describe(node))")
@@ -165,7 +168,7 @@ final class YAMLMapping {
         return items.enumerated().map { ($0.element, "\(join(key))[\($0.offset)]") }
     }
 
-    func stringList(_ key: String) -> [(value: String, node: Node, path: String)] {
+    package func stringList(_ key: String) -> [(value: String, node: Node, path: String)] {
         sequence(key).compactMap { item in
             guard case .scalar(let scalar) = item.node else {
                 log.report(item.node, key: item.path, "expected a string, found \(YAMLMapping.describe(item.node))")
@@ -175,7 +178,7 @@ final class YAMLMapping {
         }
     }
 
-    func addressRanges(_ key: String) -> [AddressRange] {
+    package func addressRanges(_ key: String) -> [AddressRange] {
         stringList(key).compactMap { item in
             guard let range = AddressRange(item.value) else {
                 log.report(item.node, key: item.path, "'\(item.value)' is not an IP address or CIDR range (expected e.g. 192.168.10.0/24, 10.0.0.7 or ::1)")
@@ -187,7 +190,7 @@ final class YAMLMapping {
 
     /// A secret: a literal string, `{env: NAME}` or `{file: PATH}`. The value is read now so
     /// that a missing file or variable stops start-up rather than the first request.
-    func secret(_ key: String, required: Bool = false, environment: [String: String]) -> Secret? {
+    package func secret(_ key: String, required: Bool = false, environment: [String: String]) -> Secret? {
         guard let node = node(key) else {
             if required { missing(key, "a secret: a string, {env: NAME} or {file: PATH}") }
             return nil
@@ -223,7 +226,7 @@ final class YAMLMapping {
     }
 
     /// Reports every key that no accessor asked for, with the nearest valid key as a hint.
-    func finish() {
+    package func finish() {
         let known = Array(used)
         for entry in entries where !used.contains(entry.key) {
             let hint = YAMLMapping.closest(entry.key, in: known).map { " — did you mean '\($0)'?" } ?? ""
@@ -232,7 +235,7 @@ final class YAMLMapping {
         }
     }
 
-    static func describe(_ node: Node) -> String {
+    package static func describe(_ node: Node) -> String {
         switch node {
         case .scalar(let scalar):
             if node.null != nil, scalar.style == .plain { return "nothing (null)" }
@@ -243,11 +246,11 @@ final class YAMLMapping {
         }
     }
 
-    static func format(_ value: Double) -> String {
+    package static func format(_ value: Double) -> String {
         value.rounded() == value && abs(value) < 1e12 ? String(Int64(value)) : String(value)
     }
 
-    static func parseSize(_ text: String) -> Int64? {
+    package static func parseSize(_ text: String) -> Int64? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         let digits = trimmed.prefix { $0.isNumber || $0 == "." }
         guard let number = Double(digits), number >= 0 else { return nil }
@@ -264,7 +267,7 @@ final class YAMLMapping {
     }
 
     /// The candidate within edit distance 2, for "did you mean" hints.
-    static func closest(_ word: String, in candidates: [String]) -> String? {
+    package static func closest(_ word: String, in candidates: [String]) -> String? {
         func distance(_ a: [Character], _ b: [Character]) -> Int {
             var previous = Array(0...b.count)
             for (i, ca) in a.enumerated() {

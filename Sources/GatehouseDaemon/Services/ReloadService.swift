@@ -17,13 +17,15 @@ final class ReloadService: Service {
     let requests: DeviceRequests
     let sourceGuard: SourceGuard
     let sinks: SinkSupervisor
+    let drivers: DriverSupervisor
     let status: StatusService
     let logger: Logger
     private let current: Mutex<GatehouseConfig>
 
     init(
         configPath: String?, current: GatehouseConfig, queue: EventQueue, devices: DeviceDirectory, pipeline: IngestPipeline,
-        requests: DeviceRequests, sourceGuard: SourceGuard, sinks: SinkSupervisor, status: StatusService, logger: Logger
+        requests: DeviceRequests, sourceGuard: SourceGuard, sinks: SinkSupervisor, drivers: DriverSupervisor,
+        status: StatusService, logger: Logger
     ) {
         self.configPath = configPath
         self.current = Mutex(current)
@@ -33,6 +35,7 @@ final class ReloadService: Service {
         self.requests = requests
         self.sourceGuard = sourceGuard
         self.sinks = sinks
+        self.drivers = drivers
         self.status = status
         self.logger = logger
     }
@@ -50,7 +53,7 @@ final class ReloadService: Service {
         }
         let next: GatehouseConfig
         do {
-            next = try ConfigLoader.load(path: configPath, knownDrivers: DriverRegistry.names)
+            next = try GatehouseDaemon.loadConfig(path: configPath)
         } catch {
             logger.error("reload refused, keeping the running config: \(error)")
             return
@@ -60,6 +63,7 @@ final class ReloadService: Service {
         let deviceChanges = devices.replace(next.devices)
         changes += deviceChanges.added.map { "device \($0) added" } + deviceChanges.removed.map { "device \($0) removed" }
             + deviceChanges.changed.map { "device \($0) changed" }
+        drivers.apply(next.devices)
         pipeline.update(config: next)
         requests.update(config: next.ingest)
         sourceGuard.update(config: next.ingest)
