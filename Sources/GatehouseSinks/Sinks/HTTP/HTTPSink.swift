@@ -34,6 +34,10 @@ public final class HTTPSink: Sink {
             tlsConfiguration: try Self.tlsConfiguration(config), redirectConfiguration: .disallow, timeout: timeout)
         // The runner sends one batch at a time; one kept-alive connection is all it needs.
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 2)
+        // Fail at once when the centre cannot be reached: the runner's backoff (capped at
+        // backoff_max_seconds) decides when to try again. AsyncHTTPClient's own retry backoff
+        // grows during a long outage and delayed the first delivery after it by seconds.
+        configuration.connectionPool.retryConnectionEstablishment = false
         self.client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration, backgroundActivityLogger: logger)
     }
 
