@@ -220,3 +220,24 @@ struct ImplausibleDeviceTimeTests {
         }
     }
 }
+
+@Suite("Text in device charsets")
+struct TextDecodingTests {
+    @Test("GBK bytes from the protocol notes decode and encode back")
+    func gbk() {
+        // "欢迎光临" in GBK, as LED boards receive it (shared/protocols/lpr-http-push.md).
+        let bytes: [UInt8] = [0xBB, 0xB6, 0xD3, 0xAD, 0xB9, 0xE2, 0xC1, 0xD9]
+        #expect(TextDecoding.decode(bytes, as: .gbk) == "欢迎光临")
+        #expect(TextDecoding.encode("欢迎光临", as: .gbk) == bytes)
+        #expect(TextDecoding.decode(bytes, as: .gb18030) == "欢迎光临")
+        #expect(TextDecoding.decode(Array("川F12345".utf8), as: .utf8) == "川F12345")
+    }
+
+    @Test("invalid or truncated input is refused, not garbled")
+    func invalid() {
+        #expect(TextDecoding.decode([0xBB], as: .gbk) == nil, "half a GBK character")
+        #expect(TextDecoding.decode([0xFF, 0xFE], as: .utf8) == nil)
+        #expect(TextDecoding.Charset(label: "GB2312") == .gbk)
+        #expect(TextDecoding.Charset(label: "latin1") == nil)
+    }
+}
