@@ -60,6 +60,8 @@ load() { # rate duration batch alarm% json
 
 echo "== plain SQLite ceiling"
 "$BIN/gatehouse-bench" sqlite-ceiling --dir "$WORK/ceiling" --events 200000 --batch 500 --row-bytes 520 --json "$OUT/ceiling.json"
+# The same commit size as the daemon reaches at saturation with one event per request (~20).
+"$BIN/gatehouse-bench" sqlite-ceiling --dir "$WORK/ceiling20" --events 100000 --batch 20 --row-bytes 520 --json "$OUT/ceiling-20.json"
 
 echo "== receiver up, daemon up"
 "$BIN/gatehouse-sim" receiver --port $CENTRAL > "$WORK/central.log" 2>&1 &
@@ -91,10 +93,10 @@ sleep 1
 load 50 2 1 100 "$OUT/http-alarms.json" > /dev/null
 DEPTH=$(status | python3 -c 'import json,sys; print(json.load(sys.stdin)["queue"]["depth"])')
 echo "queued: $DEPTH events"
-"$BIN/gatehouse-bench" proc --pid "$DAEMON" --interval 1 --duration 60 --json "$OUT/proc-drain.json" > /dev/null &
+"$BIN/gatehouse-bench" proc --pid "$DAEMON" --interval 0.5 --duration 8 --json "$OUT/proc-drain.json" > /dev/null &
 PROC=$!
 "$BIN/gatehouse-sim" receiver --port $CENTRAL --expect "$DEPTH" --timeout 900 --json "$OUT/drain.json"
-kill "$PROC" 2>/dev/null || true
+wait "$PROC" || true
 kill -TERM "$DAEMON"; wait "$DAEMON" || true
 echo "daemon exit status: $?"
 

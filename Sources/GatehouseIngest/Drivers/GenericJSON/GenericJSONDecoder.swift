@@ -19,9 +19,9 @@ public enum GenericJSONDecoder {
         }
         let value: JSONValue
         do {
-            value = try JSONDecoder().decode(JSONValue.self, from: Data(body))
+            value = try JSONValue.parse(body)
         } catch {
-            throw PayloadError("malformed JSON: \(describe(error))")
+            throw PayloadError("malformed JSON: \(error)")
         }
         switch value {
         case .object:
@@ -123,13 +123,6 @@ public enum GenericJSONDecoder {
         return "field '\(full.isEmpty ? "(root)" : full.replacingOccurrences(of: ".[", with: "["))'"
     }
 
-    static func describe(_ error: any Error) -> String {
-        if case DecodingError.dataCorrupted(let context) = error {
-            let underlying = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
-            return underlying ?? context.debugDescription
-        }
-        return "\(error)"
-    }
 }
 
 extension JSONValue {

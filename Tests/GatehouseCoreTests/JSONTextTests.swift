@@ -1,0 +1,72 @@
+import Foundation
+import Testing
+
+@testable import GatehouseCore
+
+@Suite("JSON text parser and writer")
+struct JSONTextTests {
+    @Test("parses what Foundation parses, to the same values", arguments: [
+        #"{"a":1,"b":[true,false,null],"c":{"d":"e"},"f":-0.5,"g":1e3,"h":"\u5ddd\"\\\/\n"}"#,
+        #"[]"#, #"{}"#, #" [ 1 , 2 ] "#, #""\ud83d\ude97 car""#, #"12345678901234"#, #"-1.25E-2"#,
+    ])
+    func parity(text: String) throws {
+        let ours = try JSONValue.parse(Array(text.utf8))
+        let theirs = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+        #expect(ours == theirs)
+        // Writing and parsing again gives the same value.
+        #expect(try JSONValue.parse(Array(ours.jsonText.utf8)) == ours)
+    }
+
+    @Test("refuses malformed text with the byte offset", arguments: [
+        (#"{"a":1,}"#, 7), (#"[1 2]"#, 3), (#"{"a" 1}"#, 5), (#""abc"#, 4), (#"01"#, 2), (#"tru"#, 0),
+        (#"{"a":1} x"#, 8), (#""\x""#, 2), (#""\ud800""#, 7), ("\"a\u{01}\"", 2), (#"-"#, 1), (#"1."#, 2),
+    ])
+    func malformed(text: String, offset: Int) {
+        do {
+            _ = try JSONValue.parse(Array(text.utf8))
+            Issue.record("accepted malformed JSON \(text)")
+        } catch {
+            #expect(error.offset == offset, "\(error)")
+        }
+    }
+
+    @Test("deep nesting is refused at the limit, not by a crash")
+    func depth() {
+        let deep = Array((String(repeating: "[", count: 65) + String(repeating: "]", count: 65)).utf8)
+        #expect(throws: JSONValue.ParseError.self) { try JSONValue.parse(deep) }
+        let fine = Array((String(repeating: "[", count: 64) + String(repeating: "]", count: 64)).utf8)
+        #expect((try? JSONValue.parse(fine)) != nil)
+    }
+
+    @Test("the writer escapes what JSON requires and sorts keys")
+    func writer() {
+        let value = JSONValue.object(["b": .string("line\nbreak \"q\" \\ \u{01}"), "a": .number(2), "c": .number(0.25), "d": .null])
+        #expect(value.jsonText == #"{"a":2,"b":"line\nbreak \"q\" \\ \u0001","c":0.25,"d":null}"#)
+    }
+}
+
+@Suite("Event encoding")
+struct EventEncodingTests {
+    @Test("the hand-built encoding is byte-identical to Foundation's sorted-keys JSONEncoder")
+    func parityWithFoundation() throws {
+        let ids = EventIDGenerator()
+        let now = Timestamp(milliseconds: 1_764_000_000_123)
+        let events = [
+            Event(
+                id: ids.next(now: now), kind: .vehicleEntry, occurredAt: now, receivedAt: now, site: "s",
+                device: DeviceRef(id: "gate", vendor: "v", model: "M1", type: .lprCamera), point: "lane-1", direction: .in,
+                subject: Subject(type: .plate, value: "川F1***5", treatment: .masked, color: "blue"), result: .granted,
+                attributes: ["confidence": .number(97), "note": .string("a \"quoted\"\nline/slash"), "nested": .array([.bool(true), .null, .number(0.5)])],
+                source: Source(driver: "profile", profile: "zhenshi-lpr", dedupKey: "k-1", deviceTime: "2025-11-24 16:00:00")),
+            Event(
+                id: ids.next(now: now), kind: .alarmPanic, occurredAt: now, receivedAt: now, site: "s",
+                device: DeviceRef(id: "panel", vendor: "v", type: .alarmPanel), source: Source(driver: "generic-json")),
+        ]
+        for event in events {
+            let ours = try EventCoding.encode(event)
+            let foundation = try EventCoding.encoder().encode(event)
+            #expect(ours == foundation, "\n\(String(decoding: ours, as: UTF8.self))\n\(String(decoding: foundation, as: UTF8.self))")
+            #expect(try EventCoding.decode(ours) == event)
+        }
+    }
+}
