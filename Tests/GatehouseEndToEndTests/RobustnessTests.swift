@@ -70,6 +70,10 @@ struct RobustnessTests {
         let closedAfter = try await SlowClient.trickle(port: ingest, bytesEvery: .milliseconds(2500), maxSeconds: 15)
         #expect(closedAfter != nil && closedAfter! < 12, "slow connection was not closed: \(String(describing: closedAfter))")
 
+        // A body that trickles in slower than request_timeout_seconds is answered 408 (or the connection closed).
+        let slowBody = try await SlowClient.slowBody(port: ingest, token: TestSite.token(0), maxSeconds: 10)
+        #expect(slowBody.seconds < 8 && (slowBody.response.contains(" 408 ") || slowBody.response.isEmpty), "\(slowBody)")
+
         // A flood from one source is rate limited with 429 and Retry-After.
         var codes: [Int: Int] = [:]
         for _ in 0..<120 {
@@ -233,11 +237,32 @@ struct RobustnessTests {
 
 /// A client that writes a request head one byte at a time, as a slow-loris attack does.
 enum SlowClient {
-    /// Seconds until the server closed the connection, or nil if it never did within `maxSeconds`.
-    static func trickle(port: Int, bytesEvery interval: Duration, maxSeconds: Double) async throws -> Double? {
+    /// Sends a complete head announcing 64 body bytes, then 8 of them, then nothing; returns what
+    /// the server answered (empty if it just closed) and after how many seconds.
+    static func slowBody(port: Int, token: String, maxSeconds: Double) async throws -> (seconds: Double, response: String) {
+        let fd = try connectLoopback(port: port)
+        defer { close(fd) }
+        let start = Date()
+        let head = "POST /v1/devices/dev-0/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nContent-Type: application/json\r\nContent-Length: 64\r\n\r\n{\"kind\":"
+        _ = Array(head.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        var received: [UInt8] = []
+        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        while Date().timeIntervalSince(start) < maxSeconds {
+            if poll(&poller, 1, 50) > 0 {
+                var buffer = [UInt8](repeating: 0, count: 1024)
+                let n = recv(fd, &buffer, buffer.count, 0)
+                if n <= 0 { break }
+                received += buffer.prefix(n)
+                if String(decoding: received, as: UTF8.self).contains("\r\n\r\n") { break }
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return (Date().timeIntervalSince(start), String(decoding: received, as: UTF8.self))
+    }
+
+    static func connectLoopback(port: Int) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw DaemonError("socket failed") }
-        defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -245,7 +270,17 @@ enum SlowClient {
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard connected == 0 else { throw DaemonError("connect failed") }
+        guard connected == 0 else {
+            close(fd)
+            throw DaemonError("connect failed")
+        }
+        return fd
+    }
+
+    /// Seconds until the server closed the connection, or nil if it never did within `maxSeconds`.
+    static func trickle(port: Int, bytesEvery interval: Duration, maxSeconds: Double) async throws -> Double? {
+        let fd = try connectLoopback(port: port)
+        defer { close(fd) }
         let start = Date()
         let head = Array("POST /v1/devices/dev-0/events HTTP/1.1\r\nHost: x\r\nX-Slow: ".utf8)
         var index = 0
