@@ -22,7 +22,8 @@ public struct QuarantineReplayer: Sendable {
     public func replay(_ entry: QuarantineEntry) async -> Result<[EventID], Failure> {
         do {
             let events = try events(for: entry)
-            let outcomes = try await queue.appendNow(events)
+            // An event a sink rejected was accepted once: re-queue it as it is, past dedup.
+            let outcomes = try await queue.appendNow(events, deduplicate: !entry.driver.hasPrefix("sink:"))
             var ids: [EventID] = []
             for outcome in outcomes {
                 switch outcome {

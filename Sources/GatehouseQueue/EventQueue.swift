@@ -121,8 +121,10 @@ public final class EventQueue: Sendable {
     }
 
     /// Commits in a transaction of its own, without the group committer (CLI tools, replay).
-    public func appendNow(_ events: [Event], cursor: DeviceCursorUpdate? = nil) async throws -> [AppendOutcome] {
-        let rows = try encode(events)
+    /// `deduplicate: false` re-queues events that were accepted before (an event a sink's target
+    /// rejected): their dedup key is already recorded and must not turn them into duplicates.
+    public func appendNow(_ events: [Event], cursor: DeviceCursorUpdate? = nil, deduplicate: Bool = true) async throws -> [AppendOutcome] {
+        let rows = try encode(events, deduplicate: deduplicate)
         let (outcomes, evictions) = try await pool.write { db in
             var ledger = try Ledger(db)
             let outcomes = try self.commit(rows: rows, cursor: cursor, db: db, ledger: &ledger)
@@ -134,12 +136,11 @@ public final class EventQueue: Sendable {
         return outcomes
     }
 
-    private func encode(_ events: [Event]) throws -> [EncodedEvent] {
-        let encoder = EventCoding.encoder()
-        return try events.map {
+    private func encode(_ events: [Event], deduplicate: Bool = true) throws -> [EncodedEvent] {
+        try events.map {
             EncodedEvent(
-                id: $0.id, rank: $0.priority.rank, deviceID: $0.device.id, dedupKey: $0.source.dedupKey,
-                receivedMs: $0.receivedAt.milliseconds, body: try encoder.encode($0))
+                id: $0.id, rank: $0.priority.rank, deviceID: $0.device.id, dedupKey: deduplicate ? $0.source.dedupKey : nil,
+                receivedMs: $0.receivedAt.milliseconds, body: try EventCoding.encode($0))
         }
     }
 

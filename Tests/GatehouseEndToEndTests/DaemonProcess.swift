@@ -124,6 +124,8 @@ struct TestSite {
     var ingestExtra = ""
     var sinkExtra = ""
     var extra = ""
+    /// More device entries, as YAML list items indented like the generated ones.
+    var extraDevices = ""
 
     init(receiverPort: Int, name: String = #function) {
         self.receiverPort = receiverPort
@@ -163,6 +165,7 @@ struct TestSite {
               port: 0
             \(extra)
             devices:\(devicesYAML)
+            \(extraDevices)
             sinks:
               - name: central
                 type: http

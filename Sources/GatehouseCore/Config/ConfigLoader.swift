@@ -95,11 +95,13 @@ public enum ConfigLoader {
 
         let privacy = readPrivacy(top.mapping("privacy"), environment: environment)
 
+        let adaptersDirectory = top.string("adapters_directory", required: false, expected: "a directory path") ?? "adapters"
         var deviceIDs: Set<String> = []
         let devices = top.sequence("devices").compactMap { item -> DeviceConfig? in
             guard let map = YAMLMapping(item.node, path: item.path, log: log) else { return nil }
             defer { map.finish() }
-            let device = readDevice(map, knownDrivers: knownDrivers, environment: environment)
+            var device = readDevice(map, knownDrivers: knownDrivers, environment: environment)
+            device?.adaptersDirectory = adaptersDirectory
             if let id = device?.id, !deviceIDs.insert(id).inserted {
                 log.report(map.node("id"), key: map.join("id"), "duplicate device id '\(id)' (each device needs its own id)")
             }
@@ -124,7 +126,7 @@ public enum ConfigLoader {
         return GatehouseConfig(
             site: site, stateDirectory: stateDirectory, diskBudgetBytes: diskBudget,
             statusIntervalSeconds: statusInterval, logLevel: logLevel, ingest: ingest, admin: admin, queue: queue,
-            clockSkew: clockSkew, privacy: privacy, devices: devices, sinks: sinks)
+            clockSkew: clockSkew, privacy: privacy, devices: devices, sinks: sinks, adaptersDirectory: adaptersDirectory)
     }
 
     static func readDevice(_ map: YAMLMapping, knownDrivers: Set<String>, environment: [String: String]) -> DeviceConfig? {
@@ -180,8 +182,15 @@ public enum ConfigLoader {
         if map.has("username") || map.has("password") {
             let user = map.string("username", required: true)
             let password = map.secret("password", required: true, environment: environment)
+            let scheme = map.string("scheme", expected: "basic or digest") ?? "basic"
             guard let user, let password else { return nil }
-            return .basic(username: user, password: password)
+            switch scheme {
+            case "basic": return .basic(username: user, password: password)
+            case "digest": return .digest(username: user, password: password)
+            default:
+                map.log.report(map.node("scheme"), key: map.join("scheme"), "'\(scheme)' is not valid (expected basic or digest)")
+                return nil
+            }
         }
         map.log.report(nil, fallback: map.mark, key: map.path, "expected either token or username and password")
         return nil

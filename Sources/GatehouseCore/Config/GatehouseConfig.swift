@@ -15,6 +15,8 @@ public struct GatehouseConfig: Sendable, Equatable {
     public var privacy: PrivacyPolicy
     public var devices: [DeviceConfig]
     public var sinks: [SinkConfig]
+    /// Where vendor profiles live (`adapters_directory`), relative to the working directory unless absolute.
+    public var adaptersDirectory: String = "adapters"
 
     public func device(_ id: String) -> DeviceConfig? { devices.first { $0.id == id } }
 }
@@ -84,6 +86,9 @@ public struct DeviceConfig: Sendable, Equatable {
     public var options: [String: String]
     /// Where the device is defined in the config file, for diagnostics found after parsing.
     public var line: Int = 0
+    /// The config's `adapters_directory`, carried on each device because drivers see only the
+    /// device in `validate(device:)` and `decode(_:device:)` (the profile driver reads it).
+    public var adaptersDirectory: String = "adapters"
 
     public var ref: DeviceRef { DeviceRef(id: id, vendor: vendor, model: model, type: type) }
 }
@@ -94,6 +99,8 @@ public enum DeviceAuth: Sendable, Equatable {
     case token(Secret)
     /// HTTP Basic.
     case basic(username: String, password: Secret)
+    /// HTTP Digest (RFC 7616, MD5, qop=auth), for firmware that offers nothing else.
+    case digest(username: String, password: Secret)
 }
 
 /// A configured sink.

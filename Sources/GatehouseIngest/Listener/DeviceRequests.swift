@@ -11,6 +11,7 @@ import Synchronization
 public final class DeviceRequests: Sendable {
     private let limits: Mutex<(maxBodyBytes: Int, timeoutSeconds: Double)>
     public let devices: DeviceDirectory
+    let digest = DigestAuthentication()
 
     public init(config: IngestListenerConfig, devices: DeviceDirectory) {
         self.devices = devices
@@ -46,6 +47,17 @@ public final class DeviceRequests: Sendable {
             }
             guard Self.constantTimeEqual(user, username), Self.constantTimeEqual(pass, password.value) else {
                 throw Rejection(.unauthorized, "bad-credentials", "wrong username or password for device '\(id)'")
+            }
+        case .digest(let username, let password):
+            guard let header = request.headers[.authorization], header.lowercased().hasPrefix("digest ") else {
+                throw Rejection(
+                    .unauthorized, "missing-credentials", "device '\(id)' needs HTTP Digest credentials",
+                    authenticate: digest.challenge())
+            }
+            guard digest.verify(header: header, method: request.method.rawValue, uri: request.uri.description, username: username, password: password.value) else {
+                throw Rejection(
+                    .unauthorized, "bad-credentials", "wrong or stale Digest credentials for device '\(id)'",
+                    authenticate: digest.challenge())
             }
         }
         return device

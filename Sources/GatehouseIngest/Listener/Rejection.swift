@@ -10,13 +10,19 @@ public struct Rejection: Error, Sendable, Equatable, CustomStringConvertible {
     public var message: String
     public var retryAfterSeconds: Int?
     public var extra: [String: String]
+    /// The `WWW-Authenticate` challenge of a 401; Basic when not given.
+    public var authenticate: String?
 
-    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String, retryAfterSeconds: Int? = nil, extra: [String: String] = [:]) {
+    public init(
+        _ status: HTTPResponse.Status, _ code: String, _ message: String, retryAfterSeconds: Int? = nil,
+        extra: [String: String] = [:], authenticate: String? = nil
+    ) {
         self.status = status
         self.code = code
         self.message = message
         self.retryAfterSeconds = retryAfterSeconds
         self.extra = extra
+        self.authenticate = authenticate
     }
 
     public var description: String { "\(status.code) \(code): \(message)" }
@@ -29,7 +35,7 @@ public struct Rejection: Error, Sendable, Equatable, CustomStringConvertible {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         if let retryAfterSeconds { headers[.retryAfter] = String(retryAfterSeconds) }
-        if status == .unauthorized { headers[.wwwAuthenticate] = "Basic realm=\"gatehouse\", charset=\"UTF-8\"" }
+        if status == .unauthorized { headers[.wwwAuthenticate] = authenticate ?? "Basic realm=\"gatehouse\", charset=\"UTF-8\"" }
         let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
