@@ -22,6 +22,10 @@ public protocol Driver: Sendable {
     /// Long-running work for one device; returns when cancelled. A thrown error is logged, the
     /// device is marked down with it, and the supervisor runs this again after a backoff.
     func run(device: DeviceConfig, context: DriverContext) async throws
+
+    /// Takes a reloaded config (SIGHUP) for state a driver keeps beyond its devices, such as
+    /// loaded profiles; returns what changed or failed, for the reload log line.
+    func reload(config: GatehouseConfig) -> [String]
 }
 
 extension Driver {
@@ -32,12 +36,17 @@ extension Driver {
     public var runsPerDevice: Bool { false }
 
     public func run(device: DeviceConfig, context: DriverContext) async throws {}
+
+    public func reload(config: GatehouseConfig) -> [String] { [] }
 }
 
 /// Every driver this build carries: adding a protocol adds one line here and one folder under Drivers/.
 public enum DriverRegistry {
     public static let all: [any Driver] = [
-        GenericJSONDriver()
+        GenericJSONDriver(),
+        ZKTecoDriver(),
+        UHPPOTEDriver(),
+        ProfileDriver(),
     ]
 
     public static var names: Set<String> { Set(all.map(\.name)) }

@@ -26,6 +26,9 @@ public final class IngestPipeline: Sendable {
         state = Mutex(State(site: config.site, privacy: config.privacy, skewSettings: config.clockSkew))
     }
 
+    /// The configured clock-skew threshold and report interval, for drivers that read device clocks themselves.
+    public var clockSkewSettings: ClockSkewSettings { state.withLock { $0.skewSettings } }
+
     /// Takes the parts of a reloaded config that apply to ingest.
     public func update(config: GatehouseConfig) {
         state.withLock {

@@ -8,6 +8,8 @@ struct Gatehouse: AsyncParsableCommand {
         abstract: "Edge gateway for barrier gates, plate cameras, door controllers and IP cameras.",
         subcommands: [
             RunCommand.self, CheckConfigCommand.self, StatusCommand.self, QuarantineCommand.self, DemoCommand.self,
+            AdaptersCommand.self,
+            DiscoverCommand.self,
         ],
         defaultSubcommand: RunCommand.self)
 }

@@ -21,7 +21,7 @@ struct OperationsTests {
         return (Int(response.status.code), text, response.headers.first(name: "WWW-Authenticate"))
     }
 
-    @Test("devices authenticate with a token, HTTP Basic or HTTP Digest; wrong credentials get 401 with the right challenge")
+    @Test("devices authenticate with a token, HTTP Basic or HTTP Digest; wrong credentials get 401 with the right challenge; Expect: 100-continue is answered")
     func authenticationSchemes() async throws {
         let (_, receiverTask, port) = try await DeliveryTests.receiver()
         defer { receiverTask.cancel() }
@@ -59,6 +59,32 @@ struct OperationsTests {
             let response = Self.md5("\(ha1):\(nonce):00000001:abc123:auth:\(ha2)")
             return "Digest username=\"cam\", realm=\"gatehouse\", nonce=\"\(nonce)\", uri=\"\(uri)\", qop=auth, nc=00000001, cnonce=\"abc123\", response=\"\(response)\", algorithm=MD5"
         }
+        // Clients that wait for 100 Continue before sending a body get it at once.
+        let fd = try SlowClient.connectLoopback(port: ingest)
+        defer { close(fd) }
+        let body = #"{"kind":"door.opened","dedupKey":"expect-1"}"#
+        let head = "POST /v1/devices/dev-0/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(TestSite.token(0))\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nExpect: 100-continue\r\n\r\n"
+        _ = Array(head.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        func readReply(seconds: Double) -> String {
+            var received: [UInt8] = []
+            let until = Date().addingTimeInterval(seconds)
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            while Date() < until, !String(decoding: received, as: UTF8.self).contains("\r\n\r\n") {
+                if poll(&poller, 1, 50) > 0 {
+                    var buffer = [UInt8](repeating: 0, count: 2048)
+                    let n = recv(fd, &buffer, buffer.count, 0)
+                    if n <= 0 { break }
+                    received += buffer.prefix(n)
+                }
+            }
+            return String(decoding: received, as: UTF8.self)
+        }
+        let interim = readReply(seconds: 1)
+        #expect(interim.hasPrefix("HTTP/1.1 100 Continue"), "\(interim)")
+        _ = Array(body.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        let final = readReply(seconds: 5)
+        #expect(final.hasPrefix("HTTP/1.1 200"), "\(final)")
+
         let accepted = try await Self.post("\(base)/digest-cam/events", headers: [("Authorization", answer(password: "d1gest"))])
         #expect(accepted.0 == 200, "\(accepted)")
         let refused = try await Self.post("\(base)/digest-cam/events", headers: [("Authorization", answer(password: "wrong"))])

@@ -64,6 +64,12 @@ final class ReloadService: Service {
         changes += deviceChanges.added.map { "device \($0) added" } + deviceChanges.removed.map { "device \($0) removed" }
             + deviceChanges.changed.map { "device \($0) changed" }
         drivers.apply(next.devices)
+        for driver in DriverRegistry.all {
+            for message in driver.reload(config: next) {
+                logger.warning("reload: driver \(driver.name): \(message)")
+                changes.append("driver \(driver.name): \(message.split(separator: "\n").first ?? "")")
+            }
+        }
         pipeline.update(config: next)
         requests.update(config: next.ingest)
         sourceGuard.update(config: next.ingest)

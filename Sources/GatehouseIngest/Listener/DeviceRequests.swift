@@ -34,7 +34,7 @@ public final class DeviceRequests: Sendable {
         case nil:
             return device
         case .token(let secret):
-            let presented = Self.bearer(request) ?? request.headers[HTTPField.Name("X-Gatehouse-Token")!]
+            let presented = Self.bearer(request) ?? Self.tokenHeader.flatMap { request.headers[$0] }
             guard let presented else {
                 throw Rejection(.unauthorized, "missing-credentials", "device '\(id)' needs a token: send 'Authorization: Bearer <token>' or 'X-Gatehouse-Token'")
             }
@@ -97,6 +97,8 @@ public final class DeviceRequests: Sendable {
             throw Rejection(.badRequest, "body-unreadable", "could not read the body: \(error)")
         }
     }
+
+    static let tokenHeader = HTTPField.Name("X-Gatehouse-Token")
 
     static func bearer(_ request: Request) -> String? {
         guard let value = request.headers[.authorization], value.lowercased().hasPrefix("bearer ") else { return nil }

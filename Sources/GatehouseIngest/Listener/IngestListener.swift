@@ -16,7 +16,10 @@ public enum IngestListener {
         for driver in drivers { driver.mountRoutes(on: router, context: context) }
         return Application(
             router: router,
-            server: .http1(configuration: .init(idleTimeout: .seconds(Int64(config.idleTimeoutSeconds.rounded(.up))))),
+            server: .http1(
+                configuration: .init(
+                    additionalChannelHandlers: [ExpectContinueHandler()],
+                    idleTimeout: .seconds(Int64(config.idleTimeoutSeconds.rounded(.up))))),
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: "gatehouse"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? config.port) },
             logger: logger)

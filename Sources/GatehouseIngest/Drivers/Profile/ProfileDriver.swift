@@ -1,0 +1,230 @@
+import Foundation
+import GatehouseCore
+import GatehouseProfiles
+import GatehouseQueue
+import Hummingbird
+import Synchronization
+
+/// Brands described by a profile under `adapters/` rather than by Swift code:
+/// `POST /v1/push/{profile}` (the device found by the profile's rule) and
+/// `POST /v1/push/{profile}/{device}`.
+///
+/// The device gets the profile's reply only after the events are committed; a payload that
+/// does not map is kept in quarantine and still gets the reply, because a device that is not
+/// answered the way it expects re-sends the same payload forever.
+public final class ProfileDriver: Driver {
+    public let name = "profile"
+    /// Loaded profiles by adapters directory; loaded on first use and again on reload.
+    private let sets = Mutex<[String: ProfileSet]>([:])
+
+    public init() {}
+
+    /// The profiles of `directory`, loading them the first time they are asked for.
+    public func profiles(in directory: String) -> ProfileSet {
+        if let set = sets.withLock({ $0[directory] }) { return set }
+        let loaded = ProfileSet.load(directory: directory)
+        return sets.withLock { cache in
+            if let existing = cache[directory] { return existing }
+            cache[directory] = loaded
+            return loaded
+        }
+    }
+
+    /// Re-reads the adapters directory. A profile that no longer loads keeps its previous
+    /// version (and the reason is returned), so a typo in one file stops no camera.
+    public func reload(config: GatehouseConfig) -> [String] {
+        let directory = config.adaptersDirectory
+        let fresh = ProfileSet.load(directory: directory)
+        return sets.withLock { cache in
+            var messages: [String] = []
+            var next = fresh
+            let previous = cache[directory]
+            for (name, failure) in fresh.failures {
+                if let kept = previous?.profiles[name] {
+                    next.profiles[name] = kept
+                    messages.append("profile \(name) did not reload, keeping the previous version: \(failure)")
+                } else {
+                    messages.append("\(failure)")
+                }
+            }
+            if let previous {
+                let added = Set(fresh.profiles.keys).subtracting(previous.profiles.keys)
+                messages += added.sorted().map { "profile \($0) added" }
+            }
+            cache[directory] = next
+            return messages
+        }
+    }
+
+    public func validate(device: DeviceConfig) -> [String] {
+        var set = profiles(in: device.adaptersDirectory)
+        // A reload may name a profile added since the cache was filled: read the folder again.
+        if let wanted = device.options["profile"], set.profiles[wanted] == nil {
+            set = ProfileSet.load(directory: device.adaptersDirectory)
+        }
+        guard let profileName = device.options["profile"] else {
+            let known = set.profiles.keys.sorted().joined(separator: ", ")
+            return ["options.profile: missing (expected the name of a folder under \(device.adaptersDirectory): \(known.isEmpty ? "none found" : known))"]
+        }
+        if let failure = set.failures[profileName] { return ["options.profile: \(failure)"] }
+        guard let profile = set.profiles[profileName] else {
+            let known = set.profiles.keys.sorted()
+            let hint = YAMLMapping.closest(profileName, in: known).map { " — did you mean '\($0)'?" } ?? ""
+            return ["options.profile: no profile '\(profileName)' under \(device.adaptersDirectory) (profiles: \(known.isEmpty ? "none" : known.joined(separator: ", ")))\(hint)"]
+        }
+        var problems: [String] = []
+        for (key, value) in device.options.sorted(by: { $0.key < $1.key }) where key != "profile" {
+            guard let option = profile.options[key] else {
+                let valid = (["profile"] + profile.options.keys.sorted()).joined(separator: ", ")
+                problems.append("options.\(key): profile \(profileName) has no option '\(key)' (valid: \(valid))")
+                continue
+            }
+            if !option.values.isEmpty, !option.values.contains(value) {
+                problems.append("options.\(key): '\(value)' is not valid for profile \(profileName) (expected one of \(option.values.joined(separator: ", ")))")
+            }
+        }
+        if case .serial = profile.identify, device.serial == nil {
+            problems.append("serial: missing; profile \(profileName) finds devices by the serial in the payload (or push to /v1/push/\(profileName)/\(device.id))")
+        }
+        return problems
+    }
+
+    public func decode(_ payload: RawPayload, device: DeviceConfig) throws(PayloadError) -> [EventDraft] {
+        let profile = try profile(for: device, route: payload.route)
+        let request = ProfileRequest(body: payload.body, contentType: payload.contentType)
+        do {
+            let document = try profile.decode(request)
+            return try profile.map(document, request: request, device: Self.profileDevice(device, profile: profile))
+                .map { Self.draft($0, profile: profile.name) }
+        } catch {
+            throw PayloadError(error.reason)
+        }
+    }
+
+    func profile(for device: DeviceConfig, route: String?) throws(PayloadError) -> Profile {
+        let set = profiles(in: device.adaptersDirectory)
+        let fromRoute = route.flatMap(Self.profileName(inRoute:))
+        guard let name = device.options["profile"] ?? fromRoute else {
+            throw PayloadError("device '\(device.id)' names no profile (set options.profile)")
+        }
+        guard let profile = set.profiles[name] else {
+            throw PayloadError("no profile '\(name)' under \(device.adaptersDirectory)")
+        }
+        return profile
+    }
+
+    /// `/v1/push/zhenshi-lpr[/device]` → `zhenshi-lpr`.
+    static func profileName(inRoute route: String) -> String? {
+        let parts = route.split(separator: "/")
+        guard parts.count >= 3, parts[0] == "v1", parts[1] == "push" else { return nil }
+        return String(parts[2])
+    }
+
+    static func profileDevice(_ device: DeviceConfig, profile: Profile) -> ProfileDevice {
+        var options = device.options
+        for (key, option) in profile.options where options[key] == nil { options[key] = option.defaultValue }
+        return ProfileDevice(id: device.id, serial: device.serial, timeZone: device.timeZone, options: options)
+    }
+
+    static func draft(_ event: MappedEvent, profile: String) -> EventDraft {
+        EventDraft(
+            kind: event.kind, occurredAt: event.occurredAt, deviceTime: event.deviceTime, point: event.point,
+            direction: event.direction, subject: event.subject, result: event.result, attributes: event.attributes,
+            dedupKey: event.dedupKey, profile: profile)
+    }
+
+    public func mountRoutes(on router: Router<IngestRequestContext>, context: DriverContext) {
+        let handler: @Sendable (Request, IngestRequestContext) async throws -> Response = { request, requestContext in
+            do {
+                return try await self.handle(request, requestContext, context)
+            } catch let rejection as Rejection {
+                return rejection.response
+            }
+        }
+        router.post("/v1/push/:profile", use: handler)
+        router.post("/v1/push/:profile/:device", use: handler)
+    }
+
+    private func handle(_ request: Request, _ requestContext: IngestRequestContext, _ context: DriverContext) async throws -> Response {
+        let profileName = requestContext.parameters.get("profile") ?? ""
+        let configured = context.requests.devices.all.filter { $0.driver == name }
+        let directory = configured.first?.adaptersDirectory ?? "adapters"
+        guard let profile = profiles(in: directory).profiles[profileName] else {
+            throw Rejection(.notFound, "unknown-profile", "no profile '\(profileName)' is loaded from \(directory)")
+        }
+        let body = Array(try await context.requests.body(of: request).readableBytesView)
+        var headers: [String: String] = [:]
+        for field in request.headers { headers[field.name.canonicalName] = field.value }
+        let contentType = request.headers[.contentType]
+        let profileRequest = ProfileRequest(body: body, contentType: contentType, headers: headers, remoteIP: requestContext.remoteIP)
+        let route = request.uri.path
+
+        var document: PayloadDocument?
+        var failure: MappingError?
+        do {
+            document = try profile.decode(profileRequest)
+        } catch {
+            failure = error
+        }
+        // Which configured device sent it: named in the URL, or found by the profile's rule.
+        let device: DeviceConfig?
+        if let id = requestContext.parameters.get("device") {
+            let found = try context.requests.authorize(deviceID: id, request: request, context: requestContext)
+            guard found.driver == name, (found.options["profile"] ?? profileName) == profileName else {
+                throw Rejection(.notFound, "wrong-driver", "device '\(id)' is not configured with driver profile and options.profile \(profileName)")
+            }
+            device = found
+        } else {
+            let key = profile.deviceKey(document: document, request: profileRequest)
+            let candidates = configured.filter { $0.options["profile"] == profileName }
+            let match = key.flatMap { key in
+                candidates.first { profile.identify == .sourceIP ? $0.address == key : $0.serial == key }
+            }
+            if let match {
+                device = try context.requests.authorize(deviceID: match.id, request: request, context: requestContext)
+            } else {
+                device = nil
+                if failure == nil {
+                    let what = key.map { "'\($0)'" } ?? "no identity"
+                    failure = MappingError("no configured device matches \(what) for profile \(profileName) (set serial: on a device with driver: profile and options.profile: \(profileName), or push to /v1/push/\(profileName)/<device>)")
+                }
+            }
+        }
+        let profileDevice = device.map { Self.profileDevice($0, profile: profile) }
+        var events: [MappedEvent] = []
+        if failure == nil, let document, let profileDevice {
+            do {
+                events = try profile.map(document, request: profileRequest, device: profileDevice)
+            } catch {
+                failure = error
+            }
+        }
+        let reply = profile.reply(document: document, request: profileRequest, device: profileDevice, events: events, failed: failure != nil)
+        if let failure {
+            let record = QuarantineRecord(
+                deviceID: device?.id, driver: name, route: route, contentType: contentType, remote: requestContext.remoteIP,
+                reason: failure.reason, payload: Data(body))
+            do {
+                _ = try await context.pipeline.quarantine(record)
+            } catch is QueueFullError {
+                throw Rejection(.serviceUnavailable, "queue-full", "\(failure.reason); and the disk budget is full, so it was not kept", retryAfterSeconds: 30)
+            }
+            return Self.response(reply)
+        }
+        guard let device else { return Self.response(reply) }
+        let outcomes = try await context.pipeline.submit(events.map { Self.draft($0, profile: profile.name) }, from: device, driver: name)
+        if let refused = outcomes.first(where: { !$0.isAccepted }), case .refused(let reason) = refused {
+            // Not the profile's reply: the device must keep the record and send it again.
+            throw Rejection(.serviceUnavailable, "queue-full", reason, retryAfterSeconds: 5)
+        }
+        return Self.response(reply)
+    }
+
+    static func response(_ reply: ProfileReply) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = reply.contentType
+        return Response(
+            status: HTTPResponse.Status(code: reply.status), headers: headers,
+            body: .init(byteBuffer: ByteBuffer(bytes: Array(reply.body.utf8))))
+    }
+}

@@ -1,0 +1,356 @@
+import Foundation
+import GatehouseCore
+import GatehouseQueue
+import Hummingbird
+import Logging
+import NIOCore
+import Synchronization
+
+/// UHPPOTE / WeiGeng (微耕) 64-byte UDP access controllers: reads each controller's event log
+/// by index, with the last index read stored in the same transaction as the events it produced,
+/// takes pushed status packets as a hint to read now, and watches the controller's clock.
+/// See Drivers/UHPPOTE/README.md.
+public struct UHPPOTEDriver: Driver {
+    public let name = "uhppote"
+    public let runsPerDevice = true
+    /// Datagrams refused by every controller of this driver, by reason.
+    public let rejections: UHPPOTERejections
+    let listeners: UHPPOTEListeners
+
+    public init() {
+        let rejections = UHPPOTERejections()
+        self.rejections = rejections
+        listeners = UHPPOTEListeners(rejections: rejections)
+    }
+
+    public func mountRoutes(on router: Router<IngestRequestContext>, context: DriverContext) {}
+
+    public func validate(device: DeviceConfig) -> [String] {
+        switch UHPPOTESettings.parse(device) {
+        case .success: []
+        case .failure(let error): error.problems
+        }
+    }
+
+    /// Reads one kept 64-byte get-event reply (quarantine replay).
+    public func decode(_ payload: RawPayload, device: DeviceConfig) throws(PayloadError) -> [EventDraft] {
+        let serial = device.serial.flatMap(UInt32.init) ?? 0
+        do {
+            let (_, response) = try UHPPOTEResponse.decode(payload.body, function: .getEvent, serial: serial)
+            guard case .event(let record) = response, let draft = UHPPOTEEventCodes.draft(for: record, serial: serial, zone: device.timeZone) else {
+                return []
+            }
+            return [draft]
+        } catch {
+            throw PayloadError(error.description)
+        }
+    }
+
+    public func run(device: DeviceConfig, context: DriverContext) async throws {
+        let settings = try UHPPOTESettings.parse(device).get()
+        var logger = context.pipeline.logger
+        logger[metadataKey: "gatehouse.device"] = "\(device.id)"
+        let target = try SocketAddress(ipAddress: settings.host, port: settings.port)
+        let bindHost = settings.host.hasPrefix("127.") ? "127.0.0.1" : "0.0.0.0"
+        let subscription = try await settings.listenPort.asyncMap {
+            try await listeners.subscribe(host: settings.listenHost, port: $0, serial: settings.serial, logger: logger)
+        }
+        do {
+            try await UHPPOTEClient.with(bindHost: bindHost, rejections: rejections, logger: logger) { client in
+                let poller = UHPPOTEPoller(
+                    device: device, settings: settings, client: client, target: target, context: context,
+                    driver: name, logger: logger)
+                try await poller.run(wake: subscription?.wake ?? WakeSignal())
+            }
+        } catch {
+            if let subscription { await listeners.unsubscribe(subscription) }
+            throw error
+        }
+        if let subscription { await listeners.unsubscribe(subscription) }
+    }
+}
+
+extension Optional {
+    fileprivate func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        guard let self else { return nil }
+        return try await transform(self)
+    }
+}
+
+/// The per-controller loop: status, clock, log; then sleep until the poll interval passes or a push wakes it.
+final class UHPPOTEPoller: Sendable {
+    let device: DeviceConfig
+    let settings: UHPPOTESettings
+    let client: UHPPOTEClient
+    let target: SocketAddress
+    let context: DriverContext
+    let driver: String
+    let logger: Logger
+    private let state = Mutex<State>(State())
+
+    private struct State {
+        /// The last log index committed with its events; nil before the first read.
+        var cursor: UInt32?
+        var missedReplies = 0
+        var lastClockCheck: ContinuousClock.Instant?
+        var lastSkewReport: Timestamp?
+        var listenerConfigured = false
+    }
+
+    init(
+        device: DeviceConfig, settings: UHPPOTESettings, client: UHPPOTEClient, target: SocketAddress,
+        context: DriverContext, driver: String, logger: Logger
+    ) {
+        self.device = device
+        self.settings = settings
+        self.client = client
+        self.target = target
+        self.context = context
+        self.driver = driver
+        self.logger = logger
+    }
+
+    var cursor: UInt32? { state.withLock { $0.cursor } }
+
+    func run(wake: WakeSignal) async throws {
+        let stored = try await context.pipeline.queue.deviceCursor(device.id)
+        state.withLock { $0.cursor = stored.flatMap(UInt32.init) }
+        logger.info("uhppote controller \(settings.serial) at \(target): resuming after log index \(stored ?? "none")")
+        while !Task.isCancelled {
+            await cycle()
+            await wake.wait(timeout: .milliseconds(Int(settings.pollIntervalSeconds * 1000)))
+        }
+    }
+
+    /// One round: liveness and the newest index (get-status), the clock, then the log.
+    func cycle() async {
+        do {
+            try await configureListener()
+            guard case .status(let status) = try await ask(.getStatus) else { return }
+            try await checkClock()
+            try await readLog(upTo: status.event.index)
+        } catch is CancellationError {
+        } catch let error as UHPPOTENoReply {
+            logger.debug("\(error)")
+        } catch {
+            logger.warning("uhppote controller \(settings.serial): \(error)")
+        }
+    }
+
+    // MARK: - Requests and health
+
+    /// One request with the configured timeout and retries; counts missed replies and reports
+    /// the controller down after `offline_after_missed_replies`, up again when it answers.
+    func ask(_ request: UHPPOTERequest, accept: (UHPPOTEResponse) -> Bool = { _ in true }) async throws -> UHPPOTEResponse {
+        do {
+            let response = try await client.request(
+                request, serial: settings.serial, to: target, timeout: .milliseconds(settings.timeoutMilliseconds),
+                retries: settings.retries, accept: accept)
+            state.withLock { $0.missedReplies = 0 }
+            if let transition = context.pipeline.devices.markSeen(device.id, events: 0) {
+                await context.pipeline.report([transition])
+            }
+            return response
+        } catch let error as UHPPOTENoReply {
+            let missed = state.withLock { s -> Int in
+                s.missedReplies += error.attempts
+                return s.missedReplies
+            }
+            if missed >= settings.offlineAfterMissedReplies,
+                let transition = context.pipeline.devices.markDown(device.id, reason: "no reply to \(missed) requests")
+            {
+                await context.pipeline.report([transition])
+            }
+            throw error
+        } catch let error as UHPPOTEBadReply {
+            // It answered, just not legibly: alive.
+            state.withLock { $0.missedReplies = 0 }
+            _ = context.pipeline.devices.markSeen(device.id, events: 0)
+            throw error
+        }
+    }
+
+    private func configureListener() async throws {
+        guard let wanted = settings.setListener, !state.withLock({ $0.listenerConfigured }) else { return }
+        let desired = UHPPOTEListenerAddress(address: wanted.host, port: wanted.port)
+        if case .listener(let current) = try await ask(.getListener), current.address == desired.address, current.port == desired.port {
+            state.withLock { $0.listenerConfigured = true }
+            return
+        }
+        guard case .setListener(ok: true) = try await ask(.setListener(desired)) else {
+            logger.warning("uhppote controller \(settings.serial) refused set-listener \(wanted.host):\(wanted.port)")
+            return
+        }
+        logger.notice("uhppote controller \(settings.serial) now pushes to \(wanted.host):\(wanted.port)")
+        state.withLock { $0.listenerConfigured = true }
+    }
+
+    // MARK: - Clock
+
+    /// Reads the controller clock at most once per poll interval; reports skew past the
+    /// threshold (rate limited) and sets the clock when `set_time` is on.
+    func checkClock() async throws {
+        let due = state.withLock { s -> Bool in
+            let now = ContinuousClock.now
+            if let last = s.lastClockCheck, now - last < .milliseconds(Int(settings.pollIntervalSeconds * 1000)) { return false }
+            s.lastClockCheck = now
+            return true
+        }
+        guard due, case .time(let reading?) = try await ask(.getTime), let deviceNow = reading.timestamp(in: device.timeZone) else { return }
+        let now = Timestamp.now
+        let skew = Double(now.milliseconds - deviceNow.milliseconds) / 1000
+        // The controller counts whole seconds: less than 2 s is its resolution, not skew.
+        guard abs(skew) >= 2 else { return }
+        let configured = context.pipeline.clockSkewSettings
+        let threshold = settings.clockSkewThresholdSeconds ?? configured.thresholdSeconds
+        if abs(skew) >= threshold {
+            let report = state.withLock { s -> Bool in
+                if let last = s.lastSkewReport, now.seconds - last.seconds < configured.reportIntervalSeconds { return false }
+                s.lastSkewReport = now
+                return true
+            }
+            if report {
+                logger.warning("uhppote controller \(settings.serial) clock is off by \(Int(skew)) s (reads \(reading))")
+                let draft = EventDraft(
+                    kind: .deviceClockSkew,
+                    attributes: [
+                        "skewSeconds": .number(skew), "thresholdSeconds": .number(threshold),
+                        "deviceClock": .string(reading.description), "source": .string("get-time"),
+                        "corrected": .bool(settings.setTime),
+                    ])
+                _ = try await context.pipeline.submit([draft], from: device, driver: driver, receivedAt: now)
+            }
+        }
+        if settings.setTime {
+            let set = UHPPOTEDateTime(Timestamp.now, zone: device.timeZone)
+            _ = try await ask(.setTime(set))
+            logger.notice("uhppote controller \(settings.serial) clock set to \(set) (was off by \(Int(skew)) s)")
+        }
+    }
+
+    // MARK: - The event log
+
+    /// Reads every record after the cursor up to `latest`, committing them in batches with the
+    /// cursor. A slot the ring buffer overwrote before we read it becomes one `device.log-gap`.
+    func readLog(upTo latest: UInt32) async throws {
+        guard latest > 0 else { return }
+        var next: UInt32
+        if let cursor {
+            if latest == cursor { return }
+            if latest < cursor {
+                // The controller's log restarted below our cursor (cleared, or a replaced board).
+                logger.warning("uhppote controller \(settings.serial): newest log index \(latest) is below the stored cursor \(cursor); reading its log from the oldest record")
+                guard let first = try await firstAvailable(1, latest) else { return }
+                next = first
+            } else {
+                next = cursor + 1
+            }
+        } else {
+            // First contact: take what the controller still holds, without calling older overwrites a gap.
+            guard let first = try await firstAvailable(1, latest) else { return }
+            next = first
+        }
+        var drafts: [EventDraft] = []
+        var readThrough: UInt32?
+        while next <= latest, !Task.isCancelled {
+            let record: UHPPOTEEventRecord
+            do {
+                record = try await fetch(next)
+            } catch let bad as UHPPOTEBadReply {
+                // Keep the unreadable record and move past it, so one bad slot cannot stall the log.
+                if let through = readThrough, !drafts.isEmpty { try await commit(drafts, through: through) }
+                drafts = []
+                _ = try await context.pipeline.quarantine(
+                    QuarantineRecord(
+                        deviceID: device.id, driver: driver, route: "get-event \(next)", contentType: "application/x-uhppote-frame",
+                        remote: "\(target)", reason: bad.error.description, payload: Data(bad.bytes)))
+                try await commit([], through: next)
+                readThrough = nil
+                next += 1
+                continue
+            }
+            switch record.type {
+            case UHPPOTEEventRecord.Kind.none:
+                // "Not yet": the status index ran ahead of what get-event serves. Next round.
+                next = latest + 1
+                continue
+            case UHPPOTEEventRecord.Kind.overwritten:
+                let first = try await firstAvailable(next, latest) ?? latest + 1
+                drafts.append(gapDraft(from: next, to: first - 1))
+                readThrough = first - 1
+                next = first
+            default:
+                if let draft = UHPPOTEEventCodes.draft(for: record, serial: settings.serial, zone: device.timeZone) {
+                    drafts.append(draft)
+                }
+                readThrough = next
+                next += 1
+            }
+            if drafts.count >= settings.batchSize, let through = readThrough {
+                try await commit(drafts, through: through)
+                drafts = []
+                readThrough = nil
+            }
+        }
+        if let through = readThrough { try await commit(drafts, through: through) }
+    }
+
+    private func fetch(_ index: UInt32) async throws -> UHPPOTEEventRecord {
+        // A late reply for another index is not this record.
+        let response = try await ask(.getEvent(index: index)) { response in
+            guard case .event(let r) = response else { return false }
+            return r.index == index || r.type == UHPPOTEEventRecord.Kind.none || r.type == UHPPOTEEventRecord.Kind.overwritten
+        }
+        guard case .event(let record) = response else { throw UHPPOTENoReply(function: .getEvent, attempts: 0, target: "\(target)") }
+        return record
+    }
+
+    /// The lowest index in `low...high` the ring buffer still holds (binary search: held slots
+    /// are contiguous up to the newest), or nil when none is.
+    private func firstAvailable(_ low: UInt32, _ high: UInt32) async throws -> UInt32? {
+        var lo = low
+        var hi = high
+        var found: UInt32?
+        while lo <= hi {
+            let mid = lo + (hi - lo) / 2
+            if try await fetch(mid).type == UHPPOTEEventRecord.Kind.overwritten {
+                lo = mid + 1
+            } else {
+                found = mid
+                if mid == 0 { break }
+                hi = mid - 1
+            }
+        }
+        return found
+    }
+
+    private func gapDraft(from: UInt32, to: UInt32) -> EventDraft {
+        let count = Int(to) - Int(from) + 1
+        logger.warning("uhppote controller \(settings.serial) overwrote \(count) records before they were read (indexes \(from)–\(to))")
+        return EventDraft(
+            kind: .deviceLogGap,
+            attributes: [
+                "count": .number(Double(count)), "firstIndex": .number(Double(from)), "lastIndex": .number(Double(to)),
+                "serial": .string(String(settings.serial)),
+            ],
+            dedupKey: "\(settings.serial):gap:\(from)-\(to)")
+    }
+
+    /// Commits `drafts` and the cursor `through` in one transaction; a refusal (disk budget) leaves
+    /// the cursor where it was, so the records are read again later.
+    private func commit(_ drafts: [EventDraft], through index: UInt32) async throws {
+        let outcomes = try await context.pipeline.submit(
+            drafts, from: device, driver: driver, cursor: DeviceCursorUpdate(deviceID: device.id, cursor: String(index)))
+        if let refused = outcomes.first(where: { !$0.isAccepted }) {
+            throw UHPPOTECommitRefused(index: index, outcome: "\(refused)")
+        }
+        state.withLock { $0.cursor = index }
+    }
+}
+
+/// The queue refused records; the cursor stays and they are read again next round.
+struct UHPPOTECommitRefused: Error, CustomStringConvertible {
+    let index: UInt32
+    let outcome: String
+    var description: String { "queue refused records up to log index \(index) (\(outcome)); will read them again" }
+}

@@ -1,0 +1,296 @@
+import Foundation
+import GatehouseCore
+import GatehouseSimulation
+import Logging
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The uhppote driver through the built daemon: simulated controllers on loopback UDP, the
+/// central stand-in as the centre.
+@Suite("uhppote end to end", .serialized)
+struct UHPPOTEEndToEndTests {
+    static let shanghai = TimeZone(identifier: "Asia/Shanghai") ?? .gmt
+
+    /// A controller plus how the daemon should talk to it.
+    struct Controller {
+        let id: String
+        let sim: UHPPOTEController
+        let port: Int
+        var options: [String: String]
+    }
+
+    static func controller(
+        _ id: String, serial: UInt32, capacity: Int = 1000, drop: Double = 0, replyDelayMs: Int = 0, options: [String: String]
+    ) async throws -> Controller {
+        var o = UHPPOTEController.Options(serial: serial)
+        o.capacity = capacity
+        o.pushDropProbability = drop
+        o.replyDelayMilliseconds = replyDelayMs
+        var logger = Logger(label: "sim")
+        logger.logLevel = .warning
+        let sim = UHPPOTEController(options: o, logger: logger)
+        let port = try await sim.start()
+        return Controller(id: id, sim: sim, port: port, options: options)
+    }
+
+    /// A free UDP port on loopback (bound, read back, released).
+    static func freeUDPPort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    static func writeConfig(directory: String, receiverPort: Int, controllers: [Controller]) throws -> String {
+        var devices = ""
+        for c in controllers {
+            let options = c.options.sorted { $0.key < $1.key }.map { "          \($0.key): \"\($0.value)\"" }.joined(separator: "\n")
+            devices += """
+
+                  - id: \(c.id)
+                    driver: uhppote
+                    type: door-controller
+                    vendor: uhppote
+                    serial: "\(c.sim.serial)"
+                    address: 127.0.0.1:\(c.port)
+                    time_zone: Asia/Shanghai
+                    options:
+                \(options)
+                """
+        }
+        let yaml = """
+            site: e2e
+            state_directory: \(directory)/state
+            disk_budget_bytes: 64MiB
+            status_interval_seconds: 1
+            log_level: info
+            ingest:
+              host: 127.0.0.1
+              port: 0
+            admin:
+              host: 127.0.0.1
+              port: 0
+            devices:\(devices)
+            sinks:
+              - name: central
+                type: http
+                url: http://127.0.0.1:\(receiverPort)/ingest
+                gzip: true
+                hmac_secret: "e2e-hmac"
+                batch_max_events: 500
+                backoff_initial_seconds: 0.05
+                backoff_max_seconds: 0.5
+            """
+        let path = directory + "/gatehouse.yaml"
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    static func scratch(_ name: String = #function) -> String {
+        let safe = name.filter { $0.isLetter || $0.isNumber }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-uhppote-\(safe)-\(UUID().uuidString.prefix(8))").path
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// The centre's events, decoded once per id.
+    static func events(_ receiver: CentralReceiver) -> [Event] {
+        receiver.snapshot.bodies.values.compactMap { try? EventCoding.decode(Data($0.utf8)) }
+    }
+
+    static func records(_ receiver: CentralReceiver, device: String) -> [Event] {
+        events(receiver).filter { $0.device.id == device && ($0.kind == .accessGranted || $0.kind == .accessDenied) }
+    }
+
+    static func index(_ e: Event) -> Int? {
+        if case .number(let n) = e.attributes?["eventIndex"] { return Int(n) }
+        return nil
+    }
+
+    /// Polls `condition` every 50 ms until it holds or `seconds` pass.
+    static func eventually(_ seconds: Double, _ condition: () -> Bool) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return condition()
+    }
+
+    @Test("swipes on two controllers arrive as access events, woken by pushes")
+    func swipesFromTwoControllers() async throws {
+        let (receiver, receiverTask, receiverPort) = try await DeliveryTests.receiver()
+        defer { receiverTask.cancel() }
+        let listen = Self.freeUDPPort()
+        // A long poll interval: after the first round only a push can make the driver read quickly.
+        let options = [
+            "poll_interval_seconds": "60", "timeout_ms": "300", "listen_port": "\(listen)", "listen_host": "127.0.0.1",
+            "set_listener": "127.0.0.1:\(listen)",
+        ]
+        let a = try await Self.controller("door-a", serial: 423_187_757, options: options)
+        let b = try await Self.controller("door-b", serial: 423_187_758, options: options)
+        let directory = Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (daemon, _, _) = try await DaemonProcess.start(
+            configPath: try Self.writeConfig(directory: directory, receiverPort: receiverPort, controllers: [a, b]))
+        #expect(try await Self.eventually(10) { a.sim.listener != nil && b.sim.listener != nil }, "set_listener was not applied")
+        #expect(a.sim.listener == "127.0.0.1:\(listen)")
+
+        for i in 0..<10 {
+            a.sim.swipe(card: 8_165_537 + UInt32(i), door: 2, granted: i % 3 != 0, direction: 1)
+            b.sim.swipe(card: 10_058_399, door: 1, granted: true, direction: 2)
+        }
+        let arrived = try await Self.eventually(15) {
+            Self.records(receiver, device: "door-a").count == 10 && Self.records(receiver, device: "door-b").count == 10
+        }
+        #expect(arrived, "centre has \(Self.records(receiver, device: "door-a").count) + \(Self.records(receiver, device: "door-b").count) of 20\n\(daemon.log.suffix(2000))")
+
+        let fromA = Self.records(receiver, device: "door-a").sorted { (Self.index($0) ?? 0) < (Self.index($1) ?? 0) }
+        #expect(fromA.map { Self.index($0) } == (1...10).map { $0 })
+        for (i, e) in fromA.enumerated() {
+            #expect(e.kind == (i % 3 != 0 ? .accessGranted : .accessDenied))
+            #expect(e.subject?.type == .card && e.subject?.value == String(8_165_537 + i))
+            #expect(e.point == "door-2" && e.direction == .in)
+            #expect(e.source.driver == "uhppote" && e.source.dedupKey == "423187757:\(i + 1)")
+            #expect(abs(e.occurredAt.seconds - e.receivedAt.seconds) < 10, "occurredAt \(e.occurredAt) read in the wrong zone?")
+        }
+        #expect(fromA.filter { $0.kind == .accessDenied }.allSatisfy { $0.attributes?["reason"] == .string("denied: no privilege") })
+        #expect(Self.records(receiver, device: "door-b").allSatisfy { $0.point == "door-1" && $0.direction == .out })
+        #expect(Self.events(receiver).contains { $0.kind == .deviceOnline && $0.device.id == "door-a" })
+        #expect(a.sim.stats.pushesSent >= 10)
+        #expect(try await daemon.stop() == 0)
+        await a.sim.stop()
+        await b.sim.stop()
+    }
+
+    @Test("every push lost: periodic log reads still deliver every record")
+    func lostPushesRecovered() async throws {
+        let (receiver, receiverTask, receiverPort) = try await DeliveryTests.receiver()
+        defer { receiverTask.cancel() }
+        let listen = Self.freeUDPPort()
+        let a = try await Self.controller(
+            "door-a", serial: 1001, drop: 1.0,
+            options: ["poll_interval_seconds": "1", "listen_port": "\(listen)", "listen_host": "127.0.0.1", "set_listener": "127.0.0.1:\(listen)"])
+        let directory = Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (daemon, _, _) = try await DaemonProcess.start(
+            configPath: try Self.writeConfig(directory: directory, receiverPort: receiverPort, controllers: [a]))
+        #expect(try await Self.eventually(10) { a.sim.listener != nil })
+        for i in 0..<25 { a.sim.swipe(card: UInt32(5000 + i)) }
+        #expect(try await Self.eventually(15) { Self.records(receiver, device: "door-a").count == 25 })
+        #expect(a.sim.stats.pushesDropped == 25 && a.sim.stats.pushesSent == 0)
+        #expect(Set(Self.records(receiver, device: "door-a").compactMap(Self.index)) == Set(1...25))
+        #expect(try await daemon.stop() == 0)
+        await a.sim.stop()
+    }
+
+    @Test("kill -9 in the middle of a log read, restart: no gap and no duplicate by record index")
+    func crashMidRead() async throws {
+        let (receiver, receiverTask, receiverPort) = try await DeliveryTests.receiver()
+        defer { receiverTask.cancel() }
+        let total = 1500
+        // 3 ms per reply stretches the read of 1,500 records over several seconds.
+        let a = try await Self.controller("door-a", serial: 2002, capacity: 5000, replyDelayMs: 3, options: ["poll_interval_seconds": "0.5"])
+        for i in 0..<total { a.sim.swipe(card: UInt32(100_000 + i), door: UInt8(1 + i % 4)) }
+        let directory = Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let config = try Self.writeConfig(directory: directory, receiverPort: receiverPort, controllers: [a])
+        let (first, _, _) = try await DaemonProcess.start(configPath: config)
+        #expect(try await Self.eventually(30) { Self.records(receiver, device: "door-a").count >= 200 })
+        first.kill9()
+        let atKill = Self.records(receiver, device: "door-a").count
+        #expect(atKill < total, "the read finished before the kill (\(atKill)); the test did not interrupt it")
+
+        let (second, _, _) = try await DaemonProcess.start(configPath: config)
+        #expect(try await Self.eventually(60) { Self.records(receiver, device: "door-a").count >= total }, "\(second.log.suffix(2000))")
+        try await Task.sleep(for: .seconds(1.5))  // anything re-read would arrive by now
+        let records = Self.records(receiver, device: "door-a")
+        let byIndex = Dictionary(grouping: records, by: { Self.index($0) ?? -1 })
+        #expect(Set(byIndex.keys) == Set(1...total), "missing indexes: \(Set(1...total).subtracting(byIndex.keys).sorted().prefix(10))")
+        let duplicated = byIndex.filter { $0.value.count > 1 }.keys.sorted()
+        #expect(duplicated.isEmpty, "indexes stored more than once: \(duplicated.prefix(10))")
+        #expect(second.log.contains("resuming after log index"), "\(second.log.suffix(1500))")
+        #expect(try await second.stop() == 0)
+        await a.sim.stop()
+    }
+
+    @Test("ring buffer overwrote unread records: one device.log-gap with the right count")
+    func logGap() async throws {
+        let (receiver, receiverTask, receiverPort) = try await DeliveryTests.receiver()
+        defer { receiverTask.cancel() }
+        let a = try await Self.controller("door-a", serial: 3003, capacity: 50, options: ["poll_interval_seconds": "0.3"])
+        for i in 0..<10 { a.sim.swipe(card: UInt32(i + 1)) }
+        let directory = Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let config = try Self.writeConfig(directory: directory, receiverPort: receiverPort, controllers: [a])
+        var (daemon, _, _) = try await DaemonProcess.start(configPath: config)
+        #expect(try await Self.eventually(15) { Self.records(receiver, device: "door-a").count == 10 })
+        #expect(try await daemon.stop() == 0)
+
+        // While the gateway is down, 100 more swipes: the 50-slot buffer keeps 61–110, so 11–60 are lost.
+        for i in 10..<110 { a.sim.swipe(card: UInt32(i + 1)) }
+        (daemon, _, _) = try await DaemonProcess.start(configPath: config)
+        #expect(try await Self.eventually(15) { Self.records(receiver, device: "door-a").count == 60 }, "\(daemon.log.suffix(2000))")
+        try await Task.sleep(for: .seconds(1))
+        let gaps = Self.events(receiver).filter { $0.kind == .deviceLogGap && $0.device.id == "door-a" }
+        #expect(gaps.count == 1, "\(gaps.count) log-gap events")
+        #expect(gaps.first?.attributes?["count"] == .number(50))
+        #expect(gaps.first?.attributes?["firstIndex"] == .number(11) && gaps.first?.attributes?["lastIndex"] == .number(60))
+        #expect(Set(Self.records(receiver, device: "door-a").compactMap(Self.index)) == Set(1...10).union(61...110))
+        #expect(try await daemon.stop() == 0)
+        await a.sim.stop()
+    }
+
+    @Test("a controller that stops answering is reported offline in time while the other keeps flowing")
+    func offline() async throws {
+        let (receiver, receiverTask, receiverPort) = try await DeliveryTests.receiver()
+        defer { receiverTask.cancel() }
+        let options = ["poll_interval_seconds": "0.5", "timeout_ms": "200", "retries": "0", "offline_after_missed_replies": "3"]
+        let a = try await Self.controller("door-a", serial: 4004, options: options)
+        let b = try await Self.controller("door-b", serial: 4005, options: options)
+        let directory = Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (daemon, _, admin) = try await DaemonProcess.start(
+            configPath: try Self.writeConfig(directory: directory, receiverPort: receiverPort, controllers: [a, b]))
+        let online = { (id: String) in Self.events(receiver).filter { $0.kind == .deviceOnline && $0.device.id == id }.count }
+        #expect(try await Self.eventually(10) { online("door-a") == 1 && online("door-b") == 1 })
+
+        a.sim.setSilent(true)
+        let silencedAt = Date()
+        // 3 missed replies of 200 ms with a 0.5 s poll interval: about 2 s; allow for a busy box.
+        #expect(try await Self.eventually(8) { Self.events(receiver).contains { $0.kind == .deviceOffline && $0.device.id == "door-a" } })
+        let offlineAfter = Date().timeIntervalSince(silencedAt)
+        let offlineEvent = Self.events(receiver).first { $0.kind == .deviceOffline && $0.device.id == "door-a" }
+        #expect(offlineEvent?.attributes?["reason"] == .string("no reply to 3 requests"), "\(String(describing: offlineEvent?.attributes))")
+        let status = try await RobustnessTests.status(adminPort: admin)
+        let devices = try #require(status["devices"] as? [[String: Any]])
+        let doorA = devices.first { $0["id"] as? String == "door-a" }
+        #expect(doorA?["state"] as? String == "down" && (doorA?["reason"] as? String ?? "").hasPrefix("no reply to"), "\(devices)")
+        #expect(devices.first { $0["id"] as? String == "door-b" }?["state"] as? String == "up")
+
+        for i in 0..<5 { b.sim.swipe(card: UInt32(700 + i)) }
+        #expect(try await Self.eventually(5) { Self.records(receiver, device: "door-b").count == 5 }, "door-b stalled behind the silent door-a")
+        #expect(Self.events(receiver).contains { $0.kind == .deviceOffline && $0.device.id == "door-b" } == false)
+
+        a.sim.setSilent(false)
+        a.sim.swipe(card: 42)
+        #expect(try await Self.eventually(8) { online("door-a") == 2 && Self.records(receiver, device: "door-a").count == 1 })
+        #expect(offlineAfter < 8)
+        #expect(try await daemon.stop() == 0)
+        await a.sim.stop()
+        await b.sim.stop()
+    }
+}

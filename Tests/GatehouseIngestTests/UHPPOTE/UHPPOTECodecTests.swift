@@ -1,0 +1,286 @@
+import Foundation
+import GatehouseCore
+import Testing
+
+@testable import GatehouseIngest
+
+/// Literal 64-byte vectors from /work/shared/protocols/uhppote-udp.md (serial 423187757 =
+/// `2d 55 39 19`), decoded and encoded byte for byte.
+@Suite("uhppote codec")
+struct UHPPOTECodecTests {
+    static let serial: UInt32 = 423_187_757
+
+    /// `"00: 17 20 …"` lines (offset prefixes and `..` ranges ignored) → 64 bytes, zero-padded.
+    static func frame(_ text: String) -> [UInt8] {
+        var bytes: [UInt8] = []
+        for line in text.split(separator: "\n") {
+            let body = line.contains(":") ? line.split(separator: ":", maxSplits: 1)[1] : line
+            bytes += body.split(separator: " ").compactMap { UInt8($0, radix: 16) }
+        }
+        return bytes + [UInt8](repeating: 0, count: max(0, 64 - bytes.count))
+    }
+
+    static func time(_ y: Int, _ mo: Int, _ d: Int, _ h: Int, _ mi: Int, _ s: Int) -> UHPPOTEDateTime {
+        UHPPOTEDateTime(year: y, month: mo, day: d, hour: h, minute: mi, second: s) ?? UHPPOTEDateTime(Timestamp(milliseconds: 0), zone: .gmt)
+    }
+
+    static func sameBytes(_ actual: [UInt8], _ expected: [UInt8], sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(
+            actual == expected, "bytes differ\nexpected:\n\(uhppoteHexDump(expected))\nactual:\n\(uhppoteHexDump(actual))",
+            sourceLocation: sourceLocation)
+    }
+
+    struct RequestVector: Sendable, CustomTestStringConvertible {
+        let name: String
+        let bytes: String
+        let request: UHPPOTERequest
+        var testDescription: String { name }
+    }
+
+    static let requests: [RequestVector] = [
+        RequestVector(name: "get-status", bytes: "17 20 00 00 2d 55 39 19", request: .getStatus),
+        RequestVector(name: "get-event 1843", bytes: "17 b0 00 00 2d 55 39 19 33 07 00 00", request: .getEvent(index: 1843)),
+        RequestVector(
+            name: "set-listener 192.168.10.20:60001 every 15 s", bytes: "17 90 00 00 2d 55 39 19 c0 a8 0a 14 61 ea 0f 00",
+            request: .setListener(UHPPOTEListenerAddress(address: UHPPOTEIPv4(192, 168, 10, 20), port: 60001, intervalSeconds: 15))),
+        RequestVector(name: "open-door 1", bytes: "17 40 00 00 2d 55 39 19 01", request: .openDoor(1)),
+        RequestVector(
+            name: "set-time 2025-03-14 08:31:07", bytes: "17 30 00 00 2d 55 39 19 20 25 03 14 08 31 07",
+            request: .setTime(time(2025, 3, 14, 8, 31, 7))),
+        RequestVector(
+            name: "set-event-index 1842 with magic", bytes: "17 b2 00 00 2d 55 39 19 32 07 00 00 55 aa aa 55",
+            request: .setEventIndex(1842)),
+        RequestVector(name: "get-time", bytes: "17 32 00 00 2d 55 39 19", request: .getTime),
+        RequestVector(name: "get-event-index", bytes: "17 b4 00 00 2d 55 39 19", request: .getEventIndex),
+        RequestVector(name: "get-listener", bytes: "17 92 00 00 2d 55 39 19", request: .getListener),
+        RequestVector(name: "record-special-events on", bytes: "17 8e 00 00 2d 55 39 19 01", request: .recordSpecialEvents(true)),
+    ]
+
+    @Test("requests encode to the documented bytes and decode back", arguments: requests)
+    func request(_ vector: RequestVector) throws {
+        let bytes = Self.frame(vector.bytes)
+        Self.sameBytes(vector.request.encode(serial: Self.serial), bytes)
+        let (serial, decoded) = try UHPPOTERequest.decode(bytes)
+        #expect(serial == Self.serial)
+        #expect(decoded == vector.request)
+    }
+
+    @Test("discovery is a broadcast with serial 0")
+    func discoveryRequest() {
+        Self.sameBytes(UHPPOTERequest.getController.encode(serial: 0), Self.frame("17 94"))
+    }
+
+    struct ResponseVector: Sendable, CustomTestStringConvertible {
+        let name: String
+        let bytes: String
+        let response: UHPPOTEResponse
+        var testDescription: String { name }
+    }
+
+    static let pushedStatus = UHPPOTEStatus(
+        event: UHPPOTEEventRecord(
+            index: 1842, type: 1, granted: true, door: 2, direction: 1, card: 8_165_537, timestamp: time(2025, 3, 14, 8, 31, 7),
+            reason: 1),
+        doorOpen: [false, true, false, false], systemTime: time(2025, 3, 14, 8, 31, 8), relays: 0x02)
+
+    static let responses: [ResponseVector] = [
+        ResponseVector(
+            name: "pushed listener packet: card 8165537 granted on door 2",
+            bytes: """
+                00: 17 20 00 00 2d 55 39 19 32 07 00 00 01 01 02 01
+                10: a1 98 7c 00 20 25 03 14 08 31 07 01 00 01 00 00
+                20: 00 00 00 00 00 08 31 08 00 00 00 00 00 00 00 00
+                30: 00 02 00 25 03 14 00 00 00 00 00 00 00 00 00 00
+                """,
+            response: .status(pushedStatus)),
+        ResponseVector(
+            name: "get-event 1843: card 10058399 denied on door 1, out, reason 6",
+            bytes: """
+                17 b0 00 00 2d 55 39 19 33 07 00 00 01 00 01 02
+                9f 7a 99 00 20 25 03 14 22 15 02 06
+                """,
+            response: .event(
+                UHPPOTEEventRecord(
+                    index: 1843, type: 1, granted: false, door: 1, direction: 2, card: 10_058_399,
+                    timestamp: time(2025, 3, 14, 22, 15, 2), reason: 6))),
+        ResponseVector(
+            name: "get-event: slot overwritten", bytes: "17 b0 00 00 2d 55 39 19 05 00 00 00 ff",
+            response: .event(UHPPOTEEventRecord(index: 5, type: 0xFF, granted: false, door: 0, direction: 0, card: 0, timestamp: nil, reason: 0))),
+        ResponseVector(
+            name: "get-time", bytes: "17 32 00 00 2d 55 39 19 20 25 12 31 23 59 59", response: .time(time(2025, 12, 31, 23, 59, 59))),
+        ResponseVector(name: "get-event-index", bytes: "17 b4 00 00 2d 55 39 19 32 07 00 00", response: .eventIndex(1842)),
+        ResponseVector(
+            name: "get-listener", bytes: "17 92 00 00 2d 55 39 19 c0 a8 0a 14 61 ea 0f",
+            response: .listener(UHPPOTEListenerAddress(address: UHPPOTEIPv4(192, 168, 10, 20), port: 60001, intervalSeconds: 15))),
+        ResponseVector(name: "open-door accepted", bytes: "17 40 00 00 2d 55 39 19 01", response: .openDoor(accepted: true)),
+        ResponseVector(
+            name: "get-controller",
+            bytes: "17 94 00 00 2d 55 39 19 c0 a8 01 64 ff ff ff 00 c0 a8 01 01 00 12 23 34 45 56 06 62 20 24 01 15",
+            response: .controller(
+                UHPPOTEControllerInfo(
+                    address: UHPPOTEIPv4(192, 168, 1, 100), netmask: UHPPOTEIPv4(255, 255, 255, 0),
+                    gateway: UHPPOTEIPv4(192, 168, 1, 1), mac: [0x00, 0x12, 0x23, 0x34, 0x45, 0x56], version: "v6.62",
+                    released: "2024-01-15"))),
+    ]
+
+    @Test("responses decode to the documented fields, and encode back byte for byte", arguments: responses)
+    func response(_ vector: ResponseVector) throws {
+        let bytes = Self.frame(vector.bytes)
+        let (serial, decoded) = try UHPPOTEResponse.decode(bytes, function: vector.response.function, serial: Self.serial)
+        #expect(serial == Self.serial)
+        #expect(decoded == vector.response)
+        Self.sameBytes(decoded.encode(serial: serial), bytes)
+    }
+
+    @Test("v6.62 pushes start with 0x19 and are accepted")
+    func legacyStartByte() throws {
+        var bytes = Self.frame(Self.responses[0].bytes)
+        bytes[0] = 0x19
+        let (_, decoded) = try UHPPOTEResponse.decode(bytes, function: .getStatus)
+        #expect(decoded == .status(Self.pushedStatus))
+    }
+
+    @Test("the sample push maps to access.granted, card subject, door-2, in, site zone applied")
+    func mapping() throws {
+        let zone = try #require(TimeZone(identifier: "Asia/Shanghai"))
+        let draft = try #require(UHPPOTEEventCodes.draft(for: Self.pushedStatus.event, serial: Self.serial, zone: zone))
+        #expect(draft.kind == .accessGranted)
+        #expect(draft.result == .granted)
+        #expect(draft.subject == Subject(type: .card, value: "8165537"))
+        #expect(draft.point == "door-2")
+        #expect(draft.direction == .in)
+        #expect(draft.occurredAt?.rfc3339 == "2025-03-14T00:31:07.000Z")
+        #expect(draft.deviceTime == "2025-03-14 08:31:07")
+        #expect(draft.dedupKey == "423187757:1842")
+        #expect(draft.attributes?["eventIndex"] == .number(1842))
+    }
+
+    @Test(
+        "reason codes map onto kinds",
+        arguments: [
+            (UInt8(2), UInt8(20), EventKind.doorExitRequest, AccessResult?.none),
+            (2, 23, .doorOpened, nil), (2, 24, .doorClosed, nil), (3, 37, .doorHeldOpen, nil), (3, 38, .doorForced, nil),
+            (2, 44, .doorRemoteOpen, nil), (3, 31, .doorExitRequest, .denied), (3, 28, .deviceRebooted, nil),
+            (3, 39, .alarmFire, nil), (3, 34, .alarmDuress, nil), (2, 25, .accessGranted, .granted), (3, 99, .vendorOther, nil),
+        ])
+    func reasons(type: UInt8, reason: UInt8, kind: EventKind, result: AccessResult?) throws {
+        let record = UHPPOTEEventRecord(index: 9, type: type, granted: false, door: 3, direction: 7, card: 0, timestamp: nil, reason: reason)
+        let draft = try #require(UHPPOTEEventCodes.draft(for: record, serial: 1, zone: .gmt))
+        #expect(draft.kind == kind)
+        #expect(draft.result == result)
+        #expect(draft.subject == nil)
+        #expect(draft.direction == nil, "direction 7 is neither in (1) nor out (2)")
+        #expect(draft.point == "door-3")
+    }
+
+    @Test("a denied swipe keeps the reason text")
+    func deniedReason() throws {
+        let record = UHPPOTEEventRecord(index: 1843, type: 1, granted: false, door: 1, direction: 2, card: 10_058_399, timestamp: nil, reason: 6)
+        let draft = try #require(UHPPOTEEventCodes.draft(for: record, serial: Self.serial, zone: .gmt))
+        #expect(draft.kind == .accessDenied && draft.result == .denied && draft.direction == .out)
+        #expect(draft.attributes?["reason"] == .string("denied: no privilege"))
+    }
+
+    struct Malformed: Sendable, CustomTestStringConvertible {
+        let name: String
+        let bytes: [UInt8]
+        let reason: UHPPOTECodecError.Reason
+        let fragment: String
+        var testDescription: String { name }
+    }
+
+    static let malformed: [Malformed] = {
+        let good = frame("17 b0 00 00 2d 55 39 19 33 07 00 00 01 00 01 02 9f 7a 99 00 20 25 03 14 22 15 02 06")
+        func with(_ offset: Int, _ value: UInt8) -> [UInt8] {
+            var b = good
+            b[offset] = value
+            return b
+        }
+        return [
+            Malformed(name: "63 bytes", bytes: Array(good.prefix(63)), reason: .length, fragment: "invalid frame length 63 (expected 64)"),
+            Malformed(name: "65 bytes", bytes: good + [0], reason: .length, fragment: "length 65"),
+            Malformed(name: "empty", bytes: [], reason: .length, fragment: "length 0"),
+            Malformed(name: "start byte 0x18", bytes: with(0, 0x18), reason: .startByte, fragment: "0x18 (expected 0x17 or 0x19)"),
+            Malformed(name: "unknown function 0x77", bytes: with(1, 0x77), reason: .function, fragment: "0x77"),
+            Malformed(name: "get-time instead of get-event", bytes: with(1, 0x32), reason: .function, fragment: "0x32 (expected 0xb0)"),
+            Malformed(name: "another controller", bytes: with(4, 0x2e), reason: .serial, fragment: "423187758 (expected 423187757)"),
+            Malformed(name: "BCD nibble 0xA", bytes: with(22, 0x1A), reason: .bcd, fragment: "0x1a at offset 22 is not BCD"),
+            Malformed(name: "month 13", bytes: with(22, 0x13), reason: .date, fragment: "is not a date and time"),
+            Malformed(name: "30 February", bytes: with(23, 0x30).enumerated().map { $0.offset == 22 ? 0x02 : $0.element }, reason: .date, fragment: "not a date"),
+            Malformed(name: "hour 24", bytes: with(24, 0x24), reason: .date, fragment: "not a date"),
+        ]
+    }()
+
+    @Test("malformed datagrams are refused with a counted reason, never a crash", arguments: malformed)
+    func refused(_ vector: Malformed) {
+        let counter = UHPPOTERejections()
+        do {
+            let decoded = try UHPPOTEResponse.decode(vector.bytes, function: .getEvent, serial: Self.serial)
+            Issue.record("accepted: \(decoded)\n\(uhppoteHexDump(vector.bytes))")
+        } catch {
+            counter.record(error)
+            #expect(error.reason == vector.reason)
+            #expect(error.description.contains(vector.fragment), "\(error.description)")
+        }
+        #expect(counter.count(vector.reason) == 1 && counter.total == 1)
+    }
+
+    @Test("random garbage never crashes the decoders")
+    func fuzz() {
+        var rng = SystemRandomNumberGenerator()
+        var refused = 0
+        for round in 0..<5000 {
+            var bytes = (0..<(round % 7 == 0 ? Int.random(in: 0...80, using: &rng) : 64)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            if bytes.count == 64, round % 2 == 0 { bytes[0] = 0x17 }
+            if (try? UHPPOTEResponse.decode(bytes)) == nil { refused += 1 }
+            _ = try? UHPPOTERequest.decode(bytes)
+        }
+        #expect(refused > 0)
+    }
+
+    @Test("all-zero dates mean none")
+    func zeroDate() throws {
+        let (_, decoded) = try UHPPOTEResponse.decode(Self.frame("17 32 00 00 2d 55 39 19"), function: .getTime)
+        #expect(decoded == .time(nil))
+    }
+
+    @Test("device options are checked with messages that say what would be valid")
+    func validation() throws {
+        let driver = UHPPOTEDriver()
+        var device = try #require(ConfigFixtures.device(driver: "uhppote"))
+        device.serial = "42x"
+        device.address = "10.0.0.300"
+        device.options = ["poll_interval_seconds": "0", "set_time": "maybe", "colour": "red", "set_listener": "10.0.0.1:60001"]
+        let problems = driver.validate(device: device)
+        let text = problems.joined(separator: "\n")
+        #expect(text.contains("serial: '42x' is not a controller serial number"))
+        #expect(text.contains("address: '10.0.0.300' is not an IPv4 address"))
+        #expect(text.contains("options.poll_interval_seconds: '0' is not valid (expected seconds from 0.05 to 3600)"))
+        #expect(text.contains("options.set_time: 'maybe' is not a boolean"))
+        #expect(text.contains("options.colour: unknown option"))
+        #expect(text.contains("options.set_listener: needs options.listen_port"))
+        device.serial = "423187757"
+        device.address = "127.0.0.1:60123"
+        device.options = ["listen_port": "60001", "set_listener": "127.0.0.1:60001", "set_time": "true", "timeout_ms": "200"]
+        #expect(driver.validate(device: device) == [])
+    }
+}
+
+/// A device entry built through the real config loader, so tests see what users write.
+enum ConfigFixtures {
+    static func device(driver: String) -> DeviceConfig? {
+        let yaml = """
+            site: t
+            state_directory: /tmp/gatehouse-fixture
+            devices:
+              - id: c1
+                driver: \(driver)
+                type: door-controller
+            sinks:
+              - name: f
+                type: file
+                path: /tmp/gatehouse-fixture/out.ndjson
+            """
+        return try? ConfigLoader.parse(yaml, file: "fixture.yaml", knownDrivers: [driver]).devices.first
+    }
+}

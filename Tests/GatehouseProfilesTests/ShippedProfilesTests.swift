@@ -1,0 +1,62 @@
+import Foundation
+import GatehouseCore
+import Testing
+
+@testable import GatehouseProfiles
+
+/// Every profile under adapters/ loads, documents itself and passes its own test vectors:
+/// the same runner as `gatehouse adapters test`.
+@Suite("Shipped profiles")
+struct ShippedProfilesTests {
+    static let adapters: String = {
+        var directory = URL(fileURLWithPath: #filePath)
+        while directory.path != "/" {
+            directory.deleteLastPathComponent()
+            let candidate = directory.appendingPathComponent("adapters")
+            if FileManager.default.fileExists(atPath: candidate.appendingPathComponent("zhenshi-lpr").path) { return candidate.path }
+        }
+        return "adapters"
+    }()
+
+    static let names = ["zhenshi-lpr", "hikvision-anpr", "dahua-itc", "legacy-parking-gbk"]
+
+    @Test("every folder under adapters/ loads")
+    func allLoad() {
+        let set = ProfileSet.load(directory: Self.adapters)
+        #expect(set.failures.isEmpty, "\(set.failures.values.map(\.description).joined(separator: "\n"))")
+        #expect(Set(Self.names).isSubset(of: Set(set.profiles.keys)))
+    }
+
+    @Test("profile passes its test vectors", arguments: names)
+    func vectors(_ name: String) throws {
+        let profile = try ProfileLoader.load(directory: Self.adapters + "/" + name)
+        let results = VectorRunner.run(profile)
+        for result in results where !result.passed {
+            Issue.record("\(name)/\(result.caseName): \(result.detail)")
+        }
+        #expect(results.count >= 5, "every shipped profile has at least five samples")
+    }
+
+    @Test("profile has a README, expected output for every sample, and an error case", arguments: names)
+    func documented(_ name: String) {
+        let folder = Self.adapters + "/" + name
+        #expect(FileManager.default.fileExists(atPath: folder + "/README.md"))
+        let cases = VectorCase.all(in: folder)
+        #expect(cases.allSatisfy { $0.expected != nil }, "samples without expected output: \(cases.filter { $0.expected == nil }.map(\.name))")
+        #expect(cases.contains { $0.expected?.hasSuffix(".err") == true }, "a malformed payload case")
+        #expect(cases.contains { $0.name.contains("unplated") }, "an unplated vehicle case")
+    }
+
+    @Test("the Zhenshi default reply never opens the barrier")
+    func zhenshiNeverOpensByDefault() throws {
+        let profile = try ProfileLoader.load(directory: Self.adapters + "/zhenshi-lpr")
+        let body = try #require(FileManager.default.contents(atPath: Self.adapters + "/zhenshi-lpr/samples/camera-decides.json"))
+        let device = ProfileDevice(id: "cam", serial: "a3c9e105-7d214b60", timeZone: .gmt, options: ["barrier": "never"])
+        let outcome = profile.process(ProfileRequest(body: Array(body), contentType: "application/json"), device: device)
+        #expect(outcome.reply.body.contains("\"info\":\"no\""))
+        let camera = profile.process(
+            ProfileRequest(body: Array(body), contentType: "application/json"),
+            device: ProfileDevice(id: "cam", timeZone: .gmt, options: ["barrier": "camera"]))
+        #expect(camera.reply.body.contains("\"info\":\"ok\""))
+    }
+}
