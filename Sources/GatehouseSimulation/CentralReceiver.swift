@@ -49,6 +49,10 @@ public final class CentralReceiver: Sendable {
     /// Serves until the task is cancelled.
     public func run() async throws {
         if let recordFile {
+            let directory = (recordFile as NSString).deletingLastPathComponent
+            if !directory.isEmpty {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            }
             if !FileManager.default.fileExists(atPath: recordFile) {
                 _ = FileManager.default.createFile(atPath: recordFile, contents: nil)
             }
