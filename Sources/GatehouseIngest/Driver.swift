@@ -47,6 +47,7 @@ public enum DriverRegistry {
         ZKTecoDriver(),
         UHPPOTEDriver(),
         ProfileDriver(),
+        HikvisionACSDriver(),
     ]
 
     public static var names: Set<String> { Set(all.map(\.name)) }

@@ -9,7 +9,7 @@ import GatehouseProfiles
 struct AdaptersCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "adapters", abstract: "List vendor profiles and run their test vectors.",
-        subcommands: [List.self, Test.self])
+        subcommands: [List.self, Test.self, Scaffold.self])
 
     struct Location: ParsableArguments {
         @Option(name: .shortAndLong, help: "The adapters directory (default: adapters_directory of --config, else ./adapters).")

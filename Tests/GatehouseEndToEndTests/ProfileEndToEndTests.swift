@@ -10,6 +10,9 @@ struct ProfileSite {
     let directory: String
     var extra = ""
     var maxBody = "64KiB"
+    /// More device entries (indented as list items under `devices:`).
+    var extraDevices = ""
+    var adaptersDirectory = ProfileSite.adapters
 
     init(name: String = #function) {
         let safe = name.filter { $0.isLetter || $0.isNumber }
@@ -36,7 +39,7 @@ struct ProfileSite {
             state_directory: \(directory)/state
             status_interval_seconds: 1
             log_level: info
-            adapters_directory: \(Self.adapters)
+            adapters_directory: \(adaptersDirectory)
             ingest:
               host: 127.0.0.1
               port: 0
@@ -69,6 +72,7 @@ struct ProfileSite {
                 type: barrier
                 serial: PK2019-0042
                 options: {profile: legacy-parking-gbk}
+            \(extraDevices)
             sinks:
               - name: outbox
                 type: file

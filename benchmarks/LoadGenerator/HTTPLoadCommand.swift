@@ -47,6 +47,12 @@ struct HTTPLoadCommand: AsyncParsableCommand {
     @Option(help: "Also write the figures as JSON to this file.")
     var json: String?
 
+    @Option(help: "Send vendor payloads to /v1/push/{profile}/{device}: zhenshi-lpr (JSON) or hikvision-anpr (multipart XML + picture).")
+    var profile: String?
+
+    @Option(help: "With --profile hikvision-anpr: bytes of the picture in each request.")
+    var imageBytes: Int = 50_000
+
     func validate() throws {
         _ = try LoopbackURL(url)
         guard rate >= 0, rate.isFinite else { throw ValidationError("--rate \(rate) (expected 0 or more)") }
@@ -56,6 +62,10 @@ struct HTTPLoadCommand: AsyncParsableCommand {
         guard devices >= 1 else { throw ValidationError("--devices \(devices) (expected 1 or more)") }
         guard batch >= 1 else { throw ValidationError("--batch \(batch) (expected 1 or more)") }
         if let maxEvents, maxEvents < 1 || rate != 0 { throw ValidationError("--max-events \(maxEvents) (expected 1 or more, with --rate 0)") }
+        if let profile, ProfileBodyBuilder.Brand(rawValue: profile) == nil {
+            throw ValidationError("--profile \(profile) (expected \(ProfileBodyBuilder.Brand.allCases.map(\.rawValue).joined(separator: " or ")))")
+        }
+        guard (4...(16 << 20)).contains(imageBytes) else { throw ValidationError("--image-bytes \(imageBytes) (expected 4…16777216)") }
         guard (0...100).contains(alarmPercent) else { throw ValidationError("--alarm-percent \(alarmPercent) (expected 0…100)") }
     }
 
@@ -66,7 +76,8 @@ struct HTTPLoadCommand: AsyncParsableCommand {
             devicePrefix: devicePrefix, devices: devices, token: token,
             rate: rate, duration: .nanoseconds(Int64(duration * 1e9)), connections: connections,
             batch: batch, alarmPercent: alarmPercent, drainTimeout: .nanoseconds(Int64(drainTimeout * 1e9)),
-            maxRequests: maxEvents.map { ($0 + batch - 1) / batch }
+            maxRequests: maxEvents.map { ($0 + batch - 1) / batch },
+            profile: profile, imageBytes: imageBytes
         )
         // One thread: the generator shares the machine with the daemon it measures.
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)

@@ -22,6 +22,10 @@ struct LoadPlan: Sendable {
     var drainTimeout: TimeAmount
     /// Closed loop only: stop after this many requests (to fill a backlog of a known size).
     var maxRequests: Int? = nil
+    /// Vendor payloads to `/v1/push/{profile}/{device}` instead of generic events (`--profile`).
+    var profile: String? = nil
+    /// Bytes of the picture in each Hikvision multipart body.
+    var imageBytes: Int = 50_000
 
     var isClosedLoop: Bool { rate == 0 }
 }
@@ -69,6 +73,7 @@ final class LoadRunner: @unchecked Sendable {
     private let baseHeaders: HTTPHeaders
     private let totalRequests: Int
     private var bodies: EventBodyBuilder
+    private var vendorBodies: ProfileBodyBuilder?
 
     private var live: [ClientConnection] = []
     private var idle: [ClientConnection] = []
@@ -89,12 +94,19 @@ final class LoadRunner: @unchecked Sendable {
     init(plan: LoadPlan, eventLoop: any EventLoop) {
         self.plan = plan
         self.eventLoop = eventLoop
-        self.uris = (0..<plan.devices).map { "\(plan.basePath)/v1/devices/\(plan.devicePrefix)\($0)/events" }
+        let brand = plan.profile.flatMap(ProfileBodyBuilder.Brand.init(rawValue:))
+        self.uris = (0..<plan.devices).map { index in
+            brand.map { "\(plan.basePath)/v1/push/\($0.rawValue)/\(plan.devicePrefix)\(index)" }
+                ?? "\(plan.basePath)/v1/devices/\(plan.devicePrefix)\(index)/events"
+        }
         var headers = HTTPHeaders()
         headers.add(name: "Host", value: plan.host.contains(":") ? "[\(plan.host)]:\(plan.port)" : "\(plan.host):\(plan.port)")
         headers.add(name: "User-Agent", value: "gatehouse-bench")
         headers.add(name: "Authorization", value: "Bearer \(plan.token)")
-        headers.add(name: "Content-Type", value: "application/json")
+        let seed = UInt64.random(in: 1...UInt64.max)
+        let vendor = brand.map { ProfileBodyBuilder(brand: $0, imageBytes: plan.imageBytes, seed: seed) }
+        headers.add(name: "Content-Type", value: vendor?.contentType ?? "application/json")
+        self.vendorBodies = vendor
         self.baseHeaders = headers
         self.totalRequests = plan.isClosedLoop ? 0 : Int((plan.rate * Double(plan.duration.nanoseconds) / 1e9).rounded())
         self.bodies = EventBodyBuilder(batch: plan.batch, alarmPercent: plan.alarmPercent, seed: UInt64.random(in: 1...UInt64.max))
@@ -191,7 +203,12 @@ final class LoadRunner: @unchecked Sendable {
     }
 
     private func send(_ request: PendingRequest, on connection: ClientConnection) {
-        let body = bodies.makeBody(allocator: connection.allocator, now: .now)
+        let body: ByteBuffer
+        if vendorBodies != nil {
+            body = vendorBodies?.makeBody(allocator: connection.allocator, epochSeconds: Int(Timestamp.now.milliseconds / 1000)) ?? ByteBuffer()
+        } else {
+            body = bodies.makeBody(allocator: connection.allocator, now: .now)
+        }
         var headers = baseHeaders
         headers.add(name: "Content-Length", value: String(body.readableBytes))
         let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: uris[request.device], headers: headers)

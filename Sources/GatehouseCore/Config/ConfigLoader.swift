@@ -96,12 +96,19 @@ public enum ConfigLoader {
         let privacy = readPrivacy(top.mapping("privacy"), environment: environment)
 
         let adaptersDirectory = top.string("adapters_directory", required: false, expected: "a directory path") ?? "adapters"
+        let imagesMap = top.mapping("images")
+        let images = ImageSettings(
+            store: imagesMap?.bool("store", default: false) ?? false,
+            directory: imagesMap?.string("directory", expected: "a directory path") ?? (stateDirectory as NSString).appendingPathComponent("images"),
+            maxBytes: imagesMap?.bytes("max_bytes", default: 256 << 20, minimum: 1 << 20) ?? (256 << 20))
+        imagesMap?.finish()
         var deviceIDs: Set<String> = []
         let devices = top.sequence("devices").compactMap { item -> DeviceConfig? in
             guard let map = YAMLMapping(item.node, path: item.path, log: log) else { return nil }
             defer { map.finish() }
             var device = readDevice(map, knownDrivers: knownDrivers, environment: environment)
             device?.adaptersDirectory = adaptersDirectory
+            device?.images = images
             if let id = device?.id, !deviceIDs.insert(id).inserted {
                 log.report(map.node("id"), key: map.join("id"), "duplicate device id '\(id)' (each device needs its own id)")
             }
@@ -126,7 +133,8 @@ public enum ConfigLoader {
         return GatehouseConfig(
             site: site, stateDirectory: stateDirectory, diskBudgetBytes: diskBudget,
             statusIntervalSeconds: statusInterval, logLevel: logLevel, ingest: ingest, admin: admin, queue: queue,
-            clockSkew: clockSkew, privacy: privacy, devices: devices, sinks: sinks, adaptersDirectory: adaptersDirectory)
+            clockSkew: clockSkew, privacy: privacy, devices: devices, sinks: sinks, adaptersDirectory: adaptersDirectory,
+            images: images)
     }
 
     static func readDevice(_ map: YAMLMapping, knownDrivers: Set<String>, environment: [String: String]) -> DeviceConfig? {

@@ -17,6 +17,8 @@ public struct GatehouseConfig: Sendable, Equatable {
     public var sinks: [SinkConfig]
     /// Where vendor profiles live (`adapters_directory`), relative to the working directory unless absolute.
     public var adaptersDirectory: String = "adapters"
+    /// Pictures that come with vendor payloads (`images:`).
+    public var images = ImageSettings()
 
     public func device(_ id: String) -> DeviceConfig? { devices.first { $0.id == id } }
 }
@@ -89,6 +91,8 @@ public struct DeviceConfig: Sendable, Equatable {
     /// The config's `adapters_directory`, carried on each device because drivers see only the
     /// device in `validate(device:)` and `decode(_:device:)` (the profile driver reads it).
     public var adaptersDirectory: String = "adapters"
+    /// The config's `images` setting, carried on each device for the same reason.
+    public var images = ImageSettings()
 
     public var ref: DeviceRef { DeviceRef(id: id, vendor: vendor, model: model, type: type) }
 }
@@ -181,5 +185,21 @@ public struct HTTPSinkConfig: Sendable, Equatable {
         self.clientKeyFile = clientKeyFile
         self.connectTimeoutSeconds = connectTimeoutSeconds
         self.requestTimeoutSeconds = requestTimeoutSeconds
+    }
+}
+
+/// Pictures in vendor payloads (`images:`): by default counted, never kept; with `store` written
+/// once under `directory`, content-addressed by SHA-256, within their own `max_bytes` budget.
+public struct ImageSettings: Sendable, Equatable {
+    public var store = false
+    /// Default `<state_directory>/images`.
+    public var directory = "images"
+    /// Bytes the image directory may hold; beyond it images are counted but not stored.
+    public var maxBytes: Int64 = 256 << 20
+
+    public init(store: Bool = false, directory: String = "images", maxBytes: Int64 = 256 << 20) {
+        self.store = store
+        self.directory = directory
+        self.maxBytes = maxBytes
     }
 }

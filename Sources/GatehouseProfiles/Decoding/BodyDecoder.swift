@@ -100,6 +100,7 @@ public enum BodyDecoder {
                 images.count += 1
                 images.bytes += part.body.count
                 images.names.append(label)
+                images.parts.append(ImagePart(name: label, contentType: part.contentType ?? "image/jpeg", body: part.body))
                 continue
             }
             let wanted = spec.documentPart.map { $0 == part.name || $0 == part.filename } ?? false

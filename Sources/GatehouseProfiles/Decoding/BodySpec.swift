@@ -24,11 +24,26 @@ public struct BodySpec: Sendable, Equatable {
     public init() {}
 }
 
-/// Images that came with a payload: counted for the event, never stored or forwarded.
+/// Images that came with a payload: counted for the event; never forwarded, and stored on disk
+/// only when the site asks for it (`images.store`, done by the driver from `parts`).
 public struct ImageStats: Sendable, Equatable {
     public var count = 0
     public var bytes = 0
     public var names: [String] = []
+    /// The image parts themselves (shared with the request body, not copied).
+    public var parts: [ImagePart] = []
+
+    /// The figures only: two payloads with the same pictures counted alike are equal stats.
+    public static func == (lhs: ImageStats, rhs: ImageStats) -> Bool {
+        lhs.count == rhs.count && lhs.bytes == rhs.bytes && lhs.names == rhs.names
+    }
+}
+
+/// One picture of a multipart payload.
+public struct ImagePart: Sendable, Equatable {
+    public var name: String
+    public var contentType: String
+    public var body: [UInt8]
 }
 
 /// A decoded body: the document tree that paths read, and the images beside it.

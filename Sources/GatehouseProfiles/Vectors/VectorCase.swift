@@ -49,6 +49,8 @@ public struct VectorCase: Sendable {
                 switch (key.string, value) {
                 case ("content_type", _): contentType = value.string
                 case ("remote_ip", _): remoteIP = value.string
+                // Written by `adapters scaffold` for the reader; not used to build the request.
+                case ("route", _), ("received_at", _): break
                 case ("headers", .mapping(let h)):
                     for (name, v) in h { if let n = name.string, let s = v.string { headers[n] = s } }
                 case ("device", .mapping(let d)):
@@ -64,7 +66,7 @@ public struct VectorCase: Sendable {
                         default: throw MappingError("\(meta): unknown key device.\(name.string ?? "?") (valid: id, serial, time_zone, options)")
                         }
                     }
-                default: throw MappingError("\(meta): unknown key '\(key.string ?? "?")' (valid: content_type, headers, remote_ip, device)")
+                default: throw MappingError("\(meta): unknown key '\(key.string ?? "?")' (valid: content_type, headers, remote_ip, device, route, received_at)")
                 }
             }
         }

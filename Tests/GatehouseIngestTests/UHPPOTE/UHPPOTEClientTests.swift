@@ -61,7 +61,9 @@ struct UHPPOTEClientTests {
             }
         }
         let elapsed = ContinuousClock.now - started
-        #expect(elapsed >= .milliseconds(300) && elapsed < .seconds(3), "\(elapsed)")
+        // Three attempts of 100 ms each: at least 300 ms. The upper bound only proves it ends (a loaded
+        // CI machine stretches wall-clock time, so it is generous on purpose).
+        #expect(elapsed >= .milliseconds(300) && elapsed < .seconds(30), "\(elapsed)")
         #expect(asked.load(ordering: .relaxed) == 3)
     }
 

@@ -7,7 +7,9 @@ import Synchronization
 
 /// Brands described by a profile under `adapters/` rather than by Swift code:
 /// `POST /v1/push/{profile}` (the device found by the profile's rule) and
-/// `POST /v1/push/{profile}/{device}`.
+/// `POST /v1/push/{profile}/{device}`; and `POST /v1/push/capture/{device}` for a device with
+/// `options.capture: true`, whose payloads are only kept (quarantine, `no-profile`) until a
+/// profile is written from them (README: "Capture").
 ///
 /// The device gets the profile's reply only after the events are committed; a payload that
 /// does not map is kept in quarantine and still gets the reply, because a device that is not
@@ -16,6 +18,7 @@ public final class ProfileDriver: Driver {
     public let name = "profile"
     /// Loaded profiles by adapters directory; loaded on first use and again on reload.
     private let sets = Mutex<[String: ProfileSet]>([:])
+    let images = ImageStore()
 
     public init() {}
 
@@ -57,6 +60,10 @@ public final class ProfileDriver: Driver {
     }
 
     public func validate(device: DeviceConfig) -> [String] {
+        var problems = CaptureSettings.problems(in: device.options)
+        let capture = CaptureSettings(device.options)
+        // A capture device needs no profile yet: that is what the captured payloads are for.
+        if capture.enabled, device.options["profile"] == nil { return problems }
         var set = profiles(in: device.adaptersDirectory)
         // A reload may name a profile added since the cache was filled: read the folder again.
         if let wanted = device.options["profile"], set.profiles[wanted] == nil {
@@ -72,10 +79,9 @@ public final class ProfileDriver: Driver {
             let hint = YAMLMapping.closest(profileName, in: known).map { " — did you mean '\($0)'?" } ?? ""
             return ["options.profile: no profile '\(profileName)' under \(device.adaptersDirectory) (profiles: \(known.isEmpty ? "none" : known.joined(separator: ", ")))\(hint)"]
         }
-        var problems: [String] = []
-        for (key, value) in device.options.sorted(by: { $0.key < $1.key }) where key != "profile" {
+        for (key, value) in device.options.sorted(by: { $0.key < $1.key }) where key != "profile" && !CaptureSettings.keys.contains(key) {
             guard let option = profile.options[key] else {
-                let valid = (["profile"] + profile.options.keys.sorted()).joined(separator: ", ")
+                let valid = (["profile"] + CaptureSettings.keys + profile.options.keys.sorted()).joined(separator: ", ")
                 problems.append("options.\(key): profile \(profileName) has no option '\(key)' (valid: \(valid))")
                 continue
             }
@@ -103,9 +109,10 @@ public final class ProfileDriver: Driver {
 
     func profile(for device: DeviceConfig, route: String?) throws(PayloadError) -> Profile {
         let set = profiles(in: device.adaptersDirectory)
-        let fromRoute = route.flatMap(Self.profileName(inRoute:))
+        // A captured payload's route names no profile: it maps with the device's current one.
+        let fromRoute = route.flatMap(Self.profileName(inRoute:)).flatMap { $0 == CaptureSettings.routeSegment ? nil : $0 }
         guard let name = device.options["profile"] ?? fromRoute else {
-            throw PayloadError("device '\(device.id)' names no profile (set options.profile)")
+            throw PayloadError("device '\(device.id)' names no profile (set options.profile to a folder under \(device.adaptersDirectory); a captured payload maps once the device has one)")
         }
         guard let profile = set.profiles[name] else {
             throw PayloadError("no profile '\(name)' under \(device.adaptersDirectory)")
@@ -147,8 +154,13 @@ public final class ProfileDriver: Driver {
 
     private func handle(_ request: Request, _ requestContext: IngestRequestContext, _ context: DriverContext) async throws -> Response {
         let profileName = requestContext.parameters.get("profile") ?? ""
-        let configured = context.requests.devices.all.filter { $0.driver == name }
-        let directory = configured.first?.adaptersDirectory ?? "adapters"
+        if profileName == CaptureSettings.routeSegment {
+            return try await capture(request, requestContext, context)
+        }
+        // The device list is read (and sorted) only when the URL does not name the device.
+        let named = requestContext.parameters.get("device").flatMap { context.requests.devices.device($0) }
+        let configured = named == nil ? context.requests.devices.all.filter { $0.driver == name } : []
+        let directory = named?.adaptersDirectory ?? configured.first?.adaptersDirectory ?? "adapters"
         guard let profile = profiles(in: directory).profiles[profileName] else {
             throw Rejection(.notFound, "unknown-profile", "no profile '\(profileName)' is loaded from \(directory)")
         }
@@ -212,12 +224,48 @@ public final class ProfileDriver: Driver {
             return Self.response(reply)
         }
         guard let device else { return Self.response(reply) }
+        if device.images.store, let parts = document?.images.parts, !parts.isEmpty, !events.isEmpty {
+            // Written (and fsynced) before the events that name them are committed.
+            do {
+                let references = try images.store(parts, settings: device.images)
+                for index in events.indices {
+                    events[index].attributes = (events[index].attributes ?? [:]).merging(["images": .array(references.map(\.json))]) { $1 }
+                }
+            } catch {
+                context.pipeline.logger.warning("\(error)", metadata: ["gatehouse.device": "\(device.id)"])
+            }
+        }
         let outcomes = try await context.pipeline.submit(events.map { Self.draft($0, profile: profile.name) }, from: device, driver: name)
         if let refused = outcomes.first(where: { !$0.isAccepted }), case .refused(let reason) = refused {
             // Not the profile's reply: the device must keep the record and send it again.
             throw Rejection(.serviceUnavailable, "queue-full", reason, retryAfterSeconds: 5)
         }
         return Self.response(reply)
+    }
+
+    /// `POST /v1/push/capture/{device}`: keeps the raw payload in quarantine (reason
+    /// `no-profile`) and answers the configured generic success, so that a device of an
+    /// undocumented brand stops re-sending while a person writes its profile.
+    private func capture(_ request: Request, _ requestContext: IngestRequestContext, _ context: DriverContext) async throws -> Response {
+        guard let id = requestContext.parameters.get("device") else {
+            throw Rejection(.notFound, "no-device", "capture needs the device in the URL: POST /v1/push/capture/<device id>")
+        }
+        let device = try context.requests.authorize(deviceID: id, request: request, context: requestContext)
+        let settings = CaptureSettings(device.options)
+        guard device.driver == name, settings.enabled else {
+            throw Rejection(.notFound, "not-capturing", "device '\(id)' is not configured for capture (set driver: profile and options.capture: true)")
+        }
+        let body = Array(try await context.requests.body(of: request).readableBytesView)
+        let record = QuarantineRecord(
+            deviceID: device.id, driver: name, route: request.uri.path, contentType: request.headers[.contentType],
+            remote: requestContext.remoteIP, reason: CaptureSettings.reason, payload: Data(body))
+        do {
+            _ = try await context.pipeline.quarantine(record)
+        } catch is QueueFullError {
+            // Not the generic success: the device must keep the payload and send it again.
+            throw Rejection(.serviceUnavailable, "queue-full", "capture of \(body.count) bytes refused: the disk budget is full", retryAfterSeconds: 30)
+        }
+        return Self.response(settings.reply)
     }
 
     static func response(_ reply: ProfileReply) -> Response {

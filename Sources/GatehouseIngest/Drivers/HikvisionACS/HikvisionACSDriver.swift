@@ -1,0 +1,380 @@
+import AsyncHTTPClient
+import Foundation
+import GatehouseCore
+import GatehouseQueue
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Synchronization
+
+/// Hikvision access-control terminals over ISAPI: `AccessControllerEvent` pushed by HTTP
+/// listening (JSON or multipart/form-data), or the terminal's event log read by `AcsEvent`
+/// search with Digest authentication, the last `serialNo` committed with the events.
+/// See Drivers/HikvisionACS/README.md.
+public struct HikvisionACSDriver: Driver {
+    public let name = "hikvision-acs"
+    /// Only devices with `mode: poll` do long-running work; push devices wait for cancellation.
+    public let runsPerDevice = true
+
+    public init() {}
+
+    // MARK: - Config
+
+    public func validate(device: DeviceConfig) -> [String] {
+        HikvisionACSOptions.problems(in: device)
+    }
+
+    // MARK: - Push
+
+    public func mountRoutes(on router: Router<IngestRequestContext>, context: DriverContext) {
+        router.post("/v1/hikvision-acs/:device") { request, requestContext in
+            do {
+                let deviceID = requestContext.parameters.get("device") ?? ""
+                let device = try context.requests.authorize(deviceID: deviceID, request: request, context: requestContext)
+                guard device.driver == name else {
+                    throw Rejection(.notFound, "wrong-driver", "device '\(deviceID)' is configured for driver '\(device.driver)', not \(name)")
+                }
+                let body = Array(try await context.requests.body(of: request).readableBytesView)
+                return try await receive(body, contentType: request.headers[.contentType], route: request.uri.path, device: device, remote: requestContext.remoteIP, context: context)
+            } catch let rejection as Rejection {
+                return rejection.response
+            }
+        }
+        // Terminals configured with one URL for all: the device is found by macAddress or serial number.
+        router.post("/v1/hikvision-acs") { request, requestContext in
+            do {
+                let body = Array(try await context.requests.body(of: request).readableBytesView)
+                let contentType = request.headers[.contentType]
+                let push: HikvisionACSPush
+                do {
+                    push = try HikvisionACSRecords.parsePush(body, contentType: contentType)
+                } catch let error as PayloadError {
+                    throw Rejection(.unprocessableContent, "invalid-event", "\(error.reason) (not kept: the device is only known from the body)")
+                }
+                guard let device = identify(push, among: context.requests.devices.all) else {
+                    throw Rejection(
+                        .forbidden, "unknown-device",
+                        "no hikvision-acs device has serial '\(push.macAddress ?? push.deviceSerial ?? "")' (set serial: to the terminal's MAC address or serial number, or post to /v1/hikvision-acs/<device id>)")
+                }
+                let authorized = try context.requests.authorize(deviceID: device.id, request: request, context: requestContext)
+                return try await receive(body, contentType: contentType, route: request.uri.path, device: authorized, remote: requestContext.remoteIP, context: context)
+            } catch let rejection as Rejection {
+                return rejection.response
+            }
+        }
+    }
+
+    /// The configured device a device-agnostic post speaks for: `macAddress` (any separators,
+    /// any case) or the terminal's serial number, against `serial:`.
+    func identify(_ push: HikvisionACSPush, among devices: [DeviceConfig]) -> DeviceConfig? {
+        let candidates = [push.macAddress, push.deviceSerial].compactMap { $0 }.map(Self.normalizedIdentity)
+        guard !candidates.isEmpty else { return nil }
+        return devices.first { device in
+            device.driver == name && device.serial.map { candidates.contains(Self.normalizedIdentity($0)) } ?? false
+        }
+    }
+
+    static func normalizedIdentity(_ text: String) -> String {
+        text.lowercased().filter { $0 != ":" && $0 != "-" && $0 != " " }
+    }
+
+    /// Maps, commits and answers one pushed body; 200 only after the commit.
+    func receive(
+        _ body: [UInt8], contentType: String?, route: String, device: DeviceConfig, remote: String?, context: DriverContext
+    ) async throws(Rejection) -> Response {
+        let push: HikvisionACSPush
+        do {
+            push = try HikvisionACSRecords.parsePush(body, contentType: contentType)
+        } catch {
+            let record = QuarantineRecord(
+                deviceID: device.id, driver: name, route: route, contentType: contentType, remote: remote, reason: error.reason,
+                payload: Data(body))
+            do {
+                let id = try await context.pipeline.quarantine(record)
+                throw Rejection(.unprocessableContent, "invalid-event", error.reason, extra: ["quarantineId": String(id)])
+            } catch let rejection as Rejection {
+                throw rejection
+            } catch {
+                throw Rejection(.serviceUnavailable, "queue-full", "\(record.reason); and it could not be kept: \(error)", retryAfterSeconds: 30)
+            }
+        }
+        guard let record = push.record else {
+            // heartBeat and other alerts: the terminal is alive, nothing to store.
+            if let transition = context.pipeline.devices.markSeen(device.id, events: 0) { await context.pipeline.report([transition]) }
+            return Self.ok
+        }
+        var draft = HikvisionACSRecords.draft(for: record, identity: device.serial ?? device.id, zone: device.timeZone)
+        if push.pictures > 0 { draft.attributes?["pictures"] = .number(Double(push.pictures)) }
+        let outcomes: [AppendOutcome]
+        do {
+            outcomes = try await context.pipeline.submit([draft], from: device, driver: name)
+        } catch {
+            throw Rejection(.serviceUnavailable, "not-stored", "could not queue the event: \(error)", retryAfterSeconds: 30)
+        }
+        if let refused = outcomes.first(where: { !$0.isAccepted }), case .refused(let reason) = refused {
+            throw Rejection(.serviceUnavailable, "queue-full", reason, retryAfterSeconds: 30)
+        }
+        return Self.ok
+    }
+
+    /// `ResponseStatus` OK, which every firmware takes as delivered.
+    static var ok: Response {
+        .json(.ok, Data(#"{"statusCode":1,"statusString":"OK","subStatusCode":"ok"}"#.utf8))
+    }
+
+    /// Quarantine replay of a pushed body (JSON or multipart, by the kept content type).
+    public func decode(_ payload: RawPayload, device: DeviceConfig) throws(PayloadError) -> [EventDraft] {
+        let push = try HikvisionACSRecords.parsePush(payload.body, contentType: payload.contentType)
+        guard let record = push.record else { return [] }
+        return [HikvisionACSRecords.draft(for: record, identity: device.serial ?? device.id, zone: device.timeZone)]
+    }
+
+    // MARK: - Polling
+
+    public func run(device: DeviceConfig, context: DriverContext) async throws {
+        let options = try HikvisionACSOptions(device)
+        guard options.mode == .poll else {
+            // Push devices have nothing to run: wait for cancellation without holding a timer.
+            let (stream, continuation) = AsyncStream<Never>.makeStream()
+            await withTaskCancellationHandler {
+                for await _ in stream {}
+            } onCancel: {
+                continuation.finish()
+            }
+            return
+        }
+        var logger = context.pipeline.logger
+        logger[metadataKey: "gatehouse.device"] = "\(device.id)"
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        let poller = HikvisionACSPoller(device: device, options: options, client: client, context: context, driver: name, logger: logger)
+        do {
+            try await poller.run()
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+        try await client.shutdown()
+    }
+}
+
+/// A device's options, read once validated.
+struct HikvisionACSOptions: Equatable {
+    enum Mode: String { case push, poll }
+    var mode: Mode = .push
+    var pollIntervalSeconds: Double = 5
+    var maxResults = 30
+    var requestTimeoutSeconds: Double = 10
+    /// `http://host:port` of the terminal (poll).
+    var baseURL: String?
+    var username: String?
+    var password: String?
+    var useDigest = true
+
+    static let keys = ["mode", "poll_interval_seconds", "max_results", "request_timeout_seconds"]
+
+    init(_ device: DeviceConfig) throws(HikvisionACSConfigError) {
+        let problems = Self.problems(in: device)
+        guard problems.isEmpty else { throw HikvisionACSConfigError(problems: problems) }
+        let options = device.options
+        mode = options["mode"].flatMap(Mode.init(rawValue:)) ?? .push
+        if let value = options["poll_interval_seconds"].flatMap(Double.init) { pollIntervalSeconds = value }
+        if let value = options["max_results"].flatMap(Int.init) { maxResults = value }
+        if let value = options["request_timeout_seconds"].flatMap(Double.init) { requestTimeoutSeconds = value }
+        baseURL = device.address.map(Self.baseURL)
+        switch device.auth {
+        case .digest(let user, let secret): (username, password, useDigest) = (user, secret.value, true)
+        case .basic(let user, let secret): (username, password, useDigest) = (user, secret.value, false)
+        default: break
+        }
+    }
+
+    static func baseURL(_ address: String) -> String {
+        var text = address.hasPrefix("http://") || address.hasPrefix("https://") ? address : "http://" + address
+        while text.hasSuffix("/") { text.removeLast() }
+        return text
+    }
+
+    static func problems(in device: DeviceConfig) -> [String] {
+        var problems: [String] = []
+        let options = device.options
+        for key in options.keys.sorted() where !keys.contains(key) {
+            problems.append("options.\(key): unknown option for hikvision-acs (expected one of \(keys.joined(separator: ", ")))")
+        }
+        func check(_ key: String, _ valid: (String) -> Bool, _ expected: String) {
+            if let value = options[key], !valid(value) { problems.append("options.\(key): '\(value)' is not valid (expected \(expected))") }
+        }
+        check("mode", { Mode(rawValue: $0) != nil }, "push or poll")
+        check("poll_interval_seconds", { Double($0).map { (0.1...3600).contains($0) } ?? false }, "seconds from 0.1 to 3600")
+        check("max_results", { Int($0).map { (1...100).contains($0) } ?? false }, "1 to 100 records per page")
+        check("request_timeout_seconds", { Double($0).map { (0.5...120).contains($0) } ?? false }, "seconds from 0.5 to 120")
+        guard options["mode"] == Mode.poll.rawValue else { return problems }
+        if let address = device.address {
+            let url = URL(string: baseURL(address))
+            if url?.host == nil || !(url?.path ?? "").isEmpty {
+                problems.append("address: '\(address)' is not a terminal address (expected host or host:port, e.g. 192.168.30.15:80)")
+            }
+        } else {
+            problems.append("address: required with mode: poll (the terminal's host[:port], e.g. 192.168.30.15)")
+        }
+        switch device.auth {
+        case .digest, .basic: break
+        case .token:
+            problems.append("auth: a token cannot log in to a terminal (with mode: poll give username, password and scheme: digest)")
+        case nil:
+            problems.append("auth: required with mode: poll (the terminal's ISAPI user: username, password, scheme: digest)")
+        }
+        return problems
+    }
+}
+
+struct HikvisionACSConfigError: Error, CustomStringConvertible {
+    let problems: [String]
+    var description: String { problems.joined(separator: "; ") }
+}
+
+/// An ISAPI request that did not succeed, with what was asked and what came back.
+struct HikvisionACSRequestError: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// One terminal's polling loop: search after the stored serialNo, page through, commit each
+/// page with its last serialNo, sleep the poll interval.
+final class HikvisionACSPoller: Sendable {
+    static let path = "/ISAPI/AccessControl/AcsEvent?format=json"
+    let device: DeviceConfig
+    let options: HikvisionACSOptions
+    let client: HTTPClient
+    let context: DriverContext
+    let driver: String
+    let logger: Logger
+    private let state = Mutex<State>(State())
+
+    private struct State {
+        var cursor: Int64?
+        var challenge: HikvisionDigestClient.Challenge?
+        var nc = 0
+        /// When the terminal last refused the credentials; polling pauses `authBackoffSeconds` after.
+        var refusedAt: ContinuousClock.Instant?
+    }
+
+    /// The pause after refused credentials, so a wrong password does not lock the user on the terminal.
+    static let authBackoffSeconds: Double = 30
+
+    init(device: DeviceConfig, options: HikvisionACSOptions, client: HTTPClient, context: DriverContext, driver: String, logger: Logger) {
+        self.device = device
+        self.options = options
+        self.client = client
+        self.context = context
+        self.driver = driver
+        self.logger = logger
+    }
+
+    func run() async throws {
+        let stored = try await context.pipeline.queue.deviceCursor(device.id)
+        state.withLock { $0.cursor = stored.flatMap { Int64($0) } }
+        logger.info("hikvision-acs terminal \(options.baseURL ?? "?"): resuming after serialNo \(stored ?? "none")")
+        while !Task.isCancelled {
+            do {
+                try await poll()
+            } catch is CancellationError {
+                return
+            } catch {
+                logger.warning("hikvision-acs terminal \(options.baseURL ?? "?"): \(error)")
+                if let transition = context.pipeline.devices.markDown(device.id, reason: "\(error)") {
+                    await context.pipeline.report([transition])
+                }
+            }
+            let refused = state.withLock { $0.refusedAt != nil }
+            let pause = refused ? max(options.pollIntervalSeconds, Self.authBackoffSeconds) : options.pollIntervalSeconds
+            state.withLock { $0.refusedAt = nil }
+            try await Task.sleep(for: .milliseconds(Int(pause * 1000)))
+        }
+    }
+
+    /// One search from the cursor to the end of the log.
+    func poll() async throws {
+        let begin = (state.withLock { $0.cursor } ?? 0) + 1
+        let searchID = UUID().uuidString
+        var position = 0
+        while !Task.isCancelled {
+            let body = HikvisionACSRecords.searchRequest(searchID: searchID, position: position, maxResults: options.maxResults, beginSerialNo: begin)
+            let reply = try await post(body)
+            let page: HikvisionACSRecords.SearchPage
+            do {
+                page = try HikvisionACSRecords.parseSearch(reply)
+            } catch {
+                throw HikvisionACSRequestError(description: "unreadable AcsEvent reply at position \(position): \(error.reason)")
+            }
+            if let transition = context.pipeline.devices.markSeen(device.id, events: 0) { await context.pipeline.report([transition]) }
+            // Only records after the cursor: firmware that ignores beginSerialNo must not bring back old ones.
+            let current = state.withLock { $0.cursor } ?? 0
+            let fresh = page.records.filter { ($0.serialNo ?? Int64.max) > current }
+            let identity = device.serial ?? device.id
+            let last = fresh.compactMap(\.serialNo).max()
+            if !fresh.isEmpty {
+                let cursor = last.map { DeviceCursorUpdate(deviceID: device.id, cursor: String($0)) }
+                let outcomes = try await context.pipeline.submit(
+                    fresh.map { HikvisionACSRecords.draft(for: $0, identity: identity, zone: device.timeZone) }, from: device, driver: driver, cursor: cursor)
+                if let refused = outcomes.first(where: { !$0.isAccepted }) {
+                    throw HikvisionACSRequestError(description: "queue refused records up to serialNo \(last.map(String.init) ?? "?") (\(refused)); will read them again")
+                }
+                if let last { state.withLock { $0.cursor = last } }
+            }
+            guard page.more, page.numOfMatches > 0 else { return }
+            position += page.numOfMatches
+        }
+    }
+
+    /// POSTs a search; answers one Digest challenge (or a stale nonce) and never loops on 401.
+    func post(_ body: [UInt8]) async throws -> [UInt8] {
+        guard let base = options.baseURL else { throw HikvisionACSRequestError(description: "no address configured") }
+        var renegotiated = false
+        while true {
+            var request = HTTPClientRequest(url: base + Self.path)
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            if let authorization = authorization() { request.headers.add(name: "Authorization", value: authorization) }
+            request.body = .bytes(ByteBuffer(bytes: body))
+            let response = try await client.execute(request, timeout: .milliseconds(Int64(options.requestTimeoutSeconds * 1000)))
+            let reply = Array(try await response.body.collect(upTo: 8 << 20).readableBytesView)
+            if response.status == .unauthorized {
+                let header = response.headers["WWW-Authenticate"].first ?? ""
+                // A cached nonce may have gone stale: take the new challenge once. A fresh challenge
+                // refused means wrong credentials: forget it and give up until the next round.
+                guard !renegotiated, options.useDigest, let challenge = HikvisionDigestClient.challenge(header) else {
+                    state.withLock {
+                        $0.challenge = nil
+                        $0.refusedAt = ContinuousClock.now
+                    }
+                    throw HikvisionACSRequestError(
+                        description: "\(base)\(Self.path) refused user '\(options.username ?? "")' (401, \(header.isEmpty ? "no challenge" : header)); not retrying for \(Int(Self.authBackoffSeconds)) s, terminals lock users after repeated failures")
+                }
+                state.withLock {
+                    $0.challenge = challenge
+                    $0.nc = 0
+                }
+                renegotiated = true
+                continue
+            }
+            guard response.status == .ok else {
+                throw HikvisionACSRequestError(
+                    description: "\(base)\(Self.path) answered \(response.status.code) (expected 200): \(String(decoding: reply.prefix(200), as: UTF8.self))")
+            }
+            return reply
+        }
+    }
+
+    private func authorization() -> String? {
+        guard let username = options.username, let password = options.password else { return nil }
+        guard options.useDigest else { return HikvisionDigestClient.basic(username: username, password: password) }
+        guard let (challenge, nc) = state.withLock({ s -> (HikvisionDigestClient.Challenge, Int)? in
+            guard let challenge = s.challenge else { return nil }
+            s.nc += 1
+            return (challenge, s.nc)
+        }) else { return nil }
+        let uri = Self.path
+        return HikvisionDigestClient.authorization(
+            challenge, method: "POST", uri: uri, username: username, password: password, cnonce: HikvisionDigestClient.newCnonce(), nc: nc)
+    }
+}

@@ -1,0 +1,108 @@
+import Crypto
+import Foundation
+import GatehouseCore
+import GatehouseProfiles
+import Synchronization
+
+/// Pictures kept on disk when the site sets `images.store: true`: each written once under
+/// `<directory>/<first 2 hex>/<sha256>`, fsynced before the event that names it is committed,
+/// within `images.max_bytes` (its own budget, beside the queue's `disk_budget_bytes`).
+final class ImageStore: Sendable {
+    struct Reference: Sendable, Equatable {
+        var sha256: String
+        var size: Int
+        var contentType: String
+
+        var json: JSONValue {
+            .object(["sha256": .string(sha256), "size": .number(Double(size)), "contentType": .string(contentType)])
+        }
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Bytes stored per directory, counted once from the disk and then kept up to date.
+    private let used = Mutex<[String: Int64]>([:])
+
+    /// Stores the parts (each once) and returns their references, in order.
+    func store(_ parts: [ImagePart], settings: ImageSettings) throws(Failure) -> [Reference] {
+        var references: [Reference] = []
+        for part in parts {
+            let sha = SHA256.hash(data: part.body).map { String(format: "%02x", $0) }.joined()
+            let folder = (settings.directory as NSString).appendingPathComponent(String(sha.prefix(2)))
+            let path = (folder as NSString).appendingPathComponent(sha)
+            let reference = Reference(sha256: sha, size: part.body.count, contentType: part.contentType)
+            if FileManager.default.fileExists(atPath: path) {
+                references.append(reference)
+                continue
+            }
+            try reserve(Int64(part.body.count), settings: settings)
+            do {
+                try Self.writeDurably(part.body, to: path, folder: folder)
+            } catch {
+                used.withLock { $0[settings.directory, default: 0] -= Int64(part.body.count) }
+                throw error
+            }
+            references.append(reference)
+        }
+        return references
+    }
+
+    private func reserve(_ size: Int64, settings: ImageSettings) throws(Failure) {
+        let current = used.withLock { $0[settings.directory] } ?? Self.measure(settings.directory)
+        let ok = used.withLock { table -> Bool in
+            let now = table[settings.directory] ?? current
+            guard now + size <= settings.maxBytes else {
+                table[settings.directory] = now
+                return false
+            }
+            table[settings.directory] = now + size
+            return true
+        }
+        guard ok else {
+            throw Failure(description: "image of \(size) bytes not stored: \(settings.directory) holds \(current) of images.max_bytes \(settings.maxBytes)")
+        }
+    }
+
+    static func measure(_ directory: String) -> Int64 {
+        guard let walker = FileManager.default.enumerator(atPath: directory) else { return 0 }
+        var total: Int64 = 0
+        while let name = walker.nextObject() as? String {
+            let attributes = try? FileManager.default.attributesOfItem(atPath: (directory as NSString).appendingPathComponent(name))
+            if attributes?[.type] as? FileAttributeType == .typeRegular { total += (attributes?[.size] as? Int64) ?? 0 }
+        }
+        return total
+    }
+
+    /// Temporary file, fsync, rename, fsync of the folder: a crash leaves the whole picture or none.
+    static func writeDurably(_ bytes: [UInt8], to path: String, folder: String) throws(Failure) {
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        } catch {
+            throw Failure(description: "cannot create \(folder): \(error.localizedDescription)")
+        }
+        let temporary = path + ".tmp-\(UUID().uuidString.prefix(8))"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o640)
+        guard fd >= 0 else { throw Failure(description: "cannot write \(temporary): errno \(errno)") }
+        var written = 0
+        let ok = bytes.withUnsafeBytes { buffer -> Bool in
+            while written < buffer.count {
+                let n = write(fd, buffer.baseAddress.map { $0 + written }, buffer.count - written)
+                if n <= 0 { return false }
+                written += n
+            }
+            return fsync(fd) == 0
+        }
+        close(fd)
+        guard ok, rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw Failure(description: "cannot write \(path): errno \(errno)")
+        }
+        let dir = open(folder, O_RDONLY)
+        if dir >= 0 {
+            fsync(dir)
+            close(dir)
+        }
+    }
+}

@@ -1,0 +1,153 @@
+import Foundation
+import GatehouseCore
+import GatehouseSimulation
+import Logging
+import Testing
+
+/// Hikvision access terminals through the built daemon: pushes by HTTP listening, and the
+/// AcsEvent log read with Digest, resumed from the stored serialNo after a restart.
+@Suite("hikvision-acs end to end", .serialized)
+struct HikvisionACSEndToEndTests {
+    static let mac = "44:19:b6:10:22:7e"
+
+    static func terminal(password: String = "hik12345") -> HikvisionTerminal {
+        var logger = Logger(label: "hik-sim")
+        logger.logLevel = .warning
+        return HikvisionTerminal(username: "admin", password: password, macAddress: mac, logger: logger)
+    }
+
+    /// Device events (not health or clock reports) the centre holds for `device`.
+    static func events(_ receiver: CentralReceiver, device: String) throws -> [Event] {
+        try receiver.snapshot.bodies.values.map { try EventCoding.decode(Data($0.utf8)) }
+            .filter { !$0.kind.rawValue.hasPrefix("device.") && $0.device.id == device }
+    }
+
+    static func serialNo(_ event: Event) -> Int? {
+        if case .number(let n)? = event.attributes?["serialNo"] { return Int(n) }
+        return nil
+    }
+
+    static func eventually(_ seconds: Double, _ condition: () throws -> Bool) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try condition() { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return try condition()
+    }
+
+    @Test("pushed JSON and multipart alerts arrive with the right kinds, subjects and doors; a retry is not stored twice")
+    func push() async throws {
+        let (receiver, receiverTask, port) = try await DeliveryTests.receiver()
+        defer { receiverTask.cancel() }
+        var site = TestSite(receiverPort: port)
+        defer { site.remove() }
+        site.devices = 0
+        site.extraDevices = """
+              - id: hik-push
+                driver: hikvision-acs
+                vendor: hikvision
+                type: access-terminal
+                serial: "\(Self.mac.uppercased())"
+                options: {mode: push}
+            """
+        let (daemon, ingest, _) = try await DaemonProcess.start(configPath: try site.write())
+        let terminal = Self.terminal()
+        let base = "http://127.0.0.1:\(ingest)/v1/hikvision-acs"
+        let granted = terminal.record(count: 2, minor: 0x4b)
+        let denied = terminal.record(count: 1, minor: 0x09, employee: { _ in nil }, cardNo: "3482219901")
+        let opened = terminal.record(count: 1, minor: 0x19, employee: { _ in nil })
+        #expect(await terminal.push([granted[0]], to: base + "/hik-push", format: .json) == [200])
+        #expect(await terminal.push([granted[1]], to: base + "/hik-push", format: .multipart) == [200])
+        // The device-agnostic URL: the device is found by macAddress.
+        #expect(await terminal.push(denied + opened, to: base, format: .json) == [200, 200])
+        // A listening-mode retry of an already stored alert.
+        #expect(await terminal.push([granted[0]], to: base + "/hik-push", format: .json) == [200])
+        #expect(try await Self.eventually(20) { try Self.events(receiver, device: "hik-push").count >= 4 }, "\(daemon.log.suffix(1500))")
+        try await Task.sleep(for: .milliseconds(700))  // a duplicate would be forwarded by now
+        let events = try Self.events(receiver, device: "hik-push")
+        let bySerial = Dictionary(grouping: events, by: { Self.serialNo($0) ?? -1 })
+        #expect(events.count == 4, "\(events.map(\.kind))")
+        #expect(bySerial[1]?.first?.kind == .accessGranted)
+        #expect(bySerial[1]?.first?.subject?.type == .person)
+        #expect(bySerial[1]?.first?.subject?.value == "E1")
+        #expect(bySerial[1]?.first?.point == "door-1")
+        #expect(bySerial[1]?.first?.attributes?["verifyMode"] == .string("cardOrFace"))
+        #expect(bySerial[2]?.first?.attributes?["pictures"] == .number(1))
+        #expect(bySerial[3]?.first?.kind == .accessDenied)
+        #expect(bySerial[3]?.first?.result == .denied)
+        #expect(bySerial[3]?.first?.subject?.type == .card)
+        #expect(bySerial[3]?.first?.attributes?["reason"] == .string("unknown-card"))
+        #expect(bySerial[4]?.first?.kind == .doorOpened)
+
+        // Malformed bodies are refused with a reason.
+        let (status, body, _) = try await OperationsTests.post(base + "/hik-push", headers: [], body: "{\"eventType\":")
+        #expect(status == 422 && body.contains("not valid JSON"), "\(status) \(body)")
+        #expect(try await daemon.stop() == 0)
+        await terminal.shutdown()
+    }
+
+    @Test("polling with Digest reads the log in pages; a restart continues from the stored serialNo, no gap, no duplicate")
+    func poll() async throws {
+        let (receiver, receiverTask, port) = try await DeliveryTests.receiver()
+        defer { receiverTask.cancel() }
+        let terminal = Self.terminal()
+        let server = Task { try await terminal.run() }
+        defer { server.cancel() }
+        let terminalPort = try await terminal.waitUntilRunning()
+        let locked = Self.terminal(password: "other")
+        let lockedServer = Task { try await locked.run() }
+        defer { lockedServer.cancel() }
+        let lockedPort = try await locked.waitUntilRunning()
+        locked.record(count: 3)
+        terminal.record(count: 70)
+        var site = TestSite(receiverPort: port)
+        defer { site.remove() }
+        site.devices = 0
+        site.extraDevices = """
+              - id: hik-poll
+                driver: hikvision-acs
+                vendor: hikvision
+                type: access-terminal
+                address: 127.0.0.1:\(terminalPort)
+                auth: {username: admin, password: hik12345, scheme: digest}
+                options: {mode: poll, poll_interval_seconds: "0.3", max_results: "30"}
+              - id: hik-wrong
+                driver: hikvision-acs
+                vendor: hikvision
+                type: access-terminal
+                address: 127.0.0.1:\(lockedPort)
+                auth: {username: admin, password: hik12345, scheme: digest}
+                options: {mode: poll, poll_interval_seconds: "0.3"}
+            """
+        let config = try site.write()
+        let (first, _, _) = try await DaemonProcess.start(configPath: config)
+        #expect(try await Self.eventually(30) { try Self.events(receiver, device: "hik-poll").count >= 70 }, "\(first.log.suffix(2000))")
+        #expect(try await first.stop() == 0)
+        let searchesBefore = terminal.figures.beginSerialNos.count
+
+        terminal.record(count: 25)
+        let (second, _, _) = try await DaemonProcess.start(configPath: config)
+        #expect(try await Self.eventually(30) { try Self.events(receiver, device: "hik-poll").count >= 95 }, "\(second.log.suffix(2000))")
+        try await Task.sleep(for: .seconds(1))  // a re-read would be forwarded by now
+        let events = try Self.events(receiver, device: "hik-poll")
+        let bySerial = Dictionary(grouping: events, by: { Self.serialNo($0) ?? -1 })
+        #expect(Set(bySerial.keys) == Set(1...95), "missing: \(Set(1...95).subtracting(bySerial.keys).sorted().prefix(10))")
+        #expect(bySerial.filter { $0.value.count > 1 }.isEmpty)
+        #expect(events.allSatisfy { $0.kind == .accessGranted && $0.subject?.type == .person })
+        // The first search after the restart asks for the record after the stored cursor.
+        let after = terminal.figures.beginSerialNos.dropFirst(searchesBefore)
+        #expect(after.first == 71, "\(Array(after.prefix(5)))")
+        #expect(second.log.contains("resuming after serialNo 70"), "\(second.log.suffix(1500))")
+        #expect(terminal.figures.refusedCredentials == 0)
+        // Wrong credentials: the challenge is answered once, never in a loop; nothing stored.
+        let wrong = locked.figures
+        // One refusal per daemon start: after it the poller pauses 30 s instead of trying again.
+        #expect((1...2).contains(wrong.refusedCredentials), "\(wrong)")
+        #expect(try Self.events(receiver, device: "hik-wrong").isEmpty)
+        #expect(second.log.contains("not retrying"), "\(second.log.suffix(1500))")
+        #expect(try await second.stop() == 0)
+        await terminal.shutdown()
+        await locked.shutdown()
+    }
+}
