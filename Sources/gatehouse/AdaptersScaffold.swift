@@ -22,24 +22,11 @@ extension AdaptersCommand {
         @Flag(help: "Also use entries already replayed.") var all = false
 
         func run() async throws {
-            let loaded: GatehouseConfig
-            do {
-                loaded = try GatehouseDaemon.loadConfig(path: config)
-            } catch {
-                FileHandle.standardError.write(Data("\(error)\n".utf8))
-                throw ExitCode(2)
-            }
-            let path = (loaded.stateDirectory as NSString).appendingPathComponent(GatehouseDaemon.queueFileName)
-            guard FileManager.default.fileExists(atPath: path) else {
-                throw ValidationError("no queue at \(path) (has the daemon run with this config?)")
-            }
             let name = ((outDir as NSString).standardizingPath as NSString).lastPathComponent
             guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else {
                 throw ValidationError("OUT_DIR's last part '\(name)' becomes the profile name: use letters, digits, '-' and '_' (e.g. acme-lpr)")
             }
-            var logger = Logger(label: "gatehouse")
-            logger.logLevel = .warning
-            let queue = try EventQueue(path: path, settings: loaded.queue, diskBudgetBytes: loaded.diskBudgetBytes, logger: logger)
+            let (loaded, queue) = try openQueue(configPath: config)
             let entries = try await queue.quarantineEntries(limit: limit, pendingOnly: !all, deviceID: device)
                 .filter { !$0.driver.hasPrefix("sink:") }.reversed()
             guard !entries.isEmpty else {

@@ -16,23 +16,7 @@ struct QuarantineCommand: AsyncParsableCommand {
         @Option(name: .shortAndLong, help: "The config file (for the state directory and devices).")
         var config: String = defaultConfigPath
 
-        func open() throws -> (GatehouseConfig, EventQueue) {
-            let loaded: GatehouseConfig
-            do {
-                loaded = try GatehouseDaemon.loadConfig(path: config)
-            } catch {
-                FileHandle.standardError.write(Data("\(error)\n".utf8))
-                throw ExitCode(2)
-            }
-            let path = (loaded.stateDirectory as NSString).appendingPathComponent(GatehouseDaemon.queueFileName)
-            guard FileManager.default.fileExists(atPath: path) else {
-                throw ValidationError("no queue at \(path) (has the daemon run with this config?)")
-            }
-            var logger = Logger(label: "gatehouse")
-            logger.logLevel = .warning
-            let queue = try EventQueue(path: path, settings: loaded.queue, diskBudgetBytes: loaded.diskBudgetBytes, logger: logger)
-            return (loaded, queue)
-        }
+        func open() throws -> (GatehouseConfig, EventQueue) { try openQueue(configPath: config) }
     }
 
     struct List: AsyncParsableCommand {
@@ -153,4 +137,24 @@ extension Sequence {
         for element in self { if let value = try await transform(element) { out.append(value) } }
         return out
     }
+}
+
+/// Loads the config and opens its queue file for the offline tools (quarantine, scaffold);
+/// the daemon may keep running, SQLite's WAL lets both work on the file.
+func openQueue(configPath: String) throws -> (GatehouseConfig, EventQueue) {
+    let loaded: GatehouseConfig
+    do {
+        loaded = try GatehouseDaemon.loadConfig(path: configPath)
+    } catch {
+        FileHandle.standardError.write(Data("\(error)\n".utf8))
+        throw ExitCode(2)
+    }
+    let path = (loaded.stateDirectory as NSString).appendingPathComponent(GatehouseDaemon.queueFileName)
+    guard FileManager.default.fileExists(atPath: path) else {
+        throw ValidationError("no queue at \(path) (has the daemon run with this config?)")
+    }
+    var logger = Logger(label: "gatehouse")
+    logger.logLevel = .warning
+    let queue = try EventQueue(path: path, settings: loaded.queue, diskBudgetBytes: loaded.diskBudgetBytes, logger: logger)
+    return (loaded, queue)
 }
