@@ -56,8 +56,6 @@ extension CentralReceiver {
         var unauthorizedRequests = 0
         var lastIdempotencyKey: String?
         var lastContentEncoding: String?
-        var port: Int?
-        var failure: String?
         var firstAlarmAt: Date?
 
         var snapshot: Snapshot {

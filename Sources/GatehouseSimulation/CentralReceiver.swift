@@ -27,6 +27,7 @@ public final class CentralReceiver: Sendable {
     private let logger: Logger
     private let state = Mutex(State())
     private let recorder = Mutex<FileHandle?>(nil)
+    private let server = SimulatedServer(name: "central receiver")
 
     /// Does no I/O; `run()` binds the port (0 picks a free one, see `waitUntilRunning()`).
     /// `keepBodies: false` keeps only ids and counts, for long benchmark runs.
@@ -66,34 +67,13 @@ public final class CentralReceiver: Sendable {
                 handle = nil
             }
         }
-        let responder = CallbackResponder<BasicRequestContext> { request, _ in await self.respond(to: request) }
-        let app = Application(
-            responder: responder,
-            configuration: ApplicationConfiguration(address: .hostname(host, port: requestedPort), serverName: "gatehouse-central-receiver"),
-            onServerRunning: { channel in
-                let port = channel.localAddress?.port
-                self.state.withLock { $0.port = port }
-            },
-            logger: logger)
-        do {
-            try await app.run()
-        } catch {
-            state.withLock { $0.failure = "\(error)" }
-            throw error
-        }
+        try await server.run(host: host, port: requestedPort, logger: logger) { request in await self.respond(to: request) }
     }
 
     /// Waits until the server listens and returns its port; throws if it failed to start or
     /// did not start within `timeout`.
     public func waitUntilRunning(timeout: Duration = .seconds(10)) async throws -> Int {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            let (port, failure) = state.withLock { ($0.port, $0.failure) }
-            if let port { return port }
-            if let failure { throw ReceiverError(description: "central receiver failed to start: \(failure)") }
-            try await Task.sleep(for: .milliseconds(5))
-        }
-        throw ReceiverError(description: "central receiver did not start listening on \(host):\(requestedPort) within \(timeout)")
+        try await server.waitUntilRunning(timeout: timeout) { ReceiverError(description: "\($0) (\(host):\(requestedPort))") }
     }
 
     /// Changes how the following requests are answered.

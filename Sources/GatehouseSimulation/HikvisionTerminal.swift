@@ -58,8 +58,6 @@ public final class HikvisionTerminal: Sendable {
 
     private struct State {
         var log: [Record] = []
-        var port: Int?
-        var failure: String?
         var figures = Figures()
     }
 
@@ -68,6 +66,7 @@ public final class HikvisionTerminal: Sendable {
     public let realm = "DS-K1T671M"
     public let macAddress: String
     private let state = Mutex(State())
+    private let server = SimulatedServer(name: "hikvision terminal simulator")
     private let nonceKey = SymmetricKey(size: .bits256)
     private let logger: Logger
     let client: HTTPClient
@@ -120,32 +119,11 @@ public final class HikvisionTerminal: Sendable {
 
     /// Serves until cancelled; `waitUntilRunning()` gives the port.
     public func run(port: Int = 0) async throws {
-        let responder = CallbackResponder<BasicRequestContext> { request, _ in await self.respond(to: request) }
-        let app = Application(
-            responder: responder,
-            configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: port), serverName: "hikvision-terminal-sim"),
-            onServerRunning: { channel in
-                let port = channel.localAddress?.port
-                self.state.withLock { $0.port = port }
-            },
-            logger: logger)
-        do {
-            try await app.run()
-        } catch {
-            state.withLock { $0.failure = "\(error)" }
-            throw error
-        }
+        try await server.run(host: "127.0.0.1", port: port, logger: logger) { request in await self.respond(to: request) }
     }
 
     public func waitUntilRunning(timeout: Duration = .seconds(10)) async throws -> Int {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            let (port, failure) = state.withLock { ($0.port, $0.failure) }
-            if let port { return port }
-            if let failure { throw HikvisionTerminalError(description: "terminal simulator failed to start: \(failure)") }
-            try await Task.sleep(for: .milliseconds(5))
-        }
-        throw HikvisionTerminalError(description: "terminal simulator did not start listening within \(timeout)")
+        try await server.waitUntilRunning(timeout: timeout) { HikvisionTerminalError(description: $0) }
     }
 
     func respond(to request: Request) async -> Response {

@@ -1,0 +1,42 @@
+import Hummingbird
+import Logging
+import Synchronization
+
+/// Runs a simulator's HTTP responder on a loopback address and reports the port it bound, so
+/// tests can start it on port 0 and wait for it.
+final class SimulatedServer: Sendable {
+    private let bound = Mutex<(port: Int?, failure: String?)>((nil, nil))
+    let name: String
+
+    init(name: String) { self.name = name }
+
+    /// Serves until the task is cancelled; a failure to start is also kept for `waitUntilRunning`.
+    func run(host: String, port: Int, logger: Logger, respond: @escaping @Sendable (Request) async -> Response) async throws {
+        let app = Application(
+            responder: CallbackResponder<BasicRequestContext> { request, _ in await respond(request) },
+            configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: name),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port
+                self.bound.withLock { $0.port = port }
+            },
+            logger: logger)
+        do {
+            try await app.run()
+        } catch {
+            bound.withLock { $0.failure = "\(error)" }
+            throw error
+        }
+    }
+
+    /// The bound port once listening; `makeError` words the failure for the simulator's own error type.
+    func waitUntilRunning(timeout: Duration, makeError: (String) -> any Error) async throws -> Int {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let (port, failure) = bound.withLock { ($0.port, $0.failure) }
+            if let port { return port }
+            if let failure { throw makeError("\(name) failed to start: \(failure)") }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        throw makeError("\(name) did not start listening within \(timeout)")
+    }
+}
