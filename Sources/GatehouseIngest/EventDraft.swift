@@ -8,6 +8,9 @@ public struct EventDraft: Sendable, Equatable {
     public var occurredAt: Timestamp?
     /// The device's own time string, kept verbatim.
     public var deviceTime: String?
+    /// Why `occurredAt` is nil although the device sent `deviceTime` (an impossible date, text
+    /// that is not a time): the event is kept with the gateway's clock and this reason.
+    public var timeIssue: String?
     public var point: String?
     public var direction: Direction?
     public var subject: Subject?
@@ -20,8 +23,9 @@ public struct EventDraft: Sendable, Equatable {
     public init(
         kind: EventKind, occurredAt: Timestamp? = nil, deviceTime: String? = nil, point: String? = nil,
         direction: Direction? = nil, subject: Subject? = nil, result: AccessResult? = nil, priority: Priority? = nil,
-        attributes: [String: JSONValue]? = nil, dedupKey: String? = nil, profile: String? = nil
+        attributes: [String: JSONValue]? = nil, dedupKey: String? = nil, profile: String? = nil, timeIssue: String? = nil
     ) {
+        self.timeIssue = timeIssue
         self.kind = kind
         self.occurredAt = occurredAt
         self.deviceTime = deviceTime

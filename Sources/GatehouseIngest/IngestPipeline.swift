@@ -46,19 +46,46 @@ public final class IngestPipeline: Sendable {
         _ drafts: [EventDraft], from device: DeviceConfig, driver: String, receivedAt: Timestamp = .now,
         cursor: DeviceCursorUpdate? = nil
     ) async throws -> [AppendOutcome] {
-        var events = drafts.map { makeEvent($0, device: device, driver: driver, receivedAt: receivedAt) }
+        let (events, extra) = prepare(drafts, from: device, driver: driver, receivedAt: receivedAt)
+        let outcomes = try await queue.append(events + extra, cursor: cursor)
+        return Array(outcomes.prefix(drafts.count))
+    }
+
+    /// Commits what a polled device produced, the records it could not decode (to quarantine)
+    /// and its cursor in one transaction, so a bad record is kept and read past, never read again.
+    public func submit(
+        _ drafts: [EventDraft], quarantine: [QuarantineRecord], from device: DeviceConfig, driver: String,
+        receivedAt: Timestamp = .now, cursor: DeviceCursorUpdate
+    ) async throws -> [AppendOutcome] {
+        let (events, extra) = prepare(drafts, from: device, driver: driver, receivedAt: receivedAt)
+        let outcomes = try await queue.append(events + extra, quarantine: quarantine, cursor: cursor, receivedAt: receivedAt)
+        return Array(outcomes.prefix(drafts.count))
+    }
+
+    /// The drafts as events (content dedup keys where the device gave none), plus the clock-skew
+    /// and health events they give rise to.
+    private func prepare(_ drafts: [EventDraft], from device: DeviceConfig, driver: String, receivedAt: Timestamp) -> (events: [Event], extra: [Event]) {
+        var events: [Event] = []
         var extra: [Event] = []
-        for (draft, event) in zip(drafts, events) where draft.occurredAt != nil {
-            if let skew = observeSkew(device: device, occurredAt: event.occurredAt, receivedAt: receivedAt) {
+        events.reserveCapacity(drafts.count)
+        for draft in drafts {
+            var event = makeEvent(draft, device: device, driver: driver, receivedAt: receivedAt)
+            // A payload without a vendor id is recognised by its content when it says when it
+            // happened; without a device time, two reads of one plate could be two cars.
+            if event.source.dedupKey == nil, draft.occurredAt != nil || draft.deviceTime != nil, let fingerprint = event.source.fingerprint {
+                event.source.dedupKey = "content:" + fingerprint
+            }
+            events.append(event)
+            if let occurredAt = draft.occurredAt,
+                let skew = observeSkew(device: device, occurredAt: occurredAt, receivedAt: receivedAt)
+            {
                 extra.append(clockSkewEvent(device: device, driver: driver, report: skew, receivedAt: receivedAt))
             }
         }
         if let transition = devices.markSeen(device.id, events: drafts.count, at: receivedAt) {
             extra.append(healthEvent(transition))
         }
-        events += extra
-        let outcomes = try await queue.append(events, cursor: cursor)
-        return Array(outcomes.prefix(drafts.count))
+        return (events, extra)
     }
 
     /// Commits device.online/offline events for health changes found by `DeviceDirectory.sweep`.
@@ -77,20 +104,24 @@ public final class IngestPipeline: Sendable {
     }
 
     public func makeEvent(_ draft: EventDraft, device: DeviceConfig, driver: String, receivedAt: Timestamp) -> Event {
-        let (site, privacy) = state.withLock { ($0.site, $0.privacy) }
+        let (site, privacy, skewSettings) = state.withLock { ($0.site, $0.privacy, $0.skewSettings) }
         var kind = draft.kind
         let direction = draft.direction ?? device.direction
         // Entry or exit comes from the lane's configuration, never from the camera's view.
         if kind == .vehicleDetected, let laneDirection = device.direction {
             kind = laneDirection == .in ? .vehicleEntry : .vehicleExit
         }
+        let time = DeviceTimeTrust.judge(draft, receivedAt: receivedAt, settings: skewSettings)
         var event = Event(
-            id: ids.next(now: receivedAt), kind: kind, occurredAt: draft.occurredAt ?? receivedAt,
+            id: ids.next(now: receivedAt), kind: kind, occurredAt: time.occurredAt,
             receivedAt: receivedAt, site: site, device: device.ref, point: draft.point ?? device.point,
             direction: direction, subject: draft.subject, result: draft.result, priority: draft.priority,
             attributes: draft.attributes,
-            source: Source(driver: driver, profile: draft.profile, dedupKey: draft.dedupKey, deviceTime: draft.deviceTime))
+            source: Source(driver: driver, profile: draft.profile, dedupKey: draft.dedupKey, deviceTime: time.deviceTime),
+            timeSource: time.source, timeReason: time.reason)
         privacy.apply(to: &event)
+        event.source.fingerprint = EventFingerprint.of(
+            kind: event.kind, subject: event.subject, deviceTime: time.deviceTime, point: event.point, result: event.result)
         return event
     }
 
@@ -108,7 +139,7 @@ public final class IngestPipeline: Sendable {
             "device \(device.id) clock is off by \(Int(report.skewSeconds)) s",
             metadata: ["gatehouse.device": "\(device.id)", "gatehouse.skew_seconds": "\(report.skewSeconds)"])
         let draft = EventDraft(
-            kind: .deviceClockSkew, occurredAt: receivedAt,
+            kind: .deviceClockSkew,
             attributes: [
                 "skewSeconds": .number(report.skewSeconds), "samples": .number(Double(report.samples)),
                 "thresholdSeconds": .number(state.withLock { $0.skewSettings.thresholdSeconds }),
@@ -121,8 +152,7 @@ public final class IngestPipeline: Sendable {
         var attributes: [String: JSONValue] = [:]
         if let reason = h.reason { attributes["reason"] = .string(reason) }
         let draft = EventDraft(
-            kind: h.state == .up ? .deviceOnline : .deviceOffline, occurredAt: h.since,
-            attributes: attributes.isEmpty ? nil : attributes)
+            kind: h.state == .up ? .deviceOnline : .deviceOffline, attributes: attributes.isEmpty ? nil : attributes)
         return makeEvent(draft, device: transition.device, driver: transition.device.driver, receivedAt: h.since)
     }
 }

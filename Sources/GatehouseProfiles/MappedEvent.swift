@@ -7,6 +7,8 @@ public struct MappedEvent: Sendable, Equatable {
     public var occurredAt: Timestamp?
     /// The device's own time text, verbatim.
     public var deviceTime: String?
+    /// Why `deviceTime` could not be read as a time; the event then gets the gateway's clock.
+    public var timeIssue: String?
     public var point: String?
     public var direction: Direction?
     public var subject: Subject?
@@ -21,6 +23,7 @@ public struct MappedEvent: Sendable, Equatable {
         var object: [String: JSONValue] = ["kind": .string(kind.rawValue)]
         if let occurredAt { object["occurredAt"] = .string(occurredAt.rfc3339) }
         if let deviceTime { object["deviceTime"] = .string(deviceTime) }
+        if let timeIssue { object["timeIssue"] = .string(timeIssue) }
         if let point { object["point"] = .string(point) }
         if let direction { object["direction"] = .string(direction.rawValue) }
         if let subject {

@@ -72,10 +72,20 @@ extension Profile {
         }
         var mapped = MappedEvent(kind: kind)
         for spec in event.time {
-            if let (time, text) = try spec.evaluate(context, zone: context.device?.timeZone ?? .gmt) {
-                mapped.occurredAt = time
-                mapped.deviceTime = text
-                break
+            do {
+                if let (time, text) = try spec.evaluate(context, zone: context.device?.timeZone ?? .gmt) {
+                    mapped.occurredAt = time
+                    mapped.deviceTime = text
+                    mapped.timeIssue = nil
+                    break
+                }
+            } catch {
+                // A time that cannot be read does not lose the read: the event keeps the device's
+                // text and the reason, and gets the gateway's clock (docs/event-schema.md, Time).
+                if mapped.deviceTime == nil {
+                    mapped.deviceTime = context.text(spec.path)
+                    mapped.timeIssue = error.reason
+                }
             }
         }
         if let plateSpec = event.plate, Self.vehicleKinds.contains(kind) {

@@ -7,36 +7,51 @@ extension EventQueue {
     /// Throws `QueueFullError` when the budget cannot take it even after evicting older quarantine.
     @discardableResult
     public func quarantine(_ record: QuarantineRecord, receivedAt: Timestamp = .now) async throws -> Int64 {
-        let (budget, maxPayload) = settingsSnapshot()
-        let payload = record.payload.prefix(maxPayload)
+        let (budget, _) = settingsSnapshot()
         let result = try await pool.write { db -> (Int64?, [Int: (count: Int64, bytes: Int64)]) in
             var ledger = try Ledger(db)
-            let size = Int64(payload.count)
-            guard try self.makeRoom(size, forRank: -1, budget: budget, db: db, ledger: &ledger) else {
+            guard let id = try self.storeQuarantine(record, receivedAt: receivedAt, budget: budget, db: db, ledger: &ledger) else {
                 return (nil, [:])
             }
-            try db.execute(
-                sql: """
-                    INSERT INTO quarantine(received_ms, device_id, driver, route, content_type, remote, reason, payload, payload_bytes)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    receivedAt.milliseconds, record.deviceID, record.driver, record.route, record.contentType,
-                    record.remote, record.reason, Data(payload), record.payload.count,
-                ])
-            ledger.quarantineBytes += size
-            ledger.quarantined += 1
             try ledger.save(db)
-            return (db.lastInsertedRowID, ledger.evictions)
+            return (id, ledger.evictions)
         }
         report(result.1)
         guard let id = result.0 else {
-            throw QueueFullError(description: "disk budget of \(budget) bytes is full; quarantine entry of \(payload.count) bytes refused")
+            throw QueueFullError(description: "disk budget of \(budget) bytes is full; quarantine entry of \(record.payload.count) bytes refused")
         }
-        logger.notice(
-            "quarantined input: \(record.reason)",
-            metadata: ["gatehouse.device": "\(record.deviceID ?? "-")", "gatehouse.driver": "\(record.driver)", "quarantine.id": "\(id)"])
+        logQuarantined([record])
         return id
+    }
+
+    /// Writes one entry inside the caller's transaction, evicting older quarantine if the budget
+    /// needs it; nil when it does not fit.
+    func storeQuarantine(
+        _ record: QuarantineRecord, receivedAt: Timestamp, budget: Int64, db: Database, ledger: inout Ledger
+    ) throws -> Int64? {
+        let payload = record.payload.prefix(settingsSnapshot().maxPayload)
+        let size = Int64(payload.count)
+        guard try makeRoom(size, forRank: -1, budget: budget, db: db, ledger: &ledger) else { return nil }
+        try db.execute(
+            sql: """
+                INSERT INTO quarantine(received_ms, device_id, driver, route, content_type, remote, reason, payload, payload_bytes)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                receivedAt.milliseconds, record.deviceID, record.driver, record.route, record.contentType,
+                record.remote, record.reason, Data(payload), record.payload.count,
+            ])
+        ledger.quarantineBytes += size
+        ledger.quarantined += 1
+        return db.lastInsertedRowID
+    }
+
+    func logQuarantined(_ records: [QuarantineRecord]) {
+        for record in records {
+            logger.notice(
+                "quarantined input: \(record.reason)",
+                metadata: ["gatehouse.device": "\(record.deviceID ?? "-")", "gatehouse.driver": "\(record.driver)"])
+        }
     }
 
     /// Newest first. `pendingOnly` hides entries that were replayed.

@@ -19,8 +19,8 @@ extension EventQueue {
                 usedBytes: (values[Counter.queuedBytes] ?? 0) + (values[Counter.quarantineBytes] ?? 0),
                 budgetBytes: budget, oldestReceivedAt: oldest.map(Timestamp.init(milliseconds:)), evicted: evicted,
                 quarantined: values[Counter.quarantined] ?? 0, quarantineWaiting: waiting,
-                duplicates: values[Counter.duplicates] ?? 0, fileBytes: 0, commits: process.commits,
-                committedEvents: process.events)
+                duplicates: values[Counter.duplicates] ?? 0, dedupCollisions: values[Counter.dedupCollisions] ?? 0,
+                fileBytes: 0, commits: process.commits, committedEvents: process.events)
         }
         stats.fileBytes = [path, path + "-wal"].reduce(Int64(0)) { total, file in
             let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int64) ?? nil

@@ -23,6 +23,7 @@ public final class EventQueue: Sendable {
     private let subscribers = Mutex<[Int: AsyncStream<Void>.Continuation]>([:])
     private let sinkCursors = Mutex<[String: [Int: Int64]]>([:])
     private let processStats = Mutex<(commits: Int64, events: Int64)>((0, 0))
+    private let collisions = DedupCollisionLog()
 
     struct Settings {
         var budgetBytes: Int64
@@ -36,12 +37,15 @@ public final class EventQueue: Sendable {
         let rank: Int
         let deviceID: String
         let dedupKey: String?
+        let fingerprint: String
         let receivedMs: Int64
         let body: Data
     }
 
     struct PendingAppend {
         let rows: [EncodedEvent]
+        var quarantine: [QuarantineRecord] = []
+        var receivedAt: Timestamp = .now
         let cursor: DeviceCursorUpdate?
         let continuation: CheckedContinuation<[AppendOutcome], any Error>
     }
@@ -104,12 +108,19 @@ public final class EventQueue: Sendable {
     /// Hands events to the group committer and waits until their transaction is durable.
     /// With `cursor`, a polled device's read position is stored in the same transaction,
     /// unless an event was refused (then the device is read again from where it was).
-    public func append(_ events: [Event], cursor: DeviceCursorUpdate? = nil) async throws -> [AppendOutcome] {
+    ///
+    /// `quarantine` keeps records a polled device produced that could not be decoded, in the same
+    /// transaction, so the cursor moves past them exactly when they are kept; one outcome
+    /// `.refused` is added after the events' outcomes for each record the disk budget refused.
+    public func append(
+        _ events: [Event], quarantine: [QuarantineRecord] = [], cursor: DeviceCursorUpdate? = nil, receivedAt: Timestamp = .now
+    ) async throws -> [AppendOutcome] {
         let rows = try encode(events)
         return try await withCheckedThrowingContinuation { continuation in
             let accepted = pending.withLock { state -> Bool in
                 guard !state.closed else { return false }
-                state.items.append(PendingAppend(rows: rows, cursor: cursor, continuation: continuation))
+                state.items.append(
+                    PendingAppend(rows: rows, quarantine: quarantine, receivedAt: receivedAt, cursor: cursor, continuation: continuation))
                 return true
             }
             if accepted {
@@ -127,7 +138,7 @@ public final class EventQueue: Sendable {
         let rows = try encode(events, deduplicate: deduplicate)
         let (outcomes, evictions) = try await pool.write { db in
             var ledger = try Ledger(db)
-            let outcomes = try self.commit(rows: rows, cursor: cursor, db: db, ledger: &ledger)
+            let outcomes = try self.commit(rows: rows, quarantine: [], cursor: cursor, db: db, ledger: &ledger)
             try ledger.save(db)
             return (outcomes, ledger.evictions)
         }
@@ -140,7 +151,7 @@ public final class EventQueue: Sendable {
         try events.map {
             EncodedEvent(
                 id: $0.id, rank: $0.priority.rank, deviceID: $0.device.id, dedupKey: deduplicate ? $0.source.dedupKey : nil,
-                receivedMs: $0.receivedAt.milliseconds, body: try EventCoding.encode($0))
+                fingerprint: $0.source.fingerprint ?? "", receivedMs: $0.receivedAt.milliseconds, body: try EventCoding.encode($0))
         }
     }
 
@@ -179,10 +190,15 @@ public final class EventQueue: Sendable {
                 let (results, evictions) = try await pool.write { db in
                     var ledger = try Ledger(db)
                     let results = try batch.map {
-                        try self.commit(rows: $0.rows, cursor: $0.cursor, db: db, ledger: &ledger)
+                        try self.commit(
+                            rows: $0.rows, quarantine: $0.quarantine, receivedAt: $0.receivedAt, cursor: $0.cursor, db: db,
+                            ledger: &ledger)
                     }
                     try ledger.save(db)
                     return (results, ledger.evictions)
+                }
+                for item in batch where !item.quarantine.isEmpty {
+                    logQuarantined(item.quarantine)
                 }
                 processStats.withLock {
                     $0.commits += 1
@@ -204,6 +220,7 @@ public final class EventQueue: Sendable {
         var queuedBytes: Int64
         var quarantineBytes: Int64
         var duplicates: Int64
+        var collisions: Int64
         var quarantined: Int64
         var evictions: [Int: (count: Int64, bytes: Int64)] = [:]  // rank → ; -1 is quarantine
 
@@ -215,6 +232,7 @@ public final class EventQueue: Sendable {
             queuedBytes = values[Counter.queuedBytes] ?? 0
             quarantineBytes = values[Counter.quarantineBytes] ?? 0
             duplicates = values[Counter.duplicates] ?? 0
+            collisions = values[Counter.dedupCollisions] ?? 0
             quarantined = values[Counter.quarantined] ?? 0
         }
 
@@ -224,7 +242,7 @@ public final class EventQueue: Sendable {
             var updates: [(String, Int64)] = [
                 (Counter.queuedEvents, queuedEvents), (Counter.queuedBytes, queuedBytes),
                 (Counter.quarantineBytes, quarantineBytes), (Counter.duplicates, duplicates),
-                (Counter.quarantined, quarantined),
+                (Counter.dedupCollisions, collisions), (Counter.quarantined, quarantined),
             ]
             let statement = try db.cachedStatement(
                 sql: "INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value")
@@ -238,24 +256,29 @@ public final class EventQueue: Sendable {
     }
 
     private func commit(
-        rows: [EncodedEvent], cursor: DeviceCursorUpdate?, db: Database, ledger: inout Ledger
+        rows: [EncodedEvent], quarantine: [QuarantineRecord], receivedAt: Timestamp = .now, cursor: DeviceCursorUpdate?,
+        db: Database, ledger: inout Ledger
     ) throws -> [AppendOutcome] {
         let budget = settings.withLock { $0.budgetBytes }
         let insertDedup = try db.cachedStatement(
-            sql: "INSERT INTO dedup(device_id, key, event_id, seen_ms) VALUES (?, ?, ?, ?)")
+            sql: "INSERT INTO dedup(device_id, key, fingerprint, event_id, seen_ms) VALUES (?, ?, ?, ?, ?)")
         let insertEvent = try db.cachedStatement(
             sql: "INSERT INTO events(priority, device_id, received_ms, body) VALUES (?, ?, ?, ?)")
         var outcomes: [AppendOutcome] = []
         outcomes.reserveCapacity(rows.count)
-        let findDedup = try db.cachedStatement(sql: "SELECT event_id FROM dedup WHERE device_id = ? AND key = ?")
+        let findDedup = try db.cachedStatement(sql: "SELECT fingerprint, event_id FROM dedup WHERE device_id = ? AND key = ?")
         for row in rows {
+            var collision = false
             // A re-sent event is answered as a duplicate before the budget is considered: it needs no room.
             if let key = row.dedupKey {
-                if let original = try String.fetchOne(findDedup, arguments: [row.deviceID, key]) {
+                let seen = try Row.fetchAll(findDedup, arguments: [row.deviceID, key])
+                if let same = seen.first(where: { ($0[0] as String) == row.fingerprint }) {
                     ledger.duplicates += 1
-                    outcomes.append(.duplicate(of: EventID(original) ?? row.id))
+                    outcomes.append(.duplicate(of: EventID(same[1] as String) ?? row.id))
                     continue
                 }
+                // The key repeats but the content does not: a different event under a reused key.
+                collision = !seen.isEmpty
             }
             let size = Int64(row.body.count + Self.rowOverhead)
             guard try makeRoom(size, forRank: row.rank, budget: budget, db: db, ledger: &ledger) else {
@@ -264,12 +287,21 @@ public final class EventQueue: Sendable {
                 continue
             }
             if let key = row.dedupKey {
-                try insertDedup.execute(arguments: [row.deviceID, key, row.id.description, row.receivedMs])
+                try insertDedup.execute(arguments: [row.deviceID, key, row.fingerprint, row.id.description, row.receivedMs])
             }
             try insertEvent.execute(arguments: [row.rank, row.deviceID, row.receivedMs, row.body])
             ledger.queuedEvents += 1
             ledger.queuedBytes += size
+            if collision {
+                ledger.collisions += 1
+                collisions.note(device: row.deviceID, key: row.dedupKey ?? "", logger: logger)
+            }
             outcomes.append(.stored(row.id))
+        }
+        for record in quarantine {
+            if try storeQuarantine(record, receivedAt: receivedAt, budget: budget, db: db, ledger: &ledger) == nil {
+                outcomes.append(.refused("disk budget of \(budget) bytes is full; a quarantine entry was refused; retry later"))
+            }
         }
         if let cursor, outcomes.allSatisfy(\.isAccepted) {
             try db.execute(

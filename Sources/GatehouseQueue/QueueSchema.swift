@@ -67,6 +67,27 @@ enum QueueSchema {
                 ) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v2-dedup-fingerprint") { db in
+            // A dedup key is a hint, not an identity: a key seen again is a duplicate only with
+            // the same content fingerprint, and one key may now stand for several events. Keys
+            // remembered from v1 have no fingerprint (''), so a repeat of one of them is stored
+            // again and counted as a collision: a possible duplicate, never a lost event.
+            try db.execute(sql: """
+                CREATE TABLE dedup_v2 (
+                    device_id TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    fingerprint TEXT NOT NULL,
+                    event_id TEXT NOT NULL,
+                    seen_ms INTEGER NOT NULL,
+                    PRIMARY KEY (device_id, key, fingerprint)
+                ) WITHOUT ROWID;
+                INSERT INTO dedup_v2(device_id, key, fingerprint, event_id, seen_ms)
+                    SELECT device_id, key, '', event_id, seen_ms FROM dedup;
+                DROP TABLE dedup;
+                ALTER TABLE dedup_v2 RENAME TO dedup;
+                CREATE INDEX dedup_by_age ON dedup(seen_ms);
+                """)
+        }
         return migrator
     }
 }
@@ -78,6 +99,7 @@ enum Counter {
     static let quarantineBytes = "quarantine_bytes"
     static let quarantined = "quarantined_total"
     static let duplicates = "duplicates_total"
+    static let dedupCollisions = "dedup_collisions_total"
     static func evicted(_ rank: Int) -> String { "evicted_total_p\(rank)" }
     static let evictedQuarantine = "evicted_quarantine_total"
 }

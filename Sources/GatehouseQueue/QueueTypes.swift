@@ -5,7 +5,7 @@ import GatehouseCore
 public enum AppendOutcome: Sendable, Equatable {
     /// Committed durably; the device may now be acknowledged.
     case stored(EventID)
-    /// The same device sent the same dedup key before; nothing new was stored.
+    /// The same device sent the same dedup key with the same content before; nothing new was stored.
     case duplicate(of: EventID)
     /// The disk budget is full of events at least as important: ask the sender to retry later.
     case refused(String)
@@ -99,6 +99,9 @@ public struct QueueStats: Sendable, Codable, Equatable {
     public var quarantined: Int64
     public var quarantineWaiting: Int64
     public var duplicates: Int64
+    /// Events stored although their dedup key was seen before, because their content differed
+    /// (a vendor counter that restarted, a placeholder id, a cleared log).
+    public var dedupCollisions: Int64 = 0
     /// SQLite file and its WAL on disk.
     public var fileBytes: Int64
     /// Since this process started: transactions and events committed by the group committer.

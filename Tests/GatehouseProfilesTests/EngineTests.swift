@@ -118,13 +118,28 @@ struct EngineTests {
     @Test("a payload that does not map gets a reason and still the error reply")
     func failureReply() throws {
         let profile = try Self.profile(Self.minimal)
-        let outcome = profile.process(ProfileRequest(body: Array(#"{"Time":"soon"}"#.utf8), contentType: nil), device: ProfileDevice(id: "d", timeZone: .gmt))
+        let outcome = profile.process(ProfileRequest(body: Array(#"{"Time": "#.utf8), contentType: nil), device: ProfileDevice(id: "d", timeZone: .gmt))
         guard case .failure(let error) = outcome.events else {
             Issue.record("expected a failure")
             return
         }
-        #expect(error.reason.contains("'soon' is not a valid compact time"))
+        #expect(error.reason.contains("malformed JSON"))
         #expect(outcome.reply.body == #"{"ok":false}"#)
+    }
+
+    @Test("a time that cannot be read keeps the read: the device's text and the reason, no occurredAt")
+    func unreadableTime() throws {
+        let profile = try Self.profile(Self.minimal)
+        for text in ["soon", "20250230100000", "20250314251200"] {
+            let body = #"{"Plate":{"Text":"川F12345"},"Time":"\#(text)","Id":"7"}"#
+            let outcome = profile.process(ProfileRequest(body: Array(body.utf8), contentType: nil), device: ProfileDevice(id: "d", timeZone: .gmt))
+            let event = try #require(try outcome.events.get().first, "\(text)")
+            #expect(event.occurredAt == nil)
+            #expect(event.deviceTime == text)
+            #expect(event.timeIssue?.contains("'\(text)' is not a valid compact time") == true, "\(event.timeIssue ?? "nil")")
+            #expect(event.subject?.value == "川F12345")
+            #expect(outcome.reply.body == #"{"ok":true,"id":"7"}"#)
+        }
     }
 
     @Test("a profile that does not load names the file, the line and the key")

@@ -3,7 +3,7 @@ import Foundation
 @testable import GatehouseQueue
 import Testing
 
-@Suite("Dedup by device and dedup key")
+@Suite("Dedup by device, dedup key and content fingerprint")
 struct DedupTests {
     @Test("a re-sent event is a duplicate of the first and stored once")
     func resentEventIsDuplicate() async throws {
@@ -99,5 +99,70 @@ struct DedupTests {
         let late = makeEvent(device: "gate-1", dedupKey: "old")
         #expect(try await queue.appendNow([late]) == [.stored(late.id)])
         #expect(try await queue.stats().depth == 2)
+    }
+
+    @Test("a reused key with different content is a new event, counted as a collision; each is then recognised")
+    func reusedKeyWithOtherContent() async throws {
+        let fixture = try QueueFixture()
+        defer { fixture.remove() }
+        let queue = fixture.queue
+        // A camera's plate counter restarted: key 1 again, another car.
+        let before = makeEvent(device: "lpr-1", dedupKey: "cam:1", fingerprint: "aaaa")
+        let after = makeEvent(device: "lpr-1", dedupKey: "cam:1", fingerprint: "bbbb")
+        #expect(try await queue.appendNow([before]) == [.stored(before.id)])
+        #expect(try await queue.appendNow([after]) == [.stored(after.id)])
+        var stats = try await queue.stats()
+        #expect(stats.depth == 2 && stats.duplicates == 0 && stats.dedupCollisions == 1)
+        // Retries of either are duplicates of the right one.
+        let retryAfter = makeEvent(device: "lpr-1", dedupKey: "cam:1", fingerprint: "bbbb")
+        let retryBefore = makeEvent(device: "lpr-1", dedupKey: "cam:1", fingerprint: "aaaa")
+        #expect(try await queue.appendNow([retryAfter, retryBefore]) == [.duplicate(of: after.id), .duplicate(of: before.id)])
+        stats = try await queue.stats()
+        #expect(stats.depth == 2 && stats.duplicates == 2 && stats.dedupCollisions == 1)
+        // The counters survive a restart.
+        let reopened = try fixture.reopen()
+        #expect(try await reopened.stats().dedupCollisions == 1)
+    }
+
+    @Test("a placeholder id on every read: every different read is stored, within one group commit too")
+    func placeholderKey() async throws {
+        let fixture = try QueueFixture()
+        defer { fixture.remove() }
+        let queue = fixture.queue
+        let runner = Task { await queue.run() }
+        let reads = (0..<5).map { makeEvent(device: "anpr-1", dedupKey: "x", fingerprint: "f\($0)") }
+        let resend = makeEvent(device: "anpr-1", dedupKey: "x", fingerprint: "f3")
+        let outcomes = try await queue.append(reads + [resend])
+        #expect(outcomes == reads.map { .stored($0.id) } + [.duplicate(of: reads[3].id)])
+        let stats = try await queue.stats()
+        #expect(stats.depth == 5 && stats.duplicates == 1 && stats.dedupCollisions == 4)
+        queue.close()
+        await runner.value
+    }
+
+    @Test("records quarantined with a cursor are kept in the same transaction; a refused one holds the cursor")
+    func quarantineWithCursor() async throws {
+        let fixture = try QueueFixture(budget: 200_000)
+        defer { fixture.remove() }
+        let queue = fixture.queue
+        let runner = Task { await queue.run() }
+        let good = makeEvent(device: "ctl-1", dedupKey: "ctl:1", padding: 60_000)
+        let bad = QuarantineRecord(deviceID: "ctl-1", driver: "test", reason: "record 2 unreadable", payload: Data([1, 2, 3]))
+        let outcomes = try await queue.append([good], quarantine: [bad], cursor: DeviceCursorUpdate(deviceID: "ctl-1", cursor: "2"))
+        #expect(outcomes == [.stored(good.id)])
+        #expect(try await queue.deviceCursor("ctl-1") == "2")
+        let kept = try await queue.quarantineEntries(deviceID: "ctl-1")
+        #expect(kept.map(\.reason) == ["record 2 unreadable"] && kept.first?.payload == Data([1, 2, 3]))
+
+        // With the budget full of events, a record that needs more room than older quarantine
+        // frees cannot be kept (quarantine never evicts events): the cursor stays where it was.
+        let filler = (0..<2).map { makeEvent(device: "ctl-1", dedupKey: "ctl:f\($0)", padding: 60_000) }
+        #expect(try await queue.append(filler).allSatisfy(isStored))
+        let big = QuarantineRecord(deviceID: "ctl-1", driver: "test", reason: "record 3 unreadable", payload: Data(count: 60_000))
+        let refused = try await queue.append([], quarantine: [big], cursor: DeviceCursorUpdate(deviceID: "ctl-1", cursor: "3"))
+        #expect(refused.count == 1 && refused.allSatisfy(isRefused))
+        #expect(try await queue.deviceCursor("ctl-1") == "2")
+        queue.close()
+        await runner.value
     }
 }

@@ -42,13 +42,13 @@ let eventIDs = EventIDGenerator()
 /// One event; `padding` adds that many characters in an attribute so bodies have a known size.
 func makeEvent(
     _ kind: EventKind = .accessGranted, device: String = "door-1", dedupKey: String? = nil,
-    priority: Priority? = nil, padding: Int = 0, receivedAt: Timestamp = .now
+    priority: Priority? = nil, padding: Int = 0, receivedAt: Timestamp = .now, fingerprint: String? = nil
 ) -> Event {
     Event(
         id: eventIDs.next(), kind: kind, occurredAt: receivedAt, receivedAt: receivedAt, site: "s",
         device: DeviceRef(id: device, vendor: "v", type: .doorController), priority: priority,
         attributes: padding > 0 ? ["pad": .string(String(repeating: "x", count: padding))] : nil,
-        source: Source(driver: "test", dedupKey: dedupKey))
+        source: Source(driver: "test", dedupKey: dedupKey, fingerprint: fingerprint))
 }
 
 func isStored(_ outcome: AppendOutcome) -> Bool {

@@ -90,7 +90,9 @@ public enum ConfigLoader {
         let skewMap = top.mapping("clock_skew")
         let clockSkew = ClockSkewSettings(
             thresholdSeconds: skewMap?.double("threshold_seconds", default: 30, range: 1...86_400) ?? 30,
-            reportIntervalSeconds: skewMap?.double("report_interval_seconds", default: 3600, range: 1...604_800) ?? 3600)
+            reportIntervalSeconds: skewMap?.double("report_interval_seconds", default: 3600, range: 1...604_800) ?? 3600,
+            maxAheadSeconds: skewMap?.double("max_ahead_seconds", default: 3600, range: 60...31_536_000) ?? 3600,
+            earliestYear: skewMap?.int("earliest_year", default: 2015, range: 1971...2100) ?? 2015)
         skewMap?.finish()
 
         let privacy = readPrivacy(top.mapping("privacy"), environment: environment)

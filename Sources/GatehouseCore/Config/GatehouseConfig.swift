@@ -65,6 +65,18 @@ public struct QueueSettings: Sendable, Equatable {
 public struct ClockSkewSettings: Sendable, Equatable {
     public var thresholdSeconds: Double
     public var reportIntervalSeconds: Double
+    /// A device time further ahead of the gateway clock than this is not trusted (`occurredAt`
+    /// falls back to the receive time; the device's text is kept).
+    public var maxAheadSeconds: Double = 3600
+    /// A device time before this year is not trusted: a clock reset to its factory date.
+    public var earliestYear: Int = 2015
+
+    public init(thresholdSeconds: Double, reportIntervalSeconds: Double, maxAheadSeconds: Double = 3600, earliestYear: Int = 2015) {
+        self.thresholdSeconds = thresholdSeconds
+        self.reportIntervalSeconds = reportIntervalSeconds
+        self.maxAheadSeconds = maxAheadSeconds
+        self.earliestYear = earliestYear
+    }
 }
 
 /// A configured device.

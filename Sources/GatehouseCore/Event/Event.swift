@@ -10,6 +10,11 @@ public struct Event: Codable, Sendable, Equatable {
     public var kind: EventKind
     public var occurredAt: Timestamp
     public var receivedAt: Timestamp
+    /// Whose clock `occurredAt` is: the device's, or the gateway's when the device sent no time
+    /// or one that cannot be trusted (the device's text stays in `source.deviceTime`).
+    public var timeSource: TimeSource?
+    /// Why the gateway's clock was used; absent when `timeSource` is `device`.
+    public var timeReason: String?
     public var site: String
     public var device: DeviceRef
     public var point: String?
@@ -24,13 +29,15 @@ public struct Event: Codable, Sendable, Equatable {
         id: EventID, kind: EventKind, occurredAt: Timestamp, receivedAt: Timestamp, site: String,
         device: DeviceRef, point: String? = nil, direction: Direction? = nil, subject: Subject? = nil,
         result: AccessResult? = nil, priority: Priority? = nil, attributes: [String: JSONValue]? = nil,
-        source: Source
+        source: Source, timeSource: TimeSource? = nil, timeReason: String? = nil
     ) {
         self.id = id
         self.schema = Event.schemaV1
         self.kind = kind
         self.occurredAt = occurredAt
         self.receivedAt = receivedAt
+        self.timeSource = timeSource
+        self.timeReason = timeReason
         self.site = site
         self.device = device
         self.point = point
@@ -112,6 +119,12 @@ public enum SubjectTreatment: String, Codable, Sendable {
     case clear, masked, hashed, dropped
 }
 
+/// Whose clock an event's `occurredAt` is.
+public enum TimeSource: String, Codable, Sendable, CaseIterable {
+    case device
+    case gateway
+}
+
 /// Where an event came from inside the gateway.
 public struct Source: Codable, Sendable, Equatable {
     public var driver: String
@@ -120,11 +133,15 @@ public struct Source: Codable, Sendable, Equatable {
     public var dedupKey: String?
     /// The device's own time string, kept verbatim because device clocks drift.
     public var deviceTime: String?
+    /// A digest of what the device said happened (`EventFingerprint`): with the dedup key it
+    /// tells a re-sent event from a different event under a reused key.
+    public var fingerprint: String?
 
-    public init(driver: String, profile: String? = nil, dedupKey: String? = nil, deviceTime: String? = nil) {
+    public init(driver: String, profile: String? = nil, dedupKey: String? = nil, deviceTime: String? = nil, fingerprint: String? = nil) {
         self.driver = driver
         self.profile = profile
         self.dedupKey = dedupKey
         self.deviceTime = deviceTime
+        self.fingerprint = fingerprint
     }
 }

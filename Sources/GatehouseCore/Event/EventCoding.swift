@@ -29,6 +29,8 @@ extension Event {
         ]
         if let model = device.model { deviceObject["model"] = .string(model) }
         object["device"] = .object(deviceObject)
+        if let timeSource { object["timeSource"] = .string(timeSource.rawValue) }
+        if let timeReason { object["timeReason"] = .string(timeReason) }
         if let point { object["point"] = .string(point) }
         if let direction { object["direction"] = .string(direction.rawValue) }
         if let subject {
@@ -44,6 +46,7 @@ extension Event {
         if let profile = source.profile { sourceObject["profile"] = .string(profile) }
         if let dedupKey = source.dedupKey { sourceObject["dedupKey"] = .string(dedupKey) }
         if let deviceTime = source.deviceTime { sourceObject["deviceTime"] = .string(deviceTime) }
+        if let fingerprint = source.fingerprint { sourceObject["fingerprint"] = .string(fingerprint) }
         object["source"] = .object(sourceObject)
         return .object(object)
     }

@@ -162,7 +162,7 @@ struct JSONTextParser {
             try literal("null")
             return .null
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return .number(try number())
+            return try number()
         default:
             throw error("unexpected character '\(String(decoding: [bytes[index]], as: UTF8.self))'")
         }
@@ -178,7 +178,10 @@ struct JSONTextParser {
         index += count
     }
 
-    mutating func number() throws(JSONValue.ParseError) -> Double {
+    /// A number; an integer of more than 15 digits is kept as its text, because a double cannot
+    /// hold it exactly and vendor record ids that long are identities (a dedup key built from a
+    /// rounded id would make different records look the same).
+    mutating func number() throws(JSONValue.ParseError) -> JSONValue {
         let start = index
         if bytes[index] == UInt8(ascii: "-") { index += 1 }
         func digits() -> Int {
@@ -191,17 +194,22 @@ struct JSONTextParser {
         if integerDigits > 1, bytes[start] == 0x30 || (bytes[start] == UInt8(ascii: "-") && bytes[start + 1] == 0x30) {
             throw error("numbers may not have leading zeros")
         }
+        var integral = true
         if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
             index += 1
+            integral = false
             guard digits() > 0 else { throw error("invalid number: no digits after '.'") }
         }
         if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
             index += 1
+            integral = false
             if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
             guard digits() > 0 else { throw error("invalid number: no digits in the exponent") }
         }
-        guard let value = Double(String(decoding: bytes[start..<index], as: UTF8.self)) else { throw error("invalid number") }
-        return value
+        let text = String(decoding: bytes[start..<index], as: UTF8.self)
+        if integral, integerDigits > 15 { return .string(text) }
+        guard let value = Double(text) else { throw error("invalid number") }
+        return .number(value)
     }
 
     mutating func string() throws(JSONValue.ParseError) -> String {

@@ -56,6 +56,7 @@ final class StatusCollector: Sendable {
         gauge("gatehouse_quarantined_total", "Payloads quarantined since the queue was created", Double(q.quarantined))
         gauge("gatehouse_quarantine_waiting", "Quarantined payloads not replayed", Double(q.quarantineWaiting))
         gauge("gatehouse_duplicates_total", "Re-sent events recognised and stored once", Double(q.duplicates))
+        gauge("gatehouse_dedup_collisions_total", "Events stored although their dedup key repeated, because their content differed", Double(q.dedupCollisions))
         for (priority, count) in q.evicted {
             gauge("gatehouse_evicted_total", "Events evicted to stay within the disk budget", Double(count), [("priority", priority)])
         }

@@ -47,7 +47,7 @@ public struct StatusReport: Sendable, Codable, Equatable {
         } + failedSinks.sorted { $0.key < $1.key }.map { "\($0.key) failed: \($0.value)" }
         parts.append("sinks: " + (sinkText.isEmpty ? "none" : sinkText.joined(separator: ", ")))
         let evicted = queue.evicted.values.reduce(0, +)
-        parts.append("quarantined \(queue.quarantined) (\(queue.quarantineWaiting) waiting), evicted \(evicted), duplicates \(queue.duplicates), disk \(Self.bytes(queue.fileBytes))")
+        parts.append("quarantined \(queue.quarantined) (\(queue.quarantineWaiting) waiting), evicted \(evicted), duplicates \(queue.duplicates), dedup collisions \(queue.dedupCollisions), disk \(Self.bytes(queue.fileBytes))")
         return "status: " + parts.joined(separator: "; ")
     }
 
@@ -64,7 +64,7 @@ public struct StatusReport: Sendable, Codable, Equatable {
         lines.append("")
         let age = oldestAgeSeconds.map(Self.duration) ?? "-"
         lines.append("QUEUE depth \(queue.depth), oldest \(age), \(Self.bytes(queue.usedBytes)) of \(Self.bytes(queue.budgetBytes)), file \(Self.bytes(queue.fileBytes))")
-        lines.append("  quarantined \(queue.quarantined) (\(queue.quarantineWaiting) waiting)  duplicates \(queue.duplicates)")
+        lines.append("  quarantined \(queue.quarantined) (\(queue.quarantineWaiting) waiting)  duplicates \(queue.duplicates)  dedup collisions \(queue.dedupCollisions)")
         lines.append("  evicted " + queue.evicted.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         lines.append("")
         lines.append("SINKS")

@@ -204,12 +204,73 @@ struct UHPPOTECodecTests {
             Malformed(name: "unknown function 0x77", bytes: with(1, 0x77), reason: .function, fragment: "0x77"),
             Malformed(name: "get-time instead of get-event", bytes: with(1, 0x32), reason: .function, fragment: "0x32 (expected 0xb0)"),
             Malformed(name: "another controller", bytes: with(4, 0x2e), reason: .serial, fragment: "423187758 (expected 423187757)"),
-            Malformed(name: "BCD nibble 0xA", bytes: with(22, 0x1A), reason: .bcd, fragment: "0x1a at offset 22 is not BCD"),
-            Malformed(name: "month 13", bytes: with(22, 0x13), reason: .date, fragment: "is not a date and time"),
-            Malformed(name: "30 February", bytes: with(23, 0x30).enumerated().map { $0.offset == 22 ? 0x02 : $0.element }, reason: .date, fragment: "not a date"),
-            Malformed(name: "hour 24", bytes: with(24, 0x24), reason: .date, fragment: "not a date"),
         ]
     }()
+
+    /// Get-event replies whose time field is not a time: the record is still good.
+    static let unreadableTimes: [(name: String, bytes: [UInt8], text: String, fragment: String)] = {
+        let good = frame("17 b0 00 00 2d 55 39 19 33 07 00 00 01 00 01 02 9f 7a 99 00 20 25 03 14 22 15 02 06")
+        func with(_ changes: [Int: UInt8]) -> [UInt8] {
+            var b = good
+            for (offset, value) in changes { b[offset] = value }
+            return b
+        }
+        return [
+            ("BCD nibble 0xA", with([22: 0x1A]), "0x20251a14221502", "0x1a at offset 22 is not BCD"),
+            ("month 13", with([22: 0x13]), "2025-13-14 22:15:02", "is not a date and time"),
+            ("30 February", with([22: 0x02, 23: 0x30]), "2025-02-30 22:15:02", "not a date"),
+            ("hour 24", with([24: 0x24]), "2025-03-14 24:15:02", "not a date"),
+        ]
+    }()
+
+    @Test("a record whose time is not a time still decodes, keeps the time as written and re-encodes byte for byte")
+    func unreadableTime() throws {
+        for vector in Self.unreadableTimes {
+            let (_, response) = try UHPPOTEResponse.decode(vector.bytes, function: .getEvent, serial: Self.serial)
+            guard case .event(let record) = response else {
+                Issue.record("\(vector.name): \(response)")
+                continue
+            }
+            #expect(record.index == 1843 && record.card == 10_058_399 && record.door == 1, "\(vector.name)")
+            #expect(record.timestamp == nil)
+            #expect(record.unreadableTime?.text == vector.text, "\(vector.name): \(record.unreadableTime?.text ?? "nil")")
+            #expect(record.unreadableTime?.reason.contains(vector.fragment) == true, "\(vector.name)")
+            #expect(response.encode(serial: Self.serial) == vector.bytes, "\(vector.name)\n\(uhppoteHexDump(vector.bytes))")
+            let draft = try #require(UHPPOTEEventCodes.draft(for: record, serial: Self.serial, zone: .gmt))
+            #expect(draft.occurredAt == nil && draft.deviceTime == vector.text && draft.timeIssue == record.unreadableTime?.reason)
+            #expect(draft.subject?.value == "10058399" && draft.dedupKey == "\(Self.serial):1843")
+        }
+    }
+
+    @Test("a status whose clock and newest event time are not times keeps its newest index")
+    func unreadableStatusTimes() throws {
+        var bytes = [UInt8](repeating: 0, count: 64)
+        bytes[0] = 0x17
+        bytes[1] = 0x20
+        for (i, b) in withUnsafeBytes(of: Self.serial.littleEndian, Array.init).enumerated() { bytes[4 + i] = b }
+        bytes[8] = 0x2A  // newest index 42
+        bytes[12] = 0x01
+        bytes.replaceSubrange(20..<27, with: [0x20, 0x25, 0x02, 0x30, 0x10, 0x00, 0x00])  // 30 February
+        bytes.replaceSubrange(37..<40, with: [0x25, 0x61, 0x00])  // 25:61:00
+        bytes.replaceSubrange(51..<54, with: [0x25, 0x03, 0x14])
+        let (_, response) = try UHPPOTEResponse.decode(bytes, function: .getStatus, serial: Self.serial)
+        guard case .status(let status) = response else {
+            Issue.record("\(response)")
+            return
+        }
+        #expect(status.event.index == 42)
+        #expect(status.event.unreadableTime?.text == "2025-02-30 10:00:00")
+        #expect(status.systemTime == nil)
+        #expect(status.unreadableSystemTime?.text == "2025-03-14 25:61:00")
+        #expect(response.encode(serial: Self.serial) == bytes, "\(uhppoteHexDump(bytes))")
+    }
+
+    @Test("a get-time reply that is not a time is refused with its reason (the driver then sets the clock)")
+    func unreadableClock() {
+        var bytes = UHPPOTEResponse.time(nil).encode(serial: Self.serial)
+        bytes.replaceSubrange(8..<15, with: [0x20, 0x25, 0x02, 0x30, 0x10, 0x00, 0x00])
+        #expect(throws: UHPPOTECodecError.self) { try UHPPOTEResponse.decode(bytes, function: .getTime, serial: Self.serial) }
+    }
 
     @Test("malformed datagrams are refused with a counted reason, never a crash", arguments: malformed)
     func refused(_ vector: Malformed) {

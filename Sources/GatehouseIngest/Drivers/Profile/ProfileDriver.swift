@@ -137,7 +137,7 @@ public final class ProfileDriver: Driver {
         EventDraft(
             kind: event.kind, occurredAt: event.occurredAt, deviceTime: event.deviceTime, point: event.point,
             direction: event.direction, subject: event.subject, result: event.result, attributes: event.attributes,
-            dedupKey: event.dedupKey, profile: profile)
+            dedupKey: event.dedupKey, profile: profile, timeIssue: event.timeIssue)
     }
 
     public func mountRoutes(on router: Router<IngestRequestContext>, context: DriverContext) {

@@ -163,6 +163,17 @@ public struct UHPPOTEDateTime: Sendable, Equatable, Hashable, CustomStringConver
     public func timestamp(in zone: TimeZone) -> Timestamp? { DeviceTimeParser.parse(description, zone: zone) }
 }
 
+/// A time field a controller wrote that is not a real time (a nibble above 9, 30 February, hour 24):
+/// kept as written, so the record it belongs to is still read and its text still shown.
+public struct UHPPOTEUnreadableTime: Sendable, Equatable, Hashable {
+    /// The field's bytes as received (the encoder writes them back unchanged).
+    public var bytes: [UInt8]
+    /// The field as the controller wrote it: `YYYY-MM-DD hh:mm:ss` from its digits, or hex when
+    /// a byte is not BCD.
+    public var text: String
+    public var reason: String
+}
+
 /// One record of the controller's event log.
 public struct UHPPOTEEventRecord: Sendable, Equatable {
     /// Event types (byte 12) per uhppote-core `messages/get_event.go`.
@@ -180,14 +191,17 @@ public struct UHPPOTEEventRecord: Sendable, Equatable {
     public var door: UInt8
     public var direction: UInt8
     public var card: UInt32
-    /// Nil when the controller wrote no time (all zeros).
+    /// Nil when the controller wrote no time (all zeros) or one that is not a time (`unreadableTime`).
     public var timestamp: UHPPOTEDateTime?
     public var reason: UInt8
+    /// The time field when it is not a real time; the rest of the record is still good.
+    public var unreadableTime: UHPPOTEUnreadableTime?
 
     public init(
         index: UInt32, type: UInt8, granted: Bool, door: UInt8, direction: UInt8, card: UInt32,
-        timestamp: UHPPOTEDateTime?, reason: UInt8
+        timestamp: UHPPOTEDateTime?, reason: UInt8, unreadableTime: UHPPOTEUnreadableTime? = nil
     ) {
+        self.unreadableTime = unreadableTime
         self.index = index
         self.type = type
         self.granted = granted
@@ -206,8 +220,10 @@ public struct UHPPOTEStatus: Sendable, Equatable {
     public var doorOpen: [Bool]
     public var buttonPressed: [Bool]
     public var systemError: UInt8
-    /// The controller clock (2-digit year, century 20 implied); nil when zero.
+    /// The controller clock (2-digit year, century 20 implied); nil when zero or unreadable.
     public var systemTime: UHPPOTEDateTime?
+    /// The clock fields (date at 51, then time at 37) when they are not a real time.
+    public var unreadableSystemTime: UHPPOTEUnreadableTime?
     public var sequence: UInt32
     public var specialInfo: UInt8
     public var relays: UInt8
@@ -414,14 +430,14 @@ public enum UHPPOTEResponse: Sendable, Equatable {
                     mac: Array(bytes[UHPPOTELayout.Controller.mac..<UHPPOTELayout.Controller.mac + 6]),
                     version: try r.version(UHPPOTELayout.Controller.version),
                     released: try r.releaseDate(UHPPOTELayout.Controller.released)))
-        case .getStatus: response = .status(try r.status())
+        case .getStatus: response = .status(r.status())
         case .getTime: response = .time(try r.dateTime(at: UHPPOTELayout.dateTime))
         case .setTime: response = .setTime(try r.dateTime(at: UHPPOTELayout.dateTime))
         case .openDoor: response = .openDoor(accepted: r.bool(UHPPOTELayout.flag))
         case .recordSpecialEvents: response = .recordSpecialEvents(ok: r.bool(UHPPOTELayout.flag))
         case .setListener: response = .setListener(ok: r.bool(UHPPOTELayout.flag))
         case .getListener: response = .listener(r.listener())
-        case .getEvent: response = .event(try r.event())
+        case .getEvent: response = .event(r.event())
         case .getEventIndex: response = .eventIndex(r.u32(UHPPOTELayout.index))
         case .setEventIndex: response = .setEventIndex(ok: r.bool(UHPPOTELayout.flag))
         }
@@ -490,7 +506,11 @@ struct FrameWriter {
         u8(e.door, at: E.door)
         u8(e.direction, at: E.direction)
         u32(e.card, at: E.card)
-        if let t = e.timestamp { dateTime(t, at: E.timestamp) }
+        if let t = e.timestamp {
+            dateTime(t, at: E.timestamp)
+        } else if let raw = e.unreadableTime {
+            for (i, b) in raw.bytes.prefix(7).enumerated() { u8(b, at: E.timestamp + i) }
+        }
         u8(e.reason, at: E.reason)
     }
     mutating func status(_ s: UHPPOTEStatus) {
@@ -504,6 +524,11 @@ struct FrameWriter {
         if let t = s.systemTime {
             bcd([t.hour, t.minute, t.second], at: S.systemTime)
             bcd([t.year % 100, t.month, t.day], at: S.systemDate)
+        } else if let raw = s.unreadableSystemTime, raw.bytes.count == 6 {
+            for i in 0..<3 {
+                u8(raw.bytes[i], at: S.systemDate + i)
+                u8(raw.bytes[3 + i], at: S.systemTime + i)
+            }
         }
         u32(s.sequence, at: S.sequence)
         u8(s.specialInfo, at: S.specialInfo)
@@ -586,27 +611,60 @@ struct FrameReader {
             intervalSeconds: u8(UHPPOTELayout.Listener.interval))
     }
 
-    func event() throws(UHPPOTECodecError) -> UHPPOTEEventRecord {
+    /// A log record. A time that is not a real time does not make the record unreadable: it is
+    /// kept as `unreadableTime`, so the record is still delivered (with the gateway's clock) and
+    /// the log read moves past it instead of asking for it again forever.
+    func event() -> UHPPOTEEventRecord {
         typealias E = UHPPOTELayout.Event
-        return UHPPOTEEventRecord(
+        var record = UHPPOTEEventRecord(
             index: u32(E.index), type: u8(E.type), granted: bool(E.granted), door: u8(E.door),
-            direction: u8(E.direction), card: u32(E.card), timestamp: try dateTime(at: E.timestamp), reason: u8(E.reason))
+            direction: u8(E.direction), card: u32(E.card), timestamp: nil, reason: u8(E.reason))
+        do {
+            record.timestamp = try dateTime(at: E.timestamp)
+        } catch {
+            record.unreadableTime = unreadable(Array(bytes[E.timestamp..<E.timestamp + 7]), digits: { $0 }, error)
+        }
+        return record
     }
 
-    func status() throws(UHPPOTECodecError) -> UHPPOTEStatus {
+    /// A status reply or listener packet; an unreadable clock or newest-event time is kept as
+    /// written rather than discarding the whole status (and with it the newest log index).
+    func status() -> UHPPOTEStatus {
         typealias S = UHPPOTELayout.Status
         var time: UHPPOTEDateTime?
+        var unreadableTime: UHPPOTEUnreadableTime?
         // The status clock is two parts: YYMMDD at 51 and hhmmss at 37.
-        if let date = try bcd(S.systemDate, 3) {
-            let clock = try bcd(S.systemTime, 3) ?? [0, 0, 0]
-            guard let t = UHPPOTEDateTime(year: 2000 + date[0], month: date[1], day: date[2], hour: clock[0], minute: clock[1], second: clock[2]) else {
-                throw UHPPOTECodecError(.date, "system date/time at offsets \(S.systemDate)/\(S.systemTime) is not a date and time (expected YYMMDD and hhmmss)")
+        do throws(UHPPOTECodecError) {
+            if let date = try bcd(S.systemDate, 3) {
+                let clock = try bcd(S.systemTime, 3) ?? [0, 0, 0]
+                guard let t = UHPPOTEDateTime(year: 2000 + date[0], month: date[1], day: date[2], hour: clock[0], minute: clock[1], second: clock[2]) else {
+                    throw UHPPOTECodecError(.date, "system date/time at offsets \(S.systemDate)/\(S.systemTime) is not a date and time (expected YYMMDD and hhmmss)")
+                }
+                time = t
             }
-            time = t
+        } catch {
+            let raw = Array(bytes[S.systemDate..<S.systemDate + 3]) + Array(bytes[S.systemTime..<S.systemTime + 3])
+            unreadableTime = unreadable(raw, digits: { [20] + $0 }, error)
         }
-        return UHPPOTEStatus(
-            event: try event(), doorOpen: (0..<4).map { bool(S.doorOpen + $0) },
+        var status = UHPPOTEStatus(
+            event: event(), doorOpen: (0..<4).map { bool(S.doorOpen + $0) },
             buttonPressed: (0..<4).map { bool(S.buttonPressed + $0) }, systemError: u8(S.systemError), systemTime: time,
             sequence: u32(S.sequence), specialInfo: u8(S.specialInfo), relays: u8(S.relays), inputs: u8(S.inputs))
+        status.unreadableSystemTime = unreadableTime
+        return status
+    }
+
+    /// `raw` as the controller wrote it: `YYYY-MM-DD hh:mm:ss` from its BCD digits (after
+    /// `digits` adds an implied century), or hex when a byte is not BCD.
+    private func unreadable(_ raw: [UInt8], digits: ([Int]) -> [Int], _ error: UHPPOTECodecError) -> UHPPOTEUnreadableTime {
+        let pairs = raw.map { Int($0 >> 4) * 10 + Int($0 & 0x0F) }
+        let text: String
+        if raw.allSatisfy({ $0 >> 4 <= 9 && $0 & 0x0F <= 9 }) {
+            let d = digits(pairs).map { $0 < 10 ? "0\($0)" : "\($0)" }
+            text = d.count == 7 ? "\(d[0])\(d[1])-\(d[2])-\(d[3]) \(d[4]):\(d[5]):\(d[6])" : d.joined()
+        } else {
+            text = "0x" + raw.map(hex).joined()
+        }
+        return UHPPOTEUnreadableTime(bytes: raw, text: text, reason: error.description)
     }
 }

@@ -94,6 +94,8 @@ final class UHPPOTEPoller: Sendable {
         var missedReplies = 0
         var lastClockCheck: ContinuousClock.Instant?
         var lastSkewReport: Timestamp?
+        /// When a set-time the controller did not confirm was sent.
+        var lastUnconfirmedSet: Timestamp?
         var listenerConfigured = false
     }
 
@@ -187,8 +189,10 @@ final class UHPPOTEPoller: Sendable {
 
     // MARK: - Clock
 
-    /// Reads the controller clock at most once per poll interval; reports skew past the
-    /// threshold (rate limited) and sets the clock when `set_time` is on.
+    /// Reads the controller clock at most once per poll interval; reports skew past the threshold,
+    /// or a clock that does not read as a time at all (rate limited), and with `set_time` sets it.
+    /// A set counts as `corrected` only when the controller's reply echoes the time sent; one it
+    /// ignored is tried again after `clock_skew.report_interval_seconds`, not on every poll.
     func checkClock() async throws {
         let due = state.withLock { s -> Bool in
             let now = ContinuousClock.now
@@ -196,36 +200,67 @@ final class UHPPOTEPoller: Sendable {
             s.lastClockCheck = now
             return true
         }
-        guard due, case .time(let reading?) = try await ask(.getTime), let deviceNow = reading.timestamp(in: device.timeZone) else { return }
+        guard due else { return }
+        let reading: UHPPOTEDateTime?
+        let unreadable: String?
+        do {
+            guard case .time(let time) = try await ask(.getTime) else { return }
+            reading = time
+            unreadable = time == nil ? "not set (all zeros)" : nil
+        } catch let bad as UHPPOTEBadReply {
+            reading = nil
+            unreadable = "0x" + bad.bytes[UHPPOTELayout.dateTime..<UHPPOTELayout.dateTime + 7].map(hex).joined()
+        }
         let now = Timestamp.now
-        let skew = Double(now.milliseconds - deviceNow.milliseconds) / 1000
-        // The controller counts whole seconds: less than 2 s is its resolution, not skew.
-        guard abs(skew) >= 2 else { return }
         let configured = context.pipeline.clockSkewSettings
         let threshold = settings.clockSkewThresholdSeconds ?? configured.thresholdSeconds
-        if abs(skew) >= threshold {
-            let report = state.withLock { s -> Bool in
-                if let last = s.lastSkewReport, now.seconds - last.seconds < configured.reportIntervalSeconds { return false }
-                s.lastSkewReport = now
-                return true
-            }
-            if report {
-                logger.warning("uhppote controller \(settings.serial) clock is off by \(Int(skew)) s (reads \(reading))")
-                let draft = EventDraft(
-                    kind: .deviceClockSkew,
-                    attributes: [
-                        "skewSeconds": .number(skew), "thresholdSeconds": .number(threshold),
-                        "deviceClock": .string(reading.description), "source": .string("get-time"),
-                        "corrected": .bool(settings.setTime),
-                    ])
-                _ = try await context.pipeline.submit([draft], from: device, driver: driver, receivedAt: now)
-            }
+        let skew = reading?.timestamp(in: device.timeZone).map { Double(now.milliseconds - $0.milliseconds) / 1000 }
+        // The controller counts whole seconds: less than 2 s is its resolution, not skew.
+        if let skew, abs(skew) < 2 { return }
+        let corrected = settings.setTime ? try await setClock(now: now, interval: configured.reportIntervalSeconds) : false
+        guard skew.map({ abs($0) >= threshold }) ?? true else { return }
+        let report = state.withLock { s -> Bool in
+            if let last = s.lastSkewReport, now.seconds - last.seconds < configured.reportIntervalSeconds, !corrected { return false }
+            s.lastSkewReport = now
+            return true
         }
-        if settings.setTime {
-            let set = UHPPOTEDateTime(Timestamp.now, zone: device.timeZone)
-            _ = try await ask(.setTime(set))
-            logger.notice("uhppote controller \(settings.serial) clock set to \(set) (was off by \(Int(skew)) s)")
+        guard report else { return }
+        let deviceClock = reading?.description ?? unreadable ?? "?"
+        var attributes: [String: JSONValue] = [
+            "thresholdSeconds": .number(threshold), "deviceClock": .string(deviceClock), "source": .string("get-time"),
+            "corrected": .bool(corrected),
+        ]
+        if let skew {
+            attributes["skewSeconds"] = .number(skew)
+            logger.warning("uhppote controller \(settings.serial) clock is off by \(Int(skew)) s (reads \(deviceClock))\(corrected ? "; corrected" : "")")
+        } else {
+            attributes["unreadableClock"] = .bool(true)
+            logger.warning("uhppote controller \(settings.serial) clock does not read as a time (\(deviceClock))\(corrected ? "; corrected" : "")")
         }
+        _ = try await context.pipeline.submit([EventDraft(kind: .deviceClockSkew, attributes: attributes)], from: device, driver: driver, receivedAt: now)
+    }
+
+    /// Sets the controller clock to `now` unless a set it ignored was tried within `interval`
+    /// seconds; true when the reply echoes the time sent (to the second it resolves).
+    private func setClock(now: Timestamp, interval: Double) async throws -> Bool {
+        let due = state.withLock { s -> Bool in
+            if let last = s.lastUnconfirmedSet, now.seconds - last.seconds < interval { return false }
+            return true
+        }
+        guard due else { return false }
+        let sent = UHPPOTEDateTime(now, zone: device.timeZone)
+        var echoed: UHPPOTEDateTime?
+        do {
+            if case .setTime(let time) = try await ask(.setTime(sent)) { echoed = time }
+        } catch is UHPPOTEBadReply {}
+        let confirmed = echoed.flatMap { $0.timestamp(in: device.timeZone) }.map { abs($0.milliseconds - now.milliseconds) < 2000 } ?? false
+        state.withLock { $0.lastUnconfirmedSet = confirmed ? nil : now }
+        if confirmed {
+            logger.notice("uhppote controller \(settings.serial) clock set to \(sent)")
+        } else {
+            logger.warning("uhppote controller \(settings.serial) did not confirm set-time \(sent) (replied \(echoed?.description ?? "nothing readable")); next try in \(Int(interval)) s")
+        }
+        return confirmed
     }
 
     // MARK: - The event log
@@ -257,14 +292,13 @@ final class UHPPOTEPoller: Sendable {
             do {
                 record = try await fetch(next)
             } catch let bad as UHPPOTEBadReply {
-                // Keep the unreadable record and move past it, so one bad slot cannot stall the log.
-                if let through = readThrough, !drafts.isEmpty { try await commit(drafts, through: through) }
+                // Keep the unreadable record and move past it in the same transaction as the
+                // records before it, so one bad slot can neither stall the log nor be lost.
+                let kept = QuarantineRecord(
+                    deviceID: device.id, driver: driver, route: "get-event \(next)", contentType: "application/x-uhppote-frame",
+                    remote: "\(target)", reason: "log index \(next): \(bad.error.description)", payload: Data(bad.bytes))
+                try await commit(drafts, quarantine: [kept], through: next)
                 drafts = []
-                _ = try await context.pipeline.quarantine(
-                    QuarantineRecord(
-                        deviceID: device.id, driver: driver, route: "get-event \(next)", contentType: "application/x-uhppote-frame",
-                        remote: "\(target)", reason: bad.error.description, payload: Data(bad.bytes)))
-                try await commit([], through: next)
                 readThrough = nil
                 next += 1
                 continue
@@ -338,9 +372,10 @@ final class UHPPOTEPoller: Sendable {
 
     /// Commits `drafts` and the cursor `through` in one transaction; a refusal (disk budget) leaves
     /// the cursor where it was, so the records are read again later.
-    private func commit(_ drafts: [EventDraft], through index: UInt32) async throws {
+    private func commit(_ drafts: [EventDraft], quarantine: [QuarantineRecord] = [], through index: UInt32) async throws {
         let outcomes = try await context.pipeline.submit(
-            drafts, from: device, driver: driver, cursor: DeviceCursorUpdate(deviceID: device.id, cursor: String(index)))
+            drafts, quarantine: quarantine, from: device, driver: driver,
+            cursor: DeviceCursorUpdate(deviceID: device.id, cursor: String(index)))
         if let refused = outcomes.first(where: { !$0.isAccepted }) {
             throw UHPPOTECommitRefused(index: index, outcome: "\(refused)")
         }

@@ -4,7 +4,7 @@ import GatehouseCore
 /// How one controller event record maps onto the event schema.
 ///
 /// Source: uhppote-core `messages/get_event.go` (event types 0x00–0x03, 0xFF; reason codes 1–45
-/// with the vendor's own words) and /work/shared/protocols/uhppote-udp.md (normalized mapping).
+/// with the vendor's own words) and the protocol notes summarised in Drivers/UHPPOTE/README.md.
 /// Deviations from the notes, because the schema's kind list is closed: 41 "guard against theft"
 /// and 42 "7×24 h zone" become `alarm.input` (both are input-driven alarms) and 43 "emergency
 /// call" becomes `alarm.panic`; the vendor code stays in the attributes either way.
@@ -82,9 +82,11 @@ public enum UHPPOTEEventCodes {
             default: nil  // uhppote-core documents 1/2 only; anything else is unknown
             }
         return EventDraft(
-            kind: kind, occurredAt: record.timestamp?.timestamp(in: zone), deviceTime: record.timestamp?.description,
+            kind: kind, occurredAt: record.timestamp?.timestamp(in: zone),
+            deviceTime: record.timestamp?.description ?? record.unreadableTime?.text,
             point: (1...4).contains(record.door) ? "door-\(record.door)" : nil, direction: direction, subject: subject,
-            result: result, attributes: attributes, dedupKey: dedupKey(serial: serial, index: record.index))
+            result: result, attributes: attributes, dedupKey: dedupKey(serial: serial, index: record.index),
+            timeIssue: record.unreadableTime?.reason)
     }
 
     /// The per-record key the queue dedupes on: a record re-read after a crash is stored once.
