@@ -42,24 +42,18 @@ public final class IngestPipeline: Sendable {
     }
 
     /// Normalizes and commits; returns when the queue's transaction is durable.
+    ///
+    /// `quarantine` keeps what the device sent that could not be decoded in the same transaction
+    /// as the events and the cursor, so a bad record is kept and read past, never read again.
+    /// Returns one outcome per draft, then one `.refused` per quarantine record the disk budget
+    /// refused (the cursor then stays where it was).
     public func submit(
-        _ drafts: [EventDraft], from device: DeviceConfig, driver: String, receivedAt: Timestamp = .now,
-        cursor: DeviceCursorUpdate? = nil
-    ) async throws -> [AppendOutcome] {
-        let (events, extra) = prepare(drafts, from: device, driver: driver, receivedAt: receivedAt)
-        let outcomes = try await queue.append(events + extra, cursor: cursor)
-        return Array(outcomes.prefix(drafts.count))
-    }
-
-    /// Commits what a polled device produced, the records it could not decode (to quarantine)
-    /// and its cursor in one transaction, so a bad record is kept and read past, never read again.
-    public func submit(
-        _ drafts: [EventDraft], quarantine: [QuarantineRecord], from device: DeviceConfig, driver: String,
-        receivedAt: Timestamp = .now, cursor: DeviceCursorUpdate
+        _ drafts: [EventDraft], quarantine: [QuarantineRecord] = [], from device: DeviceConfig, driver: String,
+        receivedAt: Timestamp = .now, cursor: DeviceCursorUpdate? = nil
     ) async throws -> [AppendOutcome] {
         let (events, extra) = prepare(drafts, from: device, driver: driver, receivedAt: receivedAt)
         let outcomes = try await queue.append(events + extra, quarantine: quarantine, cursor: cursor, receivedAt: receivedAt)
-        return Array(outcomes.prefix(drafts.count))
+        return Array(outcomes.prefix(drafts.count)) + outcomes.dropFirst(events.count + extra.count)
     }
 
     /// The drafts as events (content dedup keys where the device gave none), plus the clock-skew

@@ -23,6 +23,8 @@ public final class HikvisionTerminal: Sendable {
         public var cardNo: String?
         public var doorNo: Int
         public var verifyMode: String
+        /// The entry's JSON fields as sent instead of the ones above (a firmware's malformed entry).
+        public var rawFields: String?
 
         public init(
             serialNo: Int64, major: Int = 5, minor: Int = 75, time: String, employee: String? = nil, cardNo: String? = nil,
@@ -39,6 +41,7 @@ public final class HikvisionTerminal: Sendable {
         }
 
         var fields: String {
+            if let rawFields { return rawFields }
             var text = "\"major\":\(major),\"minor\":\(minor),\"time\":\"\(time)\",\"doorNo\":\(doorNo),\"cardReaderNo\":1,"
                 + "\"serialNo\":\(serialNo),\"currentVerifyMode\":\"\(verifyMode)\",\"attendanceStatus\":\"undefined\""
             if let employee { text += ",\"employeeNoString\":\"\(employee)\"" }
@@ -103,6 +106,18 @@ public final class HikvisionTerminal: Sendable {
                 added.append(record)
             }
             return added
+        }
+    }
+
+    /// Appends one entry whose JSON fields are `fields(serialNo)` verbatim; returns its serial number.
+    @discardableResult
+    public func recordMalformed(_ fields: @Sendable (Int64) -> String) -> Int64 {
+        state.withLock { s in
+            let serial = (s.log.last?.serialNo ?? 0) + 1
+            var record = Record(serialNo: serial, time: Self.isoTime(Date()))
+            record.rawFields = fields(serial)
+            s.log.append(record)
+            return serial
         }
     }
 

@@ -42,6 +42,8 @@ public final class UHPPOTEController: Sendable {
         public var card: UInt32
         public var time: Date
         public var reason: UInt8
+        /// The 7 time bytes as written instead of `time` (a firmware that writes 30 February).
+        public var rawTime: [UInt8]?
     }
 
     /// What the controller did, for assertions.
@@ -60,6 +62,9 @@ public final class UHPPOTEController: Sendable {
         var listener: (ip: [UInt8], port: UInt16, interval: UInt8)?
         var silent = false
         var clockOffset: Double
+        /// Clock bytes (BCD YYYYMMDDhhmmss) read back instead of the clock, until a set-time.
+        var rawClock: [UInt8]?
+        var ignoresSetTime = false
         var recordSpecialEvents = true
         var stats = Stats()
         var rng = SplitMix(seed: 0x5EED)
@@ -105,6 +110,12 @@ public final class UHPPOTEController: Sendable {
 
     public func setClockOffset(seconds: Double) { state.withLock { $0.clockOffset = seconds } }
 
+    /// Makes the clock read back these 7 bytes (get-time, status) until a set-time replaces them.
+    public func setRawClock(_ bytes: [UInt8]?) { state.withLock { $0.rawClock = bytes } }
+
+    /// A controller that answers set-time with its old clock and keeps it (seen in the field).
+    public func setIgnoresSetTime(_ ignores: Bool) { state.withLock { $0.ignoresSetTime = ignores } }
+
     public var clockOffsetSeconds: Double { state.withLock { $0.clockOffset } }
 
     public var stats: Stats { state.withLock { $0.stats } }
@@ -124,8 +135,10 @@ public final class UHPPOTEController: Sendable {
 
     /// Records a card swipe; returns its log index.
     @discardableResult
-    public func swipe(card: UInt32, door: UInt8 = 1, granted: Bool = true, direction: UInt8 = 1, reason: UInt8? = nil) -> UInt32 {
-        add(type: 0x01, granted: granted, door: door, direction: direction, card: card, reason: reason ?? (granted ? 1 : 6))
+    public func swipe(
+        card: UInt32, door: UInt8 = 1, granted: Bool = true, direction: UInt8 = 1, reason: UInt8? = nil, rawTime: [UInt8]? = nil
+    ) -> UInt32 {
+        add(type: 0x01, granted: granted, door: door, direction: direction, card: card, reason: reason ?? (granted ? 1 : 6), rawTime: rawTime)
     }
 
     /// Records a door, button or alarm event (types 2 and 3) with its reason code.
@@ -134,12 +147,14 @@ public final class UHPPOTEController: Sendable {
         add(type: type, granted: false, door: door, direction: 1, card: 0, reason: reason)
     }
 
-    private func add(type: UInt8, granted: Bool, door: UInt8, direction: UInt8, card: UInt32, reason: UInt8) -> UInt32 {
+    private func add(
+        type: UInt8, granted: Bool, door: UInt8, direction: UInt8, card: UInt32, reason: UInt8, rawTime: [UInt8]? = nil
+    ) -> UInt32 {
         let (record, push) = state.withLock { s -> (Record, (frame: [UInt8], to: SocketAddress)?) in
             s.lastIndex += 1
             let record = Record(
                 index: s.lastIndex, type: type, granted: granted, door: door, direction: direction, card: card,
-                time: Date().addingTimeInterval(s.clockOffset), reason: reason)
+                time: Date().addingTimeInterval(s.clockOffset), reason: reason, rawTime: rawTime)
             s.records.append(record)
             if s.records.count > options.capacity { s.records.removeFirst(s.records.count - options.capacity) }
             guard let l = s.listener, !s.silent,
@@ -218,10 +233,21 @@ public final class UHPPOTEController: Sendable {
                 if ok { s.storedReadIndex = Wire.u32(request, 8) }
                 out[8] = ok ? 1 : 0
             case 0x32:  // get-time
-                Wire.putDateTime(&out, 8, Date().addingTimeInterval(s.clockOffset), zone: options.timeZone)
+                if let raw = s.rawClock {
+                    out.replaceSubrange(8..<15, with: raw)
+                } else {
+                    Wire.putDateTime(&out, 8, Date().addingTimeInterval(s.clockOffset), zone: options.timeZone)
+                }
             case 0x30:  // set-time
-                if let time = Wire.dateTime(request, 8, zone: options.timeZone) {
+                if s.ignoresSetTime {
+                    if let raw = s.rawClock {
+                        out.replaceSubrange(8..<15, with: raw)
+                    } else {
+                        Wire.putDateTime(&out, 8, Date().addingTimeInterval(s.clockOffset), zone: options.timeZone)
+                    }
+                } else if let time = Wire.dateTime(request, 8, zone: options.timeZone) {
                     s.clockOffset = time.timeIntervalSinceNow
+                    s.rawClock = nil
                     out.replaceSubrange(8..<15, with: request[8..<15])
                 }
             case 0x92:  // get-listener
@@ -251,6 +277,11 @@ public final class UHPPOTEController: Sendable {
         var out = Wire.frame(0x20, options.serial)
         if let last = s.records.last { Wire.putRecord(&out, last, zone: options.timeZone) }
         Wire.putU32(&out, 40, UInt32(truncatingIfNeeded: s.stats.pushesSent + s.stats.requests[0x20, default: 0]))
+        if let raw = s.rawClock, raw.count == 7 {
+            out.replaceSubrange(51..<54, with: raw[1..<4])
+            out.replaceSubrange(37..<40, with: raw[4..<7])
+            return out
+        }
         let now = Wire.components(Date().addingTimeInterval(s.clockOffset), zone: options.timeZone)
         out[37] = Wire.bcd(now.hour ?? 0)
         out[38] = Wire.bcd(now.minute ?? 0)
@@ -328,7 +359,11 @@ enum Wire {
         b[14] = r.door
         b[15] = r.direction
         putU32(&b, 16, r.card)
-        putDateTime(&b, 20, r.time, zone: zone)
+        if let raw = r.rawTime, raw.count == 7 {
+            b.replaceSubrange(20..<27, with: raw)
+        } else {
+            putDateTime(&b, 20, r.time, zone: zone)
+        }
         b[27] = r.reason
     }
 }

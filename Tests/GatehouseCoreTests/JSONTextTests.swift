@@ -17,6 +17,17 @@ struct JSONTextTests {
         #expect(try JSONValue.parse(Array(ours.jsonText.utf8)) == ours)
     }
 
+    @Test("integers longer than 15 digits keep their exact text, so ids built from them stay distinct")
+    func longIntegers() throws {
+        // Both round to the same double (12345678901234568): as numbers two records would share a key.
+        let parsed = try JSONValue.parse(Array(#"[12345678901234567, 12345678901234568, -98765432109876543, 123456789012345, 1.5]"#.utf8))
+        #expect(parsed == .array([
+            .string("12345678901234567"), .string("12345678901234568"), .string("-98765432109876543"),
+            .number(123_456_789_012_345), .number(1.5),
+        ]))
+        #expect(parsed.jsonText == #"["12345678901234567","12345678901234568","-98765432109876543",123456789012345,1.5]"#)
+    }
+
     @Test("refuses malformed text with the byte offset", arguments: [
         (#"{"a":1,}"#, 7), (#"[1 2]"#, 3), (#"{"a" 1}"#, 5), (#""abc"#, 4), (#"01"#, 2), (#"tru"#, 0),
         (#"{"a":1} x"#, 8), (#""\x""#, 2), (#""\ud800""#, 7), ("\"a\u{01}\"", 2), (#"-"#, 1), (#"1."#, 2),

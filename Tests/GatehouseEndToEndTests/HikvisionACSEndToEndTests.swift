@@ -150,4 +150,47 @@ struct HikvisionACSEndToEndTests {
         await terminal.shutdown()
         await locked.shutdown()
     }
+
+    @Test("polling: an entry that cannot be read is quarantined and read past; a bad time keeps the record")
+    func pollPastBadEntries() async throws {
+        let (receiver, receiverTask, port) = try await DeliveryTests.receiver()
+        defer { receiverTask.cancel() }
+        let terminal = Self.terminal()
+        let server = Task { try await terminal.run() }
+        defer { server.cancel() }
+        let terminalPort = try await terminal.waitUntilRunning()
+        terminal.record(count: 2)
+        let broken = terminal.recordMalformed { #""major":"five","minor":75,"serialNo":\#($0),"time":"2025-03-14T08:00:00+08:00""# }
+        let badTime = terminal.recordMalformed {
+            #""major":5,"minor":75,"serialNo":\#($0),"time":"2025-02-30T08:00:00+08:00","doorNo":1,"employeeNoString":"E9""#
+        }
+        terminal.record(count: 2)
+        var site = TestSite(receiverPort: port)
+        defer { site.remove() }
+        site.devices = 0
+        site.extraDevices = """
+              - id: hik-poll
+                driver: hikvision-acs
+                vendor: hikvision
+                type: access-terminal
+                address: 127.0.0.1:\(terminalPort)
+                auth: {username: admin, password: hik12345, scheme: digest}
+                options: {mode: poll, poll_interval_seconds: "0.3", max_results: "30"}
+            """
+        let (daemon, _, admin) = try await DaemonProcess.start(configPath: try site.write())
+        #expect(try await Self.eventually(30) { try Self.events(receiver, device: "hik-poll").count == 5 }, "\(daemon.log.suffix(2000))")
+        terminal.record(count: 1)
+        #expect(try await Self.eventually(30) { try Self.events(receiver, device: "hik-poll").count == 6 }, "the log stalled behind a bad entry")
+        let events = try Self.events(receiver, device: "hik-poll")
+        #expect(Set(events.compactMap(Self.serialNo)) == Set(1...7).subtracting([Int(broken)]))
+        let flagged = try #require(events.first { Self.serialNo($0) == Int(badTime) })
+        #expect(flagged.timeSource == .gateway && flagged.source.deviceTime == "2025-02-30T08:00:00+08:00", "\(flagged)")
+        let status = try await RobustnessTests.status(adminPort: admin)
+        let queue = try #require(status["queue"] as? [String: Any])
+        #expect(queue["quarantined"] as? Int == 1, "\(queue)")
+        #expect(try await daemon.stop() == 0)
+        let quarantine = try DaemonProcess.runTool(["quarantine", "list", "--config", site.configPath])
+        #expect(quarantine.stdout.contains("major 'five' is not an integer"), "\(quarantine.stdout)")
+        await terminal.shutdown()
+    }
 }

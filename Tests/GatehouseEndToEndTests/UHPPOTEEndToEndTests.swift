@@ -293,4 +293,69 @@ struct UHPPOTEEndToEndTests {
         await a.sim.stop()
         await b.sim.stop()
     }
+
+    @Test("records whose time is not a time arrive with the gateway's clock, flagged, and the log keeps flowing")
+    func unreadableRecordTimes() async throws {
+        let (receiver, receiverTask, receiverPort) = try await DeliveryTests.receiver()
+        defer { receiverTask.cancel() }
+        let c = try await Self.controller("door-t", serial: 5005, options: ["poll_interval_seconds": "0.3", "timeout_ms": "300"])
+        c.sim.swipe(card: 801)
+        // 30 February, and a byte that is not BCD; the second is also the newest event in get-status.
+        c.sim.swipe(card: 802, rawTime: [0x20, 0x25, 0x02, 0x30, 0x10, 0x00, 0x00])
+        c.sim.swipe(card: 803, rawTime: [0x20, 0x25, 0x1A, 0x14, 0x10, 0x00, 0x00])
+        let directory = Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (daemon, _, admin) = try await DaemonProcess.start(
+            configPath: try Self.writeConfig(directory: directory, receiverPort: receiverPort, controllers: [c]))
+        #expect(try await Self.eventually(10) { Self.records(receiver, device: "door-t").count == 3 })
+        c.sim.swipe(card: 804)
+        #expect(try await Self.eventually(10) { Self.records(receiver, device: "door-t").count == 4 }, "the log stalled behind a bad record")
+        let byIndex = Dictionary(Self.records(receiver, device: "door-t").compactMap { e in Self.index(e).map { ($0, e) } }) { a, _ in a }
+        #expect(byIndex[1]?.timeSource == .device && byIndex[4]?.timeSource == .device)
+        for (index, text) in [(2, "2025-02-30 10:00:00"), (3, "0x20251a14100000")] {
+            let e = try #require(byIndex[index])
+            #expect(e.timeSource == .gateway && e.source.deviceTime == text, "\(e)")
+            #expect(e.timeReason?.contains("device time unreadable") == true, "\(e.timeReason ?? "nil")")
+            #expect(abs(e.occurredAt.milliseconds - e.receivedAt.milliseconds) == 0)
+        }
+        // Nothing was quarantined and nothing was asked for over and over.
+        let status = try await RobustnessTests.status(adminPort: admin)
+        let queue = try #require(status["queue"] as? [String: Any])
+        #expect(queue["quarantined"] as? Int == 0, "\(queue)")
+        #expect(c.sim.stats.requests[0xB0, default: 0] < 40, "get-event requests: \(c.sim.stats.requests[0xB0, default: 0])")
+        #expect(try await daemon.stop() == 0)
+        await c.sim.stop()
+    }
+
+    @Test("an unreadable controller clock is reported and set; a set the controller ignores is neither re-sent each poll nor called corrected")
+    func unreadableClock() async throws {
+        let (receiver, receiverTask, receiverPort) = try await DeliveryTests.receiver()
+        defer { receiverTask.cancel() }
+        let options = ["poll_interval_seconds": "0.2", "timeout_ms": "300", "set_time": "true"]
+        let obeys = try await Self.controller("door-obeys", serial: 5006, options: options)
+        let stubborn = try await Self.controller("door-stubborn", serial: 5007, options: options)
+        let reset: [UInt8] = [0x20, 0x25, 0x02, 0x30, 0x00, 0x00, 0x00]
+        obeys.sim.setRawClock(reset)
+        stubborn.sim.setRawClock(reset)
+        stubborn.sim.setIgnoresSetTime(true)
+        let directory = Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (daemon, _, _) = try await DaemonProcess.start(
+            configPath: try Self.writeConfig(directory: directory, receiverPort: receiverPort, controllers: [obeys, stubborn]))
+        let skew = { (id: String) in Self.events(receiver).filter { $0.kind == .deviceClockSkew && $0.device.id == id } }
+        #expect(try await Self.eventually(10) { !skew("door-obeys").isEmpty && !skew("door-stubborn").isEmpty })
+        let fixed = try #require(skew("door-obeys").first)
+        #expect(fixed.attributes?["corrected"] == .bool(true) && fixed.attributes?["unreadableClock"] == .bool(true), "\(fixed)")
+        #expect(abs(obeys.sim.clockOffsetSeconds) < 5)
+        let refused = try #require(skew("door-stubborn").first)
+        #expect(refused.attributes?["corrected"] == .bool(false), "\(refused)")
+        // Several more clock checks pass; the ignored set-time is not sent again within the report interval.
+        let checks = stubborn.sim.stats.requests[0x32, default: 0]
+        #expect(try await Self.eventually(20) { stubborn.sim.stats.requests[0x32, default: 0] >= checks + 3 })
+        #expect(stubborn.sim.stats.requests[0x30, default: 0] == 1)
+        #expect(skew("door-stubborn").count == 1)
+        #expect(try await daemon.stop() == 0)
+        await obeys.sim.stop()
+        await stubborn.sim.stop()
+    }
 }

@@ -107,11 +107,22 @@ struct ZKTecoRecordsTests {
         #expect(dropped.first?.attributes?["name"] == nil)
     }
 
+    @Test("a time that is not a date keeps the record: its text and the reason go with it", arguments: [
+        ("1024\t2025-13-45 07:58:31\t0\t15", ZKTecoTable.attendance, "2025-13-45 07:58:31"),
+        ("1024\tyesterday\t0\t15", .attendance, "yesterday"),
+        ("time=2025-02-30 21:47:05\tpin=1024\tevent=0\teventaddr=1", .realtimeEvent, "2025-02-30 21:47:05"),
+        ("OPLOG 3\t0\t2025-02-30 08:00:00\t0", .operation, "2025-02-30 08:00:00"),
+    ])
+    func unreadableTime(line: String, table: ZKTecoTable, text: String) throws {
+        let record = try ZKTecoRecords.parse(line, table: table, zone: Self.shanghai)
+        let draft = try #require(ZKTecoRecords.drafts(for: record, serial: "S", keepUserNames: false).first)
+        #expect(draft.occurredAt == nil && draft.deviceTime == text)
+        #expect(draft.timeIssue == "time '\(text)' is not a date (expected YYYY-MM-DD HH:MM:SS between 1970 and 2199)")
+    }
+
     @Test("malformed lines are refused with the field, the value and what would be valid", arguments: [
         ("1024\t2025-03-14 07:58", ZKTecoTable.attendance, "has 2 fields (expected at least 4"),
         ("1024\t2025-03-14 07:58:31\t0", .attendance, "has 3 fields"),
-        ("1024\t2025-13-45 07:58:31\t0\t15", .attendance, "time '2025-13-45 07:58:31' is not a date"),
-        ("1024\tyesterday\t0\t15", .attendance, "time 'yesterday' is not a date"),
         ("1024\t2025-03-14 07:58:31\tx\t15", .attendance, "status 'x' is not an integer"),
         ("\t2025-03-14 07:58:31\t0\t15", .attendance, "PIN is empty"),
         ("time=2025-03-14 21:47:05\tpin=0\teventaddr=2", .realtimeEvent, "no event="),

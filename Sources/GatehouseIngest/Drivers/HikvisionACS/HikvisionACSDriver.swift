@@ -310,12 +310,20 @@ final class HikvisionACSPoller: Sendable {
             // Only records after the cursor: firmware that ignores beginSerialNo must not bring back old ones.
             let current = state.withLock { $0.cursor } ?? 0
             let fresh = page.records.filter { ($0.serialNo ?? Int64.max) > current }
+            let unreadable = page.rejected.filter { ($0.serialNo ?? Int64.max) > current }
             let identity = device.serial ?? device.id
-            let last = fresh.compactMap(\.serialNo).max()
-            if !fresh.isEmpty {
+            let last = (fresh.compactMap(\.serialNo) + unreadable.compactMap(\.serialNo)).max()
+            if !fresh.isEmpty || !unreadable.isEmpty {
                 let cursor = last.map { DeviceCursorUpdate(deviceID: device.id, cursor: String($0)) }
+                // Entries that cannot be read are kept in the same transaction that moves the cursor past them.
+                let kept = unreadable.map {
+                    QuarantineRecord(
+                        deviceID: device.id, driver: driver, route: Self.path, contentType: "application/json",
+                        remote: options.baseURL, reason: "AcsEvent \($0.reason)", payload: $0.json)
+                }
                 let outcomes = try await context.pipeline.submit(
-                    fresh.map { HikvisionACSRecords.draft(for: $0, identity: identity, zone: device.timeZone) }, from: device, driver: driver, cursor: cursor)
+                    fresh.map { HikvisionACSRecords.draft(for: $0, identity: identity, zone: device.timeZone) }, quarantine: kept,
+                    from: device, driver: driver, cursor: cursor)
                 if let refused = outcomes.first(where: { !$0.isAccepted }) {
                     throw HikvisionACSRequestError(description: "queue refused records up to serialNo \(last.map(String.init) ?? "?") (\(refused)); will read them again")
                 }

@@ -120,6 +120,7 @@ enum HikvisionACSRecords {
     /// without an offset are read in `zone`.
     static func draft(for record: HikvisionACSRecord, identity: String, zone: TimeZone) -> EventDraft {
         let mapping = HikvisionACSCodes.mapping(major: record.major, minor: record.minor)
+        let occurredAt = record.dateTime.flatMap { DeviceTimeParser.parse($0, zone: zone) }
         var attributes: [String: JSONValue] = [
             "major": .number(Double(record.major)), "minor": .number(Double(record.minor)),
         ]
@@ -140,23 +141,33 @@ enum HikvisionACSRecords {
         }
         return EventDraft(
             kind: mapping?.kind ?? .vendorOther,
-            occurredAt: record.dateTime.flatMap { DeviceTimeParser.parse($0, zone: zone) },
+            occurredAt: occurredAt,
             deviceTime: record.dateTime,
             point: record.doorNo.map { "door-\($0)" },
             subject: subject,
             result: mapping?.result,
             attributes: attributes,
-            dedupKey: record.serialNo.map { "hikvision-acs:\(identity):\($0)" })
+            dedupKey: record.serialNo.map { "hikvision-acs:\(identity):\($0)" },
+            timeIssue: occurredAt == nil ? record.dateTime.map { "dateTime '\($0)' is not a time (expected ISO 8601, e.g. 2025-03-14T08:12:09+08:00)" } : nil)
     }
 
     // MARK: - AcsEvent search
 
     /// One page of an `AcsEvent` search reply.
     struct SearchPage: Equatable {
+        struct Rejected: Equatable {
+            var json: Data
+            var serialNo: Int64?
+            var reason: String
+        }
+
         var status: String
         var numOfMatches: Int
         var totalMatches: Int?
         var records: [HikvisionACSRecord]
+        /// Entries that could not be read: their JSON, their serial number where readable, why.
+        /// They go to quarantine and the cursor moves past them, so one bad entry cannot stall the log.
+        var rejected: [Rejected] = []
         /// Whether the device says more pages follow (`responseStatusStrg` MORE).
         var more: Bool { status.uppercased() == "MORE" }
     }
@@ -183,17 +194,22 @@ enum HikvisionACSRecords {
             throw PayloadError("AcsEvent reply has no responseStatusStrg (expected OK, MORE or NO MATCH)")
         }
         var records: [HikvisionACSRecord] = []
+        var rejected: [SearchPage.Rejected] = []
         for (index, item) in ((search["InfoList"] as? [Any]) ?? []).enumerated() {
-            guard let entry = item as? [String: Any] else { throw PayloadError("InfoList[\(index)] is not an object") }
+            let json = (try? JSONSerialization.data(withJSONObject: item, options: [.sortedKeys, .fragmentsAllowed])) ?? Data()
+            guard let entry = item as? [String: Any] else {
+                rejected.append(.init(json: json, serialNo: nil, reason: "InfoList[\(index)] is not an object"))
+                continue
+            }
             do {
                 records.append(try record(entry, majorKey: "major", minorKey: "minor"))
             } catch {
-                throw PayloadError("InfoList[\(index)]: \(error.reason)")
+                rejected.append(.init(json: json, serialNo: int(entry["serialNo"]).map(Int64.init), reason: "InfoList[\(index)]: \(error.reason)"))
             }
         }
         return SearchPage(
-            status: status, numOfMatches: int(search["numOfMatches"]) ?? records.count, totalMatches: int(search["totalMatches"]),
-            records: records)
+            status: status, numOfMatches: int(search["numOfMatches"]) ?? (records.count + rejected.count),
+            totalMatches: int(search["totalMatches"]), records: records, rejected: rejected)
     }
 }
 

@@ -247,9 +247,17 @@ public struct ZKTecoDriver: Driver {
             stamps[table] = stamp
             cursor = DeviceCursorUpdate(deviceID: device.id, cursor: stamps.cursor)
         }
+        // Malformed lines are kept in the transaction that stores the events and the stamp: the
+        // batch is acknowledged only when everything it carried is on disk.
+        let kept = bad.map { line, reason in
+            QuarantineRecord(
+                deviceID: device.id, driver: name, route: "/iclock/cdata?table=\(table.rawValue)",
+                contentType: "text/plain; charset=\(hint?.rawValue ?? options.charset.label)", remote: request.remoteIP,
+                reason: reason, payload: Data(line))
+        }
         let outcomes: [AppendOutcome]
         do {
-            outcomes = try await context.pipeline.submit(drafts, from: device, driver: name, cursor: cursor)
+            outcomes = try await context.pipeline.submit(drafts, quarantine: kept, from: device, driver: name, cursor: cursor)
         } catch {
             logger.error("could not queue a \(table.rawValue) upload", metadata: ["gatehouse.device": "\(device.id)", "error": "\(error)"])
             return ZKTecoReply(status: .serviceUnavailable, body: "ERROR: not stored, retry later", retryAfterSeconds: 30)
@@ -259,19 +267,6 @@ public struct ZKTecoDriver: Driver {
             return ZKTecoReply(status: .serviceUnavailable, body: "ERROR: \(reason)", retryAfterSeconds: 30)
         }
         if table == .realtimeState { doorStates[device.id] = doorState }
-        for (line, reason) in bad {
-            let record = QuarantineRecord(
-                deviceID: device.id, driver: name, route: "/iclock/cdata?table=\(table.rawValue)",
-                contentType: "text/plain; charset=\(hint?.rawValue ?? options.charset.label)", remote: request.remoteIP,
-                reason: reason, payload: Data(line))
-            do {
-                _ = try await context.pipeline.quarantine(record)
-            } catch {
-                // Never acknowledge what was not kept: the device re-sends, and the stored lines come back as duplicates.
-                logger.error("could not quarantine a malformed line", metadata: ["gatehouse.device": "\(device.id)", "error": "\(error)"])
-                return ZKTecoReply(status: .serviceUnavailable, body: "ERROR: not stored, retry later", retryAfterSeconds: 30)
-            }
-        }
         if !bad.isEmpty {
             logger.warning(
                 "quarantined \(bad.count) of \(lineCount) \(table.rawValue) lines",

@@ -45,7 +45,8 @@ enum ZKTecoRecord: Equatable {
     /// An ATTLOG punch: `PIN \t time \t status \t verify \t workcode \t reserved…`.
     struct Attendance: Equatable {
         var pin: String
-        var time: Timestamp
+        /// Nil when `deviceTime` is not a time: the record is still kept, with the gateway's clock.
+        var time: Timestamp?
         var deviceTime: String
         var status: Int
         var verify: Int
@@ -56,7 +57,8 @@ enum ZKTecoRecord: Equatable {
     struct Operation: Equatable {
         var op: Int
         var admin: String
-        var time: Timestamp
+        /// Nil when `deviceTime` is not a time: the record is still kept, with the gateway's clock.
+        var time: Timestamp?
         var deviceTime: String
         var object: Int
         var parameters: [String]
@@ -74,7 +76,8 @@ enum ZKTecoRecord: Equatable {
 
     /// An access-dialect rtlog line (key=value), also accepted in ATTLOG uploads of F22-style terminals.
     struct RealtimeEvent: Equatable {
-        var time: Timestamp
+        /// Nil when `deviceTime` is not a time: the record is still kept, with the gateway's clock.
+        var time: Timestamp?
         var deviceTime: String
         var pin: String?
         var card: String?
@@ -89,7 +92,8 @@ enum ZKTecoRecord: Equatable {
 
     /// An rtstate line: packed per-door hex fields.
     struct RealtimeState: Equatable {
-        var time: Timestamp
+        /// Nil when `deviceTime` is not a time: the record is still kept, with the gateway's clock.
+        var time: Timestamp?
         var deviceTime: String
         var sensor: UInt64
         var relay: UInt64
@@ -174,7 +178,7 @@ enum ZKTecoRecords {
         let pin = field(.pin)
         guard !pin.isEmpty else { throw fail("ATTLOG PIN is empty (expected the user's PIN)") }
         let deviceTime = field(.time)
-        let time = try Self.time(deviceTime, zone: zone, fail: fail)
+        let time = Self.time(deviceTime, zone: zone)
         let status = try integer(field(.status), name: "status", fail: fail)
         let verify = try integer(field(.verify), name: "verify", fail: fail)
         let workCode = fields.count > AttendanceField.workCode.rawValue ? field(.workCode) : ""
@@ -194,7 +198,7 @@ enum ZKTecoRecords {
         return .init(
             op: try integer(fields[OperationField.op.rawValue], name: "op", fail: fail),
             admin: fields[OperationField.admin.rawValue],
-            time: try time(deviceTime, zone: zone, fail: fail), deviceTime: deviceTime,
+            time: time(deviceTime, zone: zone), deviceTime: deviceTime,
             object: try integer(fields[OperationField.object.rawValue], name: "object", fail: fail),
             parameters: Array(fields.dropFirst(OperationField.parameter1.rawValue)))
     }
@@ -222,7 +226,7 @@ enum ZKTecoRecords {
         }
         guard let (timeKey, timeText) = take(.time) else { throw fail("rtlog line has no time= (expected time=YYYY-MM-DD HH:MM:SS)") }
         let (time, deviceTime) = try timeKey == "time_second"
-            ? zkEncodedTime(timeText, zone: zone, fail: fail) : (Self.time(timeText, zone: zone, fail: fail), timeText)
+            ? zkEncodedTime(timeText, zone: zone, fail: fail) : (Self.time(timeText, zone: zone), timeText)
         guard let (_, eventText) = take(.event) else { throw fail("rtlog line has no event= (expected event=<code>)") }
         let event = try integer(eventText, name: "event", fail: fail)
         func optionalInteger(_ key: RealtimeEventKey) throws(ZKTecoRecordError) -> Int? {
@@ -261,7 +265,7 @@ enum ZKTecoRecords {
         }
         let deviceTime = values[.time] ?? ""
         return .init(
-            time: try time(deviceTime, zone: zone, fail: fail), deviceTime: deviceTime, sensor: try hex(.sensor),
+            time: time(deviceTime, zone: zone), deviceTime: deviceTime, sensor: try hex(.sensor),
             relay: try hex(.relay), alarm: try hex(.alarm),
             hexDigits: max(values[.sensor]?.count ?? 0, values[.relay]?.count ?? 0, values[.alarm]?.count ?? 0))
     }
@@ -290,18 +294,19 @@ enum ZKTecoRecords {
         return value
     }
 
-    static func time(_ text: String, zone: TimeZone, fail: (String) -> ZKTecoRecordError) throws(ZKTecoRecordError) -> Timestamp {
-        guard let time = DeviceTimeParser.parse(text, zone: zone) else {
-            throw fail("time '\(text)' is not a date (expected YYYY-MM-DD HH:MM:SS between 1970 and 2199)")
-        }
-        return time
+    /// The device time, or nil when the text is not a time (`timeIssue` then says why).
+    static func time(_ text: String, zone: TimeZone) -> Timestamp? { DeviceTimeParser.parse(text, zone: zone) }
+
+    /// Why a record's time was not read, for `EventDraft.timeIssue`; nil when it was.
+    static func timeIssue(_ time: Timestamp?, _ text: String) -> String? {
+        time == nil ? "time '\(text)' is not a date (expected YYYY-MM-DD HH:MM:SS between 1970 and 2199)" : nil
     }
 
     /// `((Y-2000)*12*31 + (M-1)*31 + (D-1))*86400 + h*3600 + m*60 + s`, local time.
-    static func zkEncodedTime(_ text: String, zone: TimeZone, fail: (String) -> ZKTecoRecordError) throws(ZKTecoRecordError) -> (Timestamp, String) {
+    static func zkEncodedTime(_ text: String, zone: TimeZone, fail: (String) -> ZKTecoRecordError) throws(ZKTecoRecordError) -> (Timestamp?, String) {
         guard let value = Int64(text), value >= 0 else { throw fail("time_second '\(text)' is not a ZK-encoded time (expected a non-negative integer)") }
         let wall = zkDecode(value)
-        return (try time(wall, zone: zone, fail: fail), wall)
+        return (time(wall, zone: zone), wall)
     }
 
     /// The wall-clock text of a ZK-encoded time.
@@ -353,7 +358,8 @@ extension ZKTecoRecords {
                 EventDraft(
                     kind: .accessGranted, occurredAt: a.time, deviceTime: a.deviceTime,
                     subject: Subject(type: .person, value: a.pin), result: .granted, attributes: attributes,
-                    dedupKey: "ATTLOG:" + digest([serial, a.pin, a.deviceTime, String(a.verify)]))
+                    dedupKey: "ATTLOG:" + digest([serial, a.pin, a.deviceTime, String(a.verify)]),
+                    timeIssue: timeIssue(a.time, a.deviceTime))
             ]
         case .operation(let o):
             let mapping = o.op == ZKTecoOperationCode.alarm ? ZKTecoOperationCode.alarmMapping(object: o.object) : nil
@@ -366,7 +372,8 @@ extension ZKTecoRecords {
                 EventDraft(
                     kind: mapping?.kind ?? .vendorOther, occurredAt: o.time, deviceTime: o.deviceTime,
                     result: mapping?.result, attributes: attributes,
-                    dedupKey: "OPLOG:" + digest([serial, String(o.op), o.admin, o.deviceTime, String(o.object)] + o.parameters))
+                    dedupKey: "OPLOG:" + digest([serial, String(o.op), o.admin, o.deviceTime, String(o.object)] + o.parameters),
+                    timeIssue: timeIssue(o.time, o.deviceTime))
             ]
         case .user(let u):
             var attributes: [String: JSONValue] = ["table": .string("OPERLOG"), "record": .string("user"), "hasCard": .bool(u.hasCard)]
@@ -397,7 +404,7 @@ extension ZKTecoRecords {
                 EventDraft(
                     kind: mapping.kind, occurredAt: e.time, deviceTime: e.deviceTime, point: e.door.map { "door-\($0)" },
                     direction: e.inOut == 0 ? .in : e.inOut == 1 ? .out : nil, subject: subject, result: mapping.result,
-                    attributes: attributes, dedupKey: "rtlog:" + digest(identity))
+                    attributes: attributes, dedupKey: "rtlog:" + digest(identity), timeIssue: timeIssue(e.time, e.deviceTime))
             ]
         case .realtimeState, .ignored:
             return []
@@ -419,7 +426,8 @@ extension ZKTecoRecords {
                 EventDraft(
                     kind: kind, occurredAt: current.time, deviceTime: current.deviceTime, point: "door-\(door)",
                     attributes: attributes,
-                    dedupKey: "rtstate:" + digest([serial, current.deviceTime, String(door), kind.rawValue, reason ?? ""])))
+                    dedupKey: "rtstate:" + digest([serial, current.deviceTime, String(door), kind.rawValue, reason ?? ""]),
+                    timeIssue: timeIssue(current.time, current.deviceTime)))
         }
         for door in 1...doors {
             let shift = UInt64((door - 1) * bitsPerDoor)
