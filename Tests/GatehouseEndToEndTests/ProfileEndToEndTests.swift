@@ -253,6 +253,41 @@ struct ProfileEndToEndTests {
         #expect(try await daemon.stop() == 0)
     }
 
+    @Test("one two-lane camera: lane 1 is the entry, lane 2 the exit, an unlisted lane stays detected")
+    func twoLaneCamera() async throws {
+        var site = ProfileSite()
+        defer { site.remove() }
+        // No device direction: only the points decide, so an unlisted lane shows the fallback.
+        site.extraDevices = """
+              - id: east-gate
+                driver: profile
+                type: lpr-camera
+                serial: "44:19:b6:10:22:80"
+                options: {profile: hikvision-anpr}
+                points:
+                  lane-1: {direction: in}
+                  lane-2: {direction: out, name: east-exit}
+            """
+        let (daemon, ingest, _) = try await DaemonProcess.start(configPath: try site.write())
+        defer { if daemon.process.isRunning { daemon.process.terminate() } }
+        let camera = VendorCamera(brand: .hikvision, serial: "44:19:b6:10:22:80", baseURL: "http://127.0.0.1:\(ingest)")
+        for (record, lane) in [(1, 1), (2, 2), (3, 3)] {
+            let exchange = await camera.post(camera.payload(plate: "川F3000\(record)", record: record, at: Date(), lane: lane))
+            #expect(exchange.status == 200, "\(exchange.reply)")
+        }
+        let events = try await site.forwarded(atLeast: 3)
+        func event(_ plate: String) -> [String: Any]? { events.first { ($0["subject"] as? [String: Any])?["value"] as? String == plate } }
+        #expect(event("川F30001")?["kind"] as? String == "vehicle.entry")
+        #expect(event("川F30001")?["point"] as? String == "lane-1")
+        #expect(event("川F30001")?["direction"] as? String == "in")
+        #expect(event("川F30002")?["kind"] as? String == "vehicle.exit")
+        #expect(event("川F30002")?["point"] as? String == "east-exit")
+        #expect(event("川F30002")?["direction"] as? String == "out")
+        #expect(event("川F30003")?["kind"] as? String == "vehicle.detected")
+        #expect(event("川F30003")?["point"] as? String == "lane-3")
+        #expect(try await daemon.stop() == 0)
+    }
+
     @Test("check-config names an unknown profile and a bad option")
     func checkConfig() throws {
         let site = ProfileSite()

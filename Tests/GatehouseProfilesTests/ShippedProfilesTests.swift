@@ -47,6 +47,22 @@ struct ShippedProfilesTests {
         #expect(cases.contains { $0.name.contains("unplated") }, "an unplated vehicle case")
     }
 
+    @Test("every shipped profile fills point from the vendor's lane or channel", arguments: names)
+    func fillsPoint(_ name: String) throws {
+        let profile = try ProfileLoader.load(directory: Self.adapters + "/" + name)
+        #expect(profile.event.point != nil)
+        let points = VectorCase.all(in: profile.directory).compactMap { vector -> String? in
+            guard let path = vector.expected, let data = FileManager.default.contents(atPath: path),
+                case .object(let object)? = try? JSONValue.parse(Array(data)), case .array(let events)? = object["events"]
+            else { return nil }
+            return events.compactMap { event -> String? in
+                if case .object(let fields) = event, case .string(let point)? = fields["point"] { return point }
+                return nil
+            }.first
+        }
+        #expect(!points.isEmpty, "a vector of \(name) shows the point it maps")
+    }
+
     @Test("the Zhenshi default reply never opens the barrier")
     func zhenshiNeverOpensByDefault() throws {
         let profile = try ProfileLoader.load(directory: Self.adapters + "/zhenshi-lpr")
