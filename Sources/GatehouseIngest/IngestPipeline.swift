@@ -100,15 +100,17 @@ public final class IngestPipeline: Sendable {
     public func makeEvent(_ draft: EventDraft, device: DeviceConfig, driver: String, receivedAt: Timestamp) -> Event {
         let (site, privacy, skewSettings) = state.withLock { ($0.site, $0.privacy, $0.skewSettings) }
         var kind = draft.kind
-        let direction = draft.direction ?? device.direction
+        // The point's own direction (`points:`) before the device's: one camera, two lanes.
+        let (point, laneDirection) = device.resolvePoint(draft.point)
+        let direction = draft.direction ?? laneDirection
         // Entry or exit comes from the lane's configuration, never from the camera's view.
-        if kind == .vehicleDetected, let laneDirection = device.direction {
+        if kind == .vehicleDetected, let laneDirection {
             kind = laneDirection == .in ? .vehicleEntry : .vehicleExit
         }
         let time = DeviceTimeTrust.judge(draft, receivedAt: receivedAt, settings: skewSettings)
         var event = Event(
             id: ids.next(now: receivedAt), kind: kind, occurredAt: time.occurredAt,
-            receivedAt: receivedAt, site: site, device: device.ref, point: draft.point ?? device.point,
+            receivedAt: receivedAt, site: site, device: device.ref, point: point,
             direction: direction, subject: draft.subject, result: draft.result, priority: draft.priority,
             attributes: draft.attributes,
             source: Source(driver: driver, profile: draft.profile, dedupKey: draft.dedupKey, deviceTime: time.deviceTime),

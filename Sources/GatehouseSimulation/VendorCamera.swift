@@ -38,7 +38,8 @@ public struct VendorCamera: Sendable {
     }
 
     /// The payload of plate read `record` and its Content-Type; `offline` marks a replayed record.
-    public func payload(plate: String, record: Int, at time: Date, offline: Bool = false, imageBytes: Int = 4096) -> (body: [UInt8], contentType: String) {
+    /// `lane` is the Hikvision `line` and the legacy `lane` field (Zhenshi firmware has one channel).
+    public func payload(plate: String, record: Int, at time: Date, offline: Bool = false, imageBytes: Int = 4096, lane: Int = 1) -> (body: [UInt8], contentType: String) {
         let seconds = Int(time.timeIntervalSince1970)
         switch brand {
         case .zhenshi:
@@ -55,7 +56,7 @@ public struct VendorCamera: Sendable {
                 <EventNotificationAlert version="2.0" xmlns="http://www.isapi.org/ver20/XMLSchema">\
                 <macAddress>\(serial)</macAddress><channelID>1</channelID><dateTime>\(Timestamp(time).rfc3339)</dateTime>\
                 <eventType>ANPR</eventType><eventState>active</eventState><ANPR><licensePlate>\(plate)</licensePlate>\
-                <line>1</line><direction>forward</direction><confidenceLevel>95</confidenceLevel><plateColor>blue</plateColor>\
+                <line>\(lane)</line><direction>forward</direction><confidenceLevel>95</confidenceLevel><plateColor>blue</plateColor>\
                 <pictureInfoList><pictureInfo><fileName>licensePlatePicture.jpg</fileName><absTime>\(local)</absTime></pictureInfo></pictureInfoList>\
                 </ANPR><UUID>\(local)\(serial.filter(\.isHexDigit))\(record)</UUID>\
                 <isDataRetransmission>\(offline)</isDataRetransmission></EventNotificationAlert>
@@ -75,7 +76,7 @@ public struct VendorCamera: Sendable {
             let gbk = TextDecoding.encode(plate, as: .gbk) ?? Array(plate.utf8)
             let encoded = gbk.map { String(format: "%%%02X", $0) }.joined()
             let local = Self.wallClock(time)
-            let form = "plate=\(encoded)&time=\(local.replacingOccurrences(of: " ", with: "+").replacingOccurrences(of: ":", with: "%3A"))&lane=1&type=1&open=1&sn=\(serial)&rid=\(record)"
+            let form = "plate=\(encoded)&time=\(local.replacingOccurrences(of: " ", with: "+").replacingOccurrences(of: ":", with: "%3A"))&lane=\(lane)&type=1&open=1&sn=\(serial)&rid=\(record)"
             return (Array(form.utf8), "application/x-www-form-urlencoded")
         }
     }

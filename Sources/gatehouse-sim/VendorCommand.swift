@@ -15,6 +15,7 @@ struct VendorCommand: AsyncParsableCommand {
     @Option(help: "Plate prefix; reads are PREFIX0001…") var platePrefix = "川F1"
     @Flag(help: "Send each read twice, as a camera retrying after a lost reply does.") var retry = false
     @Flag(help: "Mark reads as offline replays.") var offline = false
+    @Option(help: "Lanes to spread reads over, 1…N in turn (Hikvision line, legacy lane), to try per-point directions.") var lanes = 1
 
     func run() async throws {
         guard let host = URL(string: url)?.host else { throw ValidationError("bad --url \(url)") }
@@ -22,10 +23,11 @@ struct VendorCommand: AsyncParsableCommand {
         guard let brand = VendorCamera.Brand(rawValue: brand) else {
             throw ValidationError("--brand must be one of \(VendorCamera.Brand.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        guard lanes >= 1 else { throw ValidationError("--lanes must be at least 1") }
         let camera = VendorCamera(brand: brand, serial: serial, baseURL: url)
         for index in 0..<count {
             let plate = platePrefix + String(format: "%04d", index)
-            let payload = camera.payload(plate: plate, record: 1000 + index, at: Date(), offline: offline)
+            let payload = camera.payload(plate: plate, record: 1000 + index, at: Date(), offline: offline, lane: 1 + index % lanes)
             for _ in 0..<(retry ? 2 : 1) {
                 let exchange = await camera.post(payload)
                 print("\(plate)\t\(exchange.status)\t\(exchange.reply)")

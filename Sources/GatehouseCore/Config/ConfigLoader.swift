@@ -165,6 +165,7 @@ public enum ConfigLoader {
             enabled: map.bool("enabled", default: true), serial: map.string("serial"),
             options: readOptions(map.mapping("options")))
         device.line = map.mark?.line ?? 0
+        device.points = readPoints(map.mapping("points"))
         guard id != nil, driver != nil, type != nil, zone != nil else { return nil }
         return device
     }

@@ -89,6 +89,8 @@ public struct DeviceConfig: Sendable, Equatable {
     public var address: String?
     public var point: String?
     public var direction: Direction?
+    /// Per-point direction and name (`points:`), by the point the device reports.
+    public var points: [String: PointConfig] = [:]
     public var timeZone: TimeZone
     public var auth: DeviceAuth?
     public var allowFrom: [AddressRange]
