@@ -33,11 +33,11 @@ struct DescribedMetricsFactory: MetricsFactory {
     }
 
     func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler {
-        registry.makeCounter(name: label, labels: dimensions, help: Self.describe(label))
+        registry.makeCounter(descriptor: StatusCollector.describe(label, Self.describe(label)), labels: dimensions)
     }
 
     func makeFloatingPointCounter(label: String, dimensions: [(String, String)]) -> any FloatingPointCounterHandler {
-        registry.makeCounter(name: label, labels: dimensions, help: Self.describe(label))
+        registry.makeCounter(descriptor: StatusCollector.describe(label, Self.describe(label)), labels: dimensions)
     }
 
     func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {

@@ -13,15 +13,17 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let loaded: GatehouseConfig
+        let checks: ConfigChecks
         do {
             loaded = try GatehouseDaemon.loadConfig(path: config)
-            let checks = ConfigChecks(config: loaded, path: config)
+            checks = ConfigChecks(config: loaded, path: config)
             if !checks.errors.isEmpty { throw ConfigError(checks.errors) }
         } catch {
             FileHandle.standardError.write(Data("gatehouse: cannot start: \(error)\n".utf8))
             throw ExitCode(2)
         }
         let (logger, logLevel) = bootstrapLogging(level: loaded.logLevel)
+        for warning in checks.warnings { logger.warning("\(warning)") }
         let daemon = GatehouseDaemon(
             config: loaded, configPath: config, logger: logger, registry: GatehouseDaemon.bootstrapMetrics(), logLevel: logLevel)
         do {

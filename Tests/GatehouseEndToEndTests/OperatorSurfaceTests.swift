@@ -157,7 +157,7 @@ struct OperatorSurfaceTests {
         #expect(!lines[..<firstError].contains { $0.contains("CancellationError") }, "\(run.stderr)")
     }
 
-    @Test("SIGHUP applies log_level and status_interval_seconds at once and says so")
+    @Test("SIGHUP applies log_level and status_interval_seconds at once, names removed devices and drops their metrics")
     func reloadLogLevelAndInterval() async throws {
         let (_, receiverTask, port) = try await DeliveryTests.receiver()
         defer { receiverTask.cancel() }
@@ -166,16 +166,21 @@ struct OperatorSurfaceTests {
         site.logLevel = "notice"
         site.statusInterval = "3600"
         defer { site.remove() }
-        let (daemon, _, _) = try await DaemonProcess.start(configPath: try site.write())
+        let (daemon, _, admin) = try await DaemonProcess.start(configPath: try site.write())
         #expect(!daemon.log.contains("status: devices"))
+        #expect(try await Self.get("http://127.0.0.1:\(admin)/metrics").body.contains("gatehouse_device_up{device=\"dev-3\"}"))
         site.logLevel = "info"
         site.statusInterval = "1"
+        site.devices = 3
         _ = try site.write()
         daemon.sendSignal(SIGHUP)
         #expect(try await Self.eventually(20) { daemon.log.contains("config reloaded") }, "\(daemon.log.suffix(1500))")
         #expect(daemon.log.contains("status interval 3600 → 1 s") && daemon.log.contains("log level notice → info"), "\(daemon.log.suffix(1500))")
+        #expect(daemon.log.contains("device dev-3 removed"), "\(daemon.log.suffix(1500))")
+        let metrics = try await Self.get("http://127.0.0.1:\(admin)/metrics").body
+        #expect(!metrics.contains("device=\"dev-3\"") && metrics.contains("gatehouse_device_up{device=\"dev-2\"}"), "\(metrics)")
         // Both must apply: at notice, or at the old interval, no summary line would come.
-        #expect(try await Self.eventually(20) { daemon.log.contains("status: devices 0/4 up, 4 waiting for first data") }, "\(daemon.log.suffix(1500))")
+        #expect(try await Self.eventually(20) { daemon.log.contains("status: devices 0/3 up, 3 waiting for first data") }, "\(daemon.log.suffix(1500))")
         #expect(try await daemon.stop() == 0)
     }
 

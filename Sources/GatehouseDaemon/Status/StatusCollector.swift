@@ -20,6 +20,8 @@ final class StatusCollector: Sendable {
     static let requiredListeners = ["ingest", "admin"]
     /// What each persisted counter was last exported as, so the Prometheus counter only grows by the difference.
     private let exportedCounts = Mutex<[String: Int64]>([:])
+    /// Devices with a `gatehouse_device_up` series, so a reload that removes one also removes its series.
+    private let exportedDevices = Mutex<Set<String>>([])
 
     init(queue: EventQueue, devices: DeviceDirectory, sinks: SinkSupervisor, registry: PrometheusCollectorRegistry, site: String) {
         self.queue = queue
@@ -29,9 +31,14 @@ final class StatusCollector: Sendable {
         self.site = site
         self.startedAt = .now
         registry.makeGauge(
-            name: "gatehouse_build_info", labels: [("version", GatehouseVersion.current)],
-            help: "Always 1; the version label says which release runs"
+            descriptor: Self.describe("gatehouse_build_info", "Always 1; the version label says which release runs"),
+            labels: [("version", GatehouseVersion.current)]
         ).set(Int64(1))
+    }
+
+    /// A full metric name with its help text, as swift-prometheus wants it.
+    static func describe(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
     }
 
     func listenerBound(_ name: String, address: String) { listeners.withLock { $0[name] = address } }
@@ -83,7 +90,7 @@ final class StatusCollector: Sendable {
 
     private func export(_ report: StatusReport) {
         func gauge(_ name: String, _ help: String, _ value: Double, _ labels: [(String, String)] = []) {
-            registry.makeGauge(name: name, labels: labels, help: help).set(value)
+            registry.makeGauge(descriptor: Self.describe(name, help), labels: labels).set(value)
         }
         // The queue keeps these counts across restarts; the Prometheus counter follows them.
         func counter(_ name: String, _ help: String, _ value: Int64, _ labels: [(String, String)] = []) {
@@ -93,13 +100,22 @@ final class StatusCollector: Sendable {
                 exported[key] = max(value, exported[key] ?? 0)
                 return delta
             }
-            let metric = registry.makeCounter(name: name, labels: labels, help: help)
+            let metric = registry.makeCounter(descriptor: Self.describe(name, help), labels: labels)
             if delta > 0 { metric.increment(by: delta) }
         }
         gauge("gatehouse_devices_configured", "Configured and enabled devices", Double(report.devices.count))
         gauge("gatehouse_devices_up", "Devices currently up", Double(report.devicesUp))
+        let deviceHelp = "1 when the device is up, 0 when down or waiting for its first data"
         for device in report.devices {
-            gauge("gatehouse_device_up", "1 when the device is up, 0 when down or waiting for its first data", device.state == .up ? 1 : 0, [("device", device.id)])
+            gauge("gatehouse_device_up", deviceHelp, device.state == .up ? 1 : 0, [("device", device.id)])
+        }
+        let current = Set(report.devices.map(\.id))
+        let removed = exportedDevices.withLock { exported -> Set<String> in
+            defer { exported = current }
+            return exported.subtracting(current)
+        }
+        for id in removed {
+            registry.unregisterGauge(registry.makeGauge(descriptor: Self.describe("gatehouse_device_up", deviceHelp), labels: [("device", id)]))
         }
         let q = report.queue
         gauge("gatehouse_queue_depth_events", "Events not yet delivered by every sink", Double(q.depth))
