@@ -17,17 +17,20 @@ public final class GatehouseDaemon: Sendable {
     let logger: Logger
     let registry: PrometheusCollectorRegistry
     let onListening: @Sendable (_ listener: String, _ port: Int) async -> Void
+    /// Where SIGHUP applies `log_level`; without one the level stays as started.
+    let logLevel: LogLevelControl?
 
     /// Validates nothing and opens nothing: `run()` does the I/O.
     public init(
         config: GatehouseConfig, configPath: String?, logger: Logger,
-        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), logLevel: LogLevelControl? = nil,
         onListening: @escaping @Sendable (_ listener: String, _ port: Int) async -> Void = { _, _ in }
     ) {
         self.config = config
         self.configPath = configPath
         self.logger = logger
         self.registry = registry
+        self.logLevel = logLevel
         self.onListening = onListening
     }
 
@@ -68,7 +71,8 @@ public final class GatehouseDaemon: Sendable {
             collector: collector, pipeline: pipeline, notifier: notifier, interval: config.statusIntervalSeconds, logger: logger)
         let reload = ReloadService(
             configPath: configPath, current: config, queue: queue, devices: devices, pipeline: pipeline,
-            requests: requests, sourceGuard: sourceGuard, sinks: sinks, drivers: driverTasks, status: status, logger: logger)
+            requests: requests, sourceGuard: sourceGuard, sinks: sinks, drivers: driverTasks, status: status,
+            logLevel: logLevel, logger: logger)
 
         let ingestConfig = config.ingest
         let onListening = self.onListening
@@ -78,19 +82,21 @@ public final class GatehouseDaemon: Sendable {
             logger: logger.withLevel(.warning),
             onRunning: { port in
                 logger.notice("ingest listener ready on \(ingestConfig.host):\(port)")
+                collector.listenerBound("ingest", address: "\(ingestConfig.host):\(port)")
                 notifier.ready(status: "ingest on \(ingestConfig.host):\(port)")
                 await onListening("ingest", port)
             })
         let adminConfig = config.admin
         let admin = AdminListener.make(config: config.admin, status: collector, logger: logger.withLevel(.warning)) { port in
-            logger.notice("admin listener ready on \(adminConfig.host):\(port) (GET /status, /metrics)")
+            logger.notice("admin listener ready on \(adminConfig.host):\(port) (GET /status, /metrics, /healthz, /readyz)")
+            collector.listenerBound("admin", address: "\(adminConfig.host):\(port)")
             await onListening("admin", port)
         }
 
         logger.notice(
             "gatehouse starting",
             metadata: [
-                "gatehouse.site": "\(config.site)", "gatehouse.devices": "\(config.devices.count)",
+                "gatehouse.version": "\(GatehouseVersion.current)", "gatehouse.site": "\(config.site)", "gatehouse.devices": "\(config.devices.count)",
                 "gatehouse.sinks": "\(config.sinks.map(\.name).joined(separator: ","))", "gatehouse.queue": "\(queuePath)",
             ])
         let group = ServiceGroup(
@@ -98,9 +104,9 @@ public final class GatehouseDaemon: Sendable {
                 services: [
                     .init(service: QueueService(queue: queue), serviceName: "queue"),
                     .init(service: sinks, serviceName: "sinks"),
-                    .init(service: ingest, serviceName: "ingest"),
+                    .init(service: Listener(name: "ingest", address: "\(ingestConfig.host):\(ingestConfig.port)", server: ingest, logger: logger), serviceName: "ingest"),
                     .init(service: driverTasks, serviceName: "drivers"),
-                    .init(service: admin, serviceName: "admin"),
+                    .init(service: Listener(name: "admin", address: "\(adminConfig.host):\(adminConfig.port)", server: admin, logger: logger), serviceName: "admin"),
                     .init(service: status, serviceName: "status"),
                     .init(service: reload, serviceName: "reload"),
                 ],
@@ -114,6 +120,37 @@ public final class GatehouseDaemon: Sendable {
         }
         notifier.stopping()
         logger.notice("gatehouse stopped cleanly")
+    }
+}
+
+/// A listener that could not bind or stopped with an error, named so the operator knows which
+/// key to change: NIO's own error says only "Address already in use".
+public struct ListenerFailure: Error, CustomStringConvertible {
+    public var listener: String
+    public var address: String
+    public var underlying: any Error
+
+    public var description: String { "\(listener) listener on \(address) failed: \(underlying)" }
+}
+
+/// Runs a listener and, when it fails, logs the cause at once, before the shutdown it triggers
+/// makes the other services log their cancellation.
+struct Listener<Server: Service>: Service {
+    let name: String
+    let address: String
+    let server: Server
+    let logger: Logger
+
+    func run() async throws {
+        do {
+            try await server.run()
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            let failure = ListenerFailure(listener: name, address: address, underlying: error)
+            logger.error("\(failure)")
+            throw failure
+        }
     }
 }
 

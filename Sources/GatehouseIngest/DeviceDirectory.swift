@@ -5,11 +5,14 @@ import Synchronization
 /// The configured devices and whether each is up, replaced as a whole on reload.
 ///
 /// A device is up while it sends something at least every `offline_after_seconds`; health
-/// changes are logged at once and become `device.online` / `device.offline` events.
+/// changes are logged at once and become `device.online` / `device.offline` events. After a
+/// (re)start nothing is known about a device, so it is `waiting` rather than `down` until its
+/// first traffic; one that stays silent for its `offline_after_seconds` goes down and raises
+/// `device.offline` once, like one that stopped sending.
 public final class DeviceDirectory: Sendable {
     /// One device's health as the status log shows it.
     public struct Health: Sendable, Codable, Equatable {
-        public enum State: String, Sendable, Codable { case up, down }
+        public enum State: String, Sendable, Codable { case up, down, waiting }
         public var id: String
         public var driver: String
         public var state: State
@@ -35,7 +38,7 @@ public final class DeviceDirectory: Sendable {
 
     public init(devices: [DeviceConfig], logger: Logger, now: Timestamp = .now) {
         self.logger = logger
-        replace(devices, now: now)
+        replace(devices, now: now, waitingReason: "waiting since restart")
     }
 
     public func device(_ id: String) -> DeviceConfig? { state.withLock { $0.devices[id] } }
@@ -46,7 +49,9 @@ public final class DeviceDirectory: Sendable {
 
     /// Installs a new device list; health of devices that stay is kept. Returns a summary of what changed.
     @discardableResult
-    public func replace(_ devices: [DeviceConfig], now: Timestamp = .now) -> (added: [String], removed: [String], changed: [String]) {
+    public func replace(
+        _ devices: [DeviceConfig], now: Timestamp = .now, waitingReason: String = "waiting since added by reload"
+    ) -> (added: [String], removed: [String], changed: [String]) {
         state.withLock { s in
             let old = s.devices
             s.devices = Dictionary(devices.filter(\.enabled).map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
@@ -56,8 +61,8 @@ public final class DeviceDirectory: Sendable {
             for id in removed { s.health[id] = nil }
             for id in added {
                 s.health[id] = Health(
-                    id: id, driver: s.devices[id]?.driver ?? "", state: .down, since: now,
-                    reason: "nothing received yet", lastSeen: nil, events: 0)
+                    id: id, driver: s.devices[id]?.driver ?? "", state: .waiting, since: now,
+                    reason: waitingReason, lastSeen: nil, events: 0)
             }
             return (added, removed, changed)
         }
@@ -70,7 +75,7 @@ public final class DeviceDirectory: Sendable {
             health.lastSeen = now
             health.events += Int64(events)
             defer { s.health[id] = health }
-            guard health.state == .down else { return nil }
+            guard health.state != .up else { return nil }
             health.state = .up
             health.since = now
             health.reason = nil
@@ -81,38 +86,47 @@ public final class DeviceDirectory: Sendable {
     }
 
     /// Marks a device down with a reason a driver found (no reply, refused login…); returns the
-    /// transition when it was up.
+    /// transition when it was up or still waiting for its first contact.
     public func markDown(_ id: String, reason: String, at now: Timestamp = .now) -> Transition? {
         let transition = state.withLock { s -> Transition? in
             guard var health = s.health[id], let device = s.devices[id] else { return nil }
-            let wasUp = health.state == .up
+            let changes = health.state != .down
             health.reason = reason
-            if wasUp {
+            if changes {
                 health.state = .down
                 health.since = now
             }
             s.health[id] = health
-            return wasUp ? Transition(device: device, health: health) : nil
+            return changes ? Transition(device: device, health: health) : nil
         }
         if let transition { log(transition) }
         return transition
     }
 
-    /// Marks devices down that have been silent for longer than their `offline_after_seconds`.
+    /// Marks devices down that have been silent for longer than their `offline_after_seconds`:
+    /// those that were up, and those still waiting for their first contact since (re)start.
     public func sweep(now: Timestamp = .now) -> [Transition] {
         let transitions = state.withLock { s -> [Transition] in
             var out: [Transition] = []
             for (id, device) in s.devices {
-                guard var health = s.health[id], health.state == .up, let seen = health.lastSeen,
-                    now.seconds - seen.seconds > device.offlineAfterSeconds
-                else { continue }
+                guard var health = s.health[id] else { continue }
+                let limit = Int(device.offlineAfterSeconds)
+                switch health.state {
+                case .up:
+                    guard let seen = health.lastSeen, now.seconds - seen.seconds > device.offlineAfterSeconds else { continue }
+                    health.reason = "no data for \(limit) s"
+                case .waiting:
+                    guard now.seconds - health.since.seconds > device.offlineAfterSeconds else { continue }
+                    health.reason = "nothing received within \(limit) s of start"
+                case .down:
+                    continue
+                }
                 health.state = .down
                 health.since = now
-                health.reason = "no data for \(Int(device.offlineAfterSeconds)) s"
                 s.health[id] = health
                 out.append(Transition(device: device, health: health))
             }
-            return out
+            return out.sorted { $0.device.id < $1.device.id }
         }
         for transition in transitions { log(transition) }
         return transitions

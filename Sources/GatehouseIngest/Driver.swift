@@ -6,8 +6,9 @@ public protocol Driver: Sendable {
     /// The name devices use in config (`driver: generic-json`).
     var name: String { get }
 
-    /// Adds this driver's routes to the ingest listener; drivers that only poll add none.
-    func mountRoutes(on router: Router<IngestRequestContext>, context: DriverContext)
+    /// Adds this driver's routes to the ingest listener, in a group that counts its refusals
+    /// under the driver's name; drivers that only poll add none.
+    func mountRoutes(on router: RouterGroup<IngestRequestContext>, context: DriverContext)
 
     /// Maps a payload to drafts. Used live and by `gatehouse quarantine replay`.
     func decode(_ payload: RawPayload, device: DeviceConfig) throws(PayloadError) -> [EventDraft]

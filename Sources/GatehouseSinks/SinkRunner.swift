@@ -87,6 +87,8 @@ public final class SinkRunner: Sendable {
             do {
                 events = try await queue.nextBatch(sink: name, maxEvents: batchMaxEvents)
             } catch {
+                // Cancelled because the daemon is stopping: not a queue problem to report.
+                if error is CancellationError, shouldStop { return }
                 await backOff(after: nil, reason: "reading the queue failed: \(error)", fatal: false)
                 continue
             }
@@ -236,6 +238,9 @@ private struct Statistics {
         status.deliveredBatches += 1
         status.lastDeliveryAt = now
         status.consecutiveFailures = 0
+        // The target accepts again: an old error would send the operator looking for a problem that is gone.
+        status.lastError = nil
+        status.lastErrorAt = nil
         let second = now.milliseconds / 1000
         if let last = buckets.last, last.second == second {
             buckets[buckets.count - 1].count += Int64(count)

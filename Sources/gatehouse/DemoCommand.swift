@@ -31,7 +31,7 @@ struct DemoCommand: AsyncParsableCommand {
         let ports = DemoConfig.Ports(ingest: ingestPort, admin: adminPort, receiver: receiverPort)
         try DemoConfig.yaml(directory: directory, ports: ports).write(toFile: configPath, atomically: true, encoding: .utf8)
         let config = try GatehouseDaemon.loadConfig(path: configPath)
-        let logger = bootstrapLogging(level: config.logLevel)
+        let (logger, logLevel) = bootstrapLogging(level: config.logLevel)
         let registry = GatehouseDaemon.bootstrapMetrics()
 
         let receiver = CentralReceiver(
@@ -52,7 +52,7 @@ struct DemoCommand: AsyncParsableCommand {
               centre   \(directory)/central/received.ndjson
             Ctrl-C stops it cleanly.
             """)
-        let daemon = GatehouseDaemon(config: config, configPath: configPath, logger: logger, registry: registry)
+        let daemon = GatehouseDaemon(config: config, configPath: configPath, logger: logger, registry: registry, logLevel: logLevel)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 do {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import GatehouseCore
 
 /// The `gatehouse` command: the daemon and the tools operators run beside it.
 @main
@@ -6,6 +7,7 @@ struct Gatehouse: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gatehouse",
         abstract: "Edge gateway for barrier gates, plate cameras, door controllers and IP cameras.",
+        version: GatehouseVersion.current,
         subcommands: [
             RunCommand.self, CheckConfigCommand.self, StatusCommand.self, QuarantineCommand.self, DemoCommand.self,
             AdaptersCommand.self,

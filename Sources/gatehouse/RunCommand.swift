@@ -13,14 +13,19 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let loaded: GatehouseConfig
+        let checks: ConfigChecks
         do {
             loaded = try GatehouseDaemon.loadConfig(path: config)
+            checks = ConfigChecks(config: loaded, path: config)
+            if !checks.errors.isEmpty { throw ConfigError(checks.errors) }
         } catch {
             FileHandle.standardError.write(Data("gatehouse: cannot start: \(error)\n".utf8))
             throw ExitCode(2)
         }
-        let logger = bootstrapLogging(level: loaded.logLevel)
-        let daemon = GatehouseDaemon(config: loaded, configPath: config, logger: logger, registry: GatehouseDaemon.bootstrapMetrics())
+        let (logger, logLevel) = bootstrapLogging(level: loaded.logLevel)
+        for warning in checks.warnings { logger.warning("\(warning)") }
+        let daemon = GatehouseDaemon(
+            config: loaded, configPath: config, logger: logger, registry: GatehouseDaemon.bootstrapMetrics(), logLevel: logLevel)
         do {
             try await daemon.run()
         } catch {
@@ -30,15 +35,9 @@ struct RunCommand: AsyncParsableCommand {
     }
 }
 
-/// Logs go to standard error, which systemd sends to the journal.
-func bootstrapLogging(level: String) -> Logger {
-    let parsed = Logger.Level(rawValue: level) ?? .info
-    LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = parsed
-        return handler
-    }
-    var logger = Logger(label: "gatehouse")
-    logger.logLevel = parsed
-    return logger
+/// Logs go to standard error, which systemd sends to the journal, at a level SIGHUP can change.
+func bootstrapLogging(level: String) -> (Logger, LogLevelControl) {
+    let control = LogLevelControl(Logger.Level(rawValue: level) ?? .info)
+    control.bootstrap()
+    return (Logger(label: "gatehouse"), control)
 }

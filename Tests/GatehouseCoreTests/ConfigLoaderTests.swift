@@ -95,16 +95,38 @@ struct ConfigLoaderTests {
         #expect(sink.target == .file(FileSinkConfig(path: "/tmp/gatehouse-test/events.ndjson", rotateBytes: 64 << 20, keepFiles: 10)))
     }
 
-    @Test("sizes accept plain bytes and units", arguments: [
+    @Test("sizes accept plain bytes and the unambiguous SI and IEC units", arguments: [
         ("512MiB", Int64(536_870_912)),
         ("2GB", Int64(2_000_000_000)),
+        ("2GiB", Int64(2 << 30)),
+        ("500MiB", Int64(500 << 20)),
+        ("1500kB", Int64(1_500_000)),
+        ("2048KiB", Int64(2 << 20)),
         ("1073741824", Int64(1_073_741_824)),
         ("\"1 GiB\"", Int64(1 << 30)),
-        ("64m", Int64(64 << 20)),
+        ("1.5GiB", Int64(1_610_612_736)),
     ])
     func sizes(text: String, bytes: Int64) throws {
         let config = try parse("site: s\ndisk_budget_bytes: \(text)\n\(sinks)").get()
         #expect(config.diskBudgetBytes == bytes)
+    }
+
+    @Test("a size whose unit could mean 1000 or 1024 is refused with the valid forms", arguments: ["2g", "2m", "\"2 gb\"", "2KB", "2Gb", "2gib", "64k"])
+    func ambiguousSize(text: String) {
+        expectSingle(
+            "site: s\ndisk_budget_bytes: \(text)\n\(sinks)", line: 2, key: "disk_budget_bytes",
+            "expected a size in bytes such as 1073741824, 512MiB or 2GB",
+            "units are B, kB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024)")
+    }
+
+    @Test("ingest and admin on one address are refused, naming both keys and the ingest line")
+    func listenersShareAPort() {
+        expectSingle(
+            "site: s\ningest:\n  port: 9100\nadmin:\n  host: 0.0.0.0\n  port: 9100\n\(sinks)", line: 6, key: "admin.port",
+            "0.0.0.0:9100 is also the ingest listener's address (ingest.port, line 3)", "two listeners cannot share a port")
+        // Different hosts, or any free port, do not clash.
+        #expect(diagnostics("site: s\ningest:\n  host: 127.0.0.1\n  port: 9100\nadmin:\n  host: 127.0.0.2\n  port: 9100\n\(sinks)").isEmpty)
+        #expect(diagnostics("site: s\ningest:\n  port: 0\nadmin:\n  port: 0\n\(sinks)").isEmpty)
     }
 
     @Test("a size with an unknown unit is rejected, naming valid forms")

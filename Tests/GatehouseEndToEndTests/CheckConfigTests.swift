@@ -40,6 +40,7 @@ struct CheckConfigTests {
         Case(name: "no sinks", yaml: "site: s\n", line: 1, key: "sinks", hint: "at least one sink"),
         Case(name: "bad sink url", yaml: valid + "\n  - name: central\n    type: http\n    url: ftp://central\n", line: 12, key: "sinks[1].url", hint: "http:// or https://"),
         Case(name: "hash without secret", yaml: valid + "\nprivacy:\n  plate: hash\n", line: 11, key: "privacy.hash_secret", hint: "required when any subject type uses 'hash'"),
+        Case(name: "ingest and admin on one port", yaml: valid + "\ningest:\n  port: 9000\nadmin:\n  port: 9000\n", line: 13, key: "admin.port", hint: "is also the ingest listener's address (ingest.port, line 11)"),
         Case(name: "duplicate device", yaml: valid.replacingOccurrences(of: "sinks:", with: "  - id: gate-1\n    driver: generic-json\n    type: camera\nsinks:"), line: 6, key: "devices[1].id", hint: "duplicate device id"),
     ]
 
@@ -59,14 +60,36 @@ struct CheckConfigTests {
     func accepts() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("check-\(UUID().uuidString).yaml").path
         defer { try? FileManager.default.removeItem(atPath: path) }
-        try Self.valid.write(toFile: path, atomically: true, encoding: .utf8)
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("check-state-\(UUID().uuidString)").path
+        try (Self.valid + "\nstate_directory: \(state)\n").write(toFile: path, atomically: true, encoding: .utf8)
         let ok = try DaemonProcess.runTool(["check-config", path])
         #expect(ok.status == 0 && ok.stdout.contains("OK"), "\(ok)")
+        // gate-1 has neither auth nor allow_from: a warning, printed, that does not fail the check.
+        #expect(ok.stdout.contains("1 warning") && ok.stderr.contains("\(path):3:5: devices[0]: warning: device 'gate-1' has neither auth nor allow_from"), "\(ok)")
         let missing = try DaemonProcess.runTool(["check-config", path + ".nope"])
         #expect(missing.status == 1 && missing.stderr.contains("cannot read the file"), "\(missing)")
         // `run` refuses to start on the same errors, with exit status 2.
         try (Self.valid + "\nbogus: 1\n").write(toFile: path, atomically: true, encoding: .utf8)
         let run = try DaemonProcess.runTool(["run", "--config", path])
         #expect(run.status == 2 && run.stderr.contains("bogus"), "\(run)")
+    }
+
+    @Test("a state directory that can be neither written nor created is refused with its line; an allow-list silences the warning")
+    func stateDirectory() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("check-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // A file where a parent directory should be: not even root can create the directory.
+        try "not a directory".write(toFile: directory + "/file", atomically: true, encoding: .utf8)
+        let path = directory + "/gatehouse.yaml"
+        let guarded = Self.valid.replacingOccurrences(of: "type: lpr-camera", with: "type: lpr-camera\n    allow_from: [10.0.0.7]")
+        try (guarded + "\nstate_directory: \(directory)/file/state\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let refused = try DaemonProcess.runTool(["check-config", path])
+        #expect(refused.status == 1, "\(refused)")
+        #expect(refused.stderr.contains("\(path):11:1: state_directory: '\(directory)/file/state' cannot be created: '\(directory)/file' is a file"), "\(refused)")
+        #expect(!refused.stderr.contains("warning"), "a device with allow_from needs no warning: \(refused.stderr)")
+        // `run` refuses on the same grounds, before opening anything.
+        let run = try DaemonProcess.runTool(["run", "--config", path])
+        #expect(run.status == 2 && run.stderr.contains("state_directory"), "\(run)")
     }
 }

@@ -121,6 +121,10 @@ struct TestSite {
     let receiverPort: Int
     var devices = 4
     var diskBudget = "64MiB"
+    var ingestPort = 0
+    var adminPort = 0
+    var statusInterval = "1"
+    var logLevel = "info"
     var ingestExtra = ""
     var sinkExtra = ""
     var extra = ""
@@ -154,15 +158,15 @@ struct TestSite {
             site: e2e
             state_directory: \(directory)/state
             disk_budget_bytes: \(diskBudget)
-            status_interval_seconds: 1
-            log_level: info
+            status_interval_seconds: \(statusInterval)
+            log_level: \(logLevel)
             ingest:
               host: 127.0.0.1
-              port: 0
+              port: \(ingestPort)
             \(ingestExtra)
             admin:
               host: 127.0.0.1
-              port: 0
+              port: \(adminPort)
             \(extra)
             devices:\(devicesYAML)
             \(extraDevices)

@@ -79,6 +79,7 @@ public enum ConfigLoader {
             host: adminMap?.string("host") ?? "127.0.0.1",
             port: adminMap?.int("port", default: 9108, range: 0...65_535) ?? 9108)
         adminMap?.finish()
+        reportSharedPort(ingest: ingest, admin: admin, ingestNode: ingestMap?.node("port"), adminMap: adminMap, top: top)
 
         let queueMap = top.mapping("queue")
         let queue = QueueSettings(
@@ -137,6 +138,19 @@ public enum ConfigLoader {
             statusIntervalSeconds: statusInterval, logLevel: logLevel, ingest: ingest, admin: admin, queue: queue,
             clockSkew: clockSkew, privacy: privacy, devices: devices, sinks: sinks, adaptersDirectory: adaptersDirectory,
             images: images)
+    }
+
+    /// Two TCP listeners on one address would fail at start with a bare "address in use";
+    /// say which keys clash instead. Port 0 (any free port) never clashes.
+    static func reportSharedPort(
+        ingest: IngestListenerConfig, admin: AdminListenerConfig, ingestNode: Node?, adminMap: YAMLMapping?, top: YAMLMapping
+    ) {
+        func overlaps(_ a: String, _ b: String) -> Bool { a == b || ["0.0.0.0", "::"].contains(a) || ["0.0.0.0", "::"].contains(b) }
+        guard ingest.port != 0, ingest.port == admin.port, overlaps(ingest.host, admin.host) else { return }
+        let ingestLine = ingestNode?.mark.map { "line \($0.line)" } ?? "the default"
+        top.log.report(
+            adminMap?.node("port"), fallback: adminMap?.mark ?? top.mark, key: "admin.port",
+            "\(admin.host):\(admin.port) is also the ingest listener's address (ingest.port, \(ingestLine)); two listeners cannot share a port (expected a different admin.port, e.g. 9108)")
     }
 
     static func readDevice(_ map: YAMLMapping, knownDrivers: Set<String>, environment: [String: String]) -> DeviceConfig? {

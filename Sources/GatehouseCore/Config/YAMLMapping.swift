@@ -135,10 +135,10 @@ package final class YAMLMapping {
         return parsed
     }
 
-    /// A size in bytes: a whole number, or a number with a unit (`512MiB`, `2 GB`, `64k`).
+    /// A size in bytes: a whole number, or a number with an unambiguous unit (`512MiB`, `2GB`).
     package func bytes(_ key: String, default value: Int64, minimum: Int64) -> Int64 {
         guard let node = node(key) else { return value }
-        let expected = "a size in bytes such as 1073741824, 512MiB or 2GB, at least \(minimum)"
+        let expected = "a size in bytes such as 1073741824, 512MiB or 2GB, at least \(minimum); \(YAMLMapping.sizeUnits)"
         guard let text = node.string, let parsed = YAMLMapping.parseSize(text) else {
             log.report(node, key: join(key), "expected \(expected), found \(YAMLMapping.describe(node))")
             return value
@@ -250,15 +250,20 @@ package final class YAMLMapping {
         value.rounded() == value && abs(value) < 1e12 ? String(Int64(value)) : String(value)
     }
 
+    /// The units a size may carry, for error messages.
+    package static let sizeUnits =
+        "units are B, kB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024), written in exactly that case"
+
+    /// Only units whose meaning is not in doubt, in the case they are written: `2g`, `2m` or
+    /// `2 gb` could mean 10⁹ or 2³⁰ bytes, and `KB` is used for both, so they are refused.
     package static func parseSize(_ text: String) -> Int64? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         let digits = trimmed.prefix { $0.isNumber || $0 == "." }
         guard let number = Double(digits), number >= 0 else { return nil }
-        let unit = trimmed.dropFirst(digits.count).trimmingCharacters(in: .whitespaces).lowercased()
+        let unit = trimmed.dropFirst(digits.count).trimmingCharacters(in: .whitespaces)
         let multipliers: [String: Double] = [
-            "": 1, "b": 1, "k": 1024, "kb": 1e3, "kib": 1024, "m": 1_048_576, "mb": 1e6, "mib": 1_048_576,
-            "g": 1_073_741_824, "gb": 1e9, "gib": 1_073_741_824, "t": 1_099_511_627_776, "tb": 1e12,
-            "tib": 1_099_511_627_776,
+            "": 1, "B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+            "KiB": 1024, "MiB": 1_048_576, "GiB": 1_073_741_824, "TiB": 1_099_511_627_776,
         ]
         guard let multiplier = multipliers[unit] else { return nil }
         let bytes = number * multiplier

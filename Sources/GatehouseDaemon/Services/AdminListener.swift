@@ -5,20 +5,27 @@ import Logging
 import NIOCore
 
 /// The local admin listener: `GET /status` (JSON for `gatehouse status`), `GET /metrics`
-/// (Prometheus text) and `GET /healthz`. Bound to 127.0.0.1 by default.
+/// (Prometheus text), `GET /healthz` (the process answers) and `GET /readyz` (queue open,
+/// listeners bound; 503 until then). Bound to 127.0.0.1 by default.
 enum AdminListener {
     static func make(
         config: AdminListenerConfig, status: StatusCollector, logger: Logger, onRunning: @escaping @Sendable (Int) async -> Void
     ) -> some ApplicationProtocol {
         let router = Router()
-        router.get("/healthz") { _, _ in "ok\n" }
+        router.get("/healthz") { _, _ -> Response in
+            struct Alive: Encodable {
+                var status = "alive"
+                var version = GatehouseVersion.current
+                var startedAt: Timestamp
+            }
+            return try json(.ok, Alive(startedAt: status.startedAt))
+        }
+        router.get("/readyz") { _, _ -> Response in
+            let readiness = await status.readiness()
+            return try json(readiness.ready ? .ok : .serviceUnavailable, readiness)
+        }
         router.get("/status") { _, _ -> Response in
-            let report = try await status.report()
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            var headers = HTTPFields()
-            headers[.contentType] = "application/json"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(report))))
+            try json(.ok, try await status.report())
         }
         router.get("/metrics") { _, _ -> Response in
             let text = try await status.metricsText()
@@ -31,5 +38,13 @@ enum AdminListener {
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: "gatehouse-admin"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? config.port) },
             logger: logger)
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ value: some Encodable) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
     }
 }

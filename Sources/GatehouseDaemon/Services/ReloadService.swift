@@ -7,7 +7,7 @@ import UnixSignals
 import Synchronization
 
 /// SIGHUP: re-reads the config and applies what can change safely — devices, sinks, privacy,
-/// limits, budget, status interval — without touching queued events. A config with errors is
+/// limits, budget, status interval, log level — without touching queued events. A config with errors is
 /// refused as a whole and the running one stays; listener addresses need a restart.
 final class ReloadService: Service {
     let configPath: String?
@@ -19,13 +19,14 @@ final class ReloadService: Service {
     let sinks: SinkSupervisor
     let drivers: DriverSupervisor
     let status: StatusService
+    let logLevel: LogLevelControl?
     let logger: Logger
     private let current: Mutex<GatehouseConfig>
 
     init(
         configPath: String?, current: GatehouseConfig, queue: EventQueue, devices: DeviceDirectory, pipeline: IngestPipeline,
         requests: DeviceRequests, sourceGuard: SourceGuard, sinks: SinkSupervisor, drivers: DriverSupervisor,
-        status: StatusService, logger: Logger
+        status: StatusService, logLevel: LogLevelControl?, logger: Logger
     ) {
         self.configPath = configPath
         self.current = Mutex(current)
@@ -37,6 +38,7 @@ final class ReloadService: Service {
         self.sinks = sinks
         self.drivers = drivers
         self.status = status
+        self.logLevel = logLevel
         self.logger = logger
     }
 
@@ -75,6 +77,14 @@ final class ReloadService: Service {
         sourceGuard.update(config: next.ingest)
         queue.update(settings: next.queue, diskBudgetBytes: next.diskBudgetBytes)
         status.update(interval: next.statusIntervalSeconds)
+        if previous.statusIntervalSeconds != next.statusIntervalSeconds {
+            changes.append("status interval \(YAMLMapping.format(previous.statusIntervalSeconds)) → \(YAMLMapping.format(next.statusIntervalSeconds)) s")
+        }
+        // Applied before the summary line below, so a quieter level also silences it.
+        if let logLevel, let level = Logger.Level(rawValue: next.logLevel), logLevel.level != level {
+            changes.append("log level \(logLevel.level) → \(level)")
+            logLevel.level = level
+        }
         if previous.privacy != next.privacy { changes.append("privacy policy changed") }
         if previous.diskBudgetBytes != next.diskBudgetBytes { changes.append("disk budget \(previous.diskBudgetBytes) → \(next.diskBudgetBytes) bytes") }
         if previous.site != next.site { changes.append("site \(previous.site) → \(next.site)") }

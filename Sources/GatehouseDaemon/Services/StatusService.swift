@@ -27,7 +27,9 @@ final class StatusService: Service {
 
     func run() async throws {
         let clock = ContinuousClock()
-        var nextSummary = clock.now.advanced(by: .seconds(interval.withLock { $0 }))
+        // The next summary is due one interval after the last, read afresh each tick, so a
+        // shorter `status_interval_seconds` from a reload applies at once, not after the old one.
+        var lastSummary = clock.now
         var nextMaintenance = clock.now.advanced(by: .seconds(60))
         var nextWatchdog = clock.now
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
@@ -43,7 +45,7 @@ final class StatusService: Service {
                 if (try? await collector.queue.stats()) != nil { notifier.watchdog() }
                 nextWatchdog = now.advanced(by: watchdogInterval)
             }
-            if now >= nextSummary {
+            if now >= lastSummary.advanced(by: .seconds(interval.withLock { $0 })) {
                 do {
                     let report = try await collector.report()
                     logger.info("\(report.summaryLine)")
@@ -51,7 +53,7 @@ final class StatusService: Service {
                 } catch {
                     logger.error("status: cannot read queue figures: \(error)")
                 }
-                nextSummary = now.advanced(by: .seconds(interval.withLock { $0 }))
+                lastSummary = now
             }
             if now >= nextMaintenance {
                 do {

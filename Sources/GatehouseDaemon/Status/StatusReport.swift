@@ -37,6 +37,8 @@ public struct StatusReport: Sendable, Codable, Equatable {
             let list = down.prefix(5).map { "\($0.id) since \(Self.clock($0.since)): \($0.reason ?? "down")" }
             deviceText += " (down: \(list.joined(separator: "; "))\(down.count > 5 ? "; …" : ""))"
         }
+        let waiting = devices.filter { $0.state == .waiting }.count
+        if waiting > 0 { deviceText += ", \(waiting) waiting for first data" }
         parts.append(deviceText)
         let age = oldestAgeSeconds.map { ", oldest \(Self.duration($0))" } ?? ""
         parts.append("queue \(queue.depth) events\(age), \(Self.bytes(queue.usedBytes)) of \(Self.bytes(queue.budgetBytes)) budget")
@@ -59,7 +61,7 @@ public struct StatusReport: Sendable, Codable, Equatable {
         lines.append("DEVICES \(devicesUp)/\(devices.count) up")
         for d in devices {
             let seen = d.lastSeen.map { "last seen \($0.rfc3339)" } ?? "never seen"
-            lines.append("  \(Self.pad(d.id, 24)) \(Self.pad(d.state.rawValue, 5)) since \(d.since.rfc3339)  \(seen)  \(d.reason ?? "")")
+            lines.append("  \(Self.pad(d.id, 24)) \(Self.pad(d.state.rawValue, 7)) since \(d.since.rfc3339)  \(seen)  \(d.reason ?? "")")
         }
         lines.append("")
         let age = oldestAgeSeconds.map(Self.duration) ?? "-"

@@ -13,7 +13,9 @@ public enum IngestListener {
         let router = Router(context: IngestRequestContext.self)
         router.add(middleware: SourceGuardMiddleware(guard_: sourceGuard))
         router.get("/healthz") { _, _ in "ok\n" }
-        for driver in drivers { driver.mountRoutes(on: router, context: context) }
+        for driver in drivers {
+            driver.mountRoutes(on: router.group().add(middleware: RefusalScope(driver: driver.name)), context: context)
+        }
         return Application(
             router: router,
             server: .http1(

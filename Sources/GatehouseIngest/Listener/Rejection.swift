@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Metrics
 
 /// A refusal with a precise reason for the sender: every 4xx/5xx the listener gives is one of these.
 public struct Rejection: Error, Sendable, Equatable, CustomStringConvertible {
@@ -27,8 +28,15 @@ public struct Rejection: Error, Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { "\(status.code) \(code): \(message)" }
 
-    /// `{"error": code, "message": …}` with Retry-After where it applies.
+    /// The driver whose route is answering, for the refusal metric; nil before routing
+    /// (source allow-list, rate limit), counted as `listener`.
+    @TaskLocal public static var driver: String?
+
+    /// `{"error": code, "message": …}` with Retry-After where it applies. Building it counts
+    /// the refusal in `gatehouse_ingest_refusals_total{driver, reason}`.
     public var response: Response {
+        Counter(label: "gatehouse_ingest_refusals_total", dimensions: [("driver", Self.driver ?? "listener"), ("reason", code)])
+            .increment()
         var object: [String: String] = extra
         object["error"] = code
         object["message"] = message
@@ -47,5 +55,15 @@ extension Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+/// Binds `Rejection.driver` for the routes of one driver.
+struct RefusalScope: RouterMiddleware {
+    typealias Context = IngestRequestContext
+    let driver: String
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        try await Rejection.$driver.withValue(driver) { try await next(request, context) }
     }
 }

@@ -1,6 +1,8 @@
 import Foundation
 import GatehouseCore
 import Testing
+import Logging
+import Synchronization
 
 @testable import GatehouseIngest
 
@@ -343,5 +345,36 @@ enum ConfigFixtures {
                 path: /tmp/gatehouse-fixture/out.ndjson
             """
         return try? ConfigLoader.parse(yaml, file: "fixture.yaml", knownDrivers: [driver]).devices.first
+    }
+}
+
+/// Rejected datagrams are logged, but a flood of them is not: one line per reason per interval,
+/// on an injected clock.
+@Suite("UHPPOTE rejected datagrams in the log")
+struct UHPPOTERejectionLogTests {
+    final class Clock: Sendable {
+        private let value = Mutex(1000.0)
+        var now: Double { value.withLock { $0 } }
+        func advance(_ seconds: Double) { value.withLock { $0 += seconds } }
+    }
+
+    @Test("the first rejection of a reason is logged, repeats within the interval are only counted, the next line says how many")
+    func rateLimited() throws {
+        let clock = Clock()
+        let rejections = UHPPOTERejections(now: { clock.now }, logger: {
+            var quiet = Logger(label: "test")
+            quiet.logLevel = .critical
+            return quiet
+        })
+        let wrongSerial = UHPPOTECodecError(.serial, "serial 423187758 (expected 423187757)")
+        let first = try #require(rejections.record(wrongSerial))
+        #expect(first.contains("wrong-serial") && first.contains("423187758"), "\(first)")
+        for _ in 0..<50 { #expect(rejections.record(wrongSerial) == nil) }
+        // Another reason has its own allowance.
+        #expect(rejections.record(UHPPOTECodecError(.length, "63 bytes (expected 64)")) != nil)
+        clock.advance(UHPPOTERejections.logIntervalSeconds)
+        let next = try #require(rejections.record(wrongSerial))
+        #expect(next.contains("and 50 more for the same reason"), "\(next)")
+        #expect(rejections.count(.serial) == 52 && rejections.total == 53)
     }
 }

@@ -18,7 +18,7 @@ public struct GenericJSONDriver: Driver {
         try GenericJSONDecoder.decode(payload.body, zone: device.timeZone)
     }
 
-    public func mountRoutes(on router: Router<IngestRequestContext>, context: DriverContext) {
+    public func mountRoutes(on router: RouterGroup<IngestRequestContext>, context: DriverContext) {
         router.post("/v1/devices/:device/events") { request, requestContext in
             do {
                 return try await handle(request, requestContext, context)

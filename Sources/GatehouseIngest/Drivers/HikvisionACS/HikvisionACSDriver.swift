@@ -27,7 +27,7 @@ public struct HikvisionACSDriver: Driver {
 
     // MARK: - Push
 
-    public func mountRoutes(on router: Router<IngestRequestContext>, context: DriverContext) {
+    public func mountRoutes(on router: RouterGroup<IngestRequestContext>, context: DriverContext) {
         router.post("/v1/hikvision-acs/:device") { request, requestContext in
             do {
                 let deviceID = requestContext.parameters.get("device") ?? ""

@@ -140,7 +140,7 @@ public final class ProfileDriver: Driver {
             dedupKey: event.dedupKey, profile: profile, timeIssue: event.timeIssue)
     }
 
-    public func mountRoutes(on router: Router<IngestRequestContext>, context: DriverContext) {
+    public func mountRoutes(on router: RouterGroup<IngestRequestContext>, context: DriverContext) {
         let handler: @Sendable (Request, IngestRequestContext) async throws -> Response = { request, requestContext in
             do {
                 return try await self.handle(request, requestContext, context)

@@ -1,3 +1,4 @@
+import Foundation
 import GatehouseCore
 import Logging
 import Metrics
@@ -22,19 +23,56 @@ public struct UHPPOTEBadReply: Error, Sendable, CustomStringConvertible {
     public var description: String { "unreadable reply: \(error)" }
 }
 
-/// Counts refused datagrams by reason, for the status log's metrics and for tests.
+/// Counts refused datagrams by reason, for the status log's metrics and for tests, and logs
+/// them: a controller on the wrong firmware or a stray sender can send many a second, so at
+/// most one line per reason per `logIntervalSeconds`, saying how many were dropped in between.
 public final class UHPPOTERejections: Sendable {
-    private let counts = Mutex<[UHPPOTECodecError.Reason: Int]>([:])
+    public static let logIntervalSeconds = 60.0
 
-    public init() {}
-
-    public func record(_ error: UHPPOTECodecError) {
-        counts.withLock { $0[error.reason, default: 0] += 1 }
-        Counter(label: "gatehouse_uhppote_rejected_datagrams_total", dimensions: [("reason", error.reason.rawValue)]).increment()
+    private struct Tally {
+        var counts: [UHPPOTECodecError.Reason: Int] = [:]
+        var lastLogged: [UHPPOTECodecError.Reason: Double] = [:]
+        var unlogged: [UHPPOTECodecError.Reason: Int] = [:]
     }
 
-    public func count(_ reason: UHPPOTECodecError.Reason) -> Int { counts.withLock { $0[reason] ?? 0 } }
-    public var total: Int { counts.withLock { $0.values.reduce(0, +) } }
+    private let tally = Mutex(Tally())
+    private let now: @Sendable () -> Double
+    /// Made when a line is due rather than at init: the driver registry exists before logging is bootstrapped.
+    private let logger: @Sendable () -> Logger
+
+    public init(
+        now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
+        logger: @escaping @Sendable () -> Logger = { Logger(label: "gatehouse.uhppote") }
+    ) {
+        self.now = now
+        self.logger = logger
+    }
+
+    /// Counts `error`; returns the line logged for it, nil when the rate limit held it back.
+    @discardableResult
+    public func record(_ error: UHPPOTECodecError) -> String? {
+        let time = now()
+        let reason = error.reason
+        let skipped = tally.withLock { t -> Int? in
+            t.counts[reason, default: 0] += 1
+            if let last = t.lastLogged[reason], time - last < Self.logIntervalSeconds {
+                t.unlogged[reason, default: 0] += 1
+                return nil
+            }
+            t.lastLogged[reason] = time
+            defer { t.unlogged[reason] = 0 }
+            return t.unlogged[reason] ?? 0
+        }
+        Counter(label: "gatehouse_uhppote_rejected_datagrams_total", dimensions: [("reason", reason.rawValue)]).increment()
+        guard let skipped else { return nil }
+        let more = skipped > 0 ? " (and \(skipped) more for the same reason since the last line)" : ""
+        let line = "uhppote: dropped a datagram, \(reason.rawValue): \(error)\(more)"
+        logger().warning("\(line)", metadata: ["uhppote.reason": "\(reason.rawValue)"])
+        return line
+    }
+
+    public func count(_ reason: UHPPOTECodecError.Reason) -> Int { tally.withLock { $0.counts[reason] ?? 0 } }
+    public var total: Int { tally.withLock { $0.counts.values.reduce(0, +) } }
 }
 
 /// One UDP socket talking to controllers: one outstanding request at a time, a timeout per

@@ -23,7 +23,7 @@ public struct UHPPOTEDriver: Driver {
         listeners = UHPPOTEListeners(rejections: rejections)
     }
 
-    public func mountRoutes(on router: Router<IngestRequestContext>, context: DriverContext) {}
+    public func mountRoutes(on router: RouterGroup<IngestRequestContext>, context: DriverContext) {}
 
     public func validate(device: DeviceConfig) -> [String] {
         switch UHPPOTESettings.parse(device) {

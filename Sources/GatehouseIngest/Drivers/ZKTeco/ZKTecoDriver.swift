@@ -51,7 +51,7 @@ public struct ZKTecoDriver: Driver {
 
     // MARK: - Routes
 
-    public func mountRoutes(on router: Router<IngestRequestContext>, context: DriverContext) {
+    public func mountRoutes(on router: RouterGroup<IngestRequestContext>, context: DriverContext) {
         let endpoints: [(HTTPRequest.Method, String, Endpoint)] = [
             (.get, "/iclock/cdata", .handshake), (.post, "/iclock/cdata", .upload),
             (.get, "/iclock/getrequest", .getRequest), (.post, "/iclock/devicecmd", .deviceCommand),
