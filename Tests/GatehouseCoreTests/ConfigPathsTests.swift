@@ -124,6 +124,15 @@ struct ConfigPathsTests {
         #expect(config.images.directory == "/var/lib/gatehouse/images")
     }
 
+    @Test("the Debian package's starting config (packaging/deb/gatehouse.yaml) is valid as installed and uses the shipped profiles")
+    func packagedConfigIsValid() throws {
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let config = try ConfigLoader.load(path: repo.appendingPathComponent("packaging/deb/gatehouse.yaml").path, knownDrivers: ["generic-json"])
+        #expect(config.stateDirectory == "/var/lib/gatehouse")
+        #expect(config.adaptersDirectory == "/usr/share/gatehouse/adapters")
+        #expect(config.sinks.map(\.name) == ["outbox"])
+    }
+
     @Test("a relative secret file that is missing is reported with the path it was resolved to")
     func missingRelativeSecretFile() throws {
         let scratch = try Scratch()
