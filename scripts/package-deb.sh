@@ -15,6 +15,7 @@ cd "$(dirname "$0")/.."
 usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 binary=""
+strip_binary=no   # only our own release build: a --binary is packaged as given
 version="0.1.0"
 output=".build/deb"
 compress="xz"
@@ -38,9 +39,11 @@ if [ -z "$binary" ]; then
   # The Swift runtime is linked in, so the package needs no toolchain on the box.
   swift build -c release --product gatehouse --static-swift-stdlib >&2
   binary=".build/release/gatehouse"
+  strip_binary=yes
 fi
 [ -x "$binary" ] || { echo "package-deb: '$binary' is not an executable file" >&2; exit 1; }
-if ldd "$binary" 2>/dev/null | grep -q 'libswiftCore'; then
+libraries=$(ldd "$binary" 2>/dev/null || true)
+if grep -q 'libswiftCore' <<<"$libraries"; then
   # A debug build (as CI packages it) finds the runtime through its RUNPATH into the toolchain.
   echo "package-deb: note: $binary links the Swift runtime dynamically; the package runs only where that toolchain is installed" >&2
 fi
@@ -51,6 +54,8 @@ trap 'rm -rf "$stage"' EXIT
 root="$stage/gatehouse_${version}_${arch}"
 
 install -D -m 0755 "$binary" "$root/usr/bin/gatehouse"
+# As Debian packages do: symbols roughly double the size of the release binary.
+if [ "$strip_binary" = yes ] && command -v strip >/dev/null; then strip --strip-unneeded "$root/usr/bin/gatehouse"; fi
 # The unit as shipped names the manual install's /usr/local/bin; the package puts it in /usr/bin.
 install -d "$root/lib/systemd/system"
 sed 's#/usr/local/bin/gatehouse#/usr/bin/gatehouse#g' systemd/gatehouse.service > "$root/lib/systemd/system/gatehouse.service"

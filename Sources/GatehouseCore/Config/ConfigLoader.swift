@@ -54,7 +54,7 @@ public enum ConfigLoader {
     static func read(_ top: YAMLMapping, knownDrivers: Set<String>, environment: [String: String]) -> GatehouseConfig {
         let log = top.log
         let site = top.identifier("site") ?? ""
-        let stateDirectory = top.path("state_directory", expected: "a directory path") ?? "/var/lib/gatehouse"
+        let stateDirectory = top.filePath("state_directory", expected: "a directory path") ?? "/var/lib/gatehouse"
         let diskBudget = top.bytes("disk_budget_bytes", default: 1 << 30, minimum: 1 << 20)
         let statusInterval = top.double("status_interval_seconds", default: 60, range: 1...86_400)
         let logLevel = top.string("log_level") ?? "info"
@@ -95,11 +95,11 @@ public enum ConfigLoader {
 
         let privacy = readPrivacy(top.mapping("privacy"), environment: environment)
 
-        let adaptersDirectory = top.path("adapters_directory", expected: "a directory path") ?? log.resolve("adapters")
+        let adaptersDirectory = top.filePath("adapters_directory", expected: "a directory path") ?? log.resolve("adapters")
         let imagesMap = top.mapping("images")
         let images = ImageSettings(
             store: imagesMap?.bool("store", default: false) ?? false,
-            directory: imagesMap?.path("directory", expected: "a directory path") ?? (stateDirectory as NSString).appendingPathComponent("images"),
+            directory: imagesMap?.filePath("directory", expected: "a directory path") ?? (stateDirectory as NSString).appendingPathComponent("images"),
             maxBytes: imagesMap?.bytes("max_bytes", default: 256 << 20, minimum: 1 << 20) ?? (256 << 20))
         imagesMap?.finish()
         var deviceIDs: Set<String> = []
@@ -216,7 +216,7 @@ public enum ConfigLoader {
         let target: SinkTarget?
         switch type {
         case "file":
-            let path = map.path("path", required: true, expected: "a file path such as /var/lib/gatehouse/outbox/events.ndjson")
+            let path = map.filePath("path", required: true, expected: "a file path such as /var/lib/gatehouse/outbox/events.ndjson")
             target = path.map {
                 .file(FileSinkConfig(
                     path: $0, rotateBytes: map.bytes("rotate_bytes", default: 64 << 20, minimum: 4096),
@@ -243,7 +243,7 @@ public enum ConfigLoader {
         defer { tls?.finish() }
         var files: [String: String] = [:]
         for key in ["ca_file", "client_certificate_file", "client_key_file"] {
-            guard let path = tls?.path(key) else { continue }
+            guard let path = tls?.filePath(key) else { continue }
             if !FileManager.default.isReadableFile(atPath: path) {
                 map.log.report(tls?.node(key), key: "\(tls?.path ?? "tls").\(key)", "cannot read '\(path)' (expected a readable PEM file)")
             }

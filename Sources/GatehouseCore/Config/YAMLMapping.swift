@@ -86,7 +86,7 @@ package final class YAMLMapping {
     }
 
     /// A file or directory path; a relative one is resolved against the config file's directory.
-    package func path(_ key: String, required: Bool = false, expected: String = "a path") -> String? {
+    package func filePath(_ key: String, required: Bool = false, expected: String = "a path") -> String? {
         string(key, required: required, expected: expected).map(log.resolve)
     }
 
@@ -225,7 +225,7 @@ package final class YAMLMapping {
             }
             return Secret(value: value, origin: "env \(name)")
         }
-        if let path = map.path("file") {
+        if let path = map.filePath("file") {
             return map.secretFile(path, key: "file", what: "secret file '\(path)'", origin: "file \(path)")
         }
         if let name = map.string("credential") {
