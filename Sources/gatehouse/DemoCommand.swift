@@ -25,7 +25,9 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Port of the local stand-in for the central store.") var receiverPort = 18090
 
     func run() async throws {
-        let directory = (dir as NSString).standardizingPath
+        // Absolute: the generated config names its paths, and relative ones would be read against
+        // the config file's own directory.
+        let directory = URL(fileURLWithPath: dir).standardizedFileURL.path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let configPath = (directory as NSString).appendingPathComponent("gatehouse.yaml")
         let ports = DemoConfig.Ports(ingest: ingestPort, admin: adminPort, receiver: receiverPort)

@@ -81,6 +81,16 @@ final class DaemonProcess: Sendable {
 
     var log: String { output.withLock { $0 } }
 
+    /// Polls the log until it contains `fragment` (bounded: a slow machine gets there later, not never).
+    func waitForLog(_ fragment: String, timeout: Double = 30) async -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while !log.contains(fragment) {
+            guard Date() < deadline, process.isRunning else { return log.contains(fragment) }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return true
+    }
+
     func port(of listener: String) -> Int? {
         let text = log
         guard let range = text.range(of: "\(listener) listener ready on ") else { return nil }

@@ -50,7 +50,10 @@ struct DeliveryTests {
             let load = Task {
                 await oracle.load(baseURL: "http://127.0.0.1:\(ingest)", workers: 6, devices: site.devices, batch: 2, seed: UInt64(iteration + 1))
             }
-            try await Task.sleep(for: .milliseconds(Int.random(in: 80...350)))
+            // Kill at a random point once this run has acknowledged something: waiting for a count,
+            // not a time, keeps the load meaningful however busy the machine is.
+            await Self.waitUntil(oracle, acknowledged: oracle.acknowledgedCount + 11)
+            try await Task.sleep(for: .milliseconds(Int.random(in: 0...250)))
             daemon.kill9()
             load.cancel()
             await load.value
@@ -76,7 +79,7 @@ struct DeliveryTests {
         let (daemon, ingest, _) = try await DaemonProcess.start(configPath: config)
         let oracle = Oracle()
         let load = Task { await oracle.load(baseURL: "http://127.0.0.1:\(ingest)", workers: 6, devices: site.devices, batch: 2) }
-        try await Task.sleep(for: .milliseconds(600))
+        await Self.waitUntil(oracle, acknowledged: 50)
         let status = try await daemon.stop(signal: SIGTERM)
         load.cancel()
         await load.value
@@ -88,6 +91,16 @@ struct DeliveryTests {
         #expect(await receiver.waitUntilContains(oracle.acknowledgedIDs, timeout: .seconds(30)))
         try oracle.verify(against: receiver.snapshot)
         #expect(try await again.stop() == 0)
+    }
+}
+
+extension DeliveryTests {
+    /// Polls (bounded) until the oracle holds `count` acknowledged events.
+    static func waitUntil(_ oracle: Oracle, acknowledged count: Int, timeout: Duration = .seconds(30)) async {
+        let deadline = ContinuousClock.now + timeout
+        while oracle.acknowledgedCount < count, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
     }
 }
 

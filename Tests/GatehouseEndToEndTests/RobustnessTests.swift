@@ -34,8 +34,6 @@ struct RobustnessTests {
               max_body_bytes: 16KiB
               idle_timeout_seconds: 2
               request_timeout_seconds: 2
-              rate_limit_per_second: 20
-              rate_limit_burst: 40
             """
         defer { site.remove() }
         let (daemon, ingest, admin) = try await DaemonProcess.start(configPath: try site.write())
@@ -66,24 +64,18 @@ struct RobustnessTests {
         (code, body) = try await Self.post(url, body: Array("kind=door.opened".utf8), headers: [auth[0], ("Content-Type", "application/x-www-form-urlencoded")])
         #expect(code == 415, "\(code) \(body)")
 
-        // Slow loris: a connection that trickles a request head is closed by the idle timeout.
-        let closedAfter = try await SlowClient.trickle(port: ingest, bytesEvery: .milliseconds(2500), maxSeconds: 15)
-        #expect(closedAfter != nil && closedAfter! < 12, "slow connection was not closed: \(String(describing: closedAfter))")
+        // Slow loris: a connection that trickles a request head is closed by the idle timeout. The
+        // client keeps trickling for 30 s, so only the server's timeout can end it sooner (and a
+        // busy machine closing it late still passes).
+        let closedAfter = try await SlowClient.trickle(port: ingest, bytesEvery: .milliseconds(2500), maxSeconds: 30)
+        #expect(closedAfter != nil, "slow connection was not closed within 30 s")
 
-        // A body that trickles in slower than request_timeout_seconds is answered 408 (or the connection closed).
-        let slowBody = try await SlowClient.slowBody(port: ingest, token: TestSite.token(0), maxSeconds: 10)
-        #expect(slowBody.seconds < 8 && (slowBody.response.contains(" 408 ") || slowBody.response.isEmpty), "\(slowBody)")
+        // A body that stalls longer than request_timeout_seconds is answered 408 (or the connection
+        // closed) by the server, not given up on by the client.
+        let slowBody = try await SlowClient.slowBody(port: ingest, token: TestSite.token(0), maxSeconds: 30)
+        #expect(slowBody.endedByServer && (slowBody.response.contains(" 408 ") || slowBody.response.isEmpty), "\(slowBody)")
 
-        // A flood from one source is rate limited with 429 and Retry-After.
-        var codes: [Int: Int] = [:]
-        for _ in 0..<120 {
-            let (floodCode, _) = try await Self.post(url, body: Array(#"{"kind": "door.opened"}"#.utf8), headers: auth)
-            codes[floodCode, default: 0] += 1
-        }
-        #expect((codes[429] ?? 0) > 0 && (codes[200] ?? 0) > 0, "flood answers: \(codes)")
-
-        // Still serving: after the bucket refills a valid event is accepted and forwarded.
-        try await Task.sleep(for: .seconds(2.5))
+        // Still serving after all that: a valid event is accepted and forwarded.
         (code, body) = try await Self.post(url, body: Array(#"{"kind": "door.opened", "dedupKey": "after-the-storm"}"#.utf8), headers: auth)
         #expect(code == 200 && body.contains("stored"), "\(code) \(body)")
         let quarantined = try await Self.status(adminPort: admin)["queue"] as? [String: Any]
@@ -93,6 +85,54 @@ struct RobustnessTests {
         // The quarantine tools see what was kept.
         let list = try DaemonProcess.runTool(["quarantine", "list", "--config", site.configPath])
         #expect(list.status == 0 && list.stdout.contains("malformed JSON") && list.stdout.contains("dev-0"), "\(list)")
+        #expect(try await daemon.stop() == 0)
+    }
+
+    @Test("a flood from one source is answered 429 with Retry-After beyond the burst, and served again once the bucket refills")
+    func floodIsRateLimited() async throws {
+        let (receiver, receiverTask, port) = try await DeliveryTests.receiver()
+        defer { receiverTask.cancel() }
+        var site = TestSite(receiverPort: port)
+        // One token per 5 s and a burst of 3: 20 requests at once exceed it however slowly the
+        // machine runs them (they would have to spread over 85 s to all get through).
+        site.ingestExtra = """
+              rate_limit_per_second: 0.2
+              rate_limit_burst: 3
+            """
+        defer { site.remove() }
+        let (daemon, ingest, _) = try await DaemonProcess.start(configPath: try site.write())
+        let url = "http://127.0.0.1:\(ingest)/v1/devices/dev-0/events"
+        let token = TestSite.token(0)
+        let answers = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
+            for sequence in 0..<20 {
+                group.addTask {
+                    var request = HTTPClientRequest(url: url)
+                    request.method = .POST
+                    request.headers.add(name: "Authorization", value: "Bearer \(token)")
+                    request.headers.add(name: "Content-Type", value: "application/json")
+                    request.body = .bytes(ByteBuffer(string: #"{"kind": "door.opened", "dedupKey": "flood-\#(sequence)"}"#))
+                    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+                    _ = try await response.body.collect(upTo: 1 << 20)
+                    return (Int(response.status.code), response.headers.first(name: "Retry-After"))
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        let accepted = answers.filter { $0.0 == 200 }.count
+        let limited = answers.filter { $0.0 == 429 }
+        #expect(accepted >= 3 && !limited.isEmpty && accepted + limited.count == 20, "flood answers: \(answers)")
+        #expect(limited.allSatisfy { Int($0.1 ?? "") ?? 0 >= 1 }, "every 429 says when to retry: \(limited)")
+
+        // The bucket refills (a token in 5 s): poll, bounded, until the device is served again.
+        var served = (code: 0, body: "")
+        for _ in 0..<60 where served.code != 200 {
+            served = try await Self.post(
+                url, body: Array(#"{"kind": "door.opened", "dedupKey": "after-the-flood"}"#.utf8),
+                headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")])
+            if served.code != 200 { try await Task.sleep(for: .seconds(1)) }
+        }
+        #expect(served.code == 200 && served.body.contains("stored"), "\(served)")
+        #expect(await receiver.waitFor(uniqueCount: accepted + 1, timeout: .seconds(30)))
         #expect(try await daemon.stop() == 0)
     }
 
@@ -186,8 +226,7 @@ struct RobustnessTests {
         let (daemon, ingest, admin) = try await DaemonProcess.start(configPath: try site.write())
         let oracle = Oracle()
         await oracle.load(baseURL: "http://127.0.0.1:\(ingest)", workers: 1, devices: 1, perWorker: 5)
-        try await Task.sleep(for: .seconds(1.5))
-        #expect(daemon.log.contains("status: devices 1/4 up"), "\(daemon.log.suffix(1500))")
+        #expect(await daemon.waitForLog("status: devices 1/4 up"), "\(daemon.log.suffix(1500))")
         #expect(daemon.log.contains("device dev-0 is up"))
         let table = try DaemonProcess.runTool(["status", "--admin", "http://127.0.0.1:\(admin)"])
         #expect(table.status == 0 && table.stdout.contains("DEVICES 1/4 up") && table.stdout.contains("central"), "\(table)")
@@ -217,14 +256,13 @@ struct RobustnessTests {
 
         try "site: [broken".write(toFile: config, atomically: true, encoding: .utf8)
         daemon.sendSignal(SIGHUP)
-        try await Task.sleep(for: .seconds(1))
-        #expect(daemon.log.contains("reload refused, keeping the running config"), "\(daemon.log.suffix(800))")
+        #expect(await daemon.waitForLog("reload refused, keeping the running config"), "\(daemon.log.suffix(800))")
 
         site.devices = 3
         _ = try site.write()
         daemon.sendSignal(SIGHUP)
-        try await Task.sleep(for: .seconds(1))
-        #expect(daemon.log.contains("device dev-1 added") && daemon.log.contains("device dev-2 added"), "\(daemon.log.suffix(800))")
+        #expect(await daemon.waitForLog("device dev-2 added"), "\(daemon.log.suffix(800))")
+        #expect(daemon.log.contains("device dev-1 added"), "\(daemon.log.suffix(800))")
         let pusher = DevicePusher(baseURL: "http://127.0.0.1:\(ingest)")
         let newDevice = await oracle.push(pusher, device: 2, events: [["kind": "door.opened", "dedupKey": "new-device"]])
         await pusher.shutdown()
@@ -238,8 +276,9 @@ struct RobustnessTests {
 /// A client that writes a request head one byte at a time, as a slow-loris attack does.
 enum SlowClient {
     /// Sends a complete head announcing 64 body bytes, then 8 of them, then nothing; returns what
-    /// the server answered (empty if it just closed) and after how many seconds.
-    static func slowBody(port: Int, token: String, maxSeconds: Double) async throws -> (seconds: Double, response: String) {
+    /// the server answered (empty if it just closed), and whether the server ended the exchange
+    /// (answered or closed) before `maxSeconds`.
+    static func slowBody(port: Int, token: String, maxSeconds: Double) async throws -> (endedByServer: Bool, response: String) {
         let fd = try connectLoopback(port: port)
         defer { close(fd) }
         let start = Date()
@@ -247,17 +286,17 @@ enum SlowClient {
         _ = Array(head.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         var received: [UInt8] = []
         var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        while Date().timeIntervalSince(start) < maxSeconds {
+        var ended = false
+        while !ended, Date().timeIntervalSince(start) < maxSeconds {
             if poll(&poller, 1, 50) > 0 {
                 var buffer = [UInt8](repeating: 0, count: 1024)
                 let n = recv(fd, &buffer, buffer.count, 0)
-                if n <= 0 { break }
-                received += buffer.prefix(n)
-                if String(decoding: received, as: UTF8.self).contains("\r\n\r\n") { break }
+                if n > 0 { received += buffer.prefix(n) }
+                ended = n <= 0 || String(decoding: received, as: UTF8.self).contains("\r\n\r\n")
             }
-            try await Task.sleep(for: .milliseconds(10))
+            if !ended { try await Task.sleep(for: .milliseconds(10)) }
         }
-        return (Date().timeIntervalSince(start), String(decoding: received, as: UTF8.self))
+        return (ended, String(decoding: received, as: UTF8.self))
     }
 
     static func connectLoopback(port: Int) throws -> Int32 {

@@ -143,14 +143,13 @@ import Testing
         let events = try await store.append(6000, .accessGranted)
         let receiver = CentralReceiver(logger: testLogger())
 
-        let (elapsed, snapshot) = try await withReceiver(receiver) { port in
+        let snapshot = try await withReceiver(receiver) { port in
             let running = try RunningSink(httpSinkConfig(port: port, batch: 50), queue: store.queue)
             #expect(await receiver.waitFor(uniqueCount: 500, timeout: .seconds(30)))
-            let elapsed = await running.finish()
-            return (elapsed, receiver.snapshot)
+            _ = await running.finish()
+            return receiver.snapshot
         }
-        // Prompt, not fast: well under the minutes the remaining 6,000-event backlog would take.
-        #expect(elapsed < .seconds(10))
+        // Stopped mid-backlog (not timed: a slow machine delivers fewer batches before the stop).
         #expect(snapshot.uniqueCount < events.count, "stopped before the end, or the test proves nothing")
         let left = try await store.undelivered(sink: "central")
         // Nothing acknowledged that was not delivered, nothing delivered left unacknowledged.
@@ -167,8 +166,9 @@ import Testing
         receiver.setMode(.unavailable)
 
         try await withReceiver(receiver) { port in
-            // Retry-After: 1 and a 30 s cap: a runner that ignored cancellation would sit here.
-            let config = httpSinkConfig(port: port, backoffInitial: 30, backoffMax: 30)
+            // Minutes of backoff (600 s, Retry-After honoured up to 300 s): a runner that ignored
+            // cancellation would sit here.
+            let config = httpSinkConfig(port: port, backoffInitial: 600, backoffMax: 600)
             let sink = try SinkFactory.make(config, logger: testLogger())
             let runner = SinkRunner(sink: sink, config: config, queue: store.queue, logger: testLogger())
             let task = Task { await runner.run() }
@@ -178,8 +178,9 @@ import Testing
                 await task.value
             }
             await sink.shutdown()
-            // A runner that ignored cancellation would sit out the 30 s backoff.
-            #expect(elapsed < .seconds(10))
+            // A runner that ignored cancellation would sit out that backoff; the bound is that
+            // far from a prompt stop so that no machine is too slow for it.
+            #expect(elapsed < .seconds(120))
             #expect(runner.status.state == "stopped")
         }
         #expect(try await store.queue.lag(sink: "central") == 5)

@@ -54,7 +54,7 @@ public enum ConfigLoader {
     static func read(_ top: YAMLMapping, knownDrivers: Set<String>, environment: [String: String]) -> GatehouseConfig {
         let log = top.log
         let site = top.identifier("site") ?? ""
-        let stateDirectory = top.string("state_directory") ?? "/var/lib/gatehouse"
+        let stateDirectory = top.filePath("state_directory", expected: "a directory path") ?? "/var/lib/gatehouse"
         let diskBudget = top.bytes("disk_budget_bytes", default: 1 << 30, minimum: 1 << 20)
         let statusInterval = top.double("status_interval_seconds", default: 60, range: 1...86_400)
         let logLevel = top.string("log_level") ?? "info"
@@ -98,11 +98,11 @@ public enum ConfigLoader {
 
         let privacy = readPrivacy(top.mapping("privacy"), environment: environment)
 
-        let adaptersDirectory = top.string("adapters_directory", required: false, expected: "a directory path") ?? "adapters"
+        let adaptersDirectory = top.filePath("adapters_directory", expected: "a directory path") ?? log.resolve("adapters")
         let imagesMap = top.mapping("images")
         let images = ImageSettings(
             store: imagesMap?.bool("store", default: false) ?? false,
-            directory: imagesMap?.string("directory", expected: "a directory path") ?? (stateDirectory as NSString).appendingPathComponent("images"),
+            directory: imagesMap?.filePath("directory", expected: "a directory path") ?? (stateDirectory as NSString).appendingPathComponent("images"),
             maxBytes: imagesMap?.bytes("max_bytes", default: 256 << 20, minimum: 1 << 20) ?? (256 << 20))
         imagesMap?.finish()
         var deviceIDs: Set<String> = []
@@ -233,7 +233,7 @@ public enum ConfigLoader {
         let target: SinkTarget?
         switch type {
         case "file":
-            let path = map.string("path", required: true, expected: "a file path such as /var/lib/gatehouse/outbox/events.ndjson")
+            let path = map.filePath("path", required: true, expected: "a file path such as /var/lib/gatehouse/outbox/events.ndjson")
             target = path.map {
                 .file(FileSinkConfig(
                     path: $0, rotateBytes: map.bytes("rotate_bytes", default: 64 << 20, minimum: 4096),
@@ -260,7 +260,7 @@ public enum ConfigLoader {
         defer { tls?.finish() }
         var files: [String: String] = [:]
         for key in ["ca_file", "client_certificate_file", "client_key_file"] {
-            guard let path = tls?.string(key) else { continue }
+            guard let path = tls?.filePath(key) else { continue }
             if !FileManager.default.isReadableFile(atPath: path) {
                 map.log.report(tls?.node(key), key: "\(tls?.path ?? "tls").\(key)", "cannot read '\(path)' (expected a readable PEM file)")
             }
@@ -292,7 +292,7 @@ public enum ConfigLoader {
         }
         policy.hashSecret = map.secret("hash_secret", environment: environment)
         if policy.modes.values.contains(.hash), policy.hashSecret == nil {
-            map.log.report(nil, fallback: map.mark, key: map.join("hash_secret"), "required when any subject type uses 'hash' (expected {file: PATH} or {env: NAME} with a long random value)")
+            map.log.report(nil, fallback: map.mark, key: map.join("hash_secret"), "required when any subject type uses 'hash' (expected {file: PATH}, {credential: NAME} or {env: NAME} with a long random value)")
         }
         return policy
     }

@@ -15,7 +15,7 @@ public struct GatehouseConfig: Sendable, Equatable {
     public var privacy: PrivacyPolicy
     public var devices: [DeviceConfig]
     public var sinks: [SinkConfig]
-    /// Where vendor profiles live (`adapters_directory`), relative to the working directory unless absolute.
+    /// Where vendor profiles live (`adapters_directory`); the loader resolves a relative one against the config file's directory.
     public var adaptersDirectory: String = "adapters"
     /// Pictures that come with vendor payloads (`images:`).
     public var images = ImageSettings()

@@ -1,9 +1,9 @@
 import Foundation
 
-/// A password, token or key read from config, a file or the environment; never printed.
+/// A password, token or key read from config, a file, the environment or a systemd credential; never printed.
 public struct Secret: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible {
     public let value: String
-    /// Where it came from (`env GATEHOUSE_TOKEN`, `file /etc/…`, `inline`), safe to log.
+    /// Where it came from (`env GATEHOUSE_TOKEN`, `file /etc/…`, `credential NAME`, `inline`), safe to log.
     public let origin: String
 
     public init(value: String, origin: String) {

@@ -4,9 +4,20 @@ import Yams
 /// Collects diagnostics while a config file is read, so that all of them are reported at once.
 package final class DiagnosticLog {
     package let file: String
+    /// Where relative paths in the file point: the file's own directory, never the working
+    /// directory (systemd starts the daemon in its state directory).
+    package let directory: String
     package private(set) var items: [ConfigDiagnostic] = []
 
-    package init(file: String) { self.file = file }
+    package init(file: String) {
+        self.file = file
+        directory = URL(fileURLWithPath: file).deletingLastPathComponent().standardizedFileURL.path
+    }
+
+    /// `path` as written when absolute, otherwise under the config file's directory.
+    package func resolve(_ path: String) -> String {
+        path.hasPrefix("/") ? path : URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: directory, isDirectory: true)).standardizedFileURL.path
+    }
 
     package func report(_ node: Node?, fallback: Mark? = nil, key: String, _ message: String) {
         let mark = node?.mark ?? fallback
@@ -72,6 +83,11 @@ package final class YAMLMapping {
             return nil
         }
         return scalar.string
+    }
+
+    /// A file or directory path; a relative one is resolved against the config file's directory.
+    package func filePath(_ key: String, required: Bool = false, expected: String = "a path") -> String? {
+        string(key, required: required, expected: expected).map(log.resolve)
     }
 
     package func identifier(_ key: String, required: Bool = true) -> String? {
@@ -188,11 +204,13 @@ package final class YAMLMapping {
         }
     }
 
-    /// A secret: a literal string, `{env: NAME}` or `{file: PATH}`. The value is read now so
-    /// that a missing file or variable stops start-up rather than the first request.
+    /// A secret: a literal string, `{env: NAME}`, `{file: PATH}` or `{credential: NAME}` (a
+    /// systemd credential, `$CREDENTIALS_DIRECTORY/NAME`). The value is read now so that a
+    /// missing file, variable or credential stops start-up rather than the first request.
     package func secret(_ key: String, required: Bool = false, environment: [String: String]) -> Secret? {
+        let forms = "a string, {env: NAME}, {file: PATH} or {credential: NAME}"
         guard let node = node(key) else {
-            if required { missing(key, "a secret: a string, {env: NAME} or {file: PATH}") }
+            if required { missing(key, "a secret: \(forms)") }
             return nil
         }
         if case .scalar(let scalar) = node {
@@ -207,22 +225,40 @@ package final class YAMLMapping {
             }
             return Secret(value: value, origin: "env \(name)")
         }
-        if let path = map.string("file") {
-            guard let data = FileManager.default.contents(atPath: path),
-                let text = String(data: data, encoding: .utf8)
-            else {
-                log.report(map.node("file"), key: map.join("file"), "cannot read secret file '\(path)' (expected a readable UTF-8 file)")
-                return nil
-            }
-            let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard !trimmed.isEmpty else {
-                log.report(map.node("file"), key: map.join("file"), "secret file '\(path)' is empty")
-                return nil
-            }
-            return Secret(value: trimmed, origin: "file \(path)")
+        if let path = map.filePath("file") {
+            return map.secretFile(path, key: "file", what: "secret file '\(path)'", origin: "file \(path)")
         }
-        log.report(node, key: join(key), "expected a string, {env: NAME} or {file: PATH}")
+        if let name = map.string("credential") {
+            guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
+                log.report(map.node("credential"), key: map.join("credential"), "'\(name)' is not a credential name (expected the NAME of LoadCredential=NAME:PATH, without '/')")
+                return nil
+            }
+            guard let directory = environment["CREDENTIALS_DIRECTORY"], !directory.isEmpty else {
+                log.report(map.node("credential"), key: map.join("credential"), "credential '\(name)' needs $CREDENTIALS_DIRECTORY, which is not set (systemd sets it for a unit with LoadCredential=\(name):PATH; when running by hand, use {file: PATH})")
+                return nil
+            }
+            let path = (directory as NSString).appendingPathComponent(name)
+            return map.secretFile(
+                path, key: "credential",
+                what: "credential '\(name)' in $CREDENTIALS_DIRECTORY (\(directory); expected LoadCredential=\(name):PATH in the unit)",
+                origin: "credential \(name)")
+        }
+        log.report(node, key: join(key), "expected \(forms)")
         return nil
+    }
+
+    /// Reads a secret from a file, trimmed; reports an unreadable or empty one at `key`.
+    private func secretFile(_ path: String, key: String, what: String, origin: String) -> Secret? {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            log.report(node(key), key: join(key), "cannot read \(what) (expected a readable UTF-8 file)")
+            return nil
+        }
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !trimmed.isEmpty else {
+            log.report(node(key), key: join(key), "\(what) is empty")
+            return nil
+        }
+        return Secret(value: trimmed, origin: origin)
     }
 
     /// Reports every key that no accessor asked for, with the nearest valid key as a hint.
