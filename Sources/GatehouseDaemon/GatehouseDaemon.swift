@@ -52,7 +52,9 @@ public final class GatehouseDaemon: Sendable {
     /// Runs until SIGTERM/SIGINT (when `handleSignals`) or cancellation.
     public func run(handleSignals: Bool = true) async throws {
         let queuePath = (config.stateDirectory as NSString).appendingPathComponent(Self.queueFileName)
-        let queue = try EventQueue(path: queuePath, settings: config.queue, diskBudgetBytes: config.diskBudgetBytes, logger: logger)
+        let sealer = try PayloadSealer.resolve(configured: config.privacy.quarantineKey, directory: config.stateDirectory)
+        let queue = try EventQueue(
+            path: queuePath, settings: config.queue, diskBudgetBytes: config.diskBudgetBytes, sealer: sealer, logger: logger)
         let devices = DeviceDirectory(devices: config.devices, logger: logger)
         let pipeline = IngestPipeline(config: config, queue: queue, devices: devices, logger: logger)
         let requests = DeviceRequests(config: config.ingest, devices: devices)
@@ -102,6 +104,7 @@ public final class GatehouseDaemon: Sendable {
                     .init(service: driverTasks, serviceName: "drivers"),
                     .init(service: admin, serviceName: "admin"),
                     .init(service: status, serviceName: "status"),
+                    .init(service: ImageRetentionService(devices: devices, logger: logger), serviceName: "image-retention"),
                     .init(service: reload, serviceName: "reload"),
                 ],
                 gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],

@@ -43,6 +43,7 @@ public struct QuarantineReplayer: Sendable {
     }
 
     func events(for entry: QuarantineEntry) throws -> [Event] {
+        if let unreadable = entry.unreadable { throw Failure(description: unreadable) }
         guard !entry.truncated else {
             throw Failure(description: "payload was cut to \(entry.payload.count) of \(entry.payloadBytes) bytes when kept; it cannot be replayed")
         }

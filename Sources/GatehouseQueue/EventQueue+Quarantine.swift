@@ -8,7 +8,9 @@ extension EventQueue {
     @discardableResult
     public func quarantine(_ record: QuarantineRecord, receivedAt: Timestamp = .now) async throws -> Int64 {
         let (budget, maxPayload) = settingsSnapshot()
-        let payload = record.payload.prefix(maxPayload)
+        let payload = try sealer.seal(Data(record.payload.prefix(maxPayload)))
+        let reasonSealed = try sealer.seal(Data(record.reason.utf8))
+        let reason = ValueRedactor.redactText(record.reason)
         let result = try await pool.write { db -> (Int64?, [Int: (count: Int64, bytes: Int64)]) in
             var ledger = try Ledger(db)
             let size = Int64(payload.count)
@@ -17,12 +19,12 @@ extension EventQueue {
             }
             try db.execute(
                 sql: """
-                    INSERT INTO quarantine(received_ms, device_id, driver, route, content_type, remote, reason, payload, payload_bytes)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO quarantine(received_ms, device_id, driver, route, content_type, remote, reason, payload, payload_bytes, key_id, reason_sealed)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     receivedAt.milliseconds, record.deviceID, record.driver, record.route, record.contentType,
-                    record.remote, record.reason, Data(payload), record.payload.count,
+                    record.remote, reason, payload, record.payload.count, self.sealer.keyID, reasonSealed,
                 ])
             ledger.quarantineBytes += size
             ledger.quarantined += 1
@@ -34,7 +36,7 @@ extension EventQueue {
             throw QueueFullError(description: "disk budget of \(budget) bytes is full; quarantine entry of \(payload.count) bytes refused")
         }
         logger.notice(
-            "quarantined input: \(record.reason)",
+            "quarantined input: \(reason)",
             metadata: ["gatehouse.device": "\(record.deviceID ?? "-")", "gatehouse.driver": "\(record.driver)", "quarantine.id": "\(id)"])
         return id
     }
@@ -52,13 +54,13 @@ extension EventQueue {
             let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
             arguments += [limit]
             return try Row.fetchAll(db, sql: "SELECT * FROM quarantine \(filter) ORDER BY id DESC LIMIT ?", arguments: arguments)
-                .map(Self.entry)
+                .map(self.entry)
         }
     }
 
     public func quarantineEntry(id: Int64) async throws -> QuarantineEntry? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM quarantine WHERE id = ?", arguments: [id]).map(Self.entry)
+            try Row.fetchOne(db, sql: "SELECT * FROM quarantine WHERE id = ?", arguments: [id]).map(self.entry)
         }
     }
 
@@ -72,13 +74,58 @@ extension EventQueue {
         }
     }
 
-    static func entry(_ row: Row) -> QuarantineEntry {
+    /// Opens the sealed payload and reason; an entry sealed under another key keeps the
+    /// redacted reason and says why its payload cannot be read.
+    func entry(_ row: Row) -> QuarantineEntry {
         let replayed: String? = row["replayed_events"]
-        return QuarantineEntry(
+        let stored: Data = row["payload"]
+        let keyID: String? = row["key_id"]
+        let redactedReason: String = row["reason"]
+        var payload = stored
+        var reason = redactedReason
+        var unreadable: String?
+        if let keyID {
+            do {
+                payload = try sealer.open(stored, keyID: keyID)
+                if let sealedReason: Data = row["reason_sealed"] {
+                    reason = String(decoding: try sealer.open(sealedReason, keyID: keyID), as: UTF8.self)
+                }
+            } catch {
+                payload = Data()
+                unreadable = error.description
+            }
+        }
+        var entry = QuarantineEntry(
             id: row["id"], receivedAt: Timestamp(milliseconds: row["received_ms"]), deviceID: row["device_id"],
             driver: row["driver"], route: row["route"], contentType: row["content_type"], remote: row["remote"],
-            reason: row["reason"], payloadBytes: row["payload_bytes"], payload: row["payload"],
+            reason: reason, payloadBytes: row["payload_bytes"], payload: payload,
             replayedAt: (row["replayed_ms"] as Int64?).map(Timestamp.init(milliseconds:)),
             replayedEvents: replayed.map { $0.split(separator: ",").map(String.init) })
+        entry.redactedReason = redactedReason
+        entry.keyID = keyID
+        entry.unreadable = unreadable
+        return entry
+    }
+
+    /// Seals entries written in clear by a version before sealing, once, when the queue opens.
+    func sealLegacyQuarantine() throws {
+        let sealer = self.sealer
+        let count = try pool.write { db -> Int in
+            let rows = try Row.fetchAll(db, sql: "SELECT id, reason, payload FROM quarantine WHERE key_id IS NULL")
+            for row in rows {
+                let reason: String = row["reason"]
+                let payload: Data = row["payload"]
+                try db.execute(
+                    sql: "UPDATE quarantine SET payload = ?, reason_sealed = ?, reason = ?, key_id = ? WHERE id = ?",
+                    arguments: [
+                        try sealer.seal(payload), try sealer.seal(Data(reason.utf8)), ValueRedactor.redactText(reason),
+                        sealer.keyID, row["id"] as Int64,
+                    ])
+            }
+            return rows.count
+        }
+        if count > 0 {
+            logger.notice("sealed \(count) quarantine entries kept in clear by an earlier version", metadata: ["quarantine.key": "\(sealer.keyID)"])
+        }
     }
 }

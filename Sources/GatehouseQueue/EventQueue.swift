@@ -15,6 +15,8 @@ public final class EventQueue: Sendable {
 
     public let path: String
     let pool: DatabasePool
+    /// Seals quarantined payloads; every writer of the quarantine goes through it.
+    let sealer: PayloadSealer
     let logger: Logger
     private let settings: Mutex<Settings>
     private let pending = Mutex<PendingState>(PendingState())
@@ -52,9 +54,12 @@ public final class EventQueue: Sendable {
     }
 
     /// Opens (creating or migrating) the queue at `path`. Does no background work: call `run()`.
-    public init(path: String, settings: QueueSettings, diskBudgetBytes: Int64, logger: Logger) throws {
+    /// `sealer` seals quarantined payloads; without one, the key generated beside the queue
+    /// file is used (`PayloadSealer.resolve`).
+    public init(path: String, settings: QueueSettings, diskBudgetBytes: Int64, sealer: PayloadSealer? = nil, logger: Logger) throws {
         self.path = path
         self.logger = logger
+        self.sealer = try sealer ?? PayloadSealer.resolve(configured: nil, directory: (path as NSString).deletingLastPathComponent)
         self.settings = Mutex(
             Settings(
                 budgetBytes: diskBudgetBytes, commitMaxEvents: settings.commitMaxEvents,
@@ -62,6 +67,9 @@ public final class EventQueue: Sendable {
                 dedupWindowHours: settings.dedupWindowHours))
         var config = Configuration()
         config.busyMode = .timeout(10)
+        // Deleted or rewritten rows are overwritten in their pages, so that a clear value that
+        // once was in the file (a payload from before sealing) does not linger in free space.
+        config.prepareDatabase { db in try db.execute(sql: "PRAGMA secure_delete = FAST") }
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -86,6 +94,7 @@ public final class EventQueue: Sendable {
         }
         try QueueSchema.migrator.migrate(pool)
         (wakeups, wakeupSource) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        try sealLegacyQuarantine()
     }
 
     // MARK: - Settings that can change on reload

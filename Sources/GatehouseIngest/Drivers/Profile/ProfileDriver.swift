@@ -33,6 +33,17 @@ public final class ProfileDriver: Driver {
         }
     }
 
+    /// Deletes stored pictures past `privacy.images: keep N days` for every image directory the
+    /// devices use; returns how many were deleted.
+    public func sweepImages(devices: [DeviceConfig], now: Date) -> Int {
+        var seen: Set<String> = []
+        var deleted = 0
+        for device in devices where device.driver == name && seen.insert(device.images.directory).inserted {
+            deleted += images.sweep(settings: device.images, now: now)
+        }
+        return deleted
+    }
+
     /// Re-reads the adapters directory. A profile that no longer loads keeps its previous
     /// version (and the reason is returned), so a typo in one file stops no camera.
     public func reload(config: GatehouseConfig) -> [String] {
