@@ -209,4 +209,19 @@ struct PrivacyPolicyTests {
     func invalidImagePolicies(_ text: String) {
         #expect(ImagePolicy(text) == nil)
     }
+
+    @Test("a dedup key that quotes the subject value gets the treated value")
+    func dedupKeyQuotingTheValue() {
+        var event = Self.event(.card, "8800123456")
+        event.source.dedupKey = "card-8800123456-0815"
+        var hashed = event
+        Self.policy(.hash, for: .card).apply(to: &hashed)
+        #expect(hashed.source.dedupKey == "card-\(hashed.subject?.value ?? "")-0815")
+        var dropped = event
+        Self.policy(.drop, for: .card).apply(to: &dropped)
+        #expect(dropped.source.dedupKey == "card-…-0815")
+        var kept = event
+        Self.policy(.keep, for: .card).apply(to: &kept)
+        #expect(kept.source.dedupKey == "card-8800123456-0815")
+    }
 }

@@ -130,7 +130,8 @@ struct PrivacyEndToEndTests {
 
         // Generic JSON: a card, and a malformed event that quotes another card.
         let headers = [("Content-Type", "application/json"), ("Authorization", "Bearer door-g-token")]
-        let good = #"{"kind":"access.granted","subject":{"type":"card","value":"\#(Self.card)"}}"#
+        // Its dedup key quotes the card: it is kept in the dedup table and forwarded, so it is treated too.
+        let good = #"{"kind":"access.granted","dedupKey":"card-\#(Self.card)-1","subject":{"type":"card","value":"\#(Self.card)"}}"#
         #expect(try await RobustnessTests.post("\(url)/v1/devices/door-g/events", body: Array(good.utf8), headers: headers).0 == 200)
         let bad = #"{"kind":"access.granted","subject":{"type":"card","value":"\#(Self.quarantinedCard)","owner":"\#(Self.name)"}}"#
         let (badStatus, badReply) = try await RobustnessTests.post("\(url)/v1/devices/door-g/events", body: Array(bad.utf8), headers: headers)
@@ -176,7 +177,7 @@ struct PrivacyEndToEndTests {
         #expect(events.contains { ($0["device"] as? [String: Any])?["id"] as? String == "late-cam" }, "the late camera's payload was replayed")
         #expect(try await daemon.stop() == 0)
         let outbox = try String(contentsOfFile: site.outbox, encoding: .utf8)
-        #expect(outbox.contains(Self.hmac("card", Self.card)))
+        #expect(outbox.contains(#""dedupKey":"card-\#(Self.hmac("card", Self.card))-1""#))
         #expect(outbox.contains(Self.hmac("person", Self.pins[1])))
         #expect(outbox.contains(#""record":"user""#), "the roster line became an event, without the name")
 

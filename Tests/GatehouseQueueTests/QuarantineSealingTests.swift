@@ -54,6 +54,28 @@ struct QuarantineSealingTests {
         #expect(try await reopened.quarantineEntry(id: id)?.payload == Self.record().payload)
     }
 
+    @Test("a generated key file that cannot be read or is empty stops start-up with what to do")
+    func unreadableKeyFile() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-key-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/" + PayloadSealer.generatedKeyFileName
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        #expect(throws: PayloadSealer.Failure.self) { try PayloadSealer.resolve(configured: nil, directory: directory) }
+        do {
+            _ = try PayloadSealer.resolve(configured: nil, directory: directory)
+        } catch {
+            #expect(error.description.contains("cannot read quarantine key file \(path)"))
+        }
+        try FileManager.default.removeItem(atPath: path)
+        try Data().write(to: URL(fileURLWithPath: path))
+        do {
+            _ = try PayloadSealer.resolve(configured: nil, directory: directory)
+            Issue.record("an empty key file was accepted")
+        } catch {
+            #expect(error.description.contains("is empty"))
+        }
+    }
+
     @Test("a configured key seals; another key cannot open the entry and says which key it needs")
     func rotatedKeyIsDetected() async throws {
         let fixture = try QueueFixture()

@@ -63,21 +63,17 @@ public struct PayloadSealer: Sendable {
     public static func resolve(configured: Secret?, directory: String) throws(Failure) -> PayloadSealer {
         if let configured { return PayloadSealer(secret: configured) }
         let path = (directory as NSString).appendingPathComponent(generatedKeyFileName)
-        if let data = FileManager.default.contents(atPath: path) {
-            let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            guard !text.isEmpty else { throw Failure(description: "quarantine key file \(path) is empty (delete it to generate a new one; entries sealed with the old key become unreadable)") }
-            return PayloadSealer(secret: Secret(value: text, origin: "generated file \(path)"))
-        }
+        if FileManager.default.fileExists(atPath: path) { return try readGenerated(path) }
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
             throw Failure(description: "cannot create \(directory) for the quarantine key: \(error.localizedDescription)")
         }
         let text = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0).base64EncodedString() }
-        // O_EXCL: two processes starting at once must not each write their own key.
+        // O_EXCL: of two processes starting at once, one writes the key and the other reads it.
         let fd = Foundation.open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
         guard fd >= 0 else {
-            if errno == EEXIST { return try resolve(configured: nil, directory: directory) }
+            if errno == EEXIST { return try readGenerated(path) }
             throw Failure(description: "cannot create quarantine key file \(path): errno \(errno)")
         }
         let bytes = Array((text + "\n").utf8)
@@ -87,6 +83,17 @@ public struct PayloadSealer: Sendable {
         guard written == bytes.count, synced else {
             unlink(path)
             throw Failure(description: "cannot write quarantine key file \(path): errno \(errno)")
+        }
+        return PayloadSealer(secret: Secret(value: text, origin: "generated file \(path)"))
+    }
+
+    static func readGenerated(_ path: String) throws(Failure) -> PayloadSealer {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw Failure(description: "cannot read quarantine key file \(path) (run the tool as the daemon's user, e.g. sudo -u gatehouse, or set privacy.quarantine_key)")
+        }
+        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !text.isEmpty else {
+            throw Failure(description: "quarantine key file \(path) is empty (delete it to generate a new one; entries sealed with the old key become unreadable)")
         }
         return PayloadSealer(secret: Secret(value: text, origin: "generated file \(path)"))
     }

@@ -75,6 +75,11 @@ public struct PrivacyPolicy: Sendable, Equatable {
             subject.value = nil
             subject.treatment = .dropped
         }
+        // A device's dedup key may quote the value (`card-8800123456-0815`): it is stored in the
+        // dedup table and forwarded, so it gets the treated value (or `…` when dropped).
+        if subject.treatment != .clear, value.count >= 4, let key = event.source.dedupKey, key.contains(value) {
+            event.source.dedupKey = key.replacingOccurrences(of: value, with: subject.value ?? ValueRedactor.marker)
+        }
         event.subject = subject
     }
 
