@@ -7,38 +7,70 @@ extension EventQueue {
     /// Throws `QueueFullError` when the budget cannot take it even after evicting older quarantine.
     @discardableResult
     public func quarantine(_ record: QuarantineRecord, receivedAt: Timestamp = .now) async throws -> Int64 {
-        let (budget, maxPayload) = settingsSnapshot()
-        let payload = try sealer.seal(Data(record.payload.prefix(maxPayload)))
-        let reasonSealed = try sealer.seal(Data(record.reason.utf8))
-        let reason = ValueRedactor.redactText(record.reason)
+        let sealed = try seal(record)
+        let budget = settingsSnapshot().budget
         let result = try await pool.write { db -> (Int64?, [Int: (count: Int64, bytes: Int64)]) in
             var ledger = try Ledger(db)
-            let size = Int64(payload.count)
-            guard try self.makeRoom(size, forRank: -1, budget: budget, db: db, ledger: &ledger) else {
-                return (nil, [:])
-            }
-            try db.execute(
-                sql: """
-                    INSERT INTO quarantine(received_ms, device_id, driver, route, content_type, remote, reason, payload, payload_bytes, key_id, reason_sealed)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    receivedAt.milliseconds, record.deviceID, record.driver, record.route, record.contentType,
-                    record.remote, reason, payload, record.payload.count, self.sealer.keyID, reasonSealed,
-                ])
-            ledger.quarantineBytes += size
-            ledger.quarantined += 1
+            let id = try self.insertQuarantine(sealed, receivedAt: receivedAt, budget: budget, db: db, ledger: &ledger)
             try ledger.save(db)
-            return (db.lastInsertedRowID, ledger.evictions)
+            return (id, ledger.evictions)
         }
         report(result.1)
         guard let id = result.0 else {
-            throw QueueFullError(description: "disk budget of \(budget) bytes is full; quarantine entry of \(payload.count) bytes refused")
+            throw QueueFullError(description: "disk budget of \(budget) bytes is full; quarantine entry of \(sealed.payload.count) bytes refused")
         }
-        logger.notice(
-            "quarantined input: \(reason)",
-            metadata: ["gatehouse.device": "\(record.deviceID ?? "-")", "gatehouse.driver": "\(record.driver)", "quarantine.id": "\(id)"])
+        logQuarantined(sealed, id: id)
         return id
+    }
+
+    /// A quarantine record as it is written: payload (cut to the configured size) and full
+    /// reason sealed, reason redacted. Sealing happens before the write transaction.
+    struct SealedQuarantine {
+        let record: QuarantineRecord
+        let payload: Data
+        let reasonSealed: Data
+        let redactedReason: String
+        let keyID: String
+    }
+
+    func seal(_ record: QuarantineRecord) throws -> SealedQuarantine {
+        let maxPayload = settingsSnapshot().maxPayload
+        return SealedQuarantine(
+            record: record, payload: try sealer.seal(Data(record.payload.prefix(maxPayload))),
+            reasonSealed: try sealer.seal(Data(record.reason.utf8)), redactedReason: ValueRedactor.redactText(record.reason),
+            keyID: sealer.keyID)
+    }
+
+    /// Inserts a sealed record inside the caller's transaction (so that a driver's cursor can
+    /// move in the same one); nil when the budget cannot take it even after evicting older quarantine.
+    func insertQuarantine(
+        _ sealed: SealedQuarantine, receivedAt: Timestamp, budget: Int64, db: Database, ledger: inout Ledger
+    ) throws -> Int64? {
+        let size = Int64(sealed.payload.count)
+        guard try makeRoom(size, forRank: -1, budget: budget, db: db, ledger: &ledger) else { return nil }
+        let record = sealed.record
+        try db.execute(
+            sql: """
+                INSERT INTO quarantine(received_ms, device_id, driver, route, content_type, remote, reason, payload, payload_bytes, key_id, reason_sealed)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                receivedAt.milliseconds, record.deviceID, record.driver, record.route, record.contentType,
+                record.remote, sealed.redactedReason, sealed.payload, record.payload.count, sealed.keyID, sealed.reasonSealed,
+            ])
+        ledger.quarantineBytes += size
+        ledger.quarantined += 1
+        return db.lastInsertedRowID
+    }
+
+    /// The log line names the redacted reason only: the full one may quote a plate.
+    func logQuarantined(_ sealed: SealedQuarantine, id: Int64) {
+        logger.notice(
+            "quarantined input: \(sealed.redactedReason)",
+            metadata: [
+                "gatehouse.device": "\(sealed.record.deviceID ?? "-")", "gatehouse.driver": "\(sealed.record.driver)",
+                "quarantine.id": "\(id)",
+            ])
     }
 
     /// Newest first. `pendingOnly` hides entries that were replayed.
