@@ -55,7 +55,9 @@ public final class GatehouseDaemon: Sendable {
     /// Runs until SIGTERM/SIGINT (when `handleSignals`) or cancellation.
     public func run(handleSignals: Bool = true) async throws {
         let queuePath = (config.stateDirectory as NSString).appendingPathComponent(Self.queueFileName)
-        let queue = try EventQueue(path: queuePath, settings: config.queue, diskBudgetBytes: config.diskBudgetBytes, logger: logger)
+        let sealer = try PayloadSealer.resolve(configured: config.privacy.quarantineKey, directory: config.stateDirectory)
+        let queue = try EventQueue(
+            path: queuePath, settings: config.queue, diskBudgetBytes: config.diskBudgetBytes, sealer: sealer, logger: logger)
         let devices = DeviceDirectory(devices: config.devices, logger: logger)
         let pipeline = IngestPipeline(config: config, queue: queue, devices: devices, logger: logger)
         let requests = DeviceRequests(config: config.ingest, devices: devices)
@@ -108,6 +110,7 @@ public final class GatehouseDaemon: Sendable {
                     .init(service: driverTasks, serviceName: "drivers"),
                     .init(service: Listener(name: "admin", address: "\(adminConfig.host):\(adminConfig.port)", server: admin, logger: logger), serviceName: "admin"),
                     .init(service: status, serviceName: "status"),
+                    .init(service: ImageRetentionService(devices: devices, logger: logger), serviceName: "image-retention"),
                     .init(service: reload, serviceName: "reload"),
                 ],
                 gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],

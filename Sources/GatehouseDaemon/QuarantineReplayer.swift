@@ -43,6 +43,7 @@ public struct QuarantineReplayer: Sendable {
     }
 
     func events(for entry: QuarantineEntry) throws -> [Event] {
+        if let unreadable = entry.unreadable { throw Failure(description: unreadable) }
         guard !entry.truncated else {
             throw Failure(description: "payload was cut to \(entry.payload.count) of \(entry.payloadBytes) bytes when kept; it cannot be replayed")
         }
@@ -50,14 +51,24 @@ public struct QuarantineReplayer: Sendable {
         if entry.driver.hasPrefix("sink:") {
             return [try EventCoding.decode(entry.payload)]
         }
-        guard let deviceID = entry.deviceID, let device = config.device(deviceID) else {
-            throw Failure(description: "device '\(entry.deviceID ?? "-")' is not in the config")
-        }
         guard let driver = DriverRegistry.driver(named: entry.driver) else {
             throw Failure(description: "driver '\(entry.driver)' is not in this build")
         }
-        let drafts = try driver.decode(
-            RawPayload(body: Array(entry.payload), contentType: entry.contentType, route: entry.route), device: device)
+        let payload = RawPayload(body: Array(entry.payload), contentType: entry.contentType, route: entry.route)
+        let device: DeviceConfig
+        if let deviceID = entry.deviceID {
+            guard let configured = config.device(deviceID) else {
+                throw Failure(description: "device '\(deviceID)' is not in the config (add it, or remove the entry)")
+            }
+            device = configured
+        } else if let resolved = driver.resolveDevice(for: payload, remote: entry.remote, in: config.devices) {
+            // Kept before its serial or address was configured: matched now, as the live route would.
+            device = resolved
+        } else {
+            throw Failure(
+                description: "no configured device matches this payload (route \(entry.route ?? "-"), from \(entry.remote ?? "-")); add the device with the serial or address it sends, reload, and replay again")
+        }
+        let drafts = try driver.decode(payload, device: device)
         var logger = Logger(label: "gatehouse.replay")
         logger.logLevel = .warning
         let pipeline = IngestPipeline(config: config, queue: queue, devices: DeviceDirectory(devices: [], logger: logger), logger: logger)

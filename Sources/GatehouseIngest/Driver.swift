@@ -27,6 +27,10 @@ public protocol Driver: Sendable {
     /// Takes a reloaded config (SIGHUP) for state a driver keeps beyond its devices, such as
     /// loaded profiles; returns what changed or failed, for the reload log line.
     func reload(config: GatehouseConfig) -> [String]
+
+    /// The configured device that sent a payload quarantined without one (its serial was not
+    /// configured yet), found the way the live route finds it; nil when it cannot tell.
+    func resolveDevice(for payload: RawPayload, remote: String?, in devices: [DeviceConfig]) -> DeviceConfig?
 }
 
 extension Driver {
@@ -39,6 +43,8 @@ extension Driver {
     public func run(device: DeviceConfig, context: DriverContext) async throws {}
 
     public func reload(config: GatehouseConfig) -> [String] { [] }
+
+    public func resolveDevice(for payload: RawPayload, remote: String?, in devices: [DeviceConfig]) -> DeviceConfig? { nil }
 }
 
 /// Every driver this build carries: adding a protocol adds one line here and one folder under Drivers/.

@@ -7,51 +7,70 @@ extension EventQueue {
     /// Throws `QueueFullError` when the budget cannot take it even after evicting older quarantine.
     @discardableResult
     public func quarantine(_ record: QuarantineRecord, receivedAt: Timestamp = .now) async throws -> Int64 {
-        let (budget, _) = settingsSnapshot()
+        let sealed = try seal(record)
+        let budget = settingsSnapshot().budget
         let result = try await pool.write { db -> (Int64?, [Int: (count: Int64, bytes: Int64)]) in
             var ledger = try Ledger(db)
-            guard let id = try self.storeQuarantine(record, receivedAt: receivedAt, budget: budget, db: db, ledger: &ledger) else {
-                return (nil, [:])
-            }
+            let id = try self.insertQuarantine(sealed, receivedAt: receivedAt, budget: budget, db: db, ledger: &ledger)
             try ledger.save(db)
             return (id, ledger.evictions)
         }
         report(result.1)
         guard let id = result.0 else {
-            throw QueueFullError(description: "disk budget of \(budget) bytes is full; quarantine entry of \(record.payload.count) bytes refused")
+            throw QueueFullError(description: "disk budget of \(budget) bytes is full; quarantine entry of \(sealed.payload.count) bytes refused")
         }
-        logQuarantined([record])
+        logQuarantined(sealed, id: id)
         return id
     }
 
-    /// Writes one entry inside the caller's transaction, evicting older quarantine if the budget
-    /// needs it; nil when it does not fit.
-    func storeQuarantine(
-        _ record: QuarantineRecord, receivedAt: Timestamp, budget: Int64, db: Database, ledger: inout Ledger
+    /// A quarantine record as it is written: payload (cut to the configured size) and full
+    /// reason sealed, reason redacted. Sealing happens before the write transaction.
+    struct SealedQuarantine {
+        let record: QuarantineRecord
+        let payload: Data
+        let reasonSealed: Data
+        let redactedReason: String
+        let keyID: String
+    }
+
+    func seal(_ record: QuarantineRecord) throws -> SealedQuarantine {
+        let maxPayload = settingsSnapshot().maxPayload
+        return SealedQuarantine(
+            record: record, payload: try sealer.seal(Data(record.payload.prefix(maxPayload))),
+            reasonSealed: try sealer.seal(Data(record.reason.utf8)), redactedReason: ValueRedactor.redactText(record.reason),
+            keyID: sealer.keyID)
+    }
+
+    /// Inserts a sealed record inside the caller's transaction (so that a driver's cursor can
+    /// move in the same one); nil when the budget cannot take it even after evicting older quarantine.
+    func insertQuarantine(
+        _ sealed: SealedQuarantine, receivedAt: Timestamp, budget: Int64, db: Database, ledger: inout Ledger
     ) throws -> Int64? {
-        let payload = record.payload.prefix(settingsSnapshot().maxPayload)
-        let size = Int64(payload.count)
+        let size = Int64(sealed.payload.count)
         guard try makeRoom(size, forRank: -1, budget: budget, db: db, ledger: &ledger) else { return nil }
+        let record = sealed.record
         try db.execute(
             sql: """
-                INSERT INTO quarantine(received_ms, device_id, driver, route, content_type, remote, reason, payload, payload_bytes)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO quarantine(received_ms, device_id, driver, route, content_type, remote, reason, payload, payload_bytes, key_id, reason_sealed)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [
                 receivedAt.milliseconds, record.deviceID, record.driver, record.route, record.contentType,
-                record.remote, record.reason, Data(payload), record.payload.count,
+                record.remote, sealed.redactedReason, sealed.payload, record.payload.count, sealed.keyID, sealed.reasonSealed,
             ])
         ledger.quarantineBytes += size
         ledger.quarantined += 1
         return db.lastInsertedRowID
     }
 
-    func logQuarantined(_ records: [QuarantineRecord]) {
-        for record in records {
-            logger.notice(
-                "quarantined input: \(record.reason)",
-                metadata: ["gatehouse.device": "\(record.deviceID ?? "-")", "gatehouse.driver": "\(record.driver)"])
-        }
+    /// The log line names the redacted reason only: the full one may quote a plate.
+    func logQuarantined(_ sealed: SealedQuarantine, id: Int64) {
+        logger.notice(
+            "quarantined input: \(sealed.redactedReason)",
+            metadata: [
+                "gatehouse.device": "\(sealed.record.deviceID ?? "-")", "gatehouse.driver": "\(sealed.record.driver)",
+                "quarantine.id": "\(id)",
+            ])
     }
 
     /// Newest first. `pendingOnly` hides entries that were replayed.
@@ -67,13 +86,13 @@ extension EventQueue {
             let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
             arguments += [limit]
             return try Row.fetchAll(db, sql: "SELECT * FROM quarantine \(filter) ORDER BY id DESC LIMIT ?", arguments: arguments)
-                .map(Self.entry)
+                .map(self.entry)
         }
     }
 
     public func quarantineEntry(id: Int64) async throws -> QuarantineEntry? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM quarantine WHERE id = ?", arguments: [id]).map(Self.entry)
+            try Row.fetchOne(db, sql: "SELECT * FROM quarantine WHERE id = ?", arguments: [id]).map(self.entry)
         }
     }
 
@@ -87,13 +106,58 @@ extension EventQueue {
         }
     }
 
-    static func entry(_ row: Row) -> QuarantineEntry {
+    /// Opens the sealed payload and reason; an entry sealed under another key keeps the
+    /// redacted reason and says why its payload cannot be read.
+    func entry(_ row: Row) -> QuarantineEntry {
         let replayed: String? = row["replayed_events"]
-        return QuarantineEntry(
+        let stored: Data = row["payload"]
+        let keyID: String? = row["key_id"]
+        let redactedReason: String = row["reason"]
+        var payload = stored
+        var reason = redactedReason
+        var unreadable: String?
+        if let keyID {
+            do {
+                payload = try sealer.open(stored, keyID: keyID)
+                if let sealedReason: Data = row["reason_sealed"] {
+                    reason = String(decoding: try sealer.open(sealedReason, keyID: keyID), as: UTF8.self)
+                }
+            } catch {
+                payload = Data()
+                unreadable = error.description
+            }
+        }
+        var entry = QuarantineEntry(
             id: row["id"], receivedAt: Timestamp(milliseconds: row["received_ms"]), deviceID: row["device_id"],
             driver: row["driver"], route: row["route"], contentType: row["content_type"], remote: row["remote"],
-            reason: row["reason"], payloadBytes: row["payload_bytes"], payload: row["payload"],
+            reason: reason, payloadBytes: row["payload_bytes"], payload: payload,
             replayedAt: (row["replayed_ms"] as Int64?).map(Timestamp.init(milliseconds:)),
             replayedEvents: replayed.map { $0.split(separator: ",").map(String.init) })
+        entry.redactedReason = redactedReason
+        entry.keyID = keyID
+        entry.unreadable = unreadable
+        return entry
+    }
+
+    /// Seals entries written in clear by a version before sealing, once, when the queue opens.
+    func sealLegacyQuarantine() throws {
+        let sealer = self.sealer
+        let count = try pool.write { db -> Int in
+            let rows = try Row.fetchAll(db, sql: "SELECT id, reason, payload FROM quarantine WHERE key_id IS NULL")
+            for row in rows {
+                let reason: String = row["reason"]
+                let payload: Data = row["payload"]
+                try db.execute(
+                    sql: "UPDATE quarantine SET payload = ?, reason_sealed = ?, reason = ?, key_id = ? WHERE id = ?",
+                    arguments: [
+                        try sealer.seal(payload), try sealer.seal(Data(reason.utf8)), ValueRedactor.redactText(reason),
+                        sealer.keyID, row["id"] as Int64,
+                    ])
+            }
+            return rows.count
+        }
+        if count > 0 {
+            logger.notice("sealed \(count) quarantine entries kept in clear by an earlier version", metadata: ["quarantine.key": "\(sealer.keyID)"])
+        }
     }
 }

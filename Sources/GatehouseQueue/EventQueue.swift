@@ -15,6 +15,8 @@ public final class EventQueue: Sendable {
 
     public let path: String
     let pool: DatabasePool
+    /// Seals quarantined payloads; every writer of the quarantine goes through it.
+    let sealer: PayloadSealer
     let logger: Logger
     private let settings: Mutex<Settings>
     private let pending = Mutex<PendingState>(PendingState())
@@ -44,7 +46,7 @@ public final class EventQueue: Sendable {
 
     struct PendingAppend {
         let rows: [EncodedEvent]
-        var quarantine: [QuarantineRecord] = []
+        var quarantine: [SealedQuarantine] = []
         var receivedAt: Timestamp = .now
         let cursor: DeviceCursorUpdate?
         let continuation: CheckedContinuation<[AppendOutcome], any Error>
@@ -56,9 +58,12 @@ public final class EventQueue: Sendable {
     }
 
     /// Opens (creating or migrating) the queue at `path`. Does no background work: call `run()`.
-    public init(path: String, settings: QueueSettings, diskBudgetBytes: Int64, logger: Logger) throws {
+    /// `sealer` seals quarantined payloads; without one, the key generated beside the queue
+    /// file is used (`PayloadSealer.resolve`).
+    public init(path: String, settings: QueueSettings, diskBudgetBytes: Int64, sealer: PayloadSealer? = nil, logger: Logger) throws {
         self.path = path
         self.logger = logger
+        self.sealer = try sealer ?? PayloadSealer.resolve(configured: nil, directory: (path as NSString).deletingLastPathComponent)
         self.settings = Mutex(
             Settings(
                 budgetBytes: diskBudgetBytes, commitMaxEvents: settings.commitMaxEvents,
@@ -66,6 +71,9 @@ public final class EventQueue: Sendable {
                 dedupWindowHours: settings.dedupWindowHours))
         var config = Configuration()
         config.busyMode = .timeout(10)
+        // Deleted or rewritten rows are overwritten in their pages, so that a clear value that
+        // once was in the file (a payload from before sealing) does not linger in free space.
+        config.prepareDatabase { db in try db.execute(sql: "PRAGMA secure_delete = FAST") }
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -90,6 +98,7 @@ public final class EventQueue: Sendable {
         }
         try QueueSchema.migrator.migrate(pool)
         (wakeups, wakeupSource) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        try sealLegacyQuarantine()
     }
 
     // MARK: - Settings that can change on reload
@@ -116,11 +125,12 @@ public final class EventQueue: Sendable {
         _ events: [Event], quarantine: [QuarantineRecord] = [], cursor: DeviceCursorUpdate? = nil, receivedAt: Timestamp = .now
     ) async throws -> [AppendOutcome] {
         let rows = try encode(events)
+        let sealed = try quarantine.map(seal)
         return try await withCheckedThrowingContinuation { continuation in
             let accepted = pending.withLock { state -> Bool in
                 guard !state.closed else { return false }
                 state.items.append(
-                    PendingAppend(rows: rows, quarantine: quarantine, receivedAt: receivedAt, cursor: cursor, continuation: continuation))
+                    PendingAppend(rows: rows, quarantine: sealed, receivedAt: receivedAt, cursor: cursor, continuation: continuation))
                 return true
             }
             if accepted {
@@ -138,7 +148,8 @@ public final class EventQueue: Sendable {
         let rows = try encode(events, deduplicate: deduplicate)
         let (outcomes, evictions) = try await pool.write { db in
             var ledger = try Ledger(db)
-            let outcomes = try self.commit(rows: rows, quarantine: [], cursor: cursor, db: db, ledger: &ledger)
+            var kept: [(SealedQuarantine, Int64)] = []
+            let outcomes = try self.commit(rows: rows, quarantine: [], cursor: cursor, db: db, ledger: &ledger, kept: &kept)
             try ledger.save(db)
             return (outcomes, ledger.evictions)
         }
@@ -187,19 +198,18 @@ public final class EventQueue: Sendable {
             }
             if batch.isEmpty { return }
             do {
-                let (results, evictions) = try await pool.write { db in
+                let (results, evictions, kept) = try await pool.write { db in
                     var ledger = try Ledger(db)
+                    var kept: [(SealedQuarantine, Int64)] = []
                     let results = try batch.map {
                         try self.commit(
                             rows: $0.rows, quarantine: $0.quarantine, receivedAt: $0.receivedAt, cursor: $0.cursor, db: db,
-                            ledger: &ledger)
+                            ledger: &ledger, kept: &kept)
                     }
                     try ledger.save(db)
-                    return (results, ledger.evictions)
+                    return (results, ledger.evictions, kept)
                 }
-                for item in batch where !item.quarantine.isEmpty {
-                    logQuarantined(item.quarantine)
-                }
+                for (sealed, id) in kept { logQuarantined(sealed, id: id) }
                 processStats.withLock {
                     $0.commits += 1
                     $0.events += Int64(batch.reduce(0) { $0 + $1.rows.count })
@@ -256,8 +266,8 @@ public final class EventQueue: Sendable {
     }
 
     private func commit(
-        rows: [EncodedEvent], quarantine: [QuarantineRecord], receivedAt: Timestamp = .now, cursor: DeviceCursorUpdate?,
-        db: Database, ledger: inout Ledger
+        rows: [EncodedEvent], quarantine: [SealedQuarantine], receivedAt: Timestamp = .now, cursor: DeviceCursorUpdate?,
+        db: Database, ledger: inout Ledger, kept: inout [(SealedQuarantine, Int64)]
     ) throws -> [AppendOutcome] {
         let budget = settings.withLock { $0.budgetBytes }
         let insertDedup = try db.cachedStatement(
@@ -298,8 +308,10 @@ public final class EventQueue: Sendable {
             }
             outcomes.append(.stored(row.id))
         }
-        for record in quarantine {
-            if try storeQuarantine(record, receivedAt: receivedAt, budget: budget, db: db, ledger: &ledger) == nil {
+        for sealed in quarantine {
+            if let id = try insertQuarantine(sealed, receivedAt: receivedAt, budget: budget, db: db, ledger: &ledger) {
+                kept.append((sealed, id))
+            } else {
                 outcomes.append(.refused("disk budget of \(budget) bytes is full; a quarantine entry was refused; retry later"))
             }
         }

@@ -88,6 +88,15 @@ enum QueueSchema {
                 CREATE INDEX dedup_by_age ON dedup(seen_ms);
                 """)
         }
+        migrator.registerMigration("v2-sealed-quarantine") { db in
+            // Quarantined payloads and their full reasons are sealed with the quarantine key
+            // (PayloadSealer); `reason` keeps only a redacted copy for listings. A NULL key_id is
+            // a payload written in clear before this migration: EventQueue seals it at open.
+            try db.execute(sql: """
+                ALTER TABLE quarantine ADD COLUMN key_id TEXT;
+                ALTER TABLE quarantine ADD COLUMN reason_sealed BLOB;
+                """)
+        }
         return migrator
     }
 }

@@ -82,8 +82,33 @@ public struct QuarantineEntry: Sendable, Codable, Equatable {
     public var payload: Data
     public var replayedAt: Timestamp?
     public var replayedEvents: [String]?
+    /// The reason as stored in clear, with quoted values hidden (`reason` is the full one, opened
+    /// from its sealed copy): what listings print.
+    public var redactedReason: String?
+    /// The quarantine key the payload is sealed with; nil for an entry not sealed.
+    public var keyID: String?
+    /// Why the sealed payload could not be opened (another key); `payload` is then empty.
+    public var unreadable: String?
 
-    public var truncated: Bool { payload.count < payloadBytes }
+    public init(
+        id: Int64, receivedAt: Timestamp, deviceID: String?, driver: String, route: String?, contentType: String?,
+        remote: String?, reason: String, payloadBytes: Int, payload: Data, replayedAt: Timestamp?, replayedEvents: [String]?
+    ) {
+        self.id = id
+        self.receivedAt = receivedAt
+        self.deviceID = deviceID
+        self.driver = driver
+        self.route = route
+        self.contentType = contentType
+        self.remote = remote
+        self.reason = reason
+        self.payloadBytes = payloadBytes
+        self.payload = payload
+        self.replayedAt = replayedAt
+        self.replayedEvents = replayedEvents
+    }
+
+    public var truncated: Bool { unreadable == nil && payload.count < payloadBytes }
 }
 
 /// The queue's figures for the status log, `gatehouse status` and metrics.

@@ -44,7 +44,7 @@ extension AdaptersCommand {
                 FileHandle.standardError.write(Data("\(error)\n".utf8))
                 throw ExitCode(1)
             }
-            print("wrote \(outDir): profile.yaml (draft), README.md, \(payloads.count) samples")
+            print("wrote \(outDir): profile.yaml (draft), README.md, \(payloads.count) samples (\(scaffold.redactions) personal values replaced by stand-ins)")
             for field in scaffold.inventory.fields where field.role != nil {
                 print("  GUESS \(field.role?.rawValue ?? ""): \(field.path) — \(field.why ?? "")")
             }

@@ -40,13 +40,15 @@ struct QuarantineCommand: AsyncParsableCommand {
             if entries.isEmpty { print("quarantine is empty") }
             for e in entries {
                 let replayed = e.replayedAt.map { " replayed \($0.rfc3339)" } ?? ""
-                print("\(e.id)\t\(e.receivedAt.rfc3339)\t\(e.deviceID ?? "-")\t\(e.driver)\t\(e.payloadBytes) B\t\(e.reason)\(replayed)")
+                print("\(e.id)\t\(e.receivedAt.rfc3339)\t\(e.deviceID ?? "-")\t\(e.driver)\t\(e.payloadBytes) B\t\(e.redactedReason ?? e.reason)\(replayed)")
             }
         }
     }
 
+    /// Opens the sealed payload with the quarantine key: the clear values go to this terminal only.
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show one entry with its payload.")
+        static let configuration = CommandConfiguration(
+            abstract: "Show one entry with its payload, opened with the quarantine key (clear values: do not paste it into tickets).")
         @OptionGroup var options: Options
         @Argument(help: "The entry id.") var id: Int64
         @Flag(help: "Write only the raw payload bytes to standard output.") var raw = false
@@ -54,6 +56,10 @@ struct QuarantineCommand: AsyncParsableCommand {
         func run() async throws {
             let (_, queue) = try options.open()
             guard let e = try await queue.quarantineEntry(id: id) else { throw ValidationError("no quarantine entry \(id)") }
+            if let unreadable = e.unreadable {
+                FileHandle.standardError.write(Data("entry \(id): \(unreadable)\n".utf8))
+                if raw { throw ExitCode(1) }
+            }
             if raw {
                 FileHandle.standardOutput.write(e.payload)
                 return
@@ -65,6 +71,7 @@ struct QuarantineCommand: AsyncParsableCommand {
             print("route:        \(e.route ?? "-")")
             print("content type: \(e.contentType ?? "-")")
             print("from:         \(e.remote ?? "-")")
+            print("sealed with:  \(e.keyID.map { "quarantine key \($0)" } ?? "not sealed")")
             print("reason:       \(e.reason)")
             print("size:         \(e.payloadBytes) bytes\(e.truncated ? " (kept \(e.payload.count))" : "")")
             if let at = e.replayedAt { print("replayed:     \(at.rfc3339) → \(e.replayedEvents?.joined(separator: ", ") ?? "")") }
@@ -125,7 +132,7 @@ struct QuarantineSummary: Codable {
         receivedAt = e.receivedAt.rfc3339
         deviceID = e.deviceID
         driver = e.driver
-        reason = e.reason
+        reason = e.redactedReason ?? e.reason
         payloadBytes = e.payloadBytes
         replayedAt = e.replayedAt?.rfc3339
     }
@@ -155,6 +162,7 @@ func openQueue(configPath: String) throws -> (GatehouseConfig, EventQueue) {
     }
     var logger = Logger(label: "gatehouse")
     logger.logLevel = .warning
-    let queue = try EventQueue(path: path, settings: loaded.queue, diskBudgetBytes: loaded.diskBudgetBytes, logger: logger)
+    let sealer = try PayloadSealer.resolve(configured: loaded.privacy.quarantineKey, directory: loaded.stateDirectory)
+    let queue = try EventQueue(path: path, settings: loaded.queue, diskBudgetBytes: loaded.diskBudgetBytes, sealer: sealer, logger: logger)
     return (loaded, queue)
 }

@@ -450,6 +450,34 @@ struct ConfigLoaderTests {
         expectSingle(text, line: 3, key: "privacy.hash_secret", "required when any subject type uses 'hash'", "{env: NAME}")
     }
 
+    @Test("privacy names, images and quarantine_key are read; images: drop overrides images.store")
+    func privacyNamesImagesKey() throws {
+        let text = """
+            site: s
+            privacy:
+              names: keep
+              images: keep 14 days
+              quarantine_key: {env: QKEY}
+            images:
+              store: true
+            \(sinks)
+            """
+        let config = try parse(text, environment: ["QKEY": "k-0123456789"]).get()
+        #expect(config.privacy.names == .keep)
+        #expect(config.privacy.images == .keepDays(14))
+        #expect(config.privacy.quarantineKey?.value == "k-0123456789")
+        #expect(config.images.store && config.images.retentionDays == 14)
+        let dropping = try parse("site: s\nprivacy:\n  images: drop\nimages:\n  store: true\n\(sinks)").get()
+        #expect(!dropping.images.store, "a dropped picture is never written")
+        #expect(try parse("site: s\n\(sinks)").get().privacy.names == .drop, "names are dropped by default")
+    }
+
+    @Test("invalid privacy names and images values say what is valid")
+    func badPrivacyNamesImages() {
+        expectSingle("site: s\nprivacy:\n  images: blur\n\(sinks)", line: 3, key: "privacy.images", "'blur' is not valid", "keep N days")
+        expectSingle("site: s\nprivacy:\n  names: hash\n\(sinks)", line: 3, key: "privacy.names", "'hash' is not valid", "keep or drop")
+    }
+
     @Test("a privacy mode outside keep/mask/hash/drop is reported")
     func badPrivacyMode() {
         expectSingle("site: s\nprivacy:\n  card: blur\n\(sinks)", line: 3, key: "privacy.card", "'blur' is not valid", "keep, mask, hash, drop")

@@ -181,4 +181,47 @@ struct PrivacyPolicyTests {
         Self.policy(.mask, for: .plate).apply(to: &noSubject)
         #expect(noSubject == copy)
     }
+
+    // MARK: - names and pictures
+
+    @Test("names in attributes are removed unless names: keep; other attributes stay")
+    func names() {
+        var event = Self.event(.person, "1024")
+        event.attributes = ["name": .string("张三"), "personName": .string("Li Lei"), "statusName": .string("check-in")]
+        var dropped = event
+        PrivacyPolicy.default.apply(to: &dropped)
+        #expect(dropped.attributes == ["statusName": .string("check-in")])
+        var keeping = PrivacyPolicy.default
+        keeping.names = .keep
+        var kept = event
+        keeping.apply(to: &kept)
+        #expect(kept.attributes?["name"] == .string("张三") && kept.attributes?["personName"] == .string("Li Lei"))
+    }
+
+    @Test("picture policies: drop, keep and keep N days; anything else is refused", arguments: [
+        ("drop", ImagePolicy.drop), ("keep", .keep), ("keep 30 days", .keepDays(30)), ("Keep 1 day", .keepDays(1)),
+    ])
+    func imagePolicies(_ text: String, _ expected: ImagePolicy) {
+        #expect(ImagePolicy(text) == expected)
+    }
+
+    @Test("invalid picture policies", arguments: ["blur", "keep 0 days", "keep -3 days", "keep ten days", "keep 30", ""])
+    func invalidImagePolicies(_ text: String) {
+        #expect(ImagePolicy(text) == nil)
+    }
+
+    @Test("a dedup key that quotes the subject value gets the treated value")
+    func dedupKeyQuotingTheValue() {
+        var event = Self.event(.card, "8800123456")
+        event.source.dedupKey = "card-8800123456-0815"
+        var hashed = event
+        Self.policy(.hash, for: .card).apply(to: &hashed)
+        #expect(hashed.source.dedupKey == "card-\(hashed.subject?.value ?? "")-0815")
+        var dropped = event
+        Self.policy(.drop, for: .card).apply(to: &dropped)
+        #expect(dropped.source.dedupKey == "card-…-0815")
+        var kept = event
+        Self.policy(.keep, for: .card).apply(to: &kept)
+        #expect(kept.source.dedupKey == "card-8800123456-0815")
+    }
 }

@@ -128,7 +128,8 @@ struct ZKTecoEndToEndTests {
         #expect(card.subject?.type == .card && card.subject?.value == "10058399" && card.point == "door-2" && card.direction == .out)
         #expect(card.occurredAt.rfc3339 == "2025-03-14T13:47:05.000Z" && card.attributes?["reason"] == .string("unregistered"))
         let user = try #require(events.first { $0.kind == .vendorOther })
-        #expect(user.attributes?["name"] == .string("张三") && user.device.id == "gbk-1")
+        // The name was read (the GBK line decoded) but dropped: the default policy keeps no names.
+        #expect(user.attributes?["name"] == nil && user.attributes?["record"] == .string("user") && user.device.id == "gbk-1")
         #expect(events.count == 6, "\(events.map(\.kind))")
         #expect(!events.contains { $0.subject?.value == "5555" })
 

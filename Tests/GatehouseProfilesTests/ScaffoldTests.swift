@@ -92,12 +92,70 @@ struct ScaffoldTests {
         let (request, device) = try cases[0].request()
         let outcome = profile.process(request, device: device)
         let events = try outcome.events.get()
-        #expect(events.first?.subject?.value == "川A12345")
+        // The samples carry stand-ins of the same shape, never the clear plates.
+        #expect(events.first?.subject?.value == "川X00002")
+        for file in try FileManager.default.contentsOfDirectory(atPath: directory + "/samples") + ["profile.yaml", "README.md"] {
+            let path = file.hasSuffix(".md") || file.hasSuffix(".yaml") && !file.contains(".meta") ? directory + "/" + file : directory + "/samples/" + file
+            let bytes = FileManager.default.contents(atPath: path) ?? Data()
+            #expect(bytes.range(of: Data("川A12345".utf8)) == nil && bytes.range(of: Data("粤B7D8E9F".utf8)) == nil, "\(file)")
+        }
         #expect(events.first?.dedupKey == "ACME-0042:101")
         #expect(outcome.deviceKey == "ACME-0042")
         let readme = try String(contentsOfFile: directory + "/README.md", encoding: .utf8)
         #expect(readme.contains("`Upload.rec.carNo` | **plate**"))
         // A second scaffold into the same folder refuses instead of overwriting a profile being edited.
         #expect(throws: ProfileScaffold.Failure.self) { try scaffold.write(to: directory) }
+    }
+}
+
+@Suite("Profile scaffold: redaction of personal values")
+struct ScaffoldRedactionTests {
+    static let plates = ["苏E12345", "川A7B8C9"]
+    static let card = "8800123456"
+    static let phone = "13800138000"
+    static let name = "张三"
+
+    /// Every form a clear value can take in a raw sample.
+    static func forms(_ value: String) -> [Data] {
+        var forms = [Data(value.utf8), Data(value.utf8.map { String(format: "%%%02X", $0) }.joined().utf8)]
+        if let gbk = TextDecoding.encode(value, as: .gbk) {
+            forms.append(Data(gbk))
+            forms.append(Data(gbk.map { $0 < 0x80 ? String(UnicodeScalar($0)) : String(format: "%%%02X", $0) }.joined().utf8))
+        }
+        forms.append(Data(value.unicodeScalars.map { $0.isASCII ? String($0) : String(format: "\\u%04x", $0.value) }.joined().utf8))
+        return forms
+    }
+
+    @Test("GBK form and escaped JSON samples keep their shape; no clear plate, card, phone or name in any file")
+    func redactsEveryEncoding() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("scaffold-\(UUID().uuidString.prefix(8))/acme-door").path
+        defer { try? FileManager.default.removeItem(atPath: (directory as NSString).deletingLastPathComponent) }
+        let percentGBK = { (text: String) in (TextDecoding.encode(text, as: .gbk) ?? []).map { $0 < 0x80 ? String(UnicodeScalar($0)) : String(format: "%%%02X", $0) }.joined() }
+        let payloads = Self.plates.enumerated().map { index, plate in
+            let form = "plate=\(percentGBK(plate))&cardNo=\(Self.card)&userName=\(percentGBK(Self.name))&mobile=\(Self.phone)&time=2025-03-14+08%3A1\(index)%3A09&id=\(700 + index)"
+            return CapturedPayload(body: Array(form.utf8), contentType: "application/x-www-form-urlencoded")
+        } + [
+            CapturedPayload(
+                body: Array(#"{"plate":"\u82cfE12345","card":"\#(Self.card)","time":"2025-03-14 08:20:09","id":702}"#.utf8),
+                contentType: "application/json")
+        ]
+        let scaffold = ProfileScaffold(name: "acme-door", deviceID: "door-1", payloads: payloads)
+        #expect(scaffold.redactions >= 5)
+        try scaffold.write(to: directory)
+        var files = ["profile.yaml", "README.md"].map { directory + "/" + $0 }
+        files += try FileManager.default.contentsOfDirectory(atPath: directory + "/samples").map { directory + "/samples/" + $0 }
+        for file in files {
+            let bytes = try #require(FileManager.default.contents(atPath: file))
+            for value in Self.plates + [Self.card, Self.phone, Self.name] {
+                for form in Self.forms(value) {
+                    #expect(bytes.range(of: form) == nil, "\(value) in \(file)")
+                }
+            }
+        }
+        // The redacted samples still decode and the guesses still hold.
+        let again = FieldInventory.build(scaffold.payloads.prefix(2).map { $0 })
+        #expect(again.fields.first { $0.path == "plate" }?.role == .plate)
+        #expect(again.fields.first { $0.path == "time" }?.values.first == "2025-03-14 08:10:09", "times are not personal and stay")
+        #expect(again.fields.first { $0.path == "userName" }?.values.first == "某某")
     }
 }

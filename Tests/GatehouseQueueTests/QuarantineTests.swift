@@ -48,7 +48,7 @@ struct QuarantineTests {
         let stats = try await queue.stats()
         #expect(stats.quarantined == 2)
         #expect(stats.quarantineWaiting == 2)
-        #expect(stats.usedBytes == 200 + 1024)
+        #expect(stats.usedBytes == 200 + 1024 + 2 * Int64(PayloadSealer.overhead), "sealed sizes are what the budget holds")
         #expect(stats.depth == 0, "quarantine entries are not events")
         #expect(try await queue.quarantineEntry(id: 9999) == nil)
     }
@@ -100,13 +100,15 @@ struct QuarantineTests {
             #expect(stats.depth == 6)
         }
         let kept = try await queue.quarantineEntries(limit: 100).map(\.id)
-        #expect(kept.count == Int((budget - eventBytes) / 1000))
+        // Each entry is held sealed: its payload plus the nonce and tag.
+        let entryBytes = 1000 + PayloadSealer.overhead
+        #expect(kept.count == Int((budget - eventBytes) / Int64(entryBytes)))
         #expect(kept == ids.suffix(kept.count).reversed(), "the oldest entries go first")
         let stats = try await queue.stats()
         #expect(stats.evicted["quarantine"] == Int64(12 - kept.count))
         #expect(stats.evicted["telemetry"] == 0)
         #expect(stats.quarantined == 12)
-        #expect(stats.usedBytes == eventBytes + Int64(kept.count * 1000))
+        #expect(stats.usedBytes == eventBytes + Int64(kept.count * entryBytes))
         #expect(try await queue.everything(sink: "x").map(storedID) == events.map(\.id))
     }
 

@@ -77,6 +77,6 @@ extension EventQueue {
         let events = try await everything(sink: sink)
         let quarantine = try await quarantineEntries(limit: 1_000_000)
         return events.reduce(Int64(0)) { $0 + Int64($1.body.count + EventQueue.rowOverhead) }
-            + quarantine.reduce(Int64(0)) { $0 + Int64($1.payload.count) }
+            + quarantine.reduce(Int64(0)) { $0 + Int64($1.payload.count + ($1.keyID == nil ? 0 : PayloadSealer.overhead)) }
     }
 }

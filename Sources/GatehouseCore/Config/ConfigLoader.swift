@@ -100,10 +100,13 @@ public enum ConfigLoader {
 
         let adaptersDirectory = top.filePath("adapters_directory", expected: "a directory path") ?? log.resolve("adapters")
         let imagesMap = top.mapping("images")
-        let images = ImageSettings(
+        var images = ImageSettings(
             store: imagesMap?.bool("store", default: false) ?? false,
             directory: imagesMap?.filePath("directory", expected: "a directory path") ?? (stateDirectory as NSString).appendingPathComponent("images"),
-            maxBytes: imagesMap?.bytes("max_bytes", default: 256 << 20, minimum: 1 << 20) ?? (256 << 20))
+            maxBytes: imagesMap?.bytes("max_bytes", default: 256 << 20, minimum: 1 << 20) ?? (256 << 20),
+            retentionDays: privacy.images.retentionDays)
+        // The privacy policy overrides images.store: a dropped picture never reaches the disk.
+        if !privacy.images.storesImages { images.store = false }
         imagesMap?.finish()
         var deviceIDs: Set<String> = []
         let devices = top.sequence("devices").compactMap { item -> DeviceConfig? in
@@ -291,6 +294,22 @@ public enum ConfigLoader {
             if let mode: PrivacyMode = map.choice(type.rawValue, default: nil) { policy.modes[type] = mode }
         }
         policy.hashSecret = map.secret("hash_secret", environment: environment)
+        if let mode: PrivacyMode = map.choice("names", default: nil) {
+            // A name has no useful mask or hash downstream: keep or drop.
+            if mode == .keep || mode == .drop {
+                policy.names = mode
+            } else {
+                map.log.report(map.node("names"), key: map.join("names"), "'\(mode.rawValue)' is not valid (expected keep or drop)")
+            }
+        }
+        if let text = map.string("images") {
+            if let images = ImagePolicy(text) {
+                policy.images = images
+            } else {
+                map.log.report(map.node("images"), key: map.join("images"), "'\(text)' is not valid (expected drop, keep or 'keep N days' with N from 1 to 3650)")
+            }
+        }
+        policy.quarantineKey = map.secret("quarantine_key", environment: environment)
         if policy.modes.values.contains(.hash), policy.hashSecret == nil {
             map.log.report(nil, fallback: map.mark, key: map.join("hash_secret"), "required when any subject type uses 'hash' (expected {file: PATH}, {credential: NAME} or {env: NAME} with a long random value)")
         }

@@ -210,10 +210,13 @@ public struct ImageSettings: Sendable, Equatable {
     public var directory = "images"
     /// Bytes the image directory may hold; beyond it images are counted but not stored.
     public var maxBytes: Int64 = 256 << 20
+    /// From `privacy.images: keep N days`: older pictures are deleted by the retention sweep.
+    public var retentionDays: Double?
 
-    public init(store: Bool = false, directory: String = "images", maxBytes: Int64 = 256 << 20) {
+    public init(store: Bool = false, directory: String = "images", maxBytes: Int64 = 256 << 20, retentionDays: Double? = nil) {
         self.store = store
         self.directory = directory
         self.maxBytes = maxBytes
+        self.retentionDays = retentionDays
     }
 }

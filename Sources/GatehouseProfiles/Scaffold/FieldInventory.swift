@@ -54,6 +54,8 @@ public struct FieldInventory: Sendable {
     /// Payloads that did not decode, with the reason, by index.
     public var failures: [Int: String]
     public var payloadCount: Int
+    /// Every distinct value seen per path (`values` keeps only a few), for redaction.
+    public var distinctValues: [String: Set<String>] = [:]
 
     /// The first field guessed to have `role`, if any.
     public func first(_ role: FieldRole) -> InventoryField? { fields.first { $0.role == role } }
@@ -93,7 +95,9 @@ public struct FieldInventory: Sendable {
             return field
         }
         let format = formats.max { $0.value < $1.value || ($0.value == $1.value && $0.key.rawValue > $1.key.rawValue) }?.key ?? .json
-        return FieldInventory(fields: fields, format: format, charset: charset, failures: failures, payloadCount: payloads.count)
+        return FieldInventory(
+            fields: fields, format: format, charset: charset, failures: failures, payloadCount: payloads.count,
+            distinctValues: seen.mapValues(\.distinct))
     }
 
     static func decode(_ payload: CapturedPayload) -> (PayloadDocument, TextDecoding.Charset)? {

@@ -15,9 +15,27 @@ public struct ProfileScaffold: Sendable {
         self.name = name
         self.deviceID = deviceID
         self.timeZone = timeZone
-        self.payloads = payloads
-        inventory = FieldInventory.build(payloads)
+        // Guessed from the clear values, then everything written or printed is redacted.
+        let clear = FieldInventory.build(payloads)
+        let redactor = SampleRedactor(inventory: clear, allValues: clear.distinctValues)
+        var inventory = clear
+        inventory.distinctValues = [:]
+        for index in inventory.fields.indices {
+            inventory.fields[index].values = inventory.fields[index].values.map(redactor.redact)
+            inventory.fields[index].why = inventory.fields[index].why.map(redactor.redact)
+        }
+        inventory.failures = inventory.failures.mapValues { ValueRedactor.redactText(redactor.redact($0)) }
+        self.inventory = inventory
+        self.payloads = payloads.map { payload in
+            var redacted = payload
+            redacted.body = redactor.redact(payload.body)
+            return redacted
+        }
+        self.redactions = redactor.replacements.count
     }
+
+    /// How many distinct personal values were replaced in the samples and texts.
+    public var redactions = 0
 
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
@@ -197,6 +215,10 @@ public struct ProfileScaffold: Sendable {
             "are guesses from field names and values. Finish `profile.yaml`, then run",
             "`gatehouse adapters test \(name) --write-missing`, review `expected/`, and replay the captured payloads",
             "with `gatehouse quarantine replay` once the device has `options: {profile: \(name)}`.",
+            "",
+            "Personal values (\(redactions): plates, card and phone numbers, names, id numbers) were replaced in the samples",
+            "and below by stand-ins of the same shape (a plate keeps its province character); the clear payloads stay",
+            "sealed in quarantine, and the replay maps those.",
             "",
             "## Field inventory",
             "",

@@ -20,7 +20,7 @@ struct ZKTecoDriverTests {
         let driver = ZKTecoDriver(commands: ZKTecoCommandQueue(firstID: 318))
         let committer: Task<Void, Never>
 
-        init(deviceExtra: String = "") throws {
+        init(deviceExtra: String = "", privacy: String = "") throws {
             directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-zkteco-\(UUID().uuidString)").path
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             let yaml = """
@@ -39,6 +39,7 @@ struct ZKTecoDriverTests {
                     allow_from: [127.0.0.1]
                     options: {charset: gbk}
                 \(deviceExtra)
+                \(privacy)
                 sinks:
                   - {name: out, type: file, path: \(directory)/out.ndjson}
                 """
@@ -153,7 +154,7 @@ struct ZKTecoDriverTests {
 
     @Test("GBK bodies: a charset option, a charset hint, and auto-detection all decode names")
     func gbkNames() async throws {
-        let f = try Fixture()
+        let f = try Fixture(privacy: "privacy: {names: keep}")
         let zhang: [UInt8] = [0xD5, 0xC5, 0xC8, 0xFD]  // 张三 in GBK
         let line = Array("USER PIN=1024\tName=".utf8) + zhang + Array("\tPri=0\tCard=0\n".utf8)
         // panel-1 is configured with charset: gbk.
@@ -167,6 +168,20 @@ struct ZKTecoDriverTests {
         let hinted = await f.send(.upload, ["SN": Self.panelSN, "table": "OPERLOG"], body: line, contentType: "text/plain;charset=UTF-8")
         #expect(hinted.body == "OK: 1")
         #expect(try await f.queue.quarantineEntries(limit: 10).first?.reason.contains("not valid utf-8 text") == true)
+        await f.finish()
+    }
+
+    @Test("names of roster lines are dropped unless the privacy policy keeps them")
+    func namesDroppedByDefault() async throws {
+        let f = try Fixture()
+        let line = Array("USER PIN=1024\tName=Li Lei\tPri=0\tCard=0\n".utf8)
+        #expect(await f.send(.upload, ["SN": Self.panelSN, "table": "OPERLOG", "OpStamp": "5"], body: line).body == "OK: 1")
+        let event = try #require(try await f.events().first)
+        #expect(event.attributes?["name"] == nil)
+        #expect(event.attributes?["record"] == .string("user") && event.attributes?["privilege"] == .string("0"))
+        let stored = (FileManager.default.contents(atPath: f.directory + "/queue.sqlite") ?? Data())
+            + (FileManager.default.contents(atPath: f.directory + "/queue.sqlite-wal") ?? Data())
+        #expect(stored.range(of: Data("Li Lei".utf8)) == nil, "the name reached the queue file")
         await f.finish()
     }
 

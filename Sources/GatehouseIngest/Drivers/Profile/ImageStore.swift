@@ -65,6 +65,28 @@ final class ImageStore: Sendable {
         }
     }
 
+    /// Deletes pictures written more than `settings.retentionDays` before `now` (file
+    /// modification time); returns how many. Nothing happens without a retention.
+    @discardableResult
+    func sweep(settings: ImageSettings, now: Date) -> Int {
+        guard let days = settings.retentionDays,
+            let walker = FileManager.default.enumerator(atPath: settings.directory)
+        else { return 0 }
+        let cutoff = now.addingTimeInterval(-days * 86_400)
+        var deleted = 0
+        while let name = walker.nextObject() as? String {
+            let path = (settings.directory as NSString).appendingPathComponent(name)
+            guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+                attributes[.type] as? FileAttributeType == .typeRegular,
+                let modified = attributes[.modificationDate] as? Date, modified < cutoff
+            else { continue }
+            if (try? FileManager.default.removeItem(atPath: path)) != nil { deleted += 1 }
+        }
+        // Measured again from the disk on the next store.
+        if deleted > 0 { _ = used.withLock { $0.removeValue(forKey: settings.directory) } }
+        return deleted
+    }
+
     static func measure(_ directory: String) -> Int64 {
         guard let walker = FileManager.default.enumerator(atPath: directory) else { return 0 }
         var total: Int64 = 0

@@ -33,6 +33,17 @@ public final class ProfileDriver: Driver {
         }
     }
 
+    /// Deletes stored pictures past `privacy.images: keep N days` for every image directory the
+    /// devices use; returns how many were deleted.
+    public func sweepImages(devices: [DeviceConfig], now: Date) -> Int {
+        var seen: Set<String> = []
+        var deleted = 0
+        for device in devices where device.driver == name && seen.insert(device.images.directory).inserted {
+            deleted += images.sweep(settings: device.images, now: now)
+        }
+        return deleted
+    }
+
     /// Re-reads the adapters directory. A profile that no longer loads keeps its previous
     /// version (and the reason is returned), so a typo in one file stops no camera.
     public func reload(config: GatehouseConfig) -> [String] {
@@ -89,9 +100,8 @@ public final class ProfileDriver: Driver {
                 problems.append("options.\(key): '\(value)' is not valid for profile \(profileName) (expected one of \(option.values.joined(separator: ", ")))")
             }
         }
-        if case .serial = profile.identify, device.serial == nil {
-            problems.append("serial: missing; profile \(profileName) finds devices by the serial in the payload (or push to /v1/push/\(profileName)/\(device.id))")
-        }
+        // No `serial` is needed: a device without one is reached by its path,
+        // /v1/push/{profile}/{device id}; one with a serial may also push to /v1/push/{profile}.
         return problems
     }
 
@@ -127,6 +137,29 @@ public final class ProfileDriver: Driver {
         return String(parts[2])
     }
 
+    /// The configured device of this profile that the payload's identity (serial or source
+    /// address, as the profile's `identify` says) names.
+    static func device(identifiedBy key: String?, profile: Profile, among devices: [DeviceConfig]) -> DeviceConfig? {
+        guard let key else { return nil }
+        return devices.first { device in
+            device.driver == "profile" && device.options["profile"] == profile.name
+                && (profile.identify == .sourceIP ? device.address == key : device.serial == key)
+        }
+    }
+
+    /// A payload kept without a device (its serial or address was not configured yet) is
+    /// matched again with the current config, the way the live route matches it.
+    public func resolveDevice(for payload: RawPayload, remote: String?, in devices: [DeviceConfig]) -> DeviceConfig? {
+        guard let route = payload.route, let profileName = Self.profileName(inRoute: route),
+            profileName != CaptureSettings.routeSegment,
+            let directory = devices.first(where: { $0.driver == name })?.adaptersDirectory,
+            let profile = profiles(in: directory).profiles[profileName]
+        else { return nil }
+        let request = ProfileRequest(body: payload.body, contentType: payload.contentType, remoteIP: remote)
+        let document = try? profile.decode(request)
+        return Self.device(identifiedBy: profile.deviceKey(document: document, request: request), profile: profile, among: devices)
+    }
+
     static func profileDevice(_ device: DeviceConfig, profile: Profile) -> ProfileDevice {
         var options = device.options
         for (key, option) in profile.options where options[key] == nil { options[key] = option.defaultValue }
@@ -157,8 +190,14 @@ public final class ProfileDriver: Driver {
         if profileName == CaptureSettings.routeSegment {
             return try await capture(request, requestContext, context)
         }
+        return try await map(request, profileName: profileName, deviceID: requestContext.parameters.get("device"), requestContext, context)
+    }
+
+    private func map(
+        _ request: Request, profileName: String, deviceID: String?, _ requestContext: IngestRequestContext, _ context: DriverContext
+    ) async throws -> Response {
         // The device list is read (and sorted) only when the URL does not name the device.
-        let named = requestContext.parameters.get("device").flatMap { context.requests.devices.device($0) }
+        let named = deviceID.flatMap { context.requests.devices.device($0) }
         let configured = named == nil ? context.requests.devices.all.filter { $0.driver == name } : []
         let directory = named?.adaptersDirectory ?? configured.first?.adaptersDirectory ?? "adapters"
         guard let profile = profiles(in: directory).profiles[profileName] else {
@@ -180,7 +219,7 @@ public final class ProfileDriver: Driver {
         }
         // Which configured device sent it: named in the URL, or found by the profile's rule.
         let device: DeviceConfig?
-        if let id = requestContext.parameters.get("device") {
+        if let id = deviceID {
             let found = try context.requests.authorize(deviceID: id, request: request, context: requestContext)
             guard found.driver == name, (found.options["profile"] ?? profileName) == profileName else {
                 throw Rejection(.notFound, "wrong-driver", "device '\(id)' is not configured with driver profile and options.profile \(profileName)")
@@ -188,11 +227,7 @@ public final class ProfileDriver: Driver {
             device = found
         } else {
             let key = profile.deviceKey(document: document, request: profileRequest)
-            let candidates = configured.filter { $0.options["profile"] == profileName }
-            let match = key.flatMap { key in
-                candidates.first { profile.identify == .sourceIP ? $0.address == key : $0.serial == key }
-            }
-            if let match {
+            if let match = Self.device(identifiedBy: key, profile: profile, among: configured) {
                 device = try context.requests.authorize(deviceID: match.id, request: request, context: requestContext)
             } else {
                 device = nil
@@ -252,6 +287,11 @@ public final class ProfileDriver: Driver {
         }
         let device = try context.requests.authorize(deviceID: id, request: request, context: requestContext)
         let settings = CaptureSettings(device.options)
+        // Switched from capture to a profile: the device keeps the URL it was pointed at, and
+        // gets mapped and answered as if it pushed to /v1/push/{profile}/{device}.
+        if device.driver == name, !settings.enabled, let profileName = device.options["profile"] {
+            return try await map(request, profileName: profileName, deviceID: id, requestContext, context)
+        }
         guard device.driver == name, settings.enabled else {
             throw Rejection(.notFound, "not-capturing", "device '\(id)' is not configured for capture (set driver: profile and options.capture: true)")
         }

@@ -270,7 +270,7 @@ public struct ZKTecoDriver: Driver {
         if !bad.isEmpty {
             logger.warning(
                 "quarantined \(bad.count) of \(lineCount) \(table.rawValue) lines",
-                metadata: ["gatehouse.device": "\(device.id)", "reason": "\(bad[0].reason)"])
+                metadata: ["gatehouse.device": "\(device.id)", "reason": "\(ValueRedactor.redactText(bad[0].reason))"])
         }
         let duplicates = outcomes.filter { if case .duplicate = $0 { true } else { false } }.count
         logger.debug(
