@@ -56,20 +56,13 @@ public final class IngestPipeline: Sendable {
         return Array(outcomes.prefix(drafts.count)) + outcomes.dropFirst(events.count + extra.count)
     }
 
-    /// The drafts as events (content dedup keys where the device gave none), plus the clock-skew
-    /// and health events they give rise to.
+    /// The drafts as events, plus the clock-skew and health events they give rise to.
     private func prepare(_ drafts: [EventDraft], from device: DeviceConfig, driver: String, receivedAt: Timestamp) -> (events: [Event], extra: [Event]) {
         var events: [Event] = []
         var extra: [Event] = []
         events.reserveCapacity(drafts.count)
         for draft in drafts {
-            var event = makeEvent(draft, device: device, driver: driver, receivedAt: receivedAt)
-            // A payload without a vendor id is recognised by its content when it says when it
-            // happened; without a device time, two reads of one plate could be two cars.
-            if event.source.dedupKey == nil, draft.occurredAt != nil || draft.deviceTime != nil, let fingerprint = event.source.fingerprint {
-                event.source.dedupKey = "content:" + fingerprint
-            }
-            events.append(event)
+            events.append(makeEvent(draft, device: device, driver: driver, receivedAt: receivedAt))
             if let occurredAt = draft.occurredAt,
                 let skew = observeSkew(device: device, occurredAt: occurredAt, receivedAt: receivedAt)
             {
@@ -97,6 +90,9 @@ public final class IngestPipeline: Sendable {
         try await queue.quarantine(record)
     }
 
+    /// The event a draft becomes: id, receive time, site, point and lane direction, whose clock,
+    /// privacy policy, content fingerprint and (for a payload without a vendor id) a content key.
+    /// Also used by quarantine replay, so replayed payloads are treated the same way.
     public func makeEvent(_ draft: EventDraft, device: DeviceConfig, driver: String, receivedAt: Timestamp) -> Event {
         let (site, privacy, skewSettings) = state.withLock { ($0.site, $0.privacy, $0.skewSettings) }
         var kind = draft.kind
@@ -116,8 +112,14 @@ public final class IngestPipeline: Sendable {
             source: Source(driver: driver, profile: draft.profile, dedupKey: draft.dedupKey, deviceTime: time.deviceTime),
             timeSource: time.source, timeReason: time.reason)
         privacy.apply(to: &event)
-        event.source.fingerprint = EventFingerprint.of(
+        let fingerprint = EventFingerprint.of(
             kind: event.kind, subject: event.subject, deviceTime: time.deviceTime, point: event.point, result: event.result)
+        event.source.fingerprint = fingerprint
+        // A payload without a vendor id is recognised by its content when it says when it
+        // happened; without a device time, two reads of one plate could be two cars.
+        if event.source.dedupKey == nil, draft.occurredAt != nil || draft.deviceTime != nil {
+            event.source.dedupKey = "content:" + fingerprint
+        }
         return event
     }
 
