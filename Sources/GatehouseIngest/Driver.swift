@@ -61,14 +61,3 @@ public enum DriverRegistry {
 
     public static func driver(named name: String) -> (any Driver)? { all.first { $0.name == name } }
 }
-
-/// What a driver gets to work with: the pipeline that commits events and the listener's request checks.
-public struct DriverContext: Sendable {
-    public let pipeline: IngestPipeline
-    public let requests: DeviceRequests
-
-    public init(pipeline: IngestPipeline, requests: DeviceRequests) {
-        self.pipeline = pipeline
-        self.requests = requests
-    }
-}

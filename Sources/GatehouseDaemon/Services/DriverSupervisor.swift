@@ -90,9 +90,7 @@ final class DriverSupervisor: Service {
             case .failure(let error): reason = "driver \(driver.name) failed: \(error)"
             }
             logger.warning("device \(device.id): \(reason); restarting in \(Int(backoff)) s", metadata: ["gatehouse.device": "\(device.id)"])
-            if let transition = context.pipeline.devices.markDown(device.id, reason: reason) {
-                await context.pipeline.report([transition])
-            }
+            await context.device(device).down(reason: reason)
             try? await Task.sleep(for: .seconds(backoff))
             backoff = min(backoff * 2, 60)
         }

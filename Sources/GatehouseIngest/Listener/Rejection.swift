@@ -35,16 +35,22 @@ public struct Rejection: Error, Sendable, Equatable, CustomStringConvertible {
     /// `{"error": code, "message": …}` with Retry-After where it applies. Building it counts
     /// the refusal in `gatehouse_ingest_refusals_total{driver, reason}`.
     public var response: Response {
-        Counter(label: "gatehouse_ingest_refusals_total", dimensions: [("driver", Self.driver ?? "listener"), ("reason", code)])
-            .increment()
         var object: [String: String] = extra
         object["error"] = code
         object["message"] = message
+        let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        return response(body: Array(body), contentType: "application/json")
+    }
+
+    /// This refusal's status and headers with a body in the device's own protocol (ZKTeco's text,
+    /// generic-json's per-event results); counted like `response`.
+    public func response(body: [UInt8], contentType: String) -> Response {
+        Counter(label: "gatehouse_ingest_refusals_total", dimensions: [("driver", Self.driver ?? "listener"), ("reason", code)])
+            .increment()
         var headers = HTTPFields()
-        headers[.contentType] = "application/json"
+        headers[.contentType] = contentType
         if let retryAfterSeconds { headers[.retryAfter] = String(retryAfterSeconds) }
         if status == .unauthorized { headers[.wwwAuthenticate] = authenticate ?? "Basic realm=\"gatehouse\", charset=\"UTF-8\"" }
-        let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 }

@@ -26,6 +26,16 @@ struct UHPPOTEClientTests {
         return (channel, try #require(channel.localAddress))
     }
 
+    /// Answers every request with a get-time reply whose date is not BCD: an answer, but not a legible one.
+    static func illegibleResponder() async throws -> (any Channel, SocketAddress) {
+        try await responder { _ in
+            var reply = UHPPOTEResponse.time(nil).encode(serial: serial)
+            reply[8] = 0x20
+            reply[9] = 0x2F  // not BCD
+            return [reply]
+        }
+    }
+
     @Test("foreign and malformed datagrams are counted and skipped; the matching reply is taken")
     func skipsNoise() async throws {
         let status = UHPPOTEResponse.time(UHPPOTEDateTime(year: 2025, month: 3, day: 14, hour: 8, minute: 31, second: 7))
@@ -69,12 +79,7 @@ struct UHPPOTEClientTests {
 
     @Test("a reply with a garbage date is an unreadable reply, not a timeout")
     func badReply() async throws {
-        let (responder, address) = try await Self.responder { request in
-            var reply = UHPPOTEResponse.time(nil).encode(serial: Self.serial)
-            reply[8] = 0x20
-            reply[9] = 0x2F  // not BCD
-            return [reply]
-        }
+        let (responder, address) = try await Self.illegibleResponder()
         defer { responder.close(promise: nil) }
         let rejections = UHPPOTERejections()
         await #expect(throws: UHPPOTEBadReply.self) {

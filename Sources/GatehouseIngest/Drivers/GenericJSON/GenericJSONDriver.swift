@@ -8,7 +8,7 @@ import Hummingbird
 ///
 /// The reply comes after the commit: 200 with each event's id (or the id it duplicates),
 /// 422 with the reason when the body cannot be mapped (the body is kept in quarantine),
-/// 503 with Retry-After when the disk budget refuses it.
+/// 503 with Retry-After when the disk budget refuses it (`PushRefusal`).
 public struct GenericJSONDriver: Driver {
     public let name = "generic-json"
 
@@ -20,41 +20,18 @@ public struct GenericJSONDriver: Driver {
 
     public func mountRoutes(on router: RouterGroup<IngestRequestContext>, context: DriverContext) {
         router.post("/v1/devices/:device/events") { request, requestContext in
-            do {
-                return try await handle(request, requestContext, context)
-            } catch let rejection as Rejection {
-                return rejection.response
+            await context.push(request, requestContext, driver: name) { push in
+                let device = try push.authorize(deviceID: push.parameter("device") ?? "")
+                if let type = push.contentType, !type.lowercased().contains("json") {
+                    throw Rejection(.unsupportedMediaType, "unsupported-media-type", "Content-Type '\(type)' is not JSON (expected application/json)")
+                }
+                let body = try await push.body()
+                let drafts = try await push.decode(body, device: device.config) { () throws(PayloadError) in
+                    try decode(RawPayload(body: body, contentType: push.contentType, route: push.route), device: device.config)
+                }
+                return Self.reply(try await push.submit(drafts, device: device))
             }
         }
-    }
-
-    private func handle(_ request: Request, _ requestContext: IngestRequestContext, _ context: DriverContext) async throws -> Response {
-        let deviceID = requestContext.parameters.get("device") ?? ""
-        let device = try context.requests.authorize(deviceID: deviceID, request: request, context: requestContext)
-        guard device.driver == name else {
-            throw Rejection(.notFound, "wrong-driver", "device '\(deviceID)' is configured for driver '\(device.driver)', not \(name)")
-        }
-        if let type = request.headers[.contentType], !type.lowercased().contains("json") {
-            throw Rejection(.unsupportedMediaType, "unsupported-media-type", "Content-Type '\(type)' is not JSON (expected application/json)")
-        }
-        let buffer = try await context.requests.body(of: request)
-        let body = Array(buffer.readableBytesView)
-        let drafts: [EventDraft]
-        do {
-            drafts = try decode(RawPayload(body: body, contentType: request.headers[.contentType], route: request.uri.path), device: device)
-        } catch {
-            let record = QuarantineRecord(
-                deviceID: device.id, driver: name, route: request.uri.path, contentType: request.headers[.contentType],
-                remote: requestContext.remoteIP, reason: error.reason, payload: Data(body))
-            do {
-                let id = try await context.pipeline.quarantine(record)
-                throw Rejection(.unprocessableContent, "invalid-event", error.reason, extra: ["quarantineId": String(id)])
-            } catch is QueueFullError {
-                throw Rejection(.serviceUnavailable, "queue-full", "\(error.reason); and the disk budget is full, so it was not kept", retryAfterSeconds: 30)
-            }
-        }
-        let outcomes = try await context.pipeline.submit(drafts, from: device, driver: name)
-        return Self.reply(outcomes)
     }
 
     /// `{"accepted": n, "results": [{"id": …, "status": "stored" | "duplicate"}, {"reason": …, "status": "refused"}]}`.
@@ -71,11 +48,9 @@ public struct GenericJSONDriver: Driver {
         }
         json += "]}"
         let data = Data(json.utf8)
-        guard outcomes.allSatisfy(\.isAccepted) else {
+        if let refusal = PushRefusal.refusal(for: outcomes) {
             // Some were refused for lack of disk: the sender retries; with dedup keys the stored ones come back as duplicates.
-            var response = Response.json(.serviceUnavailable, data)
-            response.headers[.retryAfter] = "5"
-            return response
+            return refusal.response(body: Array(data), contentType: "application/json")
         }
         return .json(.ok, data)
     }

@@ -29,38 +29,27 @@ public struct HikvisionACSDriver: Driver {
 
     public func mountRoutes(on router: RouterGroup<IngestRequestContext>, context: DriverContext) {
         router.post("/v1/hikvision-acs/:device") { request, requestContext in
-            do {
-                let deviceID = requestContext.parameters.get("device") ?? ""
-                let device = try context.requests.authorize(deviceID: deviceID, request: request, context: requestContext)
-                guard device.driver == name else {
-                    throw Rejection(.notFound, "wrong-driver", "device '\(deviceID)' is configured for driver '\(device.driver)', not \(name)")
-                }
-                let body = Array(try await context.requests.body(of: request).readableBytesView)
-                return try await receive(body, contentType: request.headers[.contentType], route: request.uri.path, device: device, remote: requestContext.remoteIP, context: context)
-            } catch let rejection as Rejection {
-                return rejection.response
+            await context.push(request, requestContext, driver: name) { push in
+                let device = try push.authorize(deviceID: push.parameter("device") ?? "")
+                return try await receive(try await push.body(), device: device, push: push)
             }
         }
         // Terminals configured with one URL for all: the device is found by macAddress or serial number.
         router.post("/v1/hikvision-acs") { request, requestContext in
-            do {
-                let body = Array(try await context.requests.body(of: request).readableBytesView)
-                let contentType = request.headers[.contentType]
-                let push: HikvisionACSPush
+            await context.push(request, requestContext, driver: name) { push in
+                let body = try await push.body()
+                let parsed: HikvisionACSPush
                 do {
-                    push = try HikvisionACSRecords.parsePush(body, contentType: contentType)
+                    parsed = try HikvisionACSRecords.parsePush(body, contentType: push.contentType)
                 } catch let error as PayloadError {
                     throw Rejection(.unprocessableContent, "invalid-event", "\(error.reason) (not kept: the device is only known from the body)")
                 }
-                guard let device = identify(push, among: context.requests.devices.all) else {
+                guard let device = identify(parsed, among: context.devices(of: name)) else {
                     throw Rejection(
                         .forbidden, "unknown-device",
-                        "no hikvision-acs device has serial '\(push.macAddress ?? push.deviceSerial ?? "")' (set serial: to the terminal's MAC address or serial number, or post to /v1/hikvision-acs/<device id>)")
+                        "no hikvision-acs device has serial '\(parsed.macAddress ?? parsed.deviceSerial ?? "")' (set serial: to the terminal's MAC address or serial number, or post to /v1/hikvision-acs/<device id>)")
                 }
-                let authorized = try context.requests.authorize(deviceID: device.id, request: request, context: requestContext)
-                return try await receive(body, contentType: contentType, route: request.uri.path, device: authorized, remote: requestContext.remoteIP, context: context)
-            } catch let rejection as Rejection {
-                return rejection.response
+                return try await receive(body, device: try push.authorize(deviceID: device.id), push: push)
             }
         }
     }
@@ -80,41 +69,19 @@ public struct HikvisionACSDriver: Driver {
     }
 
     /// Maps, commits and answers one pushed body; 200 only after the commit.
-    func receive(
-        _ body: [UInt8], contentType: String?, route: String, device: DeviceConfig, remote: String?, context: DriverContext
-    ) async throws(Rejection) -> Response {
-        let push: HikvisionACSPush
-        do {
-            push = try HikvisionACSRecords.parsePush(body, contentType: contentType)
-        } catch {
-            let record = QuarantineRecord(
-                deviceID: device.id, driver: name, route: route, contentType: contentType, remote: remote, reason: error.reason,
-                payload: Data(body))
-            do {
-                let id = try await context.pipeline.quarantine(record)
-                throw Rejection(.unprocessableContent, "invalid-event", error.reason, extra: ["quarantineId": String(id)])
-            } catch let rejection as Rejection {
-                throw rejection
-            } catch {
-                throw Rejection(.serviceUnavailable, "queue-full", "\(record.reason); and it could not be kept: \(error)", retryAfterSeconds: 30)
-            }
+    func receive(_ body: [UInt8], device: DeviceContext, push: PushRequest) async throws(Rejection) -> Response {
+        let parsed = try await push.decode(body, device: device.config) { () throws(PayloadError) in
+            try HikvisionACSRecords.parsePush(body, contentType: push.contentType)
         }
-        guard let record = push.record else {
+        guard let record = parsed.record else {
             // heartBeat and other alerts: the terminal is alive, nothing to store.
-            if let transition = context.pipeline.devices.markSeen(device.id, events: 0) { await context.pipeline.report([transition]) }
+            await device.seen()
             return Self.ok
         }
-        var draft = HikvisionACSRecords.draft(for: record, identity: device.serial ?? device.id, zone: device.timeZone)
-        if push.pictures > 0 { draft.attributes?["pictures"] = .number(Double(push.pictures)) }
-        let outcomes: [AppendOutcome]
-        do {
-            outcomes = try await context.pipeline.submit([draft], from: device, driver: name)
-        } catch {
-            throw Rejection(.serviceUnavailable, "not-stored", "could not queue the event: \(error)", retryAfterSeconds: 30)
-        }
-        if let refused = outcomes.first(where: { !$0.isAccepted }), case .refused(let reason) = refused {
-            throw Rejection(.serviceUnavailable, "queue-full", reason, retryAfterSeconds: 30)
-        }
+        let config = device.config
+        var draft = HikvisionACSRecords.draft(for: record, identity: config.serial ?? config.id, zone: config.timeZone)
+        if parsed.pictures > 0 { draft.attributes?["pictures"] = .number(Double(parsed.pictures)) }
+        try await push.commit([draft], device: device)
         return Self.ok
     }
 
@@ -144,10 +111,8 @@ public struct HikvisionACSDriver: Driver {
             }
             return
         }
-        var logger = context.pipeline.logger
-        logger[metadataKey: "gatehouse.device"] = "\(device.id)"
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
-        let poller = HikvisionACSPoller(device: device, options: options, client: client, context: context, driver: name, logger: logger)
+        let poller = HikvisionACSPoller(options: options, client: client, context: context.device(device))
         do {
             try await poller.run()
         } catch {
@@ -242,12 +207,12 @@ struct HikvisionACSRequestError: Error, CustomStringConvertible {
 /// page with its last serialNo, sleep the poll interval.
 final class HikvisionACSPoller: Sendable {
     static let path = "/ISAPI/AccessControl/AcsEvent?format=json"
-    let device: DeviceConfig
     let options: HikvisionACSOptions
     let client: HTTPClient
-    let context: DriverContext
-    let driver: String
-    let logger: Logger
+    let context: DeviceContext
+    var device: DeviceConfig { context.config }
+    var driver: String { context.config.driver }
+    var logger: Logger { context.logger }
     private let state = Mutex<State>(State())
 
     private struct State {
@@ -261,17 +226,14 @@ final class HikvisionACSPoller: Sendable {
     /// The pause after refused credentials, so a wrong password does not lock the user on the terminal.
     static let authBackoffSeconds: Double = 30
 
-    init(device: DeviceConfig, options: HikvisionACSOptions, client: HTTPClient, context: DriverContext, driver: String, logger: Logger) {
-        self.device = device
+    init(options: HikvisionACSOptions, client: HTTPClient, context: DeviceContext) {
         self.options = options
         self.client = client
         self.context = context
-        self.driver = driver
-        self.logger = logger
     }
 
     func run() async throws {
-        let stored = try await context.pipeline.queue.deviceCursor(device.id)
+        let stored = try await context.cursor()
         state.withLock { $0.cursor = stored.flatMap { Int64($0) } }
         logger.info("hikvision-acs terminal \(options.baseURL ?? "?"): resuming after serialNo \(stored ?? "none")")
         while !Task.isCancelled {
@@ -281,9 +243,7 @@ final class HikvisionACSPoller: Sendable {
                 return
             } catch {
                 logger.warning("hikvision-acs terminal \(options.baseURL ?? "?"): \(error)")
-                if let transition = context.pipeline.devices.markDown(device.id, reason: "\(error)") {
-                    await context.pipeline.report([transition])
-                }
+                await context.down(reason: "\(error)")
             }
             let refused = state.withLock { $0.refusedAt != nil }
             let pause = refused ? max(options.pollIntervalSeconds, Self.authBackoffSeconds) : options.pollIntervalSeconds
@@ -306,7 +266,7 @@ final class HikvisionACSPoller: Sendable {
             } catch {
                 throw HikvisionACSRequestError(description: "unreadable AcsEvent reply at position \(position): \(error.reason)")
             }
-            if let transition = context.pipeline.devices.markSeen(device.id, events: 0) { await context.pipeline.report([transition]) }
+            await context.seen()
             // Only records after the cursor: firmware that ignores beginSerialNo must not bring back old ones.
             let current = state.withLock { $0.cursor } ?? 0
             let fresh = page.records.filter { ($0.serialNo ?? Int64.max) > current }
@@ -314,16 +274,16 @@ final class HikvisionACSPoller: Sendable {
             let identity = device.serial ?? device.id
             let last = (fresh.compactMap(\.serialNo) + unreadable.compactMap(\.serialNo)).max()
             if !fresh.isEmpty || !unreadable.isEmpty {
-                let cursor = last.map { DeviceCursorUpdate(deviceID: device.id, cursor: String($0)) }
+
                 // Entries that cannot be read are kept in the same transaction that moves the cursor past them.
                 let kept = unreadable.map {
                     QuarantineRecord(
                         deviceID: device.id, driver: driver, route: Self.path, contentType: "application/json",
                         remote: options.baseURL, reason: "AcsEvent \($0.reason)", payload: $0.json)
                 }
-                let outcomes = try await context.pipeline.submit(
+                let outcomes = try await context.submit(
                     fresh.map { HikvisionACSRecords.draft(for: $0, identity: identity, zone: device.timeZone) }, quarantine: kept,
-                    from: device, driver: driver, cursor: cursor)
+                    cursor: last.map { String($0) })
                 if let refused = outcomes.first(where: { !$0.isAccepted }) {
                     throw HikvisionACSRequestError(description: "queue refused records up to serialNo \(last.map(String.init) ?? "?") (\(refused)); will read them again")
                 }
@@ -353,7 +313,7 @@ final class HikvisionACSPoller: Sendable {
                 guard !renegotiated, options.useDigest, let challenge = HikvisionDigestClient.challenge(header) else {
                     state.withLock {
                         $0.challenge = nil
-                        $0.refusedAt = ContinuousClock.now
+                        $0.refusedAt = context.clock.instant
                     }
                     throw HikvisionACSRequestError(
                         description: "\(base)\(Self.path) refused user '\(options.username ?? "")' (401, \(header.isEmpty ? "no challenge" : header)); not retrying for \(Int(Self.authBackoffSeconds)) s, terminals lock users after repeated failures")

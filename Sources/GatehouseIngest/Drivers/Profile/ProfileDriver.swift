@@ -174,41 +174,35 @@ public final class ProfileDriver: Driver {
     }
 
     public func mountRoutes(on router: RouterGroup<IngestRequestContext>, context: DriverContext) {
-        let handler: @Sendable (Request, IngestRequestContext) async throws -> Response = { request, requestContext in
-            do {
-                return try await self.handle(request, requestContext, context)
-            } catch let rejection as Rejection {
-                return rejection.response
-            }
+        let handler: @Sendable (Request, IngestRequestContext) async -> Response = { request, requestContext in
+            await context.push(request, requestContext, driver: self.name) { push in try await self.handle(push, context) }
         }
         router.post("/v1/push/:profile", use: handler)
         router.post("/v1/push/:profile/:device", use: handler)
     }
 
-    private func handle(_ request: Request, _ requestContext: IngestRequestContext, _ context: DriverContext) async throws -> Response {
-        let profileName = requestContext.parameters.get("profile") ?? ""
+    private func handle(_ push: PushRequest, _ context: DriverContext) async throws(Rejection) -> Response {
+        let profileName = push.parameter("profile") ?? ""
         if profileName == CaptureSettings.routeSegment {
-            return try await capture(request, requestContext, context)
+            return try await capture(push, context)
         }
-        return try await map(request, profileName: profileName, deviceID: requestContext.parameters.get("device"), requestContext, context)
+        return try await map(push, profileName: profileName, deviceID: push.parameter("device"), context)
     }
 
-    private func map(
-        _ request: Request, profileName: String, deviceID: String?, _ requestContext: IngestRequestContext, _ context: DriverContext
-    ) async throws -> Response {
+    private func map(_ push: PushRequest, profileName: String, deviceID: String?, _ context: DriverContext) async throws(Rejection) -> Response {
+        let request = push.request
         // The device list is read (and sorted) only when the URL does not name the device.
-        let named = deviceID.flatMap { context.requests.devices.device($0) }
-        let configured = named == nil ? context.requests.devices.all.filter { $0.driver == name } : []
+        let named = deviceID.flatMap { context.device(id: $0) }
+        let configured = named == nil ? context.devices(of: name) : []
         let directory = named?.adaptersDirectory ?? configured.first?.adaptersDirectory ?? "adapters"
         guard let profile = profiles(in: directory).profiles[profileName] else {
             throw Rejection(.notFound, "unknown-profile", "no profile '\(profileName)' is loaded from \(directory)")
         }
-        let body = Array(try await context.requests.body(of: request).readableBytesView)
+        let body = try await push.body()
         var headers: [String: String] = [:]
         for field in request.headers { headers[field.name.canonicalName] = field.value }
         let contentType = request.headers[.contentType]
-        let profileRequest = ProfileRequest(body: body, contentType: contentType, headers: headers, remoteIP: requestContext.remoteIP)
-        let route = request.uri.path
+        let profileRequest = ProfileRequest(body: body, contentType: contentType, headers: headers, remoteIP: push.remoteIP)
 
         var document: PayloadDocument?
         var failure: MappingError?
@@ -218,17 +212,17 @@ public final class ProfileDriver: Driver {
             failure = error
         }
         // Which configured device sent it: named in the URL, or found by the profile's rule.
-        let device: DeviceConfig?
+        let device: DeviceContext?
         if let id = deviceID {
-            let found = try context.requests.authorize(deviceID: id, request: request, context: requestContext)
-            guard found.driver == name, (found.options["profile"] ?? profileName) == profileName else {
+            let found = try push.authorize(deviceID: id, ofThisDriver: false)
+            guard found.config.driver == name, (found.options["profile"] ?? profileName) == profileName else {
                 throw Rejection(.notFound, "wrong-driver", "device '\(id)' is not configured with driver profile and options.profile \(profileName)")
             }
             device = found
         } else {
             let key = profile.deviceKey(document: document, request: profileRequest)
             if let match = Self.device(identifiedBy: key, profile: profile, among: configured) {
-                device = try context.requests.authorize(deviceID: match.id, request: request, context: requestContext)
+                device = try push.authorize(deviceID: match.id)
             } else {
                 device = nil
                 if failure == nil {
@@ -237,7 +231,7 @@ public final class ProfileDriver: Driver {
                 }
             }
         }
-        let profileDevice = device.map { Self.profileDevice($0, profile: profile) }
+        let profileDevice = device.map { Self.profileDevice($0.config, profile: profile) }
         var events: [MappedEvent] = []
         if failure == nil, let document, let profileDevice {
             do {
@@ -248,63 +242,48 @@ public final class ProfileDriver: Driver {
         }
         let reply = profile.reply(document: document, request: profileRequest, device: profileDevice, events: events, failed: failure != nil)
         if let failure {
-            let record = QuarantineRecord(
-                deviceID: device?.id, driver: name, route: route, contentType: contentType, remote: requestContext.remoteIP,
-                reason: failure.reason, payload: Data(body))
-            do {
-                _ = try await context.pipeline.quarantine(record)
-            } catch is QueueFullError {
-                throw Rejection(.serviceUnavailable, "queue-full", "\(failure.reason); and the disk budget is full, so it was not kept", retryAfterSeconds: 30)
-            }
+            // The profile's reply, not a 422: a device not answered the way it expects re-sends forever.
+            _ = try await push.quarantine(body, reason: failure.reason, device: device?.config)
             return Self.response(reply)
         }
         guard let device else { return Self.response(reply) }
-        if device.images.store, let parts = document?.images.parts, !parts.isEmpty, !events.isEmpty {
+        let images = device.config.images
+        if images.store, let parts = document?.images.parts, !parts.isEmpty, !events.isEmpty {
             // Written (and fsynced) before the events that name them are committed.
             do {
-                let references = try images.store(parts, settings: device.images)
+                let references = try self.images.store(parts, settings: images)
                 for index in events.indices {
                     events[index].attributes = (events[index].attributes ?? [:]).merging(["images": .array(references.map(\.json))]) { $1 }
                 }
             } catch {
-                context.pipeline.logger.warning("\(error)", metadata: ["gatehouse.device": "\(device.id)"])
+                device.logger.warning("\(error)")
             }
         }
-        let outcomes = try await context.pipeline.submit(events.map { Self.draft($0, profile: profile.name) }, from: device, driver: name)
-        if let refused = outcomes.first(where: { !$0.isAccepted }), case .refused(let reason) = refused {
-            // Not the profile's reply: the device must keep the record and send it again.
-            throw Rejection(.serviceUnavailable, "queue-full", reason, retryAfterSeconds: 5)
-        }
+        // Refused: not the profile's reply but the table's 503, so the device keeps the record and sends it again.
+        try await push.commit(events.map { Self.draft($0, profile: profile.name) }, device: device)
         return Self.response(reply)
     }
 
     /// `POST /v1/push/capture/{device}`: keeps the raw payload in quarantine (reason
     /// `no-profile`) and answers the configured generic success, so that a device of an
     /// undocumented brand stops re-sending while a person writes its profile.
-    private func capture(_ request: Request, _ requestContext: IngestRequestContext, _ context: DriverContext) async throws -> Response {
-        guard let id = requestContext.parameters.get("device") else {
+    private func capture(_ push: PushRequest, _ context: DriverContext) async throws(Rejection) -> Response {
+        guard let id = push.parameter("device") else {
             throw Rejection(.notFound, "no-device", "capture needs the device in the URL: POST /v1/push/capture/<device id>")
         }
-        let device = try context.requests.authorize(deviceID: id, request: request, context: requestContext)
+        let device = try push.authorize(deviceID: id, ofThisDriver: false).config
         let settings = CaptureSettings(device.options)
         // Switched from capture to a profile: the device keeps the URL it was pointed at, and
         // gets mapped and answered as if it pushed to /v1/push/{profile}/{device}.
         if device.driver == name, !settings.enabled, let profileName = device.options["profile"] {
-            return try await map(request, profileName: profileName, deviceID: id, requestContext, context)
+            return try await map(push, profileName: profileName, deviceID: id, context)
         }
         guard device.driver == name, settings.enabled else {
             throw Rejection(.notFound, "not-capturing", "device '\(id)' is not configured for capture (set driver: profile and options.capture: true)")
         }
-        let body = Array(try await context.requests.body(of: request).readableBytesView)
-        let record = QuarantineRecord(
-            deviceID: device.id, driver: name, route: request.uri.path, contentType: request.headers[.contentType],
-            remote: requestContext.remoteIP, reason: CaptureSettings.reason, payload: Data(body))
-        do {
-            _ = try await context.pipeline.quarantine(record)
-        } catch is QueueFullError {
-            // Not the generic success: the device must keep the payload and send it again.
-            throw Rejection(.serviceUnavailable, "queue-full", "capture of \(body.count) bytes refused: the disk budget is full", retryAfterSeconds: 30)
-        }
+        let body = try await push.body()
+        // Refused for lack of disk: the table's 503, not the generic success, so the device sends it again.
+        _ = try await push.quarantine(body, reason: CaptureSettings.reason, device: device)
         return Self.response(settings.reply)
     }
 

@@ -222,7 +222,7 @@ enum UDPSocket {
 /// cancellation wakes with nil.
 final class Mailbox: Sendable {
     private struct State {
-        var queue: [UHPPOTEClient.Datagram] = []
+        var waiting: [UHPPOTEClient.Datagram] = []
         var waiter: (token: Int, continuation: CheckedContinuation<UHPPOTEClient.Datagram?, Never>)?
         var nextToken = 0
     }
@@ -237,13 +237,13 @@ final class Mailbox: Sendable {
                 s.waiter = nil
                 return w.continuation
             }
-            if s.queue.count < capacity { s.queue.append(datagram) }
+            if s.waiting.count < capacity { s.waiting.append(datagram) }
             return nil
         }
         waiter?.resume(returning: datagram)
     }
 
-    func clear() { state.withLock { $0.queue.removeAll() } }
+    func clear() { state.withLock { $0.waiting.removeAll() } }
 
     func next(timeout: Duration, on eventLoop: any EventLoop) async -> UHPPOTEClient.Datagram? {
         let token = state.withLock { s -> Int in
@@ -253,7 +253,7 @@ final class Mailbox: Sendable {
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<UHPPOTEClient.Datagram?, Never>) in
                 let ready = state.withLock { s -> UHPPOTEClient.Datagram?? in
-                    if !s.queue.isEmpty { return .some(s.queue.removeFirst()) }
+                    if !s.waiting.isEmpty { return .some(s.waiting.removeFirst()) }
                     if Task.isCancelled { return .some(nil) }
                     s.waiter = (token, continuation)
                     return .none

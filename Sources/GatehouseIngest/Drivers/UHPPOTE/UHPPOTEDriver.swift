@@ -48,8 +48,8 @@ public struct UHPPOTEDriver: Driver {
 
     public func run(device: DeviceConfig, context: DriverContext) async throws {
         let settings = try UHPPOTESettings.parse(device).get()
-        var logger = context.pipeline.logger
-        logger[metadataKey: "gatehouse.device"] = "\(device.id)"
+        let context = context.device(device)
+        let logger = context.logger
         let target = try SocketAddress(ipAddress: settings.host, port: settings.port)
         let bindHost = settings.host.hasPrefix("127.") ? "127.0.0.1" : "0.0.0.0"
         let subscription = try await settings.listenPort.asyncMap {
@@ -57,9 +57,7 @@ public struct UHPPOTEDriver: Driver {
         }
         do {
             try await UHPPOTEClient.with(bindHost: bindHost, rejections: rejections, logger: logger) { client in
-                let poller = UHPPOTEPoller(
-                    device: device, settings: settings, client: client, target: target, context: context,
-                    driver: name, logger: logger)
+                let poller = UHPPOTEPoller(settings: settings, client: client, target: target, context: context)
                 try await poller.run(wake: subscription?.wake ?? WakeSignal())
             }
         } catch {
@@ -79,13 +77,13 @@ extension Optional {
 
 /// The per-controller loop: status, clock, log; then sleep until the poll interval passes or a push wakes it.
 final class UHPPOTEPoller: Sendable {
-    let device: DeviceConfig
     let settings: UHPPOTESettings
     let client: UHPPOTEClient
     let target: SocketAddress
-    let context: DriverContext
-    let driver: String
-    let logger: Logger
+    let context: DeviceContext
+    var device: DeviceConfig { context.config }
+    var driver: String { context.config.driver }
+    var logger: Logger { context.logger }
     private let state = Mutex<State>(State())
 
     private struct State {
@@ -99,23 +97,17 @@ final class UHPPOTEPoller: Sendable {
         var listenerConfigured = false
     }
 
-    init(
-        device: DeviceConfig, settings: UHPPOTESettings, client: UHPPOTEClient, target: SocketAddress,
-        context: DriverContext, driver: String, logger: Logger
-    ) {
-        self.device = device
+    init(settings: UHPPOTESettings, client: UHPPOTEClient, target: SocketAddress, context: DeviceContext) {
         self.settings = settings
         self.client = client
         self.target = target
         self.context = context
-        self.driver = driver
-        self.logger = logger
     }
 
     var cursor: UInt32? { state.withLock { $0.cursor } }
 
     func run(wake: WakeSignal) async throws {
-        let stored = try await context.pipeline.queue.deviceCursor(device.id)
+        let stored = try await context.cursor()
         state.withLock { $0.cursor = stored.flatMap(UInt32.init) }
         logger.info("uhppote controller \(settings.serial) at \(target): resuming after log index \(stored ?? "none")")
         while !Task.isCancelled {
@@ -149,25 +141,21 @@ final class UHPPOTEPoller: Sendable {
                 request, serial: settings.serial, to: target, timeout: .milliseconds(settings.timeoutMilliseconds),
                 retries: settings.retries, accept: accept)
             state.withLock { $0.missedReplies = 0 }
-            if let transition = context.pipeline.devices.markSeen(device.id, events: 0) {
-                await context.pipeline.report([transition])
-            }
+            await context.seen()
             return response
         } catch let error as UHPPOTENoReply {
             let missed = state.withLock { s -> Int in
                 s.missedReplies += error.attempts
                 return s.missedReplies
             }
-            if missed >= settings.offlineAfterMissedReplies,
-                let transition = context.pipeline.devices.markDown(device.id, reason: "no reply to \(missed) requests")
-            {
-                await context.pipeline.report([transition])
+            if missed >= settings.offlineAfterMissedReplies {
+                await context.down(reason: "no reply to \(missed) requests")
             }
             throw error
         } catch let error as UHPPOTEBadReply {
-            // It answered, just not legibly: alive.
+            // It answered, just not legibly: alive, and back online if it was down.
             state.withLock { $0.missedReplies = 0 }
-            _ = context.pipeline.devices.markSeen(device.id, events: 0)
+            await context.seen()
             throw error
         }
     }
@@ -195,7 +183,7 @@ final class UHPPOTEPoller: Sendable {
     /// ignored is tried again after `clock_skew.report_interval_seconds`, not on every poll.
     func checkClock() async throws {
         let due = state.withLock { s -> Bool in
-            let now = ContinuousClock.now
+            let now = context.clock.instant
             if let last = s.lastClockCheck, now - last < .milliseconds(Int(settings.pollIntervalSeconds * 1000)) { return false }
             s.lastClockCheck = now
             return true
@@ -211,8 +199,8 @@ final class UHPPOTEPoller: Sendable {
             reading = nil
             unreadable = "0x" + bad.bytes[UHPPOTELayout.dateTime..<UHPPOTELayout.dateTime + 7].map(hex).joined()
         }
-        let now = Timestamp.now
-        let configured = context.pipeline.clockSkewSettings
+        let now = context.clock.now
+        let configured = context.clockSkewSettings
         let threshold = settings.clockSkewThresholdSeconds ?? configured.thresholdSeconds
         let skew = reading?.timestamp(in: device.timeZone).map { Double(now.milliseconds - $0.milliseconds) / 1000 }
         // The controller counts whole seconds: less than 2 s is its resolution, not skew.
@@ -237,7 +225,7 @@ final class UHPPOTEPoller: Sendable {
             attributes["unreadableClock"] = .bool(true)
             logger.warning("uhppote controller \(settings.serial) clock does not read as a time (\(deviceClock))\(corrected ? "; corrected" : "")")
         }
-        _ = try await context.pipeline.submit([EventDraft(kind: .deviceClockSkew, attributes: attributes)], from: device, driver: driver, receivedAt: now)
+        _ = try await context.submit([EventDraft(kind: .deviceClockSkew, attributes: attributes)], receivedAt: now)
     }
 
     /// Sets the controller clock to `now` unless a set it ignored was tried within `interval`
@@ -373,9 +361,7 @@ final class UHPPOTEPoller: Sendable {
     /// Commits `drafts` and the cursor `through` in one transaction; a refusal (disk budget) leaves
     /// the cursor where it was, so the records are read again later.
     private func commit(_ drafts: [EventDraft], quarantine: [QuarantineRecord] = [], through index: UInt32) async throws {
-        let outcomes = try await context.pipeline.submit(
-            drafts, quarantine: quarantine, from: device, driver: driver,
-            cursor: DeviceCursorUpdate(deviceID: device.id, cursor: String(index)))
+        let outcomes = try await context.submit(drafts, quarantine: quarantine, cursor: String(index))
         if let refused = outcomes.first(where: { !$0.isAccepted }) {
             throw UHPPOTECommitRefused(index: index, outcome: "\(refused)")
         }

@@ -62,16 +62,13 @@ public struct ZKTecoDriver: Driver {
         ]
         for (method, path, endpoint) in endpoints {
             router.on(RouterPath(path), method: method) { request, requestContext in
-                do {
+                await context.push(request, requestContext, driver: name) { push in
                     let query = Self.query(request)
-                    let device = try authorize(query: query, remoteIP: requestContext.remoteIP, context: context)
-                    let body = request.method == .post ? Array(try await context.requests.body(of: request).readableBytesView) : []
+                    let device = try authorize(query: query, remoteIP: push.remoteIP, context: context)
+                    let body = request.method == .post ? try await push.body() : []
                     let incoming = ZKTecoRequest(
-                        endpoint: endpoint, path: request.uri.path, query: query, body: body,
-                        contentType: request.headers[.contentType], remoteIP: requestContext.remoteIP)
+                        endpoint: endpoint, path: push.route, query: query, body: body, contentType: push.contentType, remoteIP: push.remoteIP)
                     return await handle(incoming, device: device, context: context).response
-                } catch let rejection as Rejection {
-                    return rejection.response
                 }
             }
         }
@@ -94,13 +91,26 @@ public struct ZKTecoDriver: Driver {
     struct ZKTecoReply: Sendable, Equatable {
         var status: HTTPResponse.Status = .ok
         var body: String
-        var retryAfterSeconds: Int? = nil
+        /// A refusal of `PushRefusal`'s table, counted and answered with its status and Retry-After.
+        var refusal: Rejection? = nil
 
         var response: Response {
+            if let refusal { return refusal.response(body: Array(body.utf8), contentType: "text/plain") }
             var headers = HTTPFields()
             headers[.contentType] = "text/plain"
-            if let retryAfterSeconds { headers[.retryAfter] = String(retryAfterSeconds) }
             return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+        }
+
+        /// The table's status with the text ZKTeco firmware logs.
+        init(refusal: Rejection) {
+            self.refusal = refusal
+            status = refusal.status
+            body = "ERROR: \(refusal.message)"
+        }
+
+        init(status: HTTPResponse.Status = .ok, body: String) {
+            self.status = status
+            self.body = body
         }
     }
 
@@ -115,7 +125,7 @@ public struct ZKTecoDriver: Driver {
         guard let serial = query["SN"] ?? query["sn"], !serial.isEmpty else {
             throw Rejection(.badRequest, "missing-serial", "no SN query parameter (ZKTeco devices send ?SN=<serial number>)")
         }
-        guard let device = context.requests.devices.all.first(where: { $0.driver == name && $0.serial == serial }) else {
+        guard let device = context.devices(of: name).first(where: { $0.serial == serial }) else {
             throw Rejection(
                 .forbidden, "unknown-device",
                 "serial '\(serial)' is not configured (add a device with driver: zkteco and serial: \(serial))")
@@ -137,76 +147,65 @@ public struct ZKTecoDriver: Driver {
         }
     }
 
-    func handle(_ request: ZKTecoRequest, device: DeviceConfig, context: DriverContext) async -> ZKTecoReply {
-        let options = ZKTecoOptions(device.options)
+    func handle(_ request: ZKTecoRequest, device config: DeviceConfig, context: DriverContext) async -> ZKTecoReply {
+        let device = context.device(config)
+        let options = ZKTecoOptions(config.options)
         switch request.endpoint {
         case .handshake:
-            await markSeen(device, context: context)
-            let stamps = await stamps(of: device, context: context)
-            return ZKTecoReply(body: Self.handshake(serial: device.serial ?? "", device: device, options: options, stamps: stamps))
+            await device.seen()
+            let stamps = await stamps(of: device)
+            return ZKTecoReply(body: Self.handshake(serial: config.serial ?? "", device: config, options: options, stamps: stamps))
         case .upload:
-            return await upload(request, device: device, options: options, context: context)
+            return await upload(request, device: device, options: options)
         case .getRequest:
-            await markSeen(device, context: context)
-            let lines = commands.take(for: device.id).map(\.line)
+            await device.seen()
+            let lines = commands.take(for: config.id).map(\.line)
             return ZKTecoReply(body: lines.isEmpty ? "OK" : lines.joined(separator: "\n") + "\n")
         case .deviceCommand:
-            await markSeen(device, context: context)
+            await device.seen()
             let text = decodeText(request.body, hint: Self.charsetHint(request), options: options) ?? String(decoding: request.body, as: UTF8.self)
             let (results, errors) = ZKTecoCommandQueue.parseResults(text)
-            let matched = commands.record(results, from: device.id)
+            let matched = commands.record(results, from: config.id)
             for result in results {
-                context.pipeline.logger.info(
-                    "command \(result.id) on \(device.id) returned \(result.returnCode)",
-                    metadata: [
-                        "gatehouse.device": "\(device.id)", "zkteco.command": "\(result.command ?? "-")",
-                        "zkteco.known": "\(matched.contains(result))",
-                    ])
+                device.logger.info(
+                    "command \(result.id) on \(config.id) returned \(result.returnCode)",
+                    metadata: ["zkteco.command": "\(result.command ?? "-")", "zkteco.known": "\(matched.contains(result))"])
             }
-            for error in errors { context.pipeline.logger.warning("\(error)", metadata: ["gatehouse.device": "\(device.id)"]) }
+            for error in errors { device.logger.warning("\(error)") }
             return ZKTecoReply(body: "OK")
         case .registry:
-            await markSeen(device, context: context)
+            await device.seen()
             return ZKTecoReply(body: "RegistryCode=\(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16))")
         case .push:
-            await markSeen(device, context: context)
-            return ZKTecoReply(body: Self.accessOptions(device: device, options: options))
+            await device.seen()
+            return ZKTecoReply(body: Self.accessOptions(device: config, options: options))
         case .time:
-            await markSeen(device, context: context)
-            return ZKTecoReply(body: Self.timeReply(now: Date(), device: device, options: options))
+            await device.seen()
+            return ZKTecoReply(body: Self.timeReply(now: device.clock.now.date, device: config, options: options))
         case .other:
-            context.pipeline.logger.info(
-                "acknowledged \(request.path) without storing it", metadata: ["gatehouse.device": "\(device.id)"])
+            device.logger.info("acknowledged \(request.path) without storing it")
             return ZKTecoReply(body: "OK")
         }
     }
 
-    private func markSeen(_ device: DeviceConfig, context: DriverContext) async {
-        if let transition = context.pipeline.devices.markSeen(device.id, events: 0) {
-            await context.pipeline.report([transition])
-        }
-    }
-
-    private func stamps(of device: DeviceConfig, context: DriverContext) async -> ZKTecoStamps {
+    private func stamps(of device: DeviceContext) async -> ZKTecoStamps {
         do {
-            return ZKTecoStamps(cursor: try await context.pipeline.queue.deviceCursor(device.id))
+            return ZKTecoStamps(cursor: try await device.cursor())
         } catch {
-            context.pipeline.logger.error(
-                "could not read the stored stamps", metadata: ["gatehouse.device": "\(device.id)", "error": "\(error)"])
+            device.logger.error("could not read the stored stamps", metadata: ["error": "\(error)"])
             return ZKTecoStamps(cursor: nil)
         }
     }
 
     // MARK: - Uploads
 
-    private func upload(_ request: ZKTecoRequest, device: DeviceConfig, options: ZKTecoOptions, context: DriverContext) async -> ZKTecoReply {
-        let logger = context.pipeline.logger
+    private func upload(_ request: ZKTecoRequest, device context: DeviceContext, options: ZKTecoOptions) async -> ZKTecoReply {
+        let device = context.config
+        let logger = context.logger
         let tableName = request.query["table"] ?? ""
         guard let table = ZKTecoTable(query: tableName) else {
-            await markSeen(device, context: context)
-            logger.info(
-                "acknowledged table '\(tableName)' without storing it (\(request.body.count) bytes)",
-                metadata: ["gatehouse.device": "\(device.id)"])
+            await context.seen()
+            logger.info("acknowledged table '\(tableName)' without storing it (\(request.body.count) bytes)")
             // 3.x table uploads expect the table name and the count echoed back.
             if tableName.lowercased() == "tabledata", let tablename = request.query["tablename"] {
                 return ZKTecoReply(body: "\(tablename)=\(request.query["count"] ?? "0")")
@@ -241,11 +240,11 @@ public struct ZKTecoDriver: Driver {
                 bad.append((bytes, "line \(number + 1) of \(table.rawValue): \(error.reason)"))
             }
         }
-        var cursor: DeviceCursorUpdate?
+        var cursor: String?
         if let parameter = table.stampParameter, let stamp = request.query[parameter], !stamp.isEmpty, stamp.allSatisfy(\.isNumber) {
-            var stamps = await stamps(of: device, context: context)
+            var stamps = await stamps(of: context)
             stamps[table] = stamp
-            cursor = DeviceCursorUpdate(deviceID: device.id, cursor: stamps.cursor)
+            cursor = stamps.cursor
         }
         // Malformed lines are kept in the transaction that stores the events and the stamp: the
         // batch is acknowledged only when everything it carried is on disk.
@@ -257,25 +256,23 @@ public struct ZKTecoDriver: Driver {
         }
         let outcomes: [AppendOutcome]
         do {
-            outcomes = try await context.pipeline.submit(drafts, quarantine: kept, from: device, driver: name, cursor: cursor)
+            outcomes = try await context.submit(drafts, quarantine: kept, cursor: cursor)
         } catch {
-            logger.error("could not queue a \(table.rawValue) upload", metadata: ["gatehouse.device": "\(device.id)", "error": "\(error)"])
-            return ZKTecoReply(status: .serviceUnavailable, body: "ERROR: not stored, retry later", retryAfterSeconds: 30)
+            logger.error("could not queue a \(table.rawValue) upload", metadata: ["error": "\(error)"])
+            return ZKTecoReply(refusal: PushRefusal.refusal(for: error))
         }
-        if let refused = outcomes.first(where: { !$0.isAccepted }), case .refused(let reason) = refused {
+        if let refusal = PushRefusal.refusal(for: outcomes) {
             // Not OK: the device keeps the batch and re-sends it; what was stored comes back as duplicates.
-            return ZKTecoReply(status: .serviceUnavailable, body: "ERROR: \(reason)", retryAfterSeconds: 30)
+            return ZKTecoReply(refusal: refusal)
         }
         if table == .realtimeState { doorStates[device.id] = doorState }
         if !bad.isEmpty {
             logger.warning(
-                "quarantined \(bad.count) of \(lineCount) \(table.rawValue) lines",
-                metadata: ["gatehouse.device": "\(device.id)", "reason": "\(ValueRedactor.redactText(bad[0].reason))"])
+                "quarantined \(bad.count) of \(lineCount) \(table.rawValue) lines", metadata: ["reason": "\(ValueRedactor.redactText(bad[0].reason))"])
         }
         let duplicates = outcomes.filter { if case .duplicate = $0 { true } else { false } }.count
         logger.debug(
-            "\(table.rawValue): \(lineCount) lines, \(drafts.count) events (\(duplicates) duplicates), \(bad.count) quarantined, \(ignored) ignored",
-            metadata: ["gatehouse.device": "\(device.id)"])
+            "\(table.rawValue): \(lineCount) lines, \(drafts.count) events (\(duplicates) duplicates), \(bad.count) quarantined, \(ignored) ignored")
         return ZKTecoReply(body: "OK: \(lineCount)")
     }
 

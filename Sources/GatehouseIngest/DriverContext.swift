@@ -1,0 +1,117 @@
+import GatehouseCore
+import GatehouseQueue
+import Logging
+
+/// Everything a driver sees, and all it sees: the configured devices, the listener's request
+/// checks (through the push path), and per device a `DeviceContext`. The queue and the device
+/// directory stay behind it, so no driver can write around the pipeline or skip a health event.
+public struct DriverContext: Sendable {
+    private let pipeline: IngestPipeline
+    let requests: DeviceRequests
+    public let clock: any DriverClock
+
+    public init(pipeline: IngestPipeline, requests: DeviceRequests, clock: any DriverClock = SystemClock()) {
+        self.pipeline = pipeline
+        self.requests = requests
+        self.clock = clock
+    }
+
+    /// The daemon's logger; per-device work logs through `DeviceContext.logger`, which names the device.
+    public var logger: Logger { pipeline.logger }
+
+    /// A configured, enabled device by its id.
+    public func device(id: String) -> DeviceConfig? { pipeline.devices.device(id) }
+
+    /// The configured, enabled devices of one driver, by id.
+    public func devices(of driver: String) -> [DeviceConfig] { pipeline.devices.all.filter { $0.driver == driver } }
+
+    /// Keeps input that could not be mapped, also from a device not known yet (`deviceID` nil);
+    /// throws `QueueFullError` when the disk budget refuses it.
+    public func quarantine(_ record: QuarantineRecord) async throws -> Int64 {
+        try await pipeline.quarantine(record)
+    }
+
+    /// What a driver may do for one device.
+    public func device(_ device: DeviceConfig) -> DeviceContext {
+        DeviceContext(device: device, pipeline: pipeline, clock: clock)
+    }
+}
+
+/// What a driver may do for one device: submit drafts (with quarantined input and the device's
+/// cursor in the same transaction), keep input it cannot map, read its cursor, and report its
+/// health. Every health change it reports becomes a `device.online` / `device.offline` event.
+public struct DeviceContext: Sendable {
+    /// The device's entry in the config.
+    public let config: DeviceConfig
+    /// The driver's logger with `gatehouse.device` set.
+    public let logger: Logger
+    public let clock: any DriverClock
+    private let pipeline: IngestPipeline
+
+    fileprivate init(device: DeviceConfig, pipeline: IngestPipeline, clock: any DriverClock) {
+        self.config = device
+        self.pipeline = pipeline
+        self.clock = clock
+        var logger = pipeline.logger
+        logger[metadataKey: "gatehouse.device"] = "\(device.id)"
+        self.logger = logger
+    }
+
+    /// The device's `options:` as configured (validated by the driver's `validate(device:)`).
+    public var options: [String: String] { config.options }
+
+    /// The configured clock-skew threshold and report interval, for drivers that read device clocks themselves.
+    public var clockSkewSettings: ClockSkewSettings { pipeline.clockSkewSettings }
+
+    /// Normalizes and commits `drafts`, `quarantine` and the device's new `cursor` in one
+    /// transaction; returns when it is durable, one outcome per draft, then one `.refused` per
+    /// quarantine record the disk budget refused (the cursor then stays where it was).
+    /// Traffic marks the device seen.
+    public func submit(
+        _ drafts: [EventDraft], quarantine: [QuarantineRecord] = [], cursor: String? = nil, receivedAt: Timestamp? = nil
+    ) async throws -> [AppendOutcome] {
+        try await pipeline.submit(
+            drafts, quarantine: quarantine, from: config, driver: config.driver, receivedAt: receivedAt ?? clock.now,
+            cursor: cursor.map { DeviceCursorUpdate(deviceID: config.id, cursor: $0) })
+    }
+
+    /// Keeps input that could not be mapped, with the reason; returns its quarantine id.
+    /// Throws `QueueFullError` when the disk budget refuses it.
+    public func quarantine(_ record: QuarantineRecord) async throws -> Int64 {
+        try await pipeline.quarantine(record)
+    }
+
+    /// The cursor last committed with this device's events (event index, upload stamps…), nil before the first.
+    public func cursor() async throws -> String? {
+        try await pipeline.queue.deviceCursor(config.id)
+    }
+
+    /// The device answered or sent something: up, and `device.online` queued if it was not.
+    public func seen() async {
+        if let transition = pipeline.devices.markSeen(config.id, events: 0, at: clock.now) {
+            await pipeline.report([transition])
+        }
+    }
+
+    /// The device is unreachable or refused us: down with the reason, and `device.offline` queued if it was not.
+    public func down(reason: String) async {
+        if let transition = pipeline.devices.markDown(config.id, reason: reason, at: clock.now) {
+            await pipeline.report([transition])
+        }
+    }
+}
+
+/// Time as drivers read it, behind a protocol so that tests can inject their own.
+public protocol DriverClock: Sendable {
+    /// Wall-clock time: receive stamps, comparisons with device clocks.
+    var now: Timestamp { get }
+    /// Monotonic time: intervals and back-offs.
+    var instant: ContinuousClock.Instant { get }
+}
+
+/// The machine's clocks.
+public struct SystemClock: DriverClock {
+    public init() {}
+    public var now: Timestamp { .now }
+    public var instant: ContinuousClock.Instant { ContinuousClock.now }
+}

@@ -1,0 +1,57 @@
+import Foundation
+@testable import GatehouseCore
+import GatehouseQueue
+import Logging
+import Testing
+
+@testable import GatehouseIngest
+
+/// A real queue in a temporary directory with its group committer running, the configured
+/// devices, and the `DriverContext` drivers get in the daemon.
+final class IngestFixture: Sendable {
+    let directory: String
+    let config: GatehouseConfig
+    let queue: EventQueue
+    let context: DriverContext
+    let requests: DeviceRequests
+    private let committer: Task<Void, Never>
+
+    /// `devices` is the YAML list under `devices:`; `budget` the disk budget in bytes.
+    init(devices: String, extra: String = "", budget: Int64 = 1 << 30) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-ingest-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let yaml = """
+            site: test
+            state_directory: \(directory)
+            \(extra)
+            devices:
+            \(devices)
+            sinks:
+              - {name: out, type: file, path: \(directory)/out.ndjson}
+            """
+        config = try ConfigLoader.parse(yaml, file: "test.yaml", knownDrivers: DriverRegistry.names)
+        let logger = Logger(label: "ingest-tests")
+        queue = try EventQueue(path: directory + "/queue.sqlite", settings: config.queue, diskBudgetBytes: budget, logger: logger)
+        let directory = DeviceDirectory(devices: config.devices, logger: logger)
+        requests = DeviceRequests(config: config.ingest, devices: directory)
+        context = DriverContext(pipeline: IngestPipeline(config: config, queue: queue, devices: directory, logger: logger), requests: requests)
+        let queue = queue
+        committer = Task { await queue.run() }
+    }
+
+    func device(_ id: String) throws -> DeviceContext {
+        context.device(try #require(context.device(id: id)))
+    }
+
+    /// Every stored event, oldest first.
+    func events() async throws -> [Event] {
+        try await queue.registerSinks(["test"])
+        return try await queue.nextBatch(sink: "test", maxEvents: 1000).sorted { $0.seq < $1.seq }.map { try EventCoding.decode($0.body) }
+    }
+
+    func finish() async {
+        queue.close()
+        await committer.value
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
