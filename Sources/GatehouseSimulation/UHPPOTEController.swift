@@ -10,7 +10,7 @@ import Synchronization
 /// new record (dropping some on request, as UDP does), and can fall silent.
 ///
 /// Its frame encoding is written here independently of the driver's codec, so the two check
-/// each other (offsets from /work/shared/protocols/uhppote-udp.md).
+/// each other (offsets from uhppoted's public uhppote-core codec, see Drivers/UHPPOTE/README.md).
 public final class UHPPOTEController: Sendable {
     /// How the simulated controller behaves.
     public struct Options: Sendable {

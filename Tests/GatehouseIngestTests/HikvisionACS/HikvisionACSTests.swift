@@ -11,7 +11,7 @@ import Testing
 struct HikvisionACSTests {
     static let shanghai = TimeZone(identifier: "Asia/Shanghai") ?? .gmt
 
-    /// The access-terminal push sample from /work/shared/protocols/hikvision-isapi.md.
+    /// An access-terminal push in the shape public ISAPI integrations document (see Drivers/HikvisionACS/README.md).
     static let sample = """
         {"ipAddress":"192.168.30.15","portNo":80,"protocol":"HTTP","channelID":1,
          "dateTime":"2025-03-14T07:59:03+08:00","activePostCount":1,

@@ -6,7 +6,7 @@ import Synchronization
 
 @testable import GatehouseIngest
 
-/// Literal 64-byte vectors from /work/shared/protocols/uhppote-udp.md (serial 423187757 =
+/// Literal 64-byte vectors in the layout of uhppoted's public codec (Drivers/UHPPOTE/README.md) (serial 423187757 =
 /// `2d 55 39 19`), decoded and encoded byte for byte.
 @Suite("uhppote codec")
 struct UHPPOTECodecTests {

@@ -1,8 +1,8 @@
 import GatehouseCore
 
-// Hikvision access-control (major, minor) code table. Source: /work/shared/protocols/hikvision-isapi.md,
-// which takes it from the HCNetSDK `NET_DVR_ACS_ALARM_INFO` tables (MAJOR_ALARM 0x1, MAJOR_OPERATION 0x3,
-// MAJOR_EVENT 0x5 minor codes in the HCNetSDK Java/C# constant files) and node-red-contrib-hikvision-ultimate
+// Hikvision access-control (major, minor) code table. Sources: the HCNetSDK `NET_DVR_ACS_ALARM_INFO`
+// tables (MAJOR_ALARM 0x1, MAJOR_OPERATION 0x3, MAJOR_EVENT 0x5 minor codes in the HCNetSDK Java/C#
+// constant files) and node-red-contrib-hikvision-ultimate
 // `nodes/utils/AccessControlEvents/*.json`. Minor codes overlap between majors, so the key is always the pair.
 
 /// What one (major, minor) pair means for the schema.

@@ -2,8 +2,8 @@ import Foundation
 import GatehouseCore
 
 // The UHPPOTE / WeiGeng "short packet" protocol: fixed 64-byte UDP frames, integers
-// little-endian, dates BCD, IPv4 addresses in network order (/work/shared/protocols/uhppote-udp.md,
-// after uhppote-core `messages/*.go`). Every offset lives in `UHPPOTELayout`; every message is
+// little-endian, dates BCD, IPv4 addresses in network order (after github uhppoted/uhppote-core
+// `messages/*.go`). Every offset lives in `UHPPOTELayout`; every message is
 // encoded and decoded in one place below, requests and responses alike, so tests and the
 // simulator can run each message both ways.
 

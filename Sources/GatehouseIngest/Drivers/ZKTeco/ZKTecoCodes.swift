@@ -1,6 +1,6 @@
 import GatehouseCore
 
-// ZKTeco PUSH code tables. Sources (see /work/shared/protocols/zkteco-push.md):
+// ZKTeco PUSH code tables. Sources:
 // - rtlog event codes and verify modes: github honghaijs6/PushSDK
 //   `src/middleware/iclock/ultils/constants.js`; PyPI zkteco-push-python-sdk 1.1.0 `ZKTECO_CONST.py`.
 // - OPERLOG alarm objects (op 3): PyPI iclockhelper 0.0.4 `models.py`.
