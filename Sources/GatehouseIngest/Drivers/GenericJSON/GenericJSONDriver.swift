@@ -34,14 +34,20 @@ public struct GenericJSONDriver: Driver {
         guard device.driver == name else {
             throw Rejection(.notFound, "wrong-driver", "device '\(deviceID)' is configured for driver '\(device.driver)', not \(name)")
         }
-        if let type = request.headers[.contentType], !type.lowercased().contains("json") {
+        let contentType = request.headers[.contentType]
+        if let type = contentType, !Self.mayCarryJSON(type) {
             throw Rejection(.unsupportedMediaType, "unsupported-media-type", "Content-Type '\(type)' is not JSON (expected application/json)")
         }
         let buffer = try await context.requests.body(of: request)
         let body = Array(buffer.readableBytesView)
+        if let type = contentType, !type.lowercased().contains("json"), !Self.looksLikeJSON(body) {
+            throw Rejection(
+                .unsupportedMediaType, "unsupported-media-type",
+                "Content-Type '\(type)' with a body that is not JSON (expected a JSON object or array, as application/json)")
+        }
         let drafts: [EventDraft]
         do {
-            drafts = try decode(RawPayload(body: body, contentType: request.headers[.contentType], route: request.uri.path), device: device)
+            drafts = try decode(RawPayload(body: body, contentType: contentType, route: request.uri.path), device: device)
         } catch {
             let record = QuarantineRecord(
                 deviceID: device.id, driver: name, route: request.uri.path, contentType: request.headers[.contentType],
@@ -55,6 +61,19 @@ public struct GenericJSONDriver: Driver {
         }
         let outcomes = try await context.pipeline.submit(drafts, from: device, driver: name)
         return Self.reply(outcomes)
+    }
+
+    /// JSON types, and the form type `curl -d` puts on any body: the README's first curl command and
+    /// many integrators' first test send JSON that way, so it is taken when the body is JSON.
+    static func mayCarryJSON(_ contentType: String) -> Bool {
+        let type = contentType.lowercased()
+        return type.contains("json") || type.hasPrefix("application/x-www-form-urlencoded")
+    }
+
+    /// Whether the body opens like a JSON object or array; a form body (`a=1&b=2`) never does.
+    static func looksLikeJSON(_ body: [UInt8]) -> Bool {
+        let first = body.first { $0 != 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }
+        return first == UInt8(ascii: "{") || first == UInt8(ascii: "[")
     }
 
     /// `{"accepted": n, "results": [{"id": …, "status": "stored" | "duplicate"}, {"reason": …, "status": "refused"}]}`.
