@@ -27,9 +27,15 @@ public enum DemoConfig {
 
     public static func token(for device: String) -> String { "demo-token-\(device)" }
 
-    public static func yaml(directory: String, ports: Ports) -> String {
+    /// The device the demo's story unplugs for a while: the gateway must report it down and up again.
+    public static let storyDevice = "gate-south-in"
+
+    /// `storyOfflineAfterSeconds`: how soon the story device counts as down, short enough for the
+    /// story to fit a short run; the other devices keep a patient 30 s.
+    public static func yaml(directory: String, ports: Ports, storyOfflineAfterSeconds: Double = 30) -> String {
         var devices = ""
         for d in Self.devices {
+            let offlineAfter = d.id == storyDevice ? storyOfflineAfterSeconds : 30
             devices += """
 
                   - id: \(d.id)
@@ -38,7 +44,7 @@ public enum DemoConfig {
                     type: \(d.type)
                     time_zone: Asia/Shanghai
                     auth: {token: "\(token(for: d.id))"}
-                    offline_after_seconds: 30
+                    offline_after_seconds: \(String(format: "%g", offlineAfter))
                 """
             if let point = d.point { devices += "\n    point: \(point)" }
             if let direction = d.direction { devices += "\n    direction: \(direction)" }

@@ -23,22 +23,36 @@ public final class DeviceFleet: Sendable {
         public var acknowledged = 0
         public var refused = 0
         public var failed = 0
+
+        public init() {}
     }
 
     let devices: [Device]
     let pusher: DevicePusher
     let eventsPerSecond: Double
     let logger: Logger
+    /// Makes this run's dedup keys its own, so a run on a queue kept from an earlier one is not
+    /// taken for that run's devices reusing their record ids.
+    let runTag: String?
     private let tally = Mutex(Tally())
+    /// Devices told to stop sending, as if unplugged: the gateway must notice on its own.
+    private let silenced = Mutex(Set<String>())
 
-    public init(devices: [Device], pusher: DevicePusher, eventsPerSecond: Double, logger: Logger) {
+    public init(devices: [Device], pusher: DevicePusher, eventsPerSecond: Double, runTag: String? = nil, logger: Logger) {
         self.devices = devices
+        self.runTag = runTag
         self.pusher = pusher
         self.eventsPerSecond = eventsPerSecond
         self.logger = logger
     }
 
     public var counts: Tally { tally.withLock { $0 } }
+
+    /// Stops `deviceID` sending until `resume(_:)`, as a device that lost power or its link.
+    public func silence(_ deviceID: String) { _ = silenced.withLock { $0.insert(deviceID) } }
+
+    /// Lets a silenced device send again.
+    public func resume(_ deviceID: String) { _ = silenced.withLock { $0.remove(deviceID) } }
 
     /// Pushes until the task is cancelled or `duration` has passed.
     public func run(duration: Duration? = nil) async {
@@ -56,8 +70,13 @@ public final class DeviceFleet: Sendable {
                     while !Task.isCancelled {
                         if let deadline, clock.now >= deadline { return }
                         next = next.advanced(by: interval)
+                        if self.silenced.withLock({ $0.contains(device.id) }) {
+                            try? await Task.sleep(until: next, clock: clock)
+                            continue
+                        }
                         sequence += 1
-                        let event = generator.event(role: device.role, deviceID: device.id, sequence: sequence)
+                        var event = generator.event(role: device.role, deviceID: device.id, sequence: sequence)
+                        if let runTag = self.runTag { event["dedupKey"] = "\(device.id)-\(runTag)-\(sequence)" }
                         let reply = await self.pusher.push(deviceID: device.id, token: device.token, body: TrafficGenerator.body([event]))
                         self.tally.withLock {
                             $0.sent += 1

@@ -22,16 +22,34 @@ public struct GenericJSONDriver: Driver {
         router.post("/v1/devices/:device/events") { request, requestContext in
             await context.push(request, requestContext, driver: name) { push in
                 let device = try push.authorize(deviceID: push.parameter("device") ?? "")
-                if let type = push.contentType, !type.lowercased().contains("json") {
+                if let type = push.contentType, !Self.mayCarryJSON(type) {
                     throw Rejection(.unsupportedMediaType, "unsupported-media-type", "Content-Type '\(type)' is not JSON (expected application/json)")
                 }
                 let body = try await push.body()
+                if let type = push.contentType, !type.lowercased().contains("json"), !Self.looksLikeJSON(body) {
+                    throw Rejection(
+                        .unsupportedMediaType, "unsupported-media-type",
+                        "Content-Type '\(type)' with a body that is not JSON (expected a JSON object or array, as application/json)")
+                }
                 let drafts = try await push.decode(body, device: device.config) { () throws(PayloadError) in
                     try decode(RawPayload(body: body, contentType: push.contentType, route: push.route), device: device.config)
                 }
                 return Self.reply(try await push.submit(drafts, device: device))
             }
         }
+    }
+
+    /// JSON types, and the form type `curl -d` puts on any body: the README's first curl command and
+    /// many integrators' first test send JSON that way, so it is taken when the body is JSON.
+    static func mayCarryJSON(_ contentType: String) -> Bool {
+        let type = contentType.lowercased()
+        return type.contains("json") || type.hasPrefix("application/x-www-form-urlencoded")
+    }
+
+    /// Whether the body opens like a JSON object or array; a form body (`a=1&b=2`) never does.
+    static func looksLikeJSON(_ body: [UInt8]) -> Bool {
+        let first = body.first { $0 != 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }
+        return first == UInt8(ascii: "{") || first == UInt8(ascii: "[")
     }
 
     /// `{"accepted": n, "results": [{"id": …, "status": "stored" | "duplicate"}, {"reason": …, "status": "refused"}]}`.
