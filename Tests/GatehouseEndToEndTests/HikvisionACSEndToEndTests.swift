@@ -22,6 +22,20 @@ struct HikvisionACSEndToEndTests {
             .filter { !$0.kind.rawValue.hasPrefix("device.") && $0.device.id == device }
     }
 
+    /// The device entry of a terminal read by polling (`hik-poll`), for `TestSite.extraDevices`.
+    static func pollDevice(port: Int) -> String {
+        """
+          - id: hik-poll
+            driver: hikvision-acs
+            vendor: hikvision
+            type: access-terminal
+            address: 127.0.0.1:\(port)
+            auth: {username: admin, password: hik12345, scheme: digest}
+            options: {mode: poll, poll_interval_seconds: "0.3", max_results: "30"}
+
+        """
+    }
+
     static func serialNo(_ event: Event) -> Int? {
         if case .number(let n)? = event.attributes?["serialNo"] { return Int(n) }
         return nil
@@ -104,14 +118,7 @@ struct HikvisionACSEndToEndTests {
         var site = TestSite(receiverPort: port)
         defer { site.remove() }
         site.devices = 0
-        site.extraDevices = """
-              - id: hik-poll
-                driver: hikvision-acs
-                vendor: hikvision
-                type: access-terminal
-                address: 127.0.0.1:\(terminalPort)
-                auth: {username: admin, password: hik12345, scheme: digest}
-                options: {mode: poll, poll_interval_seconds: "0.3", max_results: "30"}
+        site.extraDevices = Self.pollDevice(port: terminalPort) + """
               - id: hik-wrong
                 driver: hikvision-acs
                 vendor: hikvision
@@ -168,15 +175,7 @@ struct HikvisionACSEndToEndTests {
         var site = TestSite(receiverPort: port)
         defer { site.remove() }
         site.devices = 0
-        site.extraDevices = """
-              - id: hik-poll
-                driver: hikvision-acs
-                vendor: hikvision
-                type: access-terminal
-                address: 127.0.0.1:\(terminalPort)
-                auth: {username: admin, password: hik12345, scheme: digest}
-                options: {mode: poll, poll_interval_seconds: "0.3", max_results: "30"}
-            """
+        site.extraDevices = Self.pollDevice(port: terminalPort)
         let (daemon, _, admin) = try await DaemonProcess.start(configPath: try site.write())
         #expect(try await Self.eventually(30) { try Self.events(receiver, device: "hik-poll").count == 5 }, "\(daemon.log.suffix(2000))")
         terminal.record(count: 1)
