@@ -37,7 +37,7 @@ public final class GatehouseDaemon: Sendable {
     /// Loads and validates a config file against the drivers this build carries, including
     /// each driver's checks of its devices' `serial` and `options`.
     public static func loadConfig(path: String) throws(ConfigError) -> GatehouseConfig {
-        let config = try ConfigLoader.load(path: path, knownDrivers: DriverRegistry.names)
+        let config = try ConfigLoader.load(path: path, knownDrivers: DriverRegistry.names, sinkTypes: SinkRegistry.readers)
         var diagnostics: [ConfigDiagnostic] = []
         for (index, device) in config.devices.enumerated() {
             guard let driver = DriverRegistry.driver(named: device.driver) else { continue }
