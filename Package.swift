@@ -198,7 +198,7 @@ let package = Package(
         .testTarget(
             name: "GatehouseEndToEndTests",
             dependencies: [
-                "GatehouseCore", "GatehouseQueue", "GatehouseSimulation",
+                "GatehouseCore", "GatehouseQueue", "GatehouseSimulation", "GatehouseIngest", "GatehouseSinks",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
