@@ -21,13 +21,16 @@ final class DriverSupervisor: Service {
     }
 
     private let context: DriverContext
+    /// This run's driver instances by name.
+    private let drivers: [String: any Driver]
     private let logger: Logger
     private let running = Mutex<[String: Running]>([:])
     private let commands: AsyncStream<Command>
     private let commandSink: AsyncStream<Command>.Continuation
 
-    init(context: DriverContext, logger: Logger) {
+    init(context: DriverContext, drivers: [any Driver], logger: Logger) {
         self.context = context
+        self.drivers = Dictionary(drivers.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.logger = logger
         (commands, commandSink) = AsyncStream.makeStream(of: Command.self)
     }
@@ -35,7 +38,7 @@ final class DriverSupervisor: Service {
     /// Makes the running per-device tasks match `devices`.
     func apply(_ devices: [DeviceConfig]) {
         let wanted = devices.filter { device in
-            device.enabled && (DriverRegistry.driver(named: device.driver)?.runsPerDevice ?? false)
+            device.enabled && (drivers[device.driver]?.runsPerDevice ?? false)
         }
         let byID = Dictionary(wanted.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         let stale = running.withLock { current -> [Running] in
@@ -45,7 +48,7 @@ final class DriverSupervisor: Service {
         }
         for entry in stale { entry.stop.finish() }
         for device in wanted where running.withLock({ $0[device.id] == nil }) {
-            guard let driver = DriverRegistry.driver(named: device.driver) else { continue }
+            guard let driver = drivers[device.driver] else { continue }
             let (stopped, stop) = AsyncStream.makeStream(of: Never.self)
             running.withLock { $0[device.id] = Running(config: device, stop: stop) }
             commandSink.yield(.start(device, driver, stopped: stopped))
