@@ -169,13 +169,13 @@ let package = Package(
             path: "benchmarks/LoadGenerator",
             swiftSettings: strict
         ),
-        .testTarget(name: "GatehouseCoreTests", dependencies: ["GatehouseCore", "GatehouseIngest"]),
+        .testTarget(name: "GatehouseCoreTests", dependencies: ["GatehouseCore", "GatehouseIngest", "GatehouseSinks"]),
         .testTarget(name: "GatehouseQueueTests", dependencies: ["GatehouseCore", "GatehouseQueue"]),
         .testTarget(name: "GatehouseProfilesTests", dependencies: ["GatehouseCore", "GatehouseProfiles"]),
         .testTarget(
             name: "GatehouseIngestTests",
             dependencies: [
-                "GatehouseCore", "GatehouseQueue", "GatehouseIngest",
+                "GatehouseCore", "GatehouseQueue", "GatehouseIngest", "GatehouseSinks",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -198,7 +198,7 @@ let package = Package(
         .testTarget(
             name: "GatehouseEndToEndTests",
             dependencies: [
-                "GatehouseCore", "GatehouseQueue", "GatehouseSimulation",
+                "GatehouseCore", "GatehouseQueue", "GatehouseSimulation", "GatehouseIngest", "GatehouseSinks",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -37,7 +37,7 @@ public final class GatehouseDaemon: Sendable {
     /// Loads and validates a config file against the drivers this build carries, including
     /// each driver's checks of its devices' `serial` and `options`.
     public static func loadConfig(path: String) throws(ConfigError) -> GatehouseConfig {
-        let config = try ConfigLoader.load(path: path, knownDrivers: DriverRegistry.names)
+        let config = try ConfigLoader.load(path: path, knownDrivers: DriverRegistry.names, sinkTypes: SinkRegistry.readers)
         var diagnostics: [ConfigDiagnostic] = []
         for (index, device) in config.devices.enumerated() {
             guard let driver = DriverRegistry.driver(named: device.driver) else { continue }
@@ -64,7 +64,8 @@ public final class GatehouseDaemon: Sendable {
         let sourceGuard = SourceGuard(config: config.ingest)
         let sinks = SinkSupervisor(queue: queue, logger: logger)
         let driverContext = DriverContext(pipeline: pipeline, requests: requests)
-        let driverTasks = DriverSupervisor(context: driverContext, logger: logger)
+        let drivers = DriverRegistry.makeAll()
+        let driverTasks = DriverSupervisor(context: driverContext, drivers: drivers, logger: logger)
         driverTasks.apply(config.devices)
         try await sinks.apply(config.sinks)
         let notifier = SystemdNotifier()
@@ -73,14 +74,14 @@ public final class GatehouseDaemon: Sendable {
             collector: collector, pipeline: pipeline, notifier: notifier, interval: config.statusIntervalSeconds, logger: logger)
         let reload = ReloadService(
             configPath: configPath, current: config, queue: queue, devices: devices, pipeline: pipeline,
-            requests: requests, sourceGuard: sourceGuard, sinks: sinks, drivers: driverTasks, status: status,
+            requests: requests, sourceGuard: sourceGuard, sinks: sinks, drivers: driverTasks, driverInstances: drivers, status: status,
             logLevel: logLevel, logger: logger)
 
         let ingestConfig = config.ingest
         let onListening = self.onListening
         let logger = self.logger
         let ingest = IngestListener.make(
-            config: config.ingest, context: driverContext, sourceGuard: sourceGuard,
+            config: config.ingest, context: driverContext, sourceGuard: sourceGuard, drivers: drivers,
             logger: logger.withLevel(.warning),
             onRunning: { port in
                 logger.notice("ingest listener ready on \(ingestConfig.host):\(port)")
@@ -110,7 +111,7 @@ public final class GatehouseDaemon: Sendable {
                     .init(service: driverTasks, serviceName: "drivers"),
                     .init(service: Listener(name: "admin", address: "\(adminConfig.host):\(adminConfig.port)", server: admin, logger: logger), serviceName: "admin"),
                     .init(service: status, serviceName: "status"),
-                    .init(service: ImageRetentionService(devices: devices, logger: logger), serviceName: "image-retention"),
+                    .init(service: ImageRetentionService(devices: devices, profiles: drivers.lazy.compactMap { $0 as? ProfileDriver }.first, logger: logger), serviceName: "image-retention"),
                     .init(service: reload, serviceName: "reload"),
                 ],
                 gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],

@@ -48,14 +48,22 @@ extension Driver {
 }
 
 /// Every driver this build carries: adding a protocol adds one line here and one folder under Drivers/.
+/// Drivers keep state (UHPPOTE listeners, the ZKTeco command queue, loaded profiles), so the
+/// registry lists how to make each one, and every daemon run makes its own set with `makeAll()`.
 public enum DriverRegistry {
-    public static let all: [any Driver] = [
-        GenericJSONDriver(),
-        ZKTecoDriver(),
-        UHPPOTEDriver(),
-        ProfileDriver(),
-        HikvisionACSDriver(),
+    public static let makers: [@Sendable () -> any Driver] = [
+        { GenericJSONDriver() },
+        { ZKTecoDriver() },
+        { UHPPOTEDriver() },
+        { ProfileDriver() },
+        { HikvisionACSDriver() },
     ]
+
+    /// A fresh instance of every driver, for one daemon run.
+    public static func makeAll() -> [any Driver] { makers.map { $0() } }
+
+    /// One shared set for work outside a daemon run: config names and checks, quarantine replay, tests.
+    public static let all: [any Driver] = makeAll()
 
     public static var names: Set<String> { Set(all.map(\.name)) }
 

@@ -41,7 +41,7 @@ public final class SinkRunner: Sendable {
         var logger = logger
         logger[metadataKey: "sink.name"] = "\(sink.name)"
         self.logger = logger
-        self.statistics = Mutex(Statistics(status: SinkStatus(name: sink.name, type: config.target.typeName)))
+        self.statistics = Mutex(Statistics(status: SinkStatus(name: sink.name, type: config.typeName)))
         self.deliveredCounter = Counter(label: "gatehouse_sink_delivered_events_total", dimensions: [("sink", sink.name)])
         self.failureCounter = Counter(label: "gatehouse_sink_failures_total", dimensions: [("sink", sink.name)])
     }
@@ -60,7 +60,7 @@ public final class SinkRunner: Sendable {
 
     /// Delivers until `stop()` is called or the task is cancelled.
     public func run() async {
-        logger.notice("sink \(name): started", metadata: ["sink.type": "\(config.target.typeName)"])
+        logger.notice("sink \(name): started", metadata: ["sink.type": "\(config.typeName)"])
         await withDiscardingTaskGroup { group in
             let queue = self.queue
             let activity = self.activity

@@ -2,12 +2,13 @@ import Foundation
 import Testing
 
 @testable import GatehouseCore
+import GatehouseSinks
 
 /// Parses `text` as test.yaml; returns the config or every diagnostic.
 private func parse(_ text: String, environment: [String: String] = [:]) -> Result<GatehouseConfig, ConfigError> {
     do {
         return .success(
-            try ConfigLoader.parse(text, file: "test.yaml", knownDrivers: ["generic-json"], environment: environment))
+            try ConfigLoader.parse(text, file: "test.yaml", knownDrivers: ["generic-json"], sinkTypes: SinkRegistry.readers, environment: environment))
     } catch {
         return .failure(error)
     }
@@ -92,7 +93,7 @@ struct ConfigLoaderTests {
         let sink = try #require(config.sinks.first)
         #expect(sink.name == "local")
         #expect(sink.batchMaxEvents == 500)
-        #expect(sink.target == .file(FileSinkConfig(path: "/tmp/gatehouse-test/events.ndjson", rotateBytes: 64 << 20, keepFiles: 10)))
+        #expect(sink.settings as? FileSinkConfig == FileSinkConfig(path: "/tmp/gatehouse-test/events.ndjson", rotateBytes: 64 << 20, keepFiles: 10))
     }
 
     @Test("sizes accept plain bytes and the unambiguous SI and IEC units", arguments: [
@@ -182,7 +183,7 @@ struct ConfigLoaderTests {
         #expect(username == "door3")
         #expect(password.value == "pa55-from-file-XYZ", "file secrets are trimmed")
         #expect(password.origin == "file \(secretFile.path)")
-        guard case .http(let http) = config.sinks[0].target else {
+        guard let http = config.sinks[0].settings as? HTTPSinkConfig else {
             Issue.record("expected an http sink")
             return
         }
@@ -417,7 +418,7 @@ struct ConfigLoaderTests {
               - name: out
                 type: kafka
             """
-        expectSingle(text, line: 4, key: "sinks[0].type", "unknown sink type 'kafka'", "expected file or http")
+        expectSingle(text, line: 4, key: "sinks[0].type", "unknown sink type 'kafka'", "expected one of file, http")
     }
 
     @Test("an http sink needs an http(s) URL with a host")
@@ -567,7 +568,7 @@ struct ConfigLoaderTests {
         #expect(config.sinks.map(\.name) == ["outbox", "central"])
         #expect(config.privacy.modes[.qr] == .drop)
         #expect(config.privacy.modes[.phone] == .mask)
-        guard case .http(let http) = config.sinks[1].target else {
+        guard let http = config.sinks[1].settings as? HTTPSinkConfig else {
             Issue.record("central is an http sink")
             return
         }

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import GatehouseCore
+import GatehouseSinks
 
 /// Relative paths in a config file and secrets from systemd credentials: what an installed
 /// daemon, started by systemd in its state directory, actually reads.
@@ -50,14 +51,14 @@ struct ConfigPathsTests {
     static func load(_ scratch: Scratch, _ text: String, environment: [String: String] = [:]) throws -> GatehouseConfig {
         try scratch.write(text, to: "etc/gatehouse.yaml")
         return try ConfigLoader.load(
-            path: scratch.path("etc/gatehouse.yaml"), knownDrivers: ["generic-json"], environment: environment)
+            path: scratch.path("etc/gatehouse.yaml"), knownDrivers: ["generic-json"], sinkTypes: SinkRegistry.readers, environment: environment)
     }
 
     static func diagnostics(_ scratch: Scratch, _ text: String, environment: [String: String]) throws -> [ConfigDiagnostic] {
         try scratch.write(text, to: "etc/gatehouse.yaml")
         do {
             _ = try ConfigLoader.load(
-                path: scratch.path("etc/gatehouse.yaml"), knownDrivers: ["generic-json"], environment: environment)
+                path: scratch.path("etc/gatehouse.yaml"), knownDrivers: ["generic-json"], sinkTypes: SinkRegistry.readers, environment: environment)
             return []
         } catch {
             return error.diagnostics
@@ -98,10 +99,10 @@ struct ConfigPathsTests {
         #expect(config.adaptersDirectory == scratch.path("adapters"))
         #expect(config.devices.first?.adaptersDirectory == scratch.path("adapters"))
         #expect(config.images.directory == scratch.path("etc/pictures"))
-        #expect(config.sinks.first?.target == .file(FileSinkConfig(path: scratch.path("etc/outbox/events.ndjson"), rotateBytes: 64 << 20, keepFiles: 10)))
+        #expect(config.sinks.first?.settings as? FileSinkConfig == FileSinkConfig(path: scratch.path("etc/outbox/events.ndjson"), rotateBytes: 64 << 20, keepFiles: 10))
         #expect(config.devices.first?.auth == .basic(username: "door3", password: Secret(value: "device-password", origin: "file \(scratch.path("etc/secrets/door3"))")))
         #expect(config.privacy.hashSecret?.value == "central-token")
-        guard case .http(let http) = config.sinks.last?.target else {
+        guard let http = config.sinks.last?.settings as? HTTPSinkConfig else {
             Issue.record("central is an http sink")
             return
         }
@@ -127,7 +128,7 @@ struct ConfigPathsTests {
     @Test("the Debian package's starting config (packaging/deb/gatehouse.yaml) is valid as installed and uses the shipped profiles")
     func packagedConfigIsValid() throws {
         let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let config = try ConfigLoader.load(path: repo.appendingPathComponent("packaging/deb/gatehouse.yaml").path, knownDrivers: ["generic-json"])
+        let config = try ConfigLoader.load(path: repo.appendingPathComponent("packaging/deb/gatehouse.yaml").path, knownDrivers: ["generic-json"], sinkTypes: SinkRegistry.readers)
         #expect(config.stateDirectory == "/var/lib/gatehouse")
         #expect(config.adaptersDirectory == "/usr/share/gatehouse/adapters")
         #expect(config.sinks.map(\.name) == ["outbox"])
@@ -155,7 +156,7 @@ struct ConfigPathsTests {
             scratch,
             Self.central(secret: "bearer_token: {credential: central-token}"),
             environment: ["CREDENTIALS_DIRECTORY": scratch.path("credentials")])
-        guard case .http(let http) = config.sinks.first?.target else {
+        guard let http = config.sinks.first?.settings as? HTTPSinkConfig else {
             Issue.record("central is an http sink")
             return
         }

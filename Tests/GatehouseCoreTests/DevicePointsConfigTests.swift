@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import GatehouseCore
+import GatehouseSinks
 
 /// `points:` on a device: each lane or channel its own direction and name, errors with line and key.
 @Suite("Device points config")
@@ -24,7 +25,7 @@ struct DevicePointsConfigTests {
     }
 
     static func parse(_ text: String) throws -> GatehouseConfig {
-        try ConfigLoader.parse(text, file: "test.yaml", knownDrivers: ["generic-json"], environment: [:])
+        try ConfigLoader.parse(text, file: "test.yaml", knownDrivers: ["generic-json"], sinkTypes: SinkRegistry.readers, environment: [:])
     }
 
     static func diagnostics(_ text: String) -> [ConfigDiagnostic] {

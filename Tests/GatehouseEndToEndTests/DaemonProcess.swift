@@ -21,10 +21,13 @@ final class DaemonProcess: Sendable {
     }
 
     /// Runs `gatehouse ARGS` to completion; returns exit status, stdout and stderr.
-    static func runTool(_ arguments: [String], timeout: Double = 30) throws -> (status: Int32, stdout: String, stderr: String) {
+    static func runTool(
+        _ arguments: [String], environment: [String: String] = [:], timeout: Double = 30
+    ) throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out

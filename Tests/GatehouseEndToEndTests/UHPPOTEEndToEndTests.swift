@@ -54,7 +54,7 @@ struct UHPPOTEEndToEndTests {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    static func writeConfig(directory: String, receiverPort: Int, controllers: [Controller]) throws -> String {
+    static func writeConfig(directory: String, receiverPort: Int, controllers: [Controller], extraSinks: String = "") throws -> String {
         var devices = ""
         for c in controllers {
             let options = c.options.sorted { $0.key < $1.key }.map { "          \($0.key): \"\($0.value)\"" }.joined(separator: "\n")
@@ -93,6 +93,7 @@ struct UHPPOTEEndToEndTests {
                 batch_max_events: 500
                 backoff_initial_seconds: 0.05
                 backoff_max_seconds: 0.5
+            \(extraSinks)
             """
         let path = directory + "/gatehouse.yaml"
         try yaml.write(toFile: path, atomically: true, encoding: .utf8)
@@ -130,18 +131,24 @@ struct UHPPOTEEndToEndTests {
         return condition()
     }
 
-    @Test("swipes on two controllers arrive as access events, woken by pushes")
-    func swipesFromTwoControllers() async throws {
-        let (receiver, receiverTask, receiverPort) = try await DeliveryTests.receiver()
-        defer { receiverTask.cancel() }
+    /// door-a and door-b, both pushing to one listener port, with a long poll interval: after the
+    /// first round only a push can make the driver read quickly.
+    static func pushingControllers(serials: (UInt32, UInt32)) async throws -> (a: Controller, b: Controller, listen: Int) {
         let listen = Self.freeUDPPort()
-        // A long poll interval: after the first round only a push can make the driver read quickly.
         let options = [
             "poll_interval_seconds": "60", "timeout_ms": "300", "listen_port": "\(listen)", "listen_host": "127.0.0.1",
             "set_listener": "127.0.0.1:\(listen)",
         ]
-        let a = try await Self.controller("door-a", serial: 423_187_757, options: options)
-        let b = try await Self.controller("door-b", serial: 423_187_758, options: options)
+        let a = try await Self.controller("door-a", serial: serials.0, options: options)
+        let b = try await Self.controller("door-b", serial: serials.1, options: options)
+        return (a, b, listen)
+    }
+
+    @Test("swipes on two controllers arrive as access events, woken by pushes")
+    func swipesFromTwoControllers() async throws {
+        let (receiver, receiverTask, receiverPort) = try await DeliveryTests.receiver()
+        defer { receiverTask.cancel() }
+        let (a, b, listen) = try await Self.pushingControllers(serials: (423_187_757, 423_187_758))
         let directory = Self.scratch()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let (daemon, _, _) = try await DaemonProcess.start(
@@ -171,6 +178,43 @@ struct UHPPOTEEndToEndTests {
         #expect(Self.records(receiver, device: "door-b").allSatisfy { $0.point == "door-1" && $0.direction == .out })
         #expect(Self.events(receiver).contains { $0.kind == .deviceOnline && $0.device.id == "door-a" })
         #expect(a.sim.stats.pushesSent >= 10)
+        #expect(try await daemon.stop() == 0)
+        await a.sim.stop()
+        await b.sim.stop()
+    }
+
+    @Test("reload restarts exactly the device and the sink whose config changed, matched by id")
+    func reloadRestartsOnlyWhatChanged() async throws {
+        let (receiver, receiverTask, receiverPort) = try await DeliveryTests.receiver()
+        defer { receiverTask.cancel() }
+        let controllers = try await Self.pushingControllers(serials: (423_187_761, 423_187_762))
+        var a = controllers.a
+        let b = controllers.b
+        let directory = Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        func outbox(keep: Int) -> String {
+            "  - {name: outbox, type: file, path: \(directory)/outbox/events.ndjson, keep_files: \(keep)}"
+        }
+        let config = try Self.writeConfig(directory: directory, receiverPort: receiverPort, controllers: [a, b], extraSinks: outbox(keep: 3))
+        let (daemon, _, _) = try await DaemonProcess.start(configPath: config)
+        // The driver logs this line each time it starts work on a controller.
+        func starts(_ c: Controller) -> Int { daemon.log.components(separatedBy: "uhppote controller \(c.sim.serial) at").count - 1 }
+        func sinkStarts(_ name: String) -> Int { daemon.log.components(separatedBy: "sink \(name): started").count - 1 }
+        #expect(try await Self.eventually(30) { starts(a) == 1 && starts(b) == 1 }, "\(daemon.log.suffix(2000))")
+        #expect(try await Self.eventually(30) { sinkStarts("central") == 1 && sinkStarts("outbox") == 1 })
+
+        a.options["timeout_ms"] = "400"
+        _ = try Self.writeConfig(directory: directory, receiverPort: receiverPort, controllers: [a, b], extraSinks: outbox(keep: 4))
+        daemon.sendSignal(SIGHUP)
+        #expect(await daemon.waitForLog("config reloaded from"), "\(daemon.log.suffix(2000))")
+        #expect(daemon.log.contains("device door-a changed") && !daemon.log.contains("device door-b changed"))
+        #expect(daemon.log.contains("sink outbox changed") && !daemon.log.contains("sink central changed"))
+        #expect(try await Self.eventually(30) { starts(a) == 2 && sinkStarts("outbox") == 2 }, "\(daemon.log.suffix(2000))")
+
+        // door-b kept its task: a swipe there still arrives, and it was never started again.
+        b.sim.swipe(card: 10_058_399, door: 1, granted: true, direction: 1)
+        #expect(try await Self.eventually(30) { Self.records(receiver, device: "door-b").count == 1 }, "\(daemon.log.suffix(2000))")
+        #expect(starts(b) == 1 && sinkStarts("central") == 1, "\(daemon.log.suffix(2000))")
         #expect(try await daemon.stop() == 0)
         await a.sim.stop()
         await b.sim.stop()

@@ -32,6 +32,16 @@ struct DriverRegistryTests {
         }
     }
 
+    @Test("each daemon run gets its own driver instances, the same drivers as the shared set")
+    func runsGetFreshInstances() {
+        let first = DriverRegistry.makeAll()
+        let second = DriverRegistry.makeAll()
+        #expect(first.map(\.name) == DriverRegistry.all.map(\.name))
+        let profiles = [first, second, DriverRegistry.all].compactMap { set in set.lazy.compactMap { $0 as? ProfileDriver }.first }
+        #expect(profiles.count == 3)
+        #expect(Set(profiles.map(ObjectIdentifier.init)).count == 3, "loaded profiles must not leak from one run into another")
+    }
+
     @Test("driver names are unique and every registered driver has a folder")
     func namesAreUnique() {
         let names = DriverRegistry.all.map(\.name)

@@ -61,10 +61,10 @@ import Testing
 
     @Test func unreadableTLSFilesFailAtConstructionNamingTheFile() throws {
         var config = httpSinkConfig(port: 1)
-        guard case .http(var http) = config.target else { return }
+        guard var http = config.settings as? HTTPSinkConfig else { return }
         http.caFile = "/nonexistent/central-ca.pem"
-        config.target = .http(http)
-        let error = #expect(throws: HTTPSinkError.self) { try SinkFactory.make(config, logger: testLogger()) }
+        config.settings = http
+        let error = #expect(throws: HTTPSinkError.self) { try SinkRegistry.make(config, logger: testLogger()) }
         #expect(error?.description.contains("/nonexistent/central-ca.pem") == true)
     }
 }

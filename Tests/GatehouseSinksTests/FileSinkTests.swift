@@ -9,7 +9,7 @@ import Testing
     private func fileConfig(_ path: String, rotateBytes: Int64, keepFiles: Int) -> SinkConfig {
         SinkConfig(
             name: "outbox", batchMaxEvents: 40, backoffInitialSeconds: 0.02, backoffMaxSeconds: 0.2,
-            target: .file(FileSinkConfig(path: path, rotateBytes: rotateBytes, keepFiles: keepFiles)))
+            settings: FileSinkConfig(path: path, rotateBytes: rotateBytes, keepFiles: keepFiles))
     }
 
     private func lines(_ path: String) throws -> [String] {

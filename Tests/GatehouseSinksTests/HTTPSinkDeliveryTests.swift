@@ -169,7 +169,7 @@ import Testing
             // Minutes of backoff (600 s, Retry-After honoured up to 300 s): a runner that ignored
             // cancellation would sit here.
             let config = httpSinkConfig(port: port, backoffInitial: 600, backoffMax: 600)
-            let sink = try SinkFactory.make(config, logger: testLogger())
+            let sink = try SinkRegistry.make(config, logger: testLogger())
             let runner = SinkRunner(sink: sink, config: config, queue: store.queue, logger: testLogger())
             let task = Task { await runner.run() }
             #expect(await eventually { runner.status.state == "backing-off" })

@@ -3,9 +3,11 @@ import Yams
 
 /// Reads and validates a config file. Pure: it reads the file and secret files, opens no socket.
 public enum ConfigLoader {
-    /// Loads `path`; `knownDrivers` are the driver names this build carries.
+    /// Loads `path`; `knownDrivers` are the driver names this build carries, `sinkTypes` read each
+    /// sink type's section.
     public static func load(
-        path: String, knownDrivers: Set<String>, environment: [String: String] = ProcessInfo.processInfo.environment
+        path: String, knownDrivers: Set<String>, sinkTypes: [SinkReader],
+        environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws(ConfigError) -> GatehouseConfig {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigError([ConfigDiagnostic(file: path, line: 0, column: 0, key: "", message: "cannot read the file (does it exist, and may this user read it?)")])
@@ -13,11 +15,11 @@ public enum ConfigLoader {
         guard let text = String(data: data, encoding: .utf8) else {
             throw ConfigError([ConfigDiagnostic(file: path, line: 0, column: 0, key: "", message: "the file is not valid UTF-8")])
         }
-        return try parse(text, file: path, knownDrivers: knownDrivers, environment: environment)
+        return try parse(text, file: path, knownDrivers: knownDrivers, sinkTypes: sinkTypes, environment: environment)
     }
 
     public static func parse(
-        _ text: String, file: String, knownDrivers: Set<String>, environment: [String: String] = [:]
+        _ text: String, file: String, knownDrivers: Set<String>, sinkTypes: [SinkReader], environment: [String: String] = [:]
     ) throws(ConfigError) -> GatehouseConfig {
         let log = DiagnosticLog(file: file)
         let root: Node
@@ -34,7 +36,7 @@ public enum ConfigLoader {
             throw ConfigError([ConfigDiagnostic(file: file, line: 1, column: 1, key: "", message: "not valid YAML: \(error)")])
         }
         guard let top = YAMLMapping(root, path: "", log: log) else { throw ConfigError(log.items) }
-        let config = read(top, knownDrivers: knownDrivers, environment: environment)
+        let config = read(top, knownDrivers: knownDrivers, sinkTypes: sinkTypes, environment: environment)
         top.finish()
         if !log.items.isEmpty { throw ConfigError(log.items.sorted { ($0.line, $0.column) < ($1.line, $1.column) }) }
         return config
@@ -51,7 +53,7 @@ public enum ConfigLoader {
         }
     }
 
-    static func read(_ top: YAMLMapping, knownDrivers: Set<String>, environment: [String: String]) -> GatehouseConfig {
+    static func read(_ top: YAMLMapping, knownDrivers: Set<String>, sinkTypes: [SinkReader], environment: [String: String]) -> GatehouseConfig {
         let log = top.log
         let site = top.identifier("site") ?? ""
         let stateDirectory = top.filePath("state_directory", expected: "a directory path") ?? "/var/lib/gatehouse"
@@ -129,7 +131,7 @@ public enum ConfigLoader {
         let sinks = sinkItems.compactMap { item -> SinkConfig? in
             guard let map = YAMLMapping(item.node, path: item.path, log: log) else { return nil }
             defer { map.finish() }
-            let sink = readSink(map, environment: environment)
+            let sink = readSink(map, sinkTypes: sinkTypes, environment: environment)
             if let name = sink?.name, !sinkNames.insert(name).inserted {
                 log.report(map.node("name"), key: map.join("name"), "duplicate sink name '\(name)' (each sink keeps its own cursor under its name)")
             }
@@ -224,66 +226,28 @@ public enum ConfigLoader {
         return nil
     }
 
-    static func readSink(_ map: YAMLMapping, environment: [String: String]) -> SinkConfig? {
+    static func readSink(_ map: YAMLMapping, sinkTypes: [SinkReader], environment: [String: String]) -> SinkConfig? {
+        let typeNames = sinkTypes.map(\.typeName).sorted()
+        let expected = typeNames.joined(separator: ", ")
         let name = map.identifier("name")
-        let type = map.string("type", required: true, expected: "file or http")
+        let type = map.string("type", required: true, expected: "one of \(expected)")
         let batch = map.int("batch_max_events", default: 500, range: 1...100_000)
         let backoffInitial = map.double("backoff_initial_seconds", default: 0.2, range: 0.001...60)
         let backoffMax = map.double("backoff_max_seconds", default: 10, range: 0.01...3600)
         if backoffMax < backoffInitial {
             map.log.report(map.node("backoff_max_seconds"), key: map.join("backoff_max_seconds"), "must be at least backoff_initial_seconds (\(backoffInitial))")
         }
-        let target: SinkTarget?
-        switch type {
-        case "file":
-            let path = map.filePath("path", required: true, expected: "a file path such as /var/lib/gatehouse/outbox/events.ndjson")
-            target = path.map {
-                .file(FileSinkConfig(
-                    path: $0, rotateBytes: map.bytes("rotate_bytes", default: 64 << 20, minimum: 4096),
-                    keepFiles: map.int("keep_files", default: 10, range: 1...10_000)))
+        var settings: (any SinkSettings)?
+        if let type {
+            if let reader = sinkTypes.first(where: { $0.typeName == type }) {
+                settings = reader.read(map, environment)
+            } else {
+                let hint = YAMLMapping.closest(type, in: typeNames).map { " — did you mean '\($0)'?" } ?? ""
+                map.log.report(map.node("type"), key: map.join("type"), "unknown sink type '\(type)' (expected one of \(expected))\(hint)")
             }
-        case "http":
-            target = readHTTPSink(map, environment: environment).map(SinkTarget.http)
-        case nil:
-            target = nil
-        case let other?:
-            map.log.report(map.node("type"), key: map.join("type"), "unknown sink type '\(other)' (expected file or http)")
-            target = nil
         }
-        guard let name, let target else { return nil }
-        return SinkConfig(name: name, batchMaxEvents: batch, backoffInitialSeconds: backoffInitial, backoffMaxSeconds: backoffMax, target: target)
-    }
-
-    static func readHTTPSink(_ map: YAMLMapping, environment: [String: String]) -> HTTPSinkConfig? {
-        let url = map.string("url", required: true, expected: "an http:// or https:// URL")
-        if let url, URL(string: url)?.host == nil || !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
-            map.log.report(map.node("url"), key: map.join("url"), "'\(url)' is not an http:// or https:// URL with a host")
-        }
-        let tls = map.mapping("tls")
-        defer { tls?.finish() }
-        var files: [String: String] = [:]
-        for key in ["ca_file", "client_certificate_file", "client_key_file"] {
-            guard let path = tls?.filePath(key) else { continue }
-            if !FileManager.default.isReadableFile(atPath: path) {
-                map.log.report(tls?.node(key), key: "\(tls?.path ?? "tls").\(key)", "cannot read '\(path)' (expected a readable PEM file)")
-            }
-            files[key] = path
-        }
-        if (files["client_certificate_file"] == nil) != (files["client_key_file"] == nil) {
-            map.log.report(tls?.node("client_certificate_file") ?? tls?.node("client_key_file"), key: tls?.path ?? "tls", "client_certificate_file and client_key_file go together")
-        }
-        let config = HTTPSinkConfig(
-            url: url ?? "", format: map.choice("format", default: .ndjson) ?? .ndjson,
-            gzip: map.bool("gzip", default: true),
-            bearerToken: map.secret("bearer_token", environment: environment),
-            hmacSecret: map.secret("hmac_secret", environment: environment),
-            signatureHeader: map.string("signature_header") ?? "X-Gatehouse-Signature",
-            idempotencyHeader: map.string("idempotency_header") ?? "Idempotency-Key",
-            caFile: files["ca_file"], clientCertificateFile: files["client_certificate_file"],
-            clientKeyFile: files["client_key_file"],
-            connectTimeoutSeconds: map.double("connect_timeout_seconds", default: 5, range: 0.1...300),
-            requestTimeoutSeconds: map.double("request_timeout_seconds", default: 30, range: 0.1...3600))
-        return url == nil ? nil : config
+        guard let name, let settings else { return nil }
+        return SinkConfig(name: name, batchMaxEvents: batch, backoffInitialSeconds: backoffInitial, backoffMaxSeconds: backoffMax, settings: settings)
     }
 
     static func readPrivacy(_ map: YAMLMapping?, environment: [String: String]) -> PrivacyPolicy {

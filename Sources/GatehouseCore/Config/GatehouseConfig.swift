@@ -121,84 +121,54 @@ public enum DeviceAuth: Sendable, Equatable {
     case digest(username: String, password: Secret)
 }
 
-/// A configured sink.
+/// A configured sink: the fields every sink type shares, and the settings its own type read.
 public struct SinkConfig: Sendable, Equatable {
     public var name: String
     public var batchMaxEvents: Int
     public var backoffInitialSeconds: Double
     public var backoffMaxSeconds: Double
-    public var target: SinkTarget
+    /// The sink type's own section, read by that type (see `SinkReader`); Core never looks inside.
+    public var settings: any SinkSettings
 
-    public init(name: String, batchMaxEvents: Int = 500, backoffInitialSeconds: Double = 0.2, backoffMaxSeconds: Double = 10, target: SinkTarget) {
+    public init(name: String, batchMaxEvents: Int = 500, backoffInitialSeconds: Double = 0.2, backoffMaxSeconds: Double = 10, settings: any SinkSettings) {
         self.name = name
         self.batchMaxEvents = batchMaxEvents
         self.backoffInitialSeconds = backoffInitialSeconds
         self.backoffMaxSeconds = backoffMaxSeconds
-        self.target = target
+        self.settings = settings
+    }
+
+    /// `type:` in the config.
+    public var typeName: String { type(of: settings).typeName }
+
+    public static func == (lhs: SinkConfig, rhs: SinkConfig) -> Bool {
+        lhs.name == rhs.name && lhs.batchMaxEvents == rhs.batchMaxEvents
+            && lhs.backoffInitialSeconds == rhs.backoffInitialSeconds && lhs.backoffMaxSeconds == rhs.backoffMaxSeconds
+            && lhs.settings.isEqual(to: rhs.settings)
     }
 }
 
-/// What a sink writes to.
-public enum SinkTarget: Sendable, Equatable {
-    case file(FileSinkConfig)
-    case http(HTTPSinkConfig)
-
-    public var typeName: String {
-        switch self {
-        case .file: "file"
-        case .http: "http"
-        }
-    }
+/// One sink type's settings. Equatable so a reload restarts only sinks whose settings changed.
+public protocol SinkSettings: Sendable, Equatable {
+    /// The `type:` value that selects this sink type.
+    static var typeName: String { get }
 }
 
-/// NDJSON files, rotated by size.
-public struct FileSinkConfig: Sendable, Equatable {
-    public var path: String
-    public var rotateBytes: Int64
-    public var keepFiles: Int
-
-    public init(path: String, rotateBytes: Int64 = 64 << 20, keepFiles: Int = 10) {
-        self.path = path
-        self.rotateBytes = rotateBytes
-        self.keepFiles = keepFiles
-    }
+extension SinkSettings {
+    /// Equality across the existential: settings of another type are never equal.
+    public func isEqual(to other: any SinkSettings) -> Bool { (other as? Self) == self }
 }
 
-/// Batched POSTs to the central store.
-public struct HTTPSinkConfig: Sendable, Equatable {
-    public enum Format: String, Sendable, CaseIterable { case ndjson, jsonArray = "json-array" }
+/// How one sink type reads its own config section. The daemon passes the registered readers to
+/// `ConfigLoader`, so Core names no sink type.
+public struct SinkReader: Sendable {
+    public let typeName: String
+    /// Reads the sink's section (common keys already taken); reports problems to the map's log.
+    let read: @Sendable (YAMLMapping, [String: String]) -> (any SinkSettings)?
 
-    public var url: String
-    public var format: Format
-    public var gzip: Bool
-    public var bearerToken: Secret?
-    public var hmacSecret: Secret?
-    public var signatureHeader: String
-    public var idempotencyHeader: String
-    public var caFile: String?
-    public var clientCertificateFile: String?
-    public var clientKeyFile: String?
-    public var connectTimeoutSeconds: Double
-    public var requestTimeoutSeconds: Double
-
-    public init(
-        url: String, format: Format = .ndjson, gzip: Bool = true, bearerToken: Secret? = nil, hmacSecret: Secret? = nil,
-        signatureHeader: String = "X-Gatehouse-Signature", idempotencyHeader: String = "Idempotency-Key",
-        caFile: String? = nil, clientCertificateFile: String? = nil, clientKeyFile: String? = nil,
-        connectTimeoutSeconds: Double = 5, requestTimeoutSeconds: Double = 30
-    ) {
-        self.url = url
-        self.format = format
-        self.gzip = gzip
-        self.bearerToken = bearerToken
-        self.hmacSecret = hmacSecret
-        self.signatureHeader = signatureHeader
-        self.idempotencyHeader = idempotencyHeader
-        self.caFile = caFile
-        self.clientCertificateFile = clientCertificateFile
-        self.clientKeyFile = clientKeyFile
-        self.connectTimeoutSeconds = connectTimeoutSeconds
-        self.requestTimeoutSeconds = requestTimeoutSeconds
+    package init(typeName: String, read: @escaping @Sendable (YAMLMapping, [String: String]) -> (any SinkSettings)?) {
+        self.typeName = typeName
+        self.read = read
     }
 }
 

@@ -7,11 +7,13 @@ import ServiceLifecycle
 /// for the image directories of the devices configured now (so a reload's policy applies).
 struct ImageRetentionService: Service {
     let devices: DeviceDirectory
+    /// This run's profile driver, which stores the pictures.
+    let profiles: ProfileDriver?
     let logger: Logger
     var intervalSeconds: Double = 3600
 
     func run() async throws {
-        guard let driver = DriverRegistry.driver(named: "profile") as? ProfileDriver else { return }
+        guard let driver = profiles else { return }
         let clock = ContinuousClock()
         var next = clock.now
         // Short sleeps, like the status service, so that SIGTERM is not held up by an hour's wait.

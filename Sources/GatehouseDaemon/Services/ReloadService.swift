@@ -18,6 +18,8 @@ final class ReloadService: Service {
     let sourceGuard: SourceGuard
     let sinks: SinkSupervisor
     let drivers: DriverSupervisor
+    /// This run's driver instances, told about the new config.
+    let driverInstances: [any Driver]
     let status: StatusService
     let logLevel: LogLevelControl?
     let logger: Logger
@@ -26,7 +28,7 @@ final class ReloadService: Service {
     init(
         configPath: String?, current: GatehouseConfig, queue: EventQueue, devices: DeviceDirectory, pipeline: IngestPipeline,
         requests: DeviceRequests, sourceGuard: SourceGuard, sinks: SinkSupervisor, drivers: DriverSupervisor,
-        status: StatusService, logLevel: LogLevelControl?, logger: Logger
+        driverInstances: [any Driver], status: StatusService, logLevel: LogLevelControl?, logger: Logger
     ) {
         self.configPath = configPath
         self.current = Mutex(current)
@@ -37,6 +39,7 @@ final class ReloadService: Service {
         self.sourceGuard = sourceGuard
         self.sinks = sinks
         self.drivers = drivers
+        self.driverInstances = driverInstances
         self.status = status
         self.logLevel = logLevel
         self.logger = logger
@@ -66,7 +69,7 @@ final class ReloadService: Service {
         changes += deviceChanges.added.map { "device \($0) added" } + deviceChanges.removed.map { "device \($0) removed" }
             + deviceChanges.changed.map { "device \($0) changed" }
         drivers.apply(next.devices)
-        for driver in DriverRegistry.all {
+        for driver in driverInstances {
             for message in driver.reload(config: next) {
                 logger.warning("reload: driver \(driver.name): \(message)")
                 changes.append("driver \(driver.name): \(message.split(separator: "\n").first ?? "")")

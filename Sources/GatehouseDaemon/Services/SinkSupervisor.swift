@@ -52,7 +52,7 @@ final class SinkSupervisor: Service {
         failures.withLock { $0 = $0.filter { wanted[$0.key] != nil } }
         for config in configs where entries.withLock({ $0[config.name] == nil }) {
             do {
-                let sink = try SinkFactory.make(config, logger: logger)
+                let sink = try SinkRegistry.make(config, logger: logger)
                 let runner = SinkRunner(sink: sink, config: config, queue: queue, logger: logger)
                 entries.withLock { $0[config.name] = Entry(config: config, runner: runner, sink: sink) }
                 failures.withLock { $0[config.name] = nil }

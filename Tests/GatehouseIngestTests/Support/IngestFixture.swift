@@ -1,5 +1,6 @@
 import Foundation
 @testable import GatehouseCore
+import GatehouseSinks
 import GatehouseQueue
 import Logging
 import Testing
@@ -29,7 +30,7 @@ final class IngestFixture: Sendable {
             sinks:
               - {name: out, type: file, path: \(directory)/out.ndjson}
             """
-        config = try ConfigLoader.parse(yaml, file: "test.yaml", knownDrivers: DriverRegistry.names)
+        config = try ConfigLoader.parse(yaml, file: "test.yaml", knownDrivers: DriverRegistry.names, sinkTypes: SinkRegistry.readers)
         let logger = Logger(label: "ingest-tests")
         queue = try EventQueue(path: directory + "/queue.sqlite", settings: config.queue, diskBudgetBytes: budget, logger: logger)
         let directory = DeviceDirectory(devices: config.devices, logger: logger)

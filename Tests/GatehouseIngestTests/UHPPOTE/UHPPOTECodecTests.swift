@@ -1,5 +1,6 @@
 import Foundation
 import GatehouseCore
+import GatehouseSinks
 import Testing
 import Logging
 import Synchronization
@@ -344,7 +345,7 @@ enum ConfigFixtures {
                 type: file
                 path: /tmp/gatehouse-fixture/out.ndjson
             """
-        return try? ConfigLoader.parse(yaml, file: "fixture.yaml", knownDrivers: [driver]).devices.first
+        return try? ConfigLoader.parse(yaml, file: "fixture.yaml", knownDrivers: [driver], sinkTypes: SinkRegistry.readers).devices.first
     }
 }
 

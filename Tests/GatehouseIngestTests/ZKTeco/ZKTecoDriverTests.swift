@@ -1,5 +1,6 @@
 import Foundation
 @testable import GatehouseCore
+import GatehouseSinks
 import GatehouseQueue
 import Logging
 import Testing
@@ -43,7 +44,7 @@ struct ZKTecoDriverTests {
                 sinks:
                   - {name: out, type: file, path: \(directory)/out.ndjson}
                 """
-            let config = try ConfigLoader.parse(yaml, file: "test.yaml", knownDrivers: DriverRegistry.names)
+            let config = try ConfigLoader.parse(yaml, file: "test.yaml", knownDrivers: DriverRegistry.names, sinkTypes: SinkRegistry.readers)
             let logger = Logger(label: "zkteco-tests")
             queue = try EventQueue(path: directory + "/queue.sqlite", settings: config.queue, diskBudgetBytes: 1 << 30, logger: logger)
             let devices = DeviceDirectory(devices: config.devices, logger: logger)

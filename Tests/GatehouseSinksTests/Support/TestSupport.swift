@@ -69,13 +69,12 @@ func httpSinkConfig(
 ) -> SinkConfig {
     SinkConfig(
         name: name, batchMaxEvents: batch, backoffInitialSeconds: backoffInitial, backoffMaxSeconds: backoffMax,
-        target: .http(
-            HTTPSinkConfig(
+        settings: HTTPSinkConfig(
                 url: "http://127.0.0.1:\(port)/v1/events", format: format, gzip: gzip,
                 bearerToken: bearer.map { Secret(value: $0, origin: "test") },
                 hmacSecret: hmac.map { Secret(value: $0, origin: "test") }, signatureHeader: "X-Gatehouse-Signature",
                 idempotencyHeader: "Idempotency-Key", caFile: nil, clientCertificateFile: nil, clientKeyFile: nil,
-                connectTimeoutSeconds: 1, requestTimeoutSeconds: 5)))
+                connectTimeoutSeconds: 1, requestTimeoutSeconds: 5))
 }
 
 /// Runs `receiver` for the duration of `body`, which gets its port.
@@ -96,7 +95,7 @@ struct RunningSink {
     let task: Task<Void, Never>
 
     init(_ config: SinkConfig, queue: EventQueue, logger: Logger = testLogger()) throws {
-        sink = try SinkFactory.make(config, logger: logger)
+        sink = try SinkRegistry.make(config, logger: logger)
         let runner = SinkRunner(sink: sink, config: config, queue: queue, logger: logger)
         self.runner = runner
         task = Task { await runner.run() }

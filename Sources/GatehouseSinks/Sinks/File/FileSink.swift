@@ -12,7 +12,7 @@ import Darwin
 
 /// Appends each batch as NDJSON to a local file, fsynced before the batch counts as delivered,
 /// and rotates the file by size (`path` → `path.1` → … → `path.<keepFiles>`).
-public final class FileSink: Sink {
+public final class FileSink: RegisteredSink {
     public let name: String
     private let config: FileSinkConfig
     private let logger: Logger
@@ -164,5 +164,11 @@ public final class FileSink: Sink {
 
     private func renameIfPresent(_ from: String, to: String) throws {
         if rename(from, to) != 0, errno != ENOENT { throw FileSinkError.posix("rename to \(to)", from) }
+    }
+}
+
+extension FileSink {
+    package static func readSettings(_ map: YAMLMapping, environment: [String: String]) -> FileSinkConfig? {
+        FileSinkConfig.read(map, environment: environment)
     }
 }

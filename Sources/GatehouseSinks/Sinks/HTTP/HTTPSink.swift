@@ -11,7 +11,7 @@ import NIOSSL
 
 /// POSTs each batch to the central store as NDJSON or a JSON array, optionally gzipped,
 /// signed (HMAC-SHA256) and authenticated (bearer token, client certificate).
-public final class HTTPSink: Sink {
+public final class HTTPSink: RegisteredSink {
     /// Bytes of a refusing response's body quoted in the rejection reason.
     static let reasonBodyBytes = 200
 
@@ -157,5 +157,11 @@ public final class HTTPSink: Sink {
                     + "\(config.clientCertificateFile ?? "-"), client_key_file \(config.clientKeyFile ?? "-")): \(error)")
         }
         return tls
+    }
+}
+
+extension HTTPSink {
+    package static func readSettings(_ map: YAMLMapping, environment: [String: String]) -> HTTPSinkConfig? {
+        HTTPSinkConfig.read(map, environment: environment)
     }
 }
