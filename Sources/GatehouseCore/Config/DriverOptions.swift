@@ -97,7 +97,8 @@ public struct DeviceOptions: Sendable, Equatable, ExpressibleByDictionaryLiteral
         self.defaults = defaults
     }
 
-    /// Text values, for options built in code rather than read from a file.
+    /// Text values, for options built in code rather than read from a file (tests, profile
+    /// vectors): they are `.string`, so only `string(_:)` and the subscript see them.
     public init(dictionaryLiteral elements: (String, String)...) {
         configured = Dictionary(elements.map { ($0.0, OptionValue.string($0.1)) }, uniquingKeysWith: { _, last in last })
         defaults = [:]
