@@ -35,10 +35,19 @@ public final class GatehouseDaemon: Sendable {
     }
 
     /// Loads and validates a config file against the drivers this build carries, including
-    /// each driver's checks of its devices' `serial` and `options`.
+    /// each driver's checks of its devices' `serial`, `address` and how their options go together.
     public static func loadConfig(path: String) throws(ConfigError) -> GatehouseConfig {
-        let config = try ConfigLoader.load(path: path, knownDrivers: DriverRegistry.names, sinkTypes: SinkRegistry.readers)
+        let config: GatehouseConfig
         var diagnostics: [ConfigDiagnostic] = []
+        do {
+            config = try ConfigLoader.load(
+                path: path, knownDrivers: DriverRegistry.names, driverOptions: DriverRegistry.options, sinkTypes: SinkRegistry.readers)
+        } catch {
+            // Option errors stop the load; the drivers' checks still run, so check-config lists everything at once.
+            guard let partial = error.partial else { throw error }
+            config = partial
+            diagnostics = error.diagnostics
+        }
         for (index, device) in config.devices.enumerated() {
             guard let driver = DriverRegistry.driver(named: device.driver) else { continue }
             for message in driver.validate(device: device) {

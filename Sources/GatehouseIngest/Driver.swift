@@ -13,8 +13,13 @@ public protocol Driver: Sendable {
     /// Maps a payload to drafts. Used live and by `gatehouse quarantine replay`.
     func decode(_ payload: RawPayload, device: DeviceConfig) throws(PayloadError) -> [EventDraft]
 
-    /// Checks a device's `serial` and `options` for this driver; each problem names the option
-    /// and what would be valid. Runs in `check-config`, at start and on reload.
+    /// The options a device of this driver takes, declared once; the config loader reads
+    /// `options:` against them, so a device only ever holds typed, valid values.
+    var options: DriverOptionSet { get }
+
+    /// Checks what the declarations cannot: `serial`, `address`, `auth` and how options go
+    /// together; each problem names the key and what would be valid. Runs in `check-config`,
+    /// at start and on reload.
     func validate(device: DeviceConfig) -> [String]
 
     /// Whether `run(device:context:)` does long-running work (polling, subscriptions, UDP).
@@ -34,9 +39,9 @@ public protocol Driver: Sendable {
 }
 
 extension Driver {
-    public func validate(device: DeviceConfig) -> [String] {
-        device.options.isEmpty ? [] : ["options: \(name) takes no options (found \(device.options.keys.sorted().joined(separator: ", ")))"]
-    }
+    public var options: DriverOptionSet { .none }
+
+    public func validate(device: DeviceConfig) -> [String] { [] }
 
     public var runsPerDevice: Bool { false }
 
@@ -66,6 +71,11 @@ public enum DriverRegistry {
     public static let all: [any Driver] = makeAll()
 
     public static var names: Set<String> { Set(all.map(\.name)) }
+
+    /// What each driver takes under `options:`, for the config loader.
+    public static var options: [String: DriverOptionSet] {
+        Dictionary(all.map { ($0.name, $0.options) }, uniquingKeysWith: { first, _ in first })
+    }
 
     public static func driver(named name: String) -> (any Driver)? { all.first { $0.name == name } }
 }

@@ -57,8 +57,8 @@ public struct DeviceContext: Sendable {
         self.logger = logger
     }
 
-    /// The device's `options:` as configured (validated by the driver's `validate(device:)`).
-    public var options: [String: String] { config.options }
+    /// The device's `options:`, typed by the driver's declarations, defaults behind them.
+    public var options: DeviceOptions { config.options }
 
     /// The configured clock-skew threshold and report interval, for drivers that read device clocks themselves.
     public var clockSkewSettings: ClockSkewSettings { pipeline.clockSkewSettings }

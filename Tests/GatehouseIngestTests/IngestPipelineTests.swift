@@ -59,7 +59,7 @@ struct IngestPipelineTests {
               - {id: cam-1, driver: generic-json, type: lpr-camera, direction: in, auth: {token: "t"}}
             sinks:
               - {name: out, type: file, path: \(directory)/out.ndjson}
-            """, file: "test.yaml", knownDrivers: DriverRegistry.names, sinkTypes: SinkRegistry.readers)
+            """, file: "test.yaml", knownDrivers: DriverRegistry.names, driverOptions: DriverRegistry.options, sinkTypes: SinkRegistry.readers)
         let logger = Logger(label: "pipeline-tests")
         let queue = try EventQueue(path: directory + "/queue.sqlite", settings: config.queue, diskBudgetBytes: 1 << 30, logger: logger)
         let pipeline = IngestPipeline(config: config, queue: queue, devices: DeviceDirectory(devices: config.devices, logger: logger), logger: logger)

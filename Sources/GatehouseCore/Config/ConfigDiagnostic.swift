@@ -21,6 +21,9 @@ public struct ConfigDiagnostic: Error, Sendable, Equatable, CustomStringConverti
 /// Every problem found in a config file; start-up and `check-config` print them all at once.
 public struct ConfigError: Error, Sendable, CustomStringConvertible {
     public var diagnostics: [ConfigDiagnostic]
+    /// The config as far as it could be read, when every device entry was: enough for the
+    /// drivers' checks to add their problems to these.
+    public var partial: GatehouseConfig?
 
     public init(_ diagnostics: [ConfigDiagnostic]) { self.diagnostics = diagnostics }
 

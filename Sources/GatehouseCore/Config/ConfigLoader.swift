@@ -3,10 +3,11 @@ import Yams
 
 /// Reads and validates a config file. Pure: it reads the file and secret files, opens no socket.
 public enum ConfigLoader {
-    /// Loads `path`; `knownDrivers` are the driver names this build carries, `sinkTypes` read each
-    /// sink type's section.
+    /// Loads `path`; `knownDrivers` are the driver names this build carries, `driverOptions`
+    /// what each takes under a device's `options:` (a known driver missing there takes none), and
+    /// `sinkTypes` read each sink type's section.
     public static func load(
-        path: String, knownDrivers: Set<String>, sinkTypes: [SinkReader],
+        path: String, knownDrivers: Set<String>, driverOptions: [String: DriverOptionSet] = [:], sinkTypes: [SinkReader],
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws(ConfigError) -> GatehouseConfig {
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -15,11 +16,13 @@ public enum ConfigLoader {
         guard let text = String(data: data, encoding: .utf8) else {
             throw ConfigError([ConfigDiagnostic(file: path, line: 0, column: 0, key: "", message: "the file is not valid UTF-8")])
         }
-        return try parse(text, file: path, knownDrivers: knownDrivers, sinkTypes: sinkTypes, environment: environment)
+        return try parse(
+            text, file: path, knownDrivers: knownDrivers, driverOptions: driverOptions, sinkTypes: sinkTypes, environment: environment)
     }
 
     public static func parse(
-        _ text: String, file: String, knownDrivers: Set<String>, sinkTypes: [SinkReader], environment: [String: String] = [:]
+        _ text: String, file: String, knownDrivers: Set<String>, driverOptions: [String: DriverOptionSet] = [:],
+        sinkTypes: [SinkReader], environment: [String: String] = [:]
     ) throws(ConfigError) -> GatehouseConfig {
         let log = DiagnosticLog(file: file)
         let root: Node
@@ -36,9 +39,14 @@ public enum ConfigLoader {
             throw ConfigError([ConfigDiagnostic(file: file, line: 1, column: 1, key: "", message: "not valid YAML: \(error)")])
         }
         guard let top = YAMLMapping(root, path: "", log: log) else { throw ConfigError(log.items) }
-        let config = read(top, knownDrivers: knownDrivers, sinkTypes: sinkTypes, environment: environment)
+        let config = read(top, knownDrivers: knownDrivers, driverOptions: driverOptions, sinkTypes: sinkTypes, environment: environment)
         top.finish()
-        if !log.items.isEmpty { throw ConfigError(log.items.sorted { ($0.line, $0.column) < ($1.line, $1.column) }) }
+        if !log.items.isEmpty {
+            var error = ConfigError(log.items.sorted { ($0.line, $0.column) < ($1.line, $1.column) })
+            // With every device read, the caller can run the drivers' own checks too and report all at once.
+            if case .sequence(let entries)? = top.node("devices"), entries.count == config.devices.count { error.partial = config }
+            throw error
+        }
         return config
     }
 
@@ -53,7 +61,10 @@ public enum ConfigLoader {
         }
     }
 
-    static func read(_ top: YAMLMapping, knownDrivers: Set<String>, sinkTypes: [SinkReader], environment: [String: String]) -> GatehouseConfig {
+    static func read(
+        _ top: YAMLMapping, knownDrivers: Set<String>, driverOptions: [String: DriverOptionSet], sinkTypes: [SinkReader],
+        environment: [String: String]
+    ) -> GatehouseConfig {
         let log = top.log
         let site = top.identifier("site") ?? ""
         let stateDirectory = top.filePath("state_directory", expected: "a directory path") ?? "/var/lib/gatehouse"
@@ -114,7 +125,8 @@ public enum ConfigLoader {
         let devices = top.sequence("devices").compactMap { item -> DeviceConfig? in
             guard let map = YAMLMapping(item.node, path: item.path, log: log) else { return nil }
             defer { map.finish() }
-            var device = readDevice(map, knownDrivers: knownDrivers, environment: environment)
+            var device = readDevice(
+                map, knownDrivers: knownDrivers, driverOptions: driverOptions, adaptersDirectory: adaptersDirectory, environment: environment)
             device?.adaptersDirectory = adaptersDirectory
             device?.images = images
             if let id = device?.id, !deviceIDs.insert(id).inserted {
@@ -158,7 +170,10 @@ public enum ConfigLoader {
             "\(admin.host):\(admin.port) is also the ingest listener's address (ingest.port, \(ingestLine)); two listeners cannot share a port (expected a different admin.port, e.g. 9108)")
     }
 
-    static func readDevice(_ map: YAMLMapping, knownDrivers: Set<String>, environment: [String: String]) -> DeviceConfig? {
+    static func readDevice(
+        _ map: YAMLMapping, knownDrivers: Set<String>, driverOptions: [String: DriverOptionSet], adaptersDirectory: String,
+        environment: [String: String]
+    ) -> DeviceConfig? {
         let id = map.identifier("id")
         let drivers = knownDrivers.sorted().joined(separator: ", ")
         let driver = map.string("driver", required: true, expected: "one of \(drivers)")
@@ -182,22 +197,13 @@ public enum ConfigLoader {
             allowFrom: map.addressRanges("allow_from"),
             offlineAfterSeconds: map.double("offline_after_seconds", default: 300, range: 1...604_800),
             enabled: map.bool("enabled", default: true), serial: map.string("serial"),
-            options: readOptions(map.mapping("options")))
+            options: readOptions(
+                map.mapping("options"), declared: driver.flatMap { knownDrivers.contains($0) ? driverOptions[$0] ?? DriverOptionSet.none : nil },
+                driver: driver ?? "", adaptersDirectory: adaptersDirectory))
         device.line = map.mark?.line ?? 0
         device.points = readPoints(map.mapping("points"))
         guard id != nil, driver != nil, type != nil, zone != nil else { return nil }
         return device
-    }
-
-    /// Driver options: a flat mapping of scalars; the driver checks names and values.
-    static func readOptions(_ map: YAMLMapping?) -> [String: String] {
-        guard let map else { return [:] }
-        var options: [String: String] = [:]
-        for key in map.keys {
-            if let value = map.string(key, expected: "a scalar value") { options[key] = value }
-        }
-        map.finish()
-        return options
     }
 
     static func readAuth(_ map: YAMLMapping?, environment: [String: String]) -> DeviceAuth? {

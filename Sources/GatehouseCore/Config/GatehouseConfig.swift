@@ -98,8 +98,8 @@ public struct DeviceConfig: Sendable, Equatable {
     public var enabled: Bool
     /// The vendor's own identity for the device (serial number), where a driver or profile needs it.
     public var serial: String?
-    /// Driver-specific settings, checked by the driver (`Driver.validate`).
-    public var options: [String: String]
+    /// Driver-specific settings, read against the driver's declared options.
+    public var options: DeviceOptions
     /// Where the device is defined in the config file, for diagnostics found after parsing.
     public var line: Int = 0
     /// The config's `adapters_directory`, carried on each device because drivers see only the

@@ -60,6 +60,9 @@ package final class YAMLMapping {
         return entries.first { $0.key == key }?.value
     }
 
+    /// Where `key` itself is written, for problems with the key rather than its value.
+    package func keyNode(_ key: String) -> Node? { entries.first { $0.key == key }?.keyNode }
+
     package func has(_ key: String) -> Bool { entries.contains { $0.key == key } }
 
     /// Every key present, in file order.

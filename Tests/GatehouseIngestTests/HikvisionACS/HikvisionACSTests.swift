@@ -152,25 +152,28 @@ struct HikvisionACSTests {
         #expect(!server.verify(header: answer, method: "POST", uri: "/x", username: "u", password: "q"))
     }
 
-    @Test("validate: mode, poll needs address and credentials, unknown options named")
-    func validation() {
+    @Test("options are read with line numbers; validate: poll needs address and credentials")
+    func validation() throws {
+        let found = DriverOptionFixture.diagnostics(driver: "hikvision-acs", "mode: poll\npoll_interval_seconds: 0\ncolour: red")
+        let text = found.map(\.description).joined(separator: "\n")
+        #expect(found.count == 2, "\(text)")
+        #expect(text.contains("fixture.yaml:9:30: devices[0].options.poll_interval_seconds: 0 is out of range (expected 0.1 to 3600)"), "\(text)")
+        #expect(text.contains("fixture.yaml:10:7: devices[0].options.colour: unknown option"), "\(text)")
+        let pull = DriverOptionFixture.diagnostics(driver: "hikvision-acs", "mode: pull")
+        #expect(pull.map(\.description) == ["fixture.yaml:8:13: devices[0].options.mode: 'pull' is not valid (expected one of push, poll) — did you mean 'poll'?"])
+
         let driver = HikvisionACSDriver()
-        var device = DeviceConfig(
-            id: "h", driver: "hikvision-acs", vendor: "hikvision", type: .accessTerminal, timeZone: .gmt, allowFrom: [],
-            offlineAfterSeconds: 300, enabled: true, serial: nil, options: [:])
+        var device = try #require(DriverOptionFixture.device(driver: "hikvision-acs", ""))
         #expect(driver.validate(device: device).isEmpty)
-        device.options = ["mode": "poll", "poll_interval_seconds": "0", "colour": "red"]
+        device = try #require(DriverOptionFixture.device(driver: "hikvision-acs", "mode: poll"))
         let problems = driver.validate(device: device)
-        #expect(problems.contains { $0.contains("options.colour: unknown option") }, "\(problems)")
-        #expect(problems.contains { $0.contains("options.poll_interval_seconds: '0' is not valid (expected seconds from 0.1 to 3600)") })
-        #expect(problems.contains { $0.contains("address: required with mode: poll") })
+        #expect(problems.contains { $0.contains("address: required with mode: poll") }, "\(problems)")
         #expect(problems.contains { $0.contains("auth: required with mode: poll") })
-        device.options = ["mode": "pull"]
-        #expect(driver.validate(device: device) == ["options.mode: 'pull' is not valid (expected push or poll)"])
-        device.options = ["mode": "poll"]
         device.address = "127.0.0.1:8000"
         device.auth = .digest(username: "admin", password: Secret(value: "x", origin: "inline"))
         #expect(driver.validate(device: device).isEmpty)
+        let options = try HikvisionACSOptions(device)
+        #expect(options.mode == .poll && options.maxResults == 30 && options.pollIntervalSeconds == 5)
     }
 
     @Test("a device-agnostic post is matched by MAC address against serial")

@@ -30,7 +30,7 @@ final class IngestFixture: Sendable {
             sinks:
               - {name: out, type: file, path: \(directory)/out.ndjson}
             """
-        config = try ConfigLoader.parse(yaml, file: "test.yaml", knownDrivers: DriverRegistry.names, sinkTypes: SinkRegistry.readers)
+        config = try ConfigLoader.parse(yaml, file: "test.yaml", knownDrivers: DriverRegistry.names, driverOptions: DriverRegistry.options, sinkTypes: SinkRegistry.readers)
         let logger = Logger(label: "ingest-tests")
         queue = try EventQueue(path: directory + "/queue.sqlite", settings: config.queue, diskBudgetBytes: budget, logger: logger)
         let directory = DeviceDirectory(devices: config.devices, logger: logger)

@@ -308,44 +308,33 @@ struct UHPPOTECodecTests {
         #expect(decoded == .time(nil))
     }
 
-    @Test("device options are checked with messages that say what would be valid")
+    @Test("device options are read with line numbers; validate checks serial, address and how options go together")
     func validation() throws {
+        let found = DriverOptionFixture.diagnostics(
+            driver: "uhppote", "poll_interval_seconds: 0\nset_time: maybe\ncolour: red\nset_listener: 10.0.0.1")
+        let text = found.map(\.description).joined(separator: "\n")
+        #expect(found.count == 4, "\(text)")
+        #expect(text.contains("fixture.yaml:8:30: devices[0].options.poll_interval_seconds: 0 is out of range (expected 0.05 to 3600)"), "\(text)")
+        #expect(text.contains("fixture.yaml:9:17: devices[0].options.set_time: expected true or false, found 'maybe'"), "\(text)")
+        #expect(text.contains("fixture.yaml:10:7: devices[0].options.colour: unknown option"), "\(text)")
+        #expect(text.contains("fixture.yaml:11:21: devices[0].options.set_listener: '10.0.0.1' is not host:port"), "\(text)")
+
         let driver = UHPPOTEDriver()
-        var device = try #require(ConfigFixtures.device(driver: "uhppote"))
+        var device = try #require(DriverOptionFixture.device(driver: "uhppote", "set_listener: 10.0.0.1:60001"))
         device.serial = "42x"
         device.address = "10.0.0.300"
-        device.options = ["poll_interval_seconds": "0", "set_time": "maybe", "colour": "red", "set_listener": "10.0.0.1:60001"]
-        let problems = driver.validate(device: device)
-        let text = problems.joined(separator: "\n")
-        #expect(text.contains("serial: '42x' is not a controller serial number"))
-        #expect(text.contains("address: '10.0.0.300' is not an IPv4 address"))
-        #expect(text.contains("options.poll_interval_seconds: '0' is not valid (expected seconds from 0.05 to 3600)"))
-        #expect(text.contains("options.set_time: 'maybe' is not a boolean"))
-        #expect(text.contains("options.colour: unknown option"))
-        #expect(text.contains("options.set_listener: needs options.listen_port"))
+        let problems = driver.validate(device: device).joined(separator: "\n")
+        #expect(problems.contains("serial: '42x' is not a controller serial number"))
+        #expect(problems.contains("address: '10.0.0.300' is not an IPv4 address"))
+        #expect(problems.contains("options.set_listener: needs options.listen_port"))
+        device = try #require(
+            DriverOptionFixture.device(driver: "uhppote", "listen_port: 60001\nset_listener: 127.0.0.1:60001\nset_time: true\ntimeout_ms: 200"))
         device.serial = "423187757"
         device.address = "127.0.0.1:60123"
-        device.options = ["listen_port": "60001", "set_listener": "127.0.0.1:60001", "set_time": "true", "timeout_ms": "200"]
         #expect(driver.validate(device: device) == [])
-    }
-}
-
-/// A device entry built through the real config loader, so tests see what users write.
-enum ConfigFixtures {
-    static func device(driver: String) -> DeviceConfig? {
-        let yaml = """
-            site: t
-            state_directory: /tmp/gatehouse-fixture
-            devices:
-              - id: c1
-                driver: \(driver)
-                type: door-controller
-            sinks:
-              - name: f
-                type: file
-                path: /tmp/gatehouse-fixture/out.ndjson
-            """
-        return try? ConfigLoader.parse(yaml, file: "fixture.yaml", knownDrivers: [driver], sinkTypes: SinkRegistry.readers).devices.first
+        let settings = try UHPPOTESettings.parse(device).get()
+        #expect(settings.listenPort == 60001 && settings.setTime && settings.timeoutMilliseconds == 200 && settings.retries == 1)
+        #expect(settings.setListener?.port == 60001)
     }
 }
 

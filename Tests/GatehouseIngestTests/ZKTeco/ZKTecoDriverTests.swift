@@ -44,7 +44,7 @@ struct ZKTecoDriverTests {
                 sinks:
                   - {name: out, type: file, path: \(directory)/out.ndjson}
                 """
-            let config = try ConfigLoader.parse(yaml, file: "test.yaml", knownDrivers: DriverRegistry.names, sinkTypes: SinkRegistry.readers)
+            let config = try ConfigLoader.parse(yaml, file: "test.yaml", knownDrivers: DriverRegistry.names, driverOptions: DriverRegistry.options, sinkTypes: SinkRegistry.readers)
             let logger = Logger(label: "zkteco-tests")
             queue = try EventQueue(path: directory + "/queue.sqlite", settings: config.queue, diskBudgetBytes: 1 << 30, logger: logger)
             let devices = DeviceDirectory(devices: config.devices, logger: logger)
@@ -223,8 +223,8 @@ struct ZKTecoDriverTests {
         await f.finish()
     }
 
-    @Test("validate requires a serial and checks options")
-    func validation() {
+    @Test("validate requires a serial; options are read with line numbers")
+    func validation() throws {
         let driver = ZKTecoDriver()
         var device = DeviceConfig(
             id: "z", driver: "zkteco", vendor: "zkteco", type: .accessTerminal, timeZone: .gmt, allowFrom: [],
@@ -232,11 +232,16 @@ struct ZKTecoDriverTests {
         #expect(driver.validate(device: device).joined().contains("serial: required"))
         device.serial = "CGXK214760031"
         #expect(driver.validate(device: device).isEmpty)
-        device.options = ["charset": "big5", "handshake_time_zone": "99", "colour": "red", "user_names": "drop"]
-        let problems = driver.validate(device: device)
-        #expect(problems.count == 3, "\(problems)")
-        #expect(problems.contains { $0.contains("options.charset: 'big5' is not valid (expected auto, utf-8, gbk or gb18030)") })
-        #expect(problems.contains { $0.contains("options.handshake_time_zone: '99'") })
-        #expect(problems.contains { $0.contains("options.colour: unknown option") })
+        let found = DriverOptionFixture.diagnostics(
+            driver: "zkteco", "charset: big5\nhandshake_time_zone: 99\ncolour: red\nuser_names: drop")
+        let text = found.map(\.description).joined(separator: "\n")
+        #expect(found.count == 3, "\(text)")
+        #expect(text.contains("fixture.yaml:8:16: devices[0].options.charset: 'big5' is not valid (expected one of auto, utf-8"), "\(text)")
+        #expect(text.contains("fixture.yaml:9:28: devices[0].options.handshake_time_zone: 99 is out of range (expected -12 to 14)"), "\(text)")
+        #expect(text.contains("fixture.yaml:10:7: devices[0].options.colour: unknown option"), "\(text)")
+        let typed = try #require(DriverOptionFixture.device(driver: "zkteco", "charset: GBK\nrealtime: off\nuser_names: drop\ninitial_stamp: 100"))
+        let options = ZKTecoOptions(typed.options)
+        #expect(options.charset == .fixed(.gbk) && !options.realtime && !options.keepUserNames && options.initialStamp == "100")
+        #expect(options.delaySeconds == 10 && options.bitsPerDoor == 8)
     }
 }

@@ -21,6 +21,8 @@ public struct HikvisionACSDriver: Driver {
 
     // MARK: - Config
 
+    public var options: DriverOptionSet { DriverOptionSet(HikvisionACSOptions.declarations) }
+
     public func validate(device: DeviceConfig) -> [String] {
         HikvisionACSOptions.problems(in: device)
     }
@@ -123,7 +125,7 @@ public struct HikvisionACSDriver: Driver {
     }
 }
 
-/// A device's options, read once validated.
+/// A device's options (typed by `declarations`) and what polling needs from its entry.
 struct HikvisionACSOptions: Equatable {
     enum Mode: String { case push, poll }
     var mode: Mode = .push
@@ -136,16 +138,22 @@ struct HikvisionACSOptions: Equatable {
     var password: String?
     var useDigest = true
 
-    static let keys = ["mode", "poll_interval_seconds", "max_results", "request_timeout_seconds"]
+    /// The options a hikvision-acs device takes (README: Config).
+    static let declarations: [OptionDeclaration] = [
+        OptionDeclaration("mode", .choice(["push", "poll"]), default: .string("push"), "push: the terminal posts events; poll: we search its log"),
+        OptionDeclaration("poll_interval_seconds", .double(0.1...3600), default: .double(5), "mode poll: pause between searches"),
+        OptionDeclaration("max_results", .int(1...100), default: .int(30), "mode poll: records asked for per page"),
+        OptionDeclaration("request_timeout_seconds", .double(0.5...120), default: .double(10), "mode poll: how long one request may take"),
+    ]
 
     init(_ device: DeviceConfig) throws(HikvisionACSConfigError) {
         let problems = Self.problems(in: device)
         guard problems.isEmpty else { throw HikvisionACSConfigError(problems: problems) }
         let options = device.options
-        mode = options["mode"].flatMap(Mode.init(rawValue:)) ?? .push
-        if let value = options["poll_interval_seconds"].flatMap(Double.init) { pollIntervalSeconds = value }
-        if let value = options["max_results"].flatMap(Int.init) { maxResults = value }
-        if let value = options["request_timeout_seconds"].flatMap(Double.init) { requestTimeoutSeconds = value }
+        mode = options.string("mode").flatMap(Mode.init(rawValue:)) ?? .push
+        if let value = options.double("poll_interval_seconds") { pollIntervalSeconds = value }
+        if let value = options.int("max_results") { maxResults = value }
+        if let value = options.double("request_timeout_seconds") { requestTimeoutSeconds = value }
         baseURL = device.address.map(Self.baseURL)
         switch device.auth {
         case .digest(let user, let secret): (username, password, useDigest) = (user, secret.value, true)
@@ -162,18 +170,8 @@ struct HikvisionACSOptions: Equatable {
 
     static func problems(in device: DeviceConfig) -> [String] {
         var problems: [String] = []
-        let options = device.options
-        for key in options.keys.sorted() where !keys.contains(key) {
-            problems.append("options.\(key): unknown option for hikvision-acs (expected one of \(keys.joined(separator: ", ")))")
-        }
-        func check(_ key: String, _ valid: (String) -> Bool, _ expected: String) {
-            if let value = options[key], !valid(value) { problems.append("options.\(key): '\(value)' is not valid (expected \(expected))") }
-        }
-        check("mode", { Mode(rawValue: $0) != nil }, "push or poll")
-        check("poll_interval_seconds", { Double($0).map { (0.1...3600).contains($0) } ?? false }, "seconds from 0.1 to 3600")
-        check("max_results", { Int($0).map { (1...100).contains($0) } ?? false }, "1 to 100 records per page")
-        check("request_timeout_seconds", { Double($0).map { (0.5...120).contains($0) } ?? false }, "seconds from 0.5 to 120")
-        guard options["mode"] == Mode.poll.rawValue else { return problems }
+        // Option values were checked by the config loader; what is left is what poll needs besides them.
+        guard device.options.string("mode") == Mode.poll.rawValue else { return problems }
         if let address = device.address {
             let url = URL(string: baseURL(address))
             if url?.host == nil || !(url?.path ?? "").isEmpty {

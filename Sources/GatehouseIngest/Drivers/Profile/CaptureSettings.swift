@@ -1,3 +1,4 @@
+import GatehouseCore
 import GatehouseProfiles
 
 /// Capture mode of a `driver: profile` device (README: "Capture"): every payload pushed to
@@ -6,41 +7,33 @@ import GatehouseProfiles
 struct CaptureSettings: Sendable, Equatable {
     static let routeSegment = "capture"
     static let reason = "no-profile"
-    static let keys = ["capture", "capture_reply", "capture_status", "capture_content_type"]
     static let defaultBody = #"{"result":"ok"}"#
+
+    /// Capture's options; they sit beside `profile` and the profile's own options.
+    static let declarations: [OptionDeclaration] = [
+        OptionDeclaration("capture", .bool, default: .bool(false), "keep every payload in quarantine until a profile is written"),
+        OptionDeclaration("capture_reply", .string, default: .string(defaultBody), "the body a capturing device gets"),
+        OptionDeclaration(
+            "capture_status", .int(200...299), default: .int(200), "the success status a capturing device gets, so that it stops re-sending"),
+        OptionDeclaration("capture_content_type", .string, default: .string("application/json"), "the reply's content type"),
+    ]
 
     var enabled = false
     var reply = ProfileReply(status: 200, contentType: "application/json", body: Self.defaultBody)
 
-    init(_ options: [String: String]) {
-        enabled = Self.flag(options["capture"]) ?? false
-        if let body = options["capture_reply"] { reply.body = body }
-        if let status = options["capture_status"].flatMap(Int.init), (200...299).contains(status) { reply.status = status }
-        if let type = options["capture_content_type"], !type.isEmpty { reply.contentType = type }
+    /// Reads the typed options (checked by the config loader against `declarations`).
+    init(_ options: DeviceOptions) {
+        enabled = options.bool("capture") ?? false
+        if let body = options.string("capture_reply") { reply.body = body }
+        if let status = options.int("capture_status") { reply.status = status }
+        if let type = options.string("capture_content_type"), !type.isEmpty { reply.contentType = type }
     }
 
-    static func flag(_ text: String?) -> Bool? {
-        switch text?.lowercased() {
-        case "true", "yes", "on", "1": true
-        case "false", "no", "off", "0": false
-        default: nil
+    /// Capture options written without `capture: true`, which would do nothing.
+    static func problems(in options: DeviceOptions) -> [String] {
+        guard options.bool("capture") != true else { return [] }
+        return declarations.dropFirst().map(\.name).filter { options.configured[$0] != nil }.map {
+            "options.\($0): only used with options.capture: true"
         }
-    }
-
-    /// Option values that are not valid, each with what would be.
-    static func problems(in options: [String: String]) -> [String] {
-        var problems: [String] = []
-        if let text = options["capture"], flag(text) == nil {
-            problems.append("options.capture: '\(text)' is not valid (expected true or false)")
-        }
-        if let text = options["capture_status"], Int(text).map({ (200...299).contains($0) }) != true {
-            problems.append("options.capture_status: '\(text)' is not valid (expected a success status 200–299, so that the device stops re-sending)")
-        }
-        if options["capture"].flatMap(flag) != true {
-            for key in keys.dropFirst() where options[key] != nil {
-                problems.append("options.\(key): only used with options.capture: true")
-            }
-        }
-        return problems
     }
 }

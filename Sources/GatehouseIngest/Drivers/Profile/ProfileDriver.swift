@@ -70,8 +70,32 @@ public final class ProfileDriver: Driver {
         }
     }
 
+    /// `profile` and capture's options, then the options the chosen profile declares
+    /// (profile.yaml `options:`, with `values` and `default`).
+    public var options: DriverOptionSet {
+        DriverOptionSet(
+            [OptionDeclaration("profile", .string, "the folder under adapters_directory that maps this device's payloads")]
+                + CaptureSettings.declarations,
+            dependent: { [self] context in
+                guard let profileName = context.fixed.string("profile") else { return [] }
+                var set = profiles(in: context.adaptersDirectory)
+                // Added or changed since the cache was filled (a reload): read the folder again.
+                let known = Set(["profile"] + CaptureSettings.declarations.map(\.name) + (set.profiles[profileName]?.options.keys.map { $0 } ?? []))
+                if set.profiles[profileName] == nil || context.keys.contains(where: { !known.contains($0) }) {
+                    set = ProfileSet.load(directory: context.adaptersDirectory)
+                }
+                // No such profile: validate names it; its options cannot be checked yet.
+                guard let profile = set.profiles[profileName] else { return nil }
+                return profile.options.sorted { $0.key < $1.key }.map { key, option in
+                    OptionDeclaration(
+                        key, option.values.isEmpty ? .string : .choice(option.values), default: .string(option.defaultValue),
+                        "declared by profile \(profileName)")
+                }
+            })
+    }
+
     public func validate(device: DeviceConfig) -> [String] {
-        var problems = CaptureSettings.problems(in: device.options)
+        let problems = CaptureSettings.problems(in: device.options)
         let capture = CaptureSettings(device.options)
         // A capture device needs no profile yet: that is what the captured payloads are for.
         if capture.enabled, device.options["profile"] == nil { return problems }
@@ -85,21 +109,12 @@ public final class ProfileDriver: Driver {
             return ["options.profile: missing (expected the name of a folder under \(device.adaptersDirectory): \(known.isEmpty ? "none found" : known))"]
         }
         if let failure = set.failures[profileName] { return ["options.profile: \(failure)"] }
-        guard let profile = set.profiles[profileName] else {
+        guard set.profiles[profileName] != nil else {
             let known = set.profiles.keys.sorted()
             let hint = YAMLMapping.closest(profileName, in: known).map { " — did you mean '\($0)'?" } ?? ""
             return ["options.profile: no profile '\(profileName)' under \(device.adaptersDirectory) (profiles: \(known.isEmpty ? "none" : known.joined(separator: ", ")))\(hint)"]
         }
-        for (key, value) in device.options.sorted(by: { $0.key < $1.key }) where key != "profile" && !CaptureSettings.keys.contains(key) {
-            guard let option = profile.options[key] else {
-                let valid = (["profile"] + CaptureSettings.keys + profile.options.keys.sorted()).joined(separator: ", ")
-                problems.append("options.\(key): profile \(profileName) has no option '\(key)' (valid: \(valid))")
-                continue
-            }
-            if !option.values.isEmpty, !option.values.contains(value) {
-                problems.append("options.\(key): '\(value)' is not valid for profile \(profileName) (expected one of \(option.values.joined(separator: ", ")))")
-            }
-        }
+        // The profile's own options (names and `values`) were checked by the config loader.
         // No `serial` is needed: a device without one is reached by its path,
         // /v1/push/{profile}/{device id}; one with a serial may also push to /v1/push/{profile}.
         return problems
@@ -161,7 +176,8 @@ public final class ProfileDriver: Driver {
     }
 
     static func profileDevice(_ device: DeviceConfig, profile: Profile) -> ProfileDevice {
-        var options = device.options
+        // Defaults from the profile as loaded now, so a reloaded profile's new default applies.
+        var options = device.options.text
         for (key, option) in profile.options where options[key] == nil { options[key] = option.defaultValue }
         return ProfileDevice(id: device.id, serial: device.serial, timeZone: device.timeZone, options: options)
     }

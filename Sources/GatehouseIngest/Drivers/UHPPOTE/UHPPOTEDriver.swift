@@ -25,6 +25,8 @@ public struct UHPPOTEDriver: Driver {
 
     public func mountRoutes(on router: RouterGroup<IngestRequestContext>, context: DriverContext) {}
 
+    public var options: DriverOptionSet { DriverOptionSet(UHPPOTESettings.declarations) }
+
     public func validate(device: DeviceConfig) -> [String] {
         switch UHPPOTESettings.parse(device) {
         case .success: []

@@ -24,9 +24,19 @@ struct UHPPOTESettings: Sendable, Equatable {
     /// Records committed per transaction while catching up a long log.
     var batchSize = 100
 
-    static let optionNames: [String] = [
-        "poll_interval_seconds", "timeout_ms", "retries", "offline_after_missed_replies", "listen_port", "listen_host",
-        "set_listener", "set_time", "clock_skew_threshold_seconds",
+    /// The options a uhppote device takes (README: Config).
+    static let declarations: [OptionDeclaration] = [
+        OptionDeclaration("poll_interval_seconds", .double(0.05...3600), default: .double(5), "how often the event log is read"),
+        OptionDeclaration("timeout_ms", .int(10...30_000), default: .int(500), "how long one request waits for its reply"),
+        OptionDeclaration("retries", .int(0...10), default: .int(1), "retries of a request that got no reply"),
+        OptionDeclaration(
+            "offline_after_missed_replies", .int(1...1000), default: .int(3), "polls without a reply before the controller is down"),
+        OptionDeclaration("listen_port", .int(1...65_535), "UDP port for pushed status packets; unset = poll only"),
+        OptionDeclaration("listen_host", .ipv4, default: .string("0.0.0.0"), "address the push listener binds"),
+        OptionDeclaration("set_listener", .hostPort, "written to the controller as its event listener on start"),
+        OptionDeclaration("set_time", .bool, default: .bool(false), "set the controller's clock on start"),
+        OptionDeclaration(
+            "clock_skew_threshold_seconds", .double(1...86_400), "overrides clock_skew.threshold_seconds for this controller"),
     ]
 
     static func == (l: Self, r: Self) -> Bool {
@@ -70,47 +80,20 @@ struct UHPPOTESettings: Sendable, Equatable {
         } else {
             problems.append("address: required for driver uhppote (the controller's IPv4 address, e.g. 192.168.1.100[:60000])")
         }
+        // Options were read and range-checked against `declarations` by the config loader.
         var s = UHPPOTESettings(serial: serial, host: host, port: port)
         let o = device.options
-        for key in o.keys.sorted() where !optionNames.contains(key) {
-            problems.append("options.\(key): unknown option for driver uhppote (valid: \(optionNames.joined(separator: ", ")))")
+        if let v = o.double("poll_interval_seconds") { s.pollIntervalSeconds = v }
+        if let v = o.int("timeout_ms") { s.timeoutMilliseconds = v }
+        if let v = o.int("retries") { s.retries = v }
+        if let v = o.int("offline_after_missed_replies") { s.offlineAfterMissedReplies = v }
+        s.listenPort = o.int("listen_port")
+        if let v = o.string("listen_host") { s.listenHost = v }
+        if let (host, port) = o.hostPort("set_listener"), let ip = UHPPOTEIPv4(host), let p = UInt16(exactly: port) {
+            s.setListener = (ip, p)
         }
-        func number(_ key: String, _ range: ClosedRange<Double>, _ unit: String) -> Double? {
-            guard let text = o[key] else { return nil }
-            guard let value = Double(text), range.contains(value) else {
-                problems.append("options.\(key): '\(text)' is not valid (expected \(unit) from \(range.lowerBound.clean) to \(range.upperBound.clean))")
-                return nil
-            }
-            return value
-        }
-        func hostPort(_ key: String) -> (UHPPOTEIPv4, UInt16)? {
-            guard let text = o[key] else { return nil }
-            let parts = text.split(separator: ":")
-            guard parts.count == 2, let ip = UHPPOTEIPv4(String(parts[0])), let p = UInt16(parts[1]), p > 0 else {
-                problems.append("options.\(key): '\(text)' is not host:port (expected this gateway's IPv4 address and listen port, e.g. 192.168.1.10:60001)")
-                return nil
-            }
-            return (ip, p)
-        }
-        if let v = number("poll_interval_seconds", 0.05...3600, "seconds") { s.pollIntervalSeconds = v }
-        if let v = number("timeout_ms", 10...30_000, "milliseconds") { s.timeoutMilliseconds = Int(v) }
-        if let v = number("retries", 0...10, "a whole number") { s.retries = Int(v) }
-        if let v = number("offline_after_missed_replies", 1...1000, "a whole number") { s.offlineAfterMissedReplies = Int(v) }
-        if let v = number("listen_port", 1...65535, "a UDP port") { s.listenPort = Int(v) }
-        if let v = number("clock_skew_threshold_seconds", 1...86_400, "seconds") { s.clockSkewThresholdSeconds = v }
-        if let text = o["listen_host"] {
-            if UHPPOTEIPv4(text) != nil { s.listenHost = text } else {
-                problems.append("options.listen_host: '\(text)' is not an IPv4 address (expected e.g. 0.0.0.0 for every interface)")
-            }
-        }
-        if let (ip, p) = hostPort("set_listener") { s.setListener = (ip, p) }
-        if let text = o["set_time"] {
-            switch text.lowercased() {
-            case "true", "yes", "on": s.setTime = true
-            case "false", "no", "off": s.setTime = false
-            default: problems.append("options.set_time: '\(text)' is not a boolean (expected true or false)")
-            }
-        }
+        if let v = o.bool("set_time") { s.setTime = v }
+        s.clockSkewThresholdSeconds = o.double("clock_skew_threshold_seconds")
         if s.setListener != nil, s.listenPort == nil {
             problems.append("options.set_listener: needs options.listen_port too, or the pushed packets reach no one")
         }
@@ -123,8 +106,4 @@ public struct UHPPOTEConfigError: Error, Sendable, CustomStringConvertible {
     public let deviceID: String
     public let problems: [String]
     public var description: String { "device \(deviceID): \(problems.joined(separator: "; "))" }
-}
-
-extension Double {
-    fileprivate var clean: String { self == rounded() ? String(Int(self)) : String(self) }
 }

@@ -34,8 +34,10 @@ public struct ZKTecoDriver: Driver {
 
     // MARK: - Config
 
+    public var options: DriverOptionSet { DriverOptionSet(ZKTecoOptions.declarations) }
+
     public func validate(device: DeviceConfig) -> [String] {
-        var problems = ZKTecoOptions.problems(in: device.options)
+        var problems: [String] = []
         if let serial = device.serial {
             if serial.isEmpty || serial.contains(where: { $0.isWhitespace || $0 == "&" || $0 == "=" }) {
                 problems.append("serial: '\(serial)' is not a ZKTeco serial number (expected the SN the device sends, e.g. CGXK214760031)")
@@ -392,7 +394,7 @@ struct ZKTecoStamps: Equatable {
     var cursor: String { values.keys.sorted().map { "\($0)=\(values[$0] ?? "")" }.joined(separator: "\t") }
 }
 
-/// The `options:` a zkteco device takes; `problems(in:)` is what `check-config` reports.
+/// The `options:` a zkteco device takes, declared once and read typed.
 struct ZKTecoOptions: Equatable {
     enum Charset: Equatable {
         case auto
@@ -410,44 +412,27 @@ struct ZKTecoOptions: Equatable {
     var bitsPerDoor = 8
     var keepUserNames = true
 
-    static let keys = ["charset", "handshake_time_zone", "initial_stamp", "delay_seconds", "realtime", "rtstate_bits_per_door", "user_names"]
+    /// The options a zkteco device takes (README: Config).
+    static let declarations: [OptionDeclaration] = [
+        OptionDeclaration(
+            "charset", .choice(["auto", "utf-8", "utf8", "gbk", "gb2312", "cp936", "x-gbk", "gb18030"]), default: .string("auto"),
+            "how user names and texts are decoded; auto detects UTF-8, else GB18030"),
+        OptionDeclaration("handshake_time_zone", .int(-12...14), "TimeZone sent in the handshake, whole hours, e.g. 8"),
+        OptionDeclaration("initial_stamp", .int(0...Int.max), default: .int(0), "the stamp asked for before one is stored; 0 = the whole log"),
+        OptionDeclaration("delay_seconds", .int(1...3600), default: .int(10), "Delay: how often the device polls for commands"),
+        OptionDeclaration("realtime", .bool, default: .bool(true), "Realtime: the device pushes each record at once"),
+        OptionDeclaration("rtstate_bits_per_door", .choice(["2", "8"]), default: .string("8"), "bits per door in rtstate door/alarm words"),
+        OptionDeclaration("user_names", .choice(["keep", "drop"]), default: .string("keep"), "keep or drop the names in user records"),
+    ]
 
-    /// Reads valid options; invalid ones keep their default (validation reports them before the daemon starts).
-    init(_ options: [String: String]) {
-        if let text = options["charset"] {
-            if text.lowercased() == "auto" { charset = .auto } else if let c = TextDecoding.Charset(label: text) { charset = .fixed(c) }
-        }
-        handshakeTimeZone = options["handshake_time_zone"].flatMap(Int.init).flatMap { (-12...14).contains($0) ? $0 : nil }
-        if let stamp = options["initial_stamp"], !stamp.isEmpty, stamp.allSatisfy(\.isNumber) { initialStamp = stamp }
-        if let delay = options["delay_seconds"].flatMap(Int.init), (1...3600).contains(delay) { delaySeconds = delay }
-        if let flag = options["realtime"].flatMap(Self.bool) { realtime = flag }
-        if let bits = options["rtstate_bits_per_door"].flatMap(Int.init), bits == 2 || bits == 8 { bitsPerDoor = bits }
-        if let names = options["user_names"], names == "drop" { keepUserNames = false }
-    }
-
-    static func bool(_ text: String) -> Bool? {
-        switch text.lowercased() {
-        case "true", "yes", "1", "on": true
-        case "false", "no", "0", "off": false
-        default: nil
-        }
-    }
-
-    static func problems(in options: [String: String]) -> [String] {
-        var problems: [String] = []
-        for key in options.keys.sorted() where !keys.contains(key) {
-            problems.append("options.\(key): unknown option for zkteco (expected one of \(keys.joined(separator: ", ")))")
-        }
-        func check(_ key: String, _ valid: (String) -> Bool, _ expected: String) {
-            if let value = options[key], !valid(value) { problems.append("options.\(key): '\(value)' is not valid (expected \(expected))") }
-        }
-        check("charset", { $0.lowercased() == "auto" || TextDecoding.Charset(label: $0) != nil }, "auto, utf-8, gbk or gb18030")
-        check("handshake_time_zone", { Int($0).map { (-12...14).contains($0) } ?? false }, "whole hours from -12 to 14, e.g. 8")
-        check("initial_stamp", { !$0.isEmpty && $0.allSatisfy(\.isNumber) }, "a non-negative integer; 0 asks for the device's whole log")
-        check("delay_seconds", { Int($0).map { (1...3600).contains($0) } ?? false }, "seconds from 1 to 3600")
-        check("realtime", { bool($0) != nil }, "true or false")
-        check("rtstate_bits_per_door", { $0 == "2" || $0 == "8" }, "2 or 8")
-        check("user_names", { $0 == "keep" || $0 == "drop" }, "keep or drop")
-        return problems
+    /// Reads the typed options (checked by the config loader against `declarations`).
+    init(_ options: DeviceOptions) {
+        if let text = options.string("charset"), let c = TextDecoding.Charset(label: text) { charset = .fixed(c) }
+        handshakeTimeZone = options.int("handshake_time_zone")
+        if let stamp = options.int("initial_stamp") { initialStamp = String(stamp) }
+        if let delay = options.int("delay_seconds") { delaySeconds = delay }
+        if let flag = options.bool("realtime") { realtime = flag }
+        if let bits = options.string("rtstate_bits_per_door").flatMap(Int.init) { bitsPerDoor = bits }
+        keepUserNames = options.string("user_names") != "drop"
     }
 }
