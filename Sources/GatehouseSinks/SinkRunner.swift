@@ -61,15 +61,9 @@ public final class SinkRunner: Sendable {
     /// Delivers until `stop()` is called or the task is cancelled.
     public func run() async {
         logger.notice("sink \(name): started", metadata: ["sink.type": "\(config.typeName)"])
-        await withDiscardingTaskGroup { group in
-            let queue = self.queue
-            let activity = self.activity
-            group.addTask {
-                for await _ in queue.commitSignal() { activity.signal() }
-            }
-            await deliverUntilStopped()
-            group.cancelAll()
-        }
+        let commits = queue.signalCommits(to: activity)
+        await deliverUntilStopped()
+        queue.stopSignallingCommits(commits)
         setState("stopped")
         let lag = (try? await queue.lag(sink: name)).map { "\($0)" } ?? "unknown"
         logger.notice("sink \(name): stopped with \(lag) events left to deliver")
@@ -94,7 +88,7 @@ public final class SinkRunner: Sendable {
             }
             if events.isEmpty {
                 setState("idle")
-                await activity.wait(seconds: Self.idleRecheckSeconds)
+                await activity.wait(timeout: .seconds(Self.idleRecheckSeconds))
                 continue
             }
             // After a failure the batch is read again rather than retried as is, so alarms that
@@ -202,7 +196,7 @@ public final class SinkRunner: Sendable {
         } else {
             logger.debug(message, metadata: metadata)
         }
-        await stopWake.wait(seconds: delay)
+        await stopWake.wait(timeout: .seconds(delay))
     }
 
     /// The wait before attempt `failures + 1`.
