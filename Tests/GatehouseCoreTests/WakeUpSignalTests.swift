@@ -56,3 +56,26 @@ struct WakeUpSignalTests {
         #expect(await waiter.value, "the wait returned only because the task was cancelled")
     }
 }
+
+@Suite("ManualClock")
+struct ManualClockTests {
+    @Test("a wait's time limit runs on the injected clock, and a wait that ends early frees its timer")
+    func waitOnInjectedClock() async {
+        let clock = ManualClock()
+        let wake = WakeUpSignal()
+        let waiter = Task { await wake.wait(timeout: .seconds(60), clock: clock) }
+        while clock.pendingTimers == 0 { await Task.yield() }
+        clock.advance(by: .seconds(59))
+        #expect(clock.pendingTimers == 1, "59 of 60 seconds must not end the wait")
+        clock.advance(by: .seconds(1))
+        await waiter.value
+        #expect(clock.pendingTimers == 0)
+
+        // Ended by a signal: the timer is cancelled at once, not left until its deadline.
+        let signalled = Task { await wake.wait(timeout: .seconds(60), clock: clock) }
+        while clock.pendingTimers == 0 { await Task.yield() }
+        wake.signal()
+        await signalled.value
+        #expect(clock.pendingTimers == 0, "a wait that ended early must not leave its timer behind")
+    }
+}

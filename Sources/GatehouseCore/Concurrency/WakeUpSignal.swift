@@ -1,11 +1,11 @@
-import Dispatch
 import Synchronization
 
 /// A one-slot wake-up a task can wait on, with or without a time limit. A signal sent while
 /// nobody waits is kept (at most one), so a wake-up that lands between "nothing to do" and
 /// "start waiting" is not missed.
 ///
-/// The time limit is a Dispatch timer cancelled as soon as the wait ends, not a racing
+/// The time limit is a timer of the given `TimerClock` (a Dispatch timer on the machine's clock)
+/// cancelled as soon as the wait ends, not a racing
 /// `Task.sleep`: a cancelled sleep keeps its timer and continuation until the original deadline,
 /// so a wait ended early by every commit would hold rate × timeout of them. Hand-made rather than
 /// an `AsyncStream`, because cancelling a task that awaits a stream ends the stream for good.
@@ -35,14 +35,14 @@ public final class WakeUpSignal: Sendable {
         continuation?.resume()
     }
 
-    /// Returns when signalled (or a signal was pending), after `timeout` if given, or when the
-    /// task is cancelled, whichever is first.
-    public func wait(timeout: Duration? = nil) async {
+    /// Returns when signalled (or a signal was pending), after `timeout` on `clock` if given, or
+    /// when the task is cancelled, whichever is first.
+    public func wait(timeout: Duration? = nil, clock: any TimerClock = MachineClock()) async {
         let id = state.withLock { s -> UInt64 in
             s.nextID += 1
             return s.nextID
         }
-        var timer: (any DispatchSourceTimer)?
+        var timer: ScheduledTimer?
         defer { timer?.cancel() }
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
@@ -62,11 +62,7 @@ public final class WakeUpSignal: Sendable {
                     continuation.resume()
                 } else if let timeout {
                     // Armed only once the waiter is registered, so an expiry cannot arrive before it.
-                    let source = DispatchSource.makeTimerSource(queue: .global())
-                    source.schedule(deadline: .now() + .nanoseconds(Self.nanoseconds(timeout)))
-                    source.setEventHandler { [self] in expire(id) }
-                    source.resume()
-                    timer = source
+                    timer = clock.schedule(after: timeout) { [self] in expire(id) }
                 }
             }
         } onCancel: {
@@ -82,13 +78,5 @@ public final class WakeUpSignal: Sendable {
             return waiter.continuation
         }
         continuation?.resume()
-    }
-
-    private static func nanoseconds(_ duration: Duration) -> Int {
-        let (seconds, attoseconds) = duration.components
-        guard seconds > 0 || attoseconds > 0 else { return 0 }
-        // Capped at a year: a longer limit is "no limit" in practice and must not overflow.
-        let capped = min(seconds, 365 * 86_400)
-        return Int(capped) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
     }
 }
