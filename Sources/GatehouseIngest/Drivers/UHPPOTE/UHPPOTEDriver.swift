@@ -114,7 +114,7 @@ final class UHPPOTEPoller: Sendable {
         logger.info("uhppote controller \(settings.serial) at \(target): resuming after log index \(stored ?? "none")")
         while !Task.isCancelled {
             await cycle()
-            await wake.wait(timeout: .milliseconds(Int(settings.pollIntervalSeconds * 1000)))
+            await wake.wait(timeout: .milliseconds(Int(settings.pollIntervalSeconds * 1000)), clock: context.clock)
         }
     }
 
