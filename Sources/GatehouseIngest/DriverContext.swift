@@ -101,10 +101,9 @@ public struct DeviceContext: Sendable {
     }
 }
 
-/// Time as drivers read it, behind a protocol so that tests can inject their own.
-public protocol DriverClock: Sendable {
-    /// Wall-clock time: receive stamps, comparisons with device clocks.
-    var now: Timestamp { get }
+/// Time as drivers read it, behind a protocol so that tests can inject their own: a `TimerClock`
+/// (wall-clock time, and timers for waits) plus monotonic time.
+public protocol DriverClock: TimerClock {
     /// Monotonic time: intervals and back-offs.
     var instant: ContinuousClock.Instant { get }
 }
@@ -114,4 +113,7 @@ public struct SystemClock: DriverClock {
     public init() {}
     public var now: Timestamp { .now }
     public var instant: ContinuousClock.Instant { ContinuousClock.now }
+    public func schedule(after delay: Duration, _ action: @escaping @Sendable () -> Void) -> ScheduledTimer {
+        MachineClock().schedule(after: delay, action)
+    }
 }

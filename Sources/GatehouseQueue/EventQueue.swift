@@ -20,9 +20,9 @@ public final class EventQueue: Sendable {
     let logger: Logger
     private let settings: Mutex<Settings>
     private let pending = Mutex<PendingState>(PendingState())
-    private let wakeups: AsyncStream<Void>
-    private let wakeupSource: AsyncStream<Void>.Continuation
-    private let subscribers = Mutex<[Int: AsyncStream<Void>.Continuation]>([:])
+    /// Wakes the group committer when an append is waiting or the queue is closed.
+    private let committerWake = WakeUpSignal()
+    private let subscribers = Mutex<[Int: WakeUpSignal]>([:])
     private let sinkCursors = Mutex<[String: [Int: Int64]]>([:])
     private let processStats = Mutex<(commits: Int64, events: Int64)>((0, 0))
     private let collisions = DedupCollisionLog()
@@ -97,7 +97,6 @@ public final class EventQueue: Sendable {
             throw QueueOpenError(description: "SQLite refused synchronous=FULL (got \(synchronous ?? -1)); commits would not be durable")
         }
         try QueueSchema.migrator.migrate(pool)
-        (wakeups, wakeupSource) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         try sealLegacyQuarantine()
     }
 
@@ -134,7 +133,7 @@ public final class EventQueue: Sendable {
                 return true
             }
             if accepted {
-                wakeupSource.yield()
+                committerWake.signal()
             } else {
                 continuation.resume(throwing: CancellationError())
             }
@@ -169,7 +168,8 @@ public final class EventQueue: Sendable {
     /// The group committer: takes everything waiting (up to `commit_max_events`), commits it in
     /// one transaction and answers every caller. Returns after `close()` once nothing is waiting.
     public func run() async {
-        for await _ in wakeups {
+        while !Task.isCancelled, !pending.withLock({ $0.closed }) {
+            await committerWake.wait()
             await drainPending()
         }
         await drainPending()
@@ -178,7 +178,7 @@ public final class EventQueue: Sendable {
     /// Stops accepting appends; `run()` finishes what is waiting and returns.
     public func close() {
         pending.withLock { $0.closed = true }
-        wakeupSource.finish()
+        committerWake.signal()
     }
 
     private func drainPending() async {
@@ -428,22 +428,23 @@ public final class EventQueue: Sendable {
 
     // MARK: - New-event signal for sinks
 
-    /// A stream that yields after every commit that stored events; ends when the task is cancelled.
-    public func commitSignal() -> AsyncStream<Void> {
-        let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    /// Signals `signal` after every commit that stored events (and once now, so the subscriber
+    /// looks at the queue first); hand the result to `stopSignallingCommits`.
+    public func signalCommits(to signal: WakeUpSignal) -> Int {
         let key = subscribers.withLock { subs -> Int in
             let key = (subs.keys.max() ?? 0) + 1
-            subs[key] = continuation
+            subs[key] = signal
             return key
         }
-        continuation.onTermination = { [weak self] _ in
-            _ = self?.subscribers.withLock { $0.removeValue(forKey: key) }
-        }
-        continuation.yield()
-        return stream
+        signal.signal()
+        return key
+    }
+
+    public func stopSignallingCommits(_ key: Int) {
+        _ = subscribers.withLock { $0.removeValue(forKey: key) }
     }
 
     private func notifySubscribers() {
-        for continuation in subscribers.withLock({ Array($0.values) }) { continuation.yield() }
+        for signal in subscribers.withLock({ Array($0.values) }) { signal.signal() }
     }
 }

@@ -32,9 +32,12 @@ public final class SinkRunner: Sendable {
     private let statistics: Mutex<Statistics>
     private let deliveredCounter: Counter
     private let failureCounter: Counter
+    /// Times backoffs and stamps failures and deliveries; tests pass a `ManualClock`.
+    private let clock: any TimerClock
 
-    public init(sink: any Sink, config: SinkConfig, queue: EventQueue, logger: Logger) {
+    public init(sink: any Sink, config: SinkConfig, queue: EventQueue, logger: Logger, clock: any TimerClock = MachineClock()) {
         self.name = sink.name
+        self.clock = clock
         self.sink = sink
         self.config = config
         self.queue = queue
@@ -48,7 +51,7 @@ public final class SinkRunner: Sendable {
 
     /// A snapshot of the sink's health.
     public var status: SinkStatus {
-        statistics.withLock { $0.snapshot(now: .now) }
+        statistics.withLock { $0.snapshot(now: clock.now) }
     }
 
     /// Asks `run()` to finish the send (and acknowledgement) in flight, start nothing new and return.
@@ -61,15 +64,9 @@ public final class SinkRunner: Sendable {
     /// Delivers until `stop()` is called or the task is cancelled.
     public func run() async {
         logger.notice("sink \(name): started", metadata: ["sink.type": "\(config.typeName)"])
-        await withDiscardingTaskGroup { group in
-            let queue = self.queue
-            let activity = self.activity
-            group.addTask {
-                for await _ in queue.commitSignal() { activity.signal() }
-            }
-            await deliverUntilStopped()
-            group.cancelAll()
-        }
+        let commits = queue.signalCommits(to: activity)
+        await deliverUntilStopped()
+        queue.stopSignallingCommits(commits)
         setState("stopped")
         let lag = (try? await queue.lag(sink: name)).map { "\($0)" } ?? "unknown"
         logger.notice("sink \(name): stopped with \(lag) events left to deliver")
@@ -94,7 +91,7 @@ public final class SinkRunner: Sendable {
             }
             if events.isEmpty {
                 setState("idle")
-                await activity.wait(seconds: Self.idleRecheckSeconds)
+                await activity.wait(timeout: .seconds(Self.idleRecheckSeconds))
                 continue
             }
             // After a failure the batch is read again rather than retried as is, so alarms that
@@ -167,7 +164,7 @@ public final class SinkRunner: Sendable {
     private func recordDelivery(of count: Int) {
         let recovered = statistics.withLock { s -> Int in
             let failures = s.status.consecutiveFailures
-            s.recordDelivery(count: count, at: .now)
+            s.recordDelivery(count: count, at: clock.now)
             return failures
         }
         deliveredCounter.increment(by: count)
@@ -179,7 +176,7 @@ public final class SinkRunner: Sendable {
     /// Waits before the next attempt: exponential from `backoffInitialSeconds` to the cap, with
     /// jitter, or the target's own `Retry-After`; the cap for a fatal error. Cut short by `stop()`.
     private func backOff(after: Double?, reason: String, fatal: Bool) async {
-        let now = Timestamp.now
+        let now = clock.now
         let (failures, reasonChanged) = statistics.withLock { s -> (Int, Bool) in
             let changed = s.status.lastError != reason
             s.status.consecutiveFailures += 1
@@ -202,7 +199,7 @@ public final class SinkRunner: Sendable {
         } else {
             logger.debug(message, metadata: metadata)
         }
-        await stopWake.wait(seconds: delay)
+        await stopWake.wait(timeout: .seconds(delay), clock: clock)
     }
 
     /// The wait before attempt `failures + 1`.

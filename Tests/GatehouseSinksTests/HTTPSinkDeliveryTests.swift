@@ -68,12 +68,21 @@ import Testing
         defer { store.remove() }
         let older = try await store.append(300, .accessGranted) + store.append(200, .cameraMotion)
         let (logger, lines) = CapturingLogHandler.logger()
+        // Backoffs (and the 503's Retry-After) run on this clock: each poll below moves it past any
+        // backoff, so the test never sleeps through one and a slow machine cannot change the outcome.
+        let clock = ManualClock()
+        func advancing(_ condition: () async throws -> Bool) async -> Bool {
+            await eventually {
+                clock.advance(by: .seconds(600))
+                return try await condition()
+            }
+        }
 
         // Phase 1: nothing listens on the port (connection refused).
         let first = CentralReceiver(logger: testLogger())
         let port = try await withReceiver(first) { $0 }
-        let running = try RunningSink(httpSinkConfig(port: port, batch: 100), queue: store.queue, logger: logger)
-        #expect(await eventually { running.runner.status.consecutiveFailures >= 3 })
+        let running = try RunningSink(httpSinkConfig(port: port, batch: 100), queue: store.queue, logger: logger, clock: clock)
+        #expect(await advancing { running.runner.status.consecutiveFailures >= 3 })
         #expect(running.runner.status.state == "backing-off" || running.runner.status.state == "sending")
 
         // Phase 2: the store answers 503 with Retry-After: 1; alarms arrive meanwhile.
@@ -81,13 +90,13 @@ import Testing
         second.setMode(.unavailable)
         let snapshot = try await withReceiver(second) { _ in
             let alarms = try await store.append(40, .alarmFire)
-            #expect(await eventually { second.snapshot.requests >= 1 })
-            #expect(await eventually { running.runner.status.lastError?.contains("503") == true })
+            #expect(await advancing { second.snapshot.requests >= 1 })
+            #expect(await advancing { running.runner.status.lastError?.contains("503") == true })
             #expect(second.snapshot.uniqueCount == 0)
 
             // Phase 3: back. Everything arrives once, the alarms before any older event.
             second.setMode(.accept)
-            let drained = await second.waitFor(uniqueCount: older.count + alarms.count, timeout: .seconds(30))
+            let drained = await advancing { second.snapshot.uniqueCount >= older.count + alarms.count }
             #expect(drained)
             let snapshot = second.snapshot
             #expect(Array(snapshot.arrivalOrder.prefix(alarms.count)) == alarms.map(\.id.description))

@@ -42,3 +42,11 @@ public enum JSONValue: Codable, Sendable, Equatable, Hashable {
         }
     }
 }
+
+extension JSONValue {
+    /// The text of a string value; nil for every other kind (a number is not silently a string).
+    public var stringValue: String? {
+        if case .string(let text) = self { return text }
+        return nil
+    }
+}

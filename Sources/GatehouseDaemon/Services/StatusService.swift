@@ -14,8 +14,14 @@ final class StatusService: Service {
     let notifier: SystemdNotifier
     let logger: Logger
     private let interval: Mutex<Double>
+    /// What the offline sweep calls "now", so that offline decisions follow an injected clock.
+    private let wallClock: any TimerClock
 
-    init(collector: StatusCollector, pipeline: IngestPipeline, notifier: SystemdNotifier, interval: Double, logger: Logger) {
+    init(
+        collector: StatusCollector, pipeline: IngestPipeline, notifier: SystemdNotifier, interval: Double, logger: Logger,
+        wallClock: any TimerClock = MachineClock()
+    ) {
+        self.wallClock = wallClock
         self.collector = collector
         self.pipeline = pipeline
         self.notifier = notifier
@@ -38,7 +44,7 @@ final class StatusService: Service {
             } catch {
                 return
             }
-            await pipeline.report(pipeline.devices.sweep())
+            await pipeline.report(pipeline.devices.sweep(now: wallClock.now))
             let now = clock.now
             if let watchdogInterval = notifier.watchdogInterval, now >= nextWatchdog {
                 // Only a queue that answers counts as alive: a stuck database lets systemd restart us.

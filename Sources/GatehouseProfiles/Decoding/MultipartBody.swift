@@ -36,9 +36,32 @@ public enum MultipartBody {
     public static let maxParts = 64
 
     public static func parts(_ bytes: [UInt8], contentType: String?) throws(MappingError) -> [MultipartBodyPart] {
-        guard let boundary = MultipartBodyPart.parameter("boundary", in: contentType), !boundary.isEmpty, boundary.utf8.count <= 200 else {
+        guard let boundary = boundary(contentType: contentType) else {
             throw MappingError("multipart body without a boundary in Content-Type '\(contentType ?? "")' (expected multipart/form-data; boundary=…)")
         }
+        return try parts(bytes, boundary: boundary)
+    }
+
+    /// `boundary=` of a Content-Type, unquoted; nil when missing, empty or too long to be one.
+    public static func boundary(contentType: String?) -> String? {
+        guard let boundary = MultipartBodyPart.parameter("boundary", in: contentType), !boundary.isEmpty, boundary.utf8.count <= 200 else {
+            return nil
+        }
+        return boundary
+    }
+
+    /// The boundary a body opens with (`--boundary` on its first line), for devices (Hikvision
+    /// terminals) whose Content-Type omits it.
+    public static func boundary(openingBody body: [UInt8]) -> String? {
+        guard body.starts(with: Array("--".utf8)) else { return nil }
+        let line = body.dropFirst(2).prefix { $0 != 13 && $0 != 10 }
+        guard !line.isEmpty, line.count <= 200 else { return nil }
+        return String(decoding: line, as: UTF8.self)
+    }
+
+    /// Splits a body with a known boundary. Boundaries are taken literally; parts may carry their
+    /// own Content-Length and may lack `filename`.
+    public static func parts(_ bytes: [UInt8], boundary: String) throws(MappingError) -> [MultipartBodyPart] {
         // The closing delimiter proves the sender finished; MultipartKit alone would return the parts it saw.
         guard contains(bytes, Array("--\(boundary)--".utf8)) else {
             throw MappingError("truncated multipart body: no closing boundary '--\(boundary)--' in \(bytes.count) bytes")

@@ -1,5 +1,6 @@
 import Foundation
 @testable import GatehouseCore
+import GatehouseProfiles
 import GatehouseQueue
 import Logging
 import Testing
@@ -93,7 +94,7 @@ struct HikvisionACSTests {
         let json = String(decoding: Self.alert(major: 5, minor: 0x01), as: UTF8.self)
         let body = Array("--boundary\r\nContent-Disposition: form-data; filename=\"x.json\"; name=\"event_log\"\r\n\r\n\(json)\r\n--boundary--".utf8)
         #expect(try HikvisionACSRecords.parsePush(body, contentType: "multipart/form-data").record?.minor == 1)
-        #expect(try HikvisionMultipart.parse(body, boundary: "boundary").first?.name == "event_log")
+        #expect(try MultipartBody.parts(body, boundary: "boundary").first?.name == "event_log")
         #expect(try HikvisionACSRecords.parsePush(Array(json.utf8), contentType: "multipart/form-data; boundary=boundary").record?.minor == 1)
     }
 

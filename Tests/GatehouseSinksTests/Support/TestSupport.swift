@@ -94,9 +94,9 @@ struct RunningSink {
     let sink: any Sink
     let task: Task<Void, Never>
 
-    init(_ config: SinkConfig, queue: EventQueue, logger: Logger = testLogger()) throws {
+    init(_ config: SinkConfig, queue: EventQueue, logger: Logger = testLogger(), clock: any TimerClock = MachineClock()) throws {
         sink = try SinkRegistry.make(config, logger: logger)
-        let runner = SinkRunner(sink: sink, config: config, queue: queue, logger: logger)
+        let runner = SinkRunner(sink: sink, config: config, queue: queue, logger: logger, clock: clock)
         self.runner = runner
         task = Task { await runner.run() }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import GatehouseCore
+import GatehouseProfiles
 
 /// One access-control record, from a pushed `AccessControllerEvent` alert or an `AcsEvent` search
 /// `InfoList` entry (the two name the same fields slightly differently).
@@ -35,8 +36,13 @@ enum HikvisionACSRecords {
         // Tolerance: a "multipart" post whose body is the bare alert, and a boundary missing from
         // the Content-Type but evident from the body's first line.
         let bare = body.first { !($0 == 32 || $0 == 9 || $0 == 13 || $0 == 10) } == UInt8(ascii: "{")
-        if isMultipart, !bare, let boundary = boundary(contentType) ?? HikvisionMultipart.boundaryFromBody(body) {
-            let parts = try HikvisionMultipart.parse(body, boundary: boundary)
+        if isMultipart, !bare, let boundary = MultipartBody.boundary(contentType: contentType) ?? MultipartBody.boundary(openingBody: body) {
+            let parts: [MultipartBodyPart]
+            do {
+                parts = try MultipartBody.parts(body, boundary: boundary)
+            } catch {
+                throw PayloadError(error.reason)
+            }
             let jsonPart = parts.first { ["accesscontrollerevent", "event_log"].contains($0.name?.lowercased() ?? "") }
                 ?? parts.first { ($0.contentType ?? "").lowercased().contains("json") }
                 ?? parts.first { $0.body.first.map { $0 == UInt8(ascii: "{") } ?? false }
@@ -45,73 +51,68 @@ enum HikvisionACSRecords {
                     "multipart body has \(parts.count) parts (\(parts.map { $0.name ?? "unnamed" }.joined(separator: ", "))) and no JSON event part (expected name=\"AccessControllerEvent\" or \"event_log\")")
             }
             var push = try parseAlert(jsonPart.body)
-            push.pictures = parts.filter { ($0.contentType ?? "").lowercased().hasPrefix("image/") }.count
+            push.pictures = parts.filter(\.isImage).count
             return push
         }
         return try parseAlert(body)
     }
 
-    /// `boundary=` of a multipart Content-Type, unquoted; nil for other types.
-    static func boundary(_ contentType: String?) -> String? {
-        guard let type = contentType, type.lowercased().hasPrefix("multipart/"),
-            let range = type.range(of: "boundary=", options: .caseInsensitive)
-        else { return nil }
-        let value = type[range.upperBound...].prefix { $0 != ";" }.trimmingCharacters(in: .whitespaces)
-        return value.trimmingCharacters(in: CharacterSet(charactersIn: "\""))
-    }
-
     static func parseAlert(_ body: [UInt8]) throws(PayloadError) -> HikvisionACSPush {
-        let object: [String: Any]
+        let parsed: JSONValue
         do {
-            guard let parsed = try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
-                throw PayloadError("the event is not a JSON object (expected an EventNotificationAlert object)")
-            }
-            object = parsed
-        } catch let error as PayloadError {
-            throw error
+            parsed = try JSONValue.parse(body)
         } catch {
             let preview = String(decoding: body.prefix(60), as: UTF8.self)
-            throw PayloadError("the event is not valid JSON (\(body.count) bytes starting '\(preview)'): \((error as NSError).localizedDescription)")
+            throw PayloadError("the event is not valid JSON (\(body.count) bytes starting '\(preview)'): \(error)")
         }
-        guard let eventType = object["eventType"] as? String else {
+        guard case .object(let object) = parsed else {
+            throw PayloadError("the event is not a JSON object (expected an EventNotificationAlert object)")
+        }
+        guard let eventType = object["eventType"]?.stringValue else {
             throw PayloadError("no eventType in the alert (expected \"AccessControllerEvent\" or \"heartBeat\")")
         }
         var push = HikvisionACSPush(
-            eventType: eventType, macAddress: object["macAddress"] as? String,
-            deviceSerial: (object["serialNumber"] as? String) ?? (object["serialNo"] as? String) ?? (object["deviceID"] as? String))
+            eventType: eventType, macAddress: object["macAddress"]?.stringValue,
+            deviceSerial: object["serialNumber"]?.stringValue ?? object["serialNo"]?.stringValue ?? object["deviceID"]?.stringValue)
         guard eventType == "AccessControllerEvent" else { return push }
-        guard let block = object["AccessControllerEvent"] as? [String: Any] else {
+        guard case .object(let block)? = object["AccessControllerEvent"] else {
             throw PayloadError("eventType AccessControllerEvent without an AccessControllerEvent object")
         }
         var record = try record(block, majorKey: "majorEventType", minorKey: "subEventType")
-        record.dateTime = (block["dateTime"] as? String) ?? (object["dateTime"] as? String)
+        record.dateTime = block["dateTime"]?.stringValue ?? object["dateTime"]?.stringValue
         push.record = record
         return push
     }
 
     /// One record from an alert block or an `InfoList` entry.
-    static func record(_ block: [String: Any], majorKey: String, minorKey: String) throws(PayloadError) -> HikvisionACSRecord {
+    static func record(_ block: [String: JSONValue], majorKey: String, minorKey: String) throws(PayloadError) -> HikvisionACSRecord {
         guard let major = int(block[majorKey]) else {
-            throw PayloadError("\(majorKey) '\(block[majorKey].map { "\($0)" } ?? "missing")' is not an integer (expected e.g. 5)")
+            throw PayloadError("\(majorKey) '\(shown(block[majorKey]))' is not an integer (expected e.g. 5)")
         }
         guard let minor = int(block[minorKey]) else {
-            throw PayloadError("\(minorKey) '\(block[minorKey].map { "\($0)" } ?? "missing")' is not an integer (expected e.g. 75)")
+            throw PayloadError("\(minorKey) '\(shown(block[minorKey]))' is not an integer (expected e.g. 75)")
         }
-        let employee = (block["employeeNoString"] as? String) ?? int(block["employeeNo"]).map(String.init)
+        let employee = block["employeeNoString"]?.stringValue ?? int(block["employeeNo"]).map(String.init)
         return HikvisionACSRecord(
-            major: major, minor: minor, serialNo: int(block["serialNo"]).map(Int64.init), dateTime: block["time"] as? String,
-            employee: employee.flatMap { $0.isEmpty ? nil : $0 }, cardNo: (block["cardNo"] as? String).flatMap { $0.isEmpty ? nil : $0 },
-            doorNo: int(block["doorNo"]), cardReaderNo: int(block["cardReaderNo"]), verifyMode: block["currentVerifyMode"] as? String,
-            attendanceStatus: block["attendanceStatus"] as? String, picturesNumber: int(block["picturesNumber"]))
+            major: major, minor: minor, serialNo: int(block["serialNo"]).map(Int64.init), dateTime: block["time"]?.stringValue,
+            employee: employee.flatMap { $0.isEmpty ? nil : $0 }, cardNo: block["cardNo"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 },
+            doorNo: int(block["doorNo"]), cardReaderNo: int(block["cardReaderNo"]), verifyMode: block["currentVerifyMode"]?.stringValue,
+            attendanceStatus: block["attendanceStatus"]?.stringValue, picturesNumber: int(block["picturesNumber"]))
     }
 
-    static func int(_ value: Any?) -> Int? {
+    /// A whole number, or a string holding one (terminals send both).
+    static func int(_ value: JSONValue?) -> Int? {
         switch value {
-        case let n as Int: n
-        case let n as Double where n == n.rounded(): Int(n)
-        case let s as String: Int(s)
+        case .number(let n)? where n == n.rounded() && abs(n) < 1e15: Int(n)
+        case .string(let s)?: Int(s)
         default: nil
         }
+    }
+
+    /// A value as an error message quotes it: strings bare, the rest as JSON.
+    private static func shown(_ value: JSONValue?) -> String {
+        guard let value else { return "missing" }
+        return value.mappingText ?? "null"
     }
 
     // MARK: - Mapping
@@ -181,23 +182,25 @@ enum HikvisionACSRecords {
     }
 
     static func parseSearch(_ body: [UInt8]) throws(PayloadError) -> SearchPage {
-        let root: [String: Any]?
+        let parsed: JSONValue
         do {
-            root = try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]
+            parsed = try JSONValue.parse(body)
         } catch {
             throw PayloadError("AcsEvent reply is not valid JSON (\(body.count) bytes starting '\(String(decoding: body.prefix(60), as: UTF8.self))')")
         }
-        guard let search = root?["AcsEvent"] as? [String: Any] else {
+        let root: [String: JSONValue]? = if case .object(let members) = parsed { members } else { nil }
+        guard case .object(let search)? = root?["AcsEvent"] else {
             throw PayloadError("AcsEvent reply has no AcsEvent object (keys: \(root?.keys.sorted().joined(separator: ", ") ?? "none"))")
         }
-        guard let status = search["responseStatusStrg"] as? String else {
+        guard let status = search["responseStatusStrg"]?.stringValue else {
             throw PayloadError("AcsEvent reply has no responseStatusStrg (expected OK, MORE or NO MATCH)")
         }
         var records: [HikvisionACSRecord] = []
         var rejected: [SearchPage.Rejected] = []
-        for (index, item) in ((search["InfoList"] as? [Any]) ?? []).enumerated() {
-            let json = (try? JSONSerialization.data(withJSONObject: item, options: [.sortedKeys, .fragmentsAllowed])) ?? Data()
-            guard let entry = item as? [String: Any] else {
+        let items: [JSONValue] = if case .array(let items)? = search["InfoList"] { items } else { [] }
+        for (index, item) in items.enumerated() {
+            let json = Data(item.jsonText.utf8)
+            guard case .object(let entry) = item else {
                 rejected.append(.init(json: json, serialNo: nil, reason: "InfoList[\(index)] is not an object"))
                 continue
             }
@@ -210,82 +213,5 @@ enum HikvisionACSRecords {
         return SearchPage(
             status: status, numOfMatches: int(search["numOfMatches"]) ?? (records.count + rejected.count),
             totalMatches: int(search["totalMatches"]), records: records, rejected: rejected)
-    }
-}
-
-/// A tolerant multipart reader for terminal posts: literal boundaries, parts with or without
-/// `filename` and `Content-Length`; a body that ends before the closing boundary is refused.
-enum HikvisionMultipart {
-    struct Part: Equatable {
-        var name: String?
-        var contentType: String?
-        var body: [UInt8]
-    }
-
-    static func parse(_ body: [UInt8], boundary: String) throws(PayloadError) -> [Part] {
-        let delimiter = Array("--\(boundary)".utf8)
-        var positions: [Int] = []
-        var index = 0
-        while let found = find(delimiter, in: body, from: index) {
-            positions.append(found)
-            index = found + delimiter.count
-        }
-        guard let first = positions.first else {
-            throw PayloadError("multipart body has no '--\(boundary)' delimiter (\(body.count) bytes)")
-        }
-        guard let last = positions.last, body[(last + delimiter.count)...].starts(with: Array("--".utf8)) else {
-            throw PayloadError("multipart body is truncated: no closing '--\(boundary)--' after \(positions.count) delimiters (\(body.count) bytes)")
-        }
-        var parts: [Part] = []
-        for (start, end) in zip(positions, positions.dropFirst()) where start >= first {
-            var part = Array(body[(start + delimiter.count)..<end])
-            if part.starts(with: [13, 10]) { part.removeFirst(2) } else if part.first == 10 { part.removeFirst() }
-            guard let split = find([13, 10, 13, 10], in: part, from: 0).map({ ($0, 4) }) ?? find([10, 10], in: part, from: 0).map({ ($0, 2) }) else {
-                throw PayloadError("multipart part \(parts.count + 1) has no blank line after its headers")
-            }
-            let headerText = String(decoding: part[..<split.0], as: UTF8.self)
-            var content = Array(part[(split.0 + split.1)...])
-            if content.suffix(2) == [13, 10] { content.removeLast(2) } else if content.last == 10 { content.removeLast() }
-            var name: String?
-            var type: String?
-            for line in headerText.split(whereSeparator: { $0 == "\r\n" || $0 == "\n" || $0 == "\r" }) {
-                let lower = line.lowercased()
-                if lower.hasPrefix("content-type:") {
-                    type = line.dropFirst("content-type:".count).trimmingCharacters(in: .whitespaces)
-                } else if lower.hasPrefix("content-disposition:") {
-                    // `name="…"`, not the `filename="…"` that may come first.
-                    let fields = line.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
-                    if let field = fields.first(where: { $0.lowercased().hasPrefix("name=") }) {
-                        name = field.dropFirst(5).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
-                    }
-                } else if lower.hasPrefix("content-length:"), let length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) {
-                    guard length <= content.count else {
-                        throw PayloadError("multipart part \(parts.count + 1) declares Content-Length \(length) but holds \(content.count) bytes")
-                    }
-                    content = Array(content.prefix(length))
-                }
-            }
-            parts.append(Part(name: name, contentType: type, body: content))
-        }
-        return parts
-    }
-
-    /// The boundary a body opens with (`--boundary` on its first line), for posts whose Content-Type omits it.
-    static func boundaryFromBody(_ body: [UInt8]) -> String? {
-        guard body.starts(with: Array("--".utf8)) else { return nil }
-        let line = body.dropFirst(2).prefix { $0 != 13 && $0 != 10 }
-        guard !line.isEmpty, line.count <= 200 else { return nil }
-        return String(decoding: line, as: UTF8.self)
-    }
-
-    static func find(_ needle: [UInt8], in haystack: [UInt8], from start: Int) -> Int? {
-        guard !needle.isEmpty, haystack.count >= needle.count, start <= haystack.count - needle.count else { return nil }
-        var i = start
-        let first = needle[0]
-        while i <= haystack.count - needle.count {
-            if haystack[i] == first && haystack[i..<(i + needle.count)].elementsEqual(needle) { return i }
-            i += 1
-        }
-        return nil
     }
 }

@@ -60,7 +60,7 @@ public struct UHPPOTEDriver: Driver {
         do {
             try await UHPPOTEClient.with(bindHost: bindHost, rejections: rejections, logger: logger) { client in
                 let poller = UHPPOTEPoller(settings: settings, client: client, target: target, context: context)
-                try await poller.run(wake: subscription?.wake ?? WakeSignal())
+                try await poller.run(wake: subscription?.wake ?? WakeUpSignal())
             }
         } catch {
             if let subscription { await listeners.unsubscribe(subscription) }
@@ -108,13 +108,13 @@ final class UHPPOTEPoller: Sendable {
 
     var cursor: UInt32? { state.withLock { $0.cursor } }
 
-    func run(wake: WakeSignal) async throws {
+    func run(wake: WakeUpSignal) async throws {
         let stored = try await context.cursor()
         state.withLock { $0.cursor = stored.flatMap(UInt32.init) }
         logger.info("uhppote controller \(settings.serial) at \(target): resuming after log index \(stored ?? "none")")
         while !Task.isCancelled {
             await cycle()
-            await wake.wait(timeout: .milliseconds(Int(settings.pollIntervalSeconds * 1000)))
+            await wake.wait(timeout: .milliseconds(Int(settings.pollIntervalSeconds * 1000)), clock: context.clock)
         }
     }
 

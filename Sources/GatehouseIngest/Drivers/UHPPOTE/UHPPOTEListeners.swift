@@ -1,3 +1,4 @@
+import GatehouseCore
 import Logging
 import NIOCore
 import Synchronization
@@ -10,12 +11,12 @@ final class UHPPOTEListeners: Sendable {
     struct Subscription: Sendable {
         let id: Int
         let port: Int
-        let wake: WakeSignal
+        let wake: WakeUpSignal
     }
 
     private struct Port {
         var binding: Task<any Channel, any Error>
-        var subscribers: [Int: (serial: UInt32, wake: WakeSignal)] = [:]
+        var subscribers: [Int: (serial: UInt32, wake: WakeUpSignal)] = [:]
     }
 
     private struct State {
@@ -36,7 +37,7 @@ final class UHPPOTEListeners: Sendable {
 
     /// Registers `serial` on `port`, binding the port on first use.
     func subscribe(host: String, port: Int, serial: UInt32, logger: Logger) async throws -> Subscription {
-        let wake = WakeSignal()
+        let wake = WakeUpSignal()
         let (id, binding) = state.withLock { s -> (Int, Task<any Channel, any Error>) in
             s.nextID += 1
             var entry =
@@ -103,55 +104,5 @@ public struct UHPPOTEListenError: Error, Sendable, CustomStringConvertible {
     public let underlying: String
     public var description: String {
         "cannot listen for controller pushes on UDP \(host):\(port): \(underlying) (is another program using it? options.listen_port must be free)"
-    }
-}
-
-/// A wake-up that is remembered until someone waits for it (at most one pending).
-final class WakeSignal: Sendable {
-    private let state = Mutex<(pending: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
-
-    func signal() {
-        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
-            guard let w = s.waiter else {
-                s.pending = true
-                return nil
-            }
-            s.waiter = nil
-            return w
-        }
-        waiter?.resume()
-    }
-
-    /// Returns when signalled (or a signal was pending) or after `timeout`, whichever is first.
-    func wait(timeout: Duration) async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { try? await Task.sleep(for: timeout) }
-            group.addTask { await self.waitForSignal() }
-            await group.next()
-            group.cancelAll()
-        }
-    }
-
-    private func waitForSignal() async {
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let now = state.withLock { s -> Bool in
-                    if Task.isCancelled { return true }
-                    if s.pending {
-                        s.pending = false
-                        return true
-                    }
-                    s.waiter = continuation
-                    return false
-                }
-                if now { continuation.resume() }
-            }
-        } onCancel: {
-            let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
-                defer { s.waiter = nil }
-                return s.waiter
-            }
-            waiter?.resume()
-        }
     }
 }

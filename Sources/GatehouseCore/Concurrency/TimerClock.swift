@@ -1,0 +1,84 @@
+import Dispatch
+import Synchronization
+
+/// The clock that timeouts, backoffs and offline decisions read, injected so that tests advance
+/// time instead of sleeping.
+public protocol TimerClock: Sendable {
+    /// Wall-clock time: stamps and "how long since".
+    var now: Timestamp { get }
+    /// Runs `action` once `delay` has passed on this clock, unless the returned timer is cancelled first.
+    func schedule(after delay: Duration, _ action: @escaping @Sendable () -> Void) -> ScheduledTimer
+}
+
+/// A pending `TimerClock.schedule`; cancelling it frees it at once (unlike a cancelled `Task.sleep`).
+public struct ScheduledTimer: Sendable {
+    private let onCancel: @Sendable () -> Void
+    public init(onCancel: @escaping @Sendable () -> Void) { self.onCancel = onCancel }
+    public func cancel() { onCancel() }
+}
+
+/// The machine's clock; timers are Dispatch timer sources.
+public struct MachineClock: TimerClock {
+    public init() {}
+    public var now: Timestamp { .now }
+
+    public func schedule(after delay: Duration, _ action: @escaping @Sendable () -> Void) -> ScheduledTimer {
+        let source = DispatchSource.makeTimerSource(queue: .global())
+        source.schedule(deadline: .now() + .nanoseconds(Self.nanoseconds(delay)))
+        source.setEventHandler(handler: action)
+        source.resume()
+        // DispatchSourceTimer is thread-safe but not marked Sendable.
+        nonisolated(unsafe) let timer = source
+        return ScheduledTimer { timer.cancel() }
+    }
+
+    static func nanoseconds(_ duration: Duration) -> Int {
+        let (seconds, attoseconds) = duration.components
+        guard seconds > 0 || attoseconds > 0 else { return 0 }
+        // Capped at a year: a longer limit is "no limit" in practice and must not overflow.
+        let capped = min(seconds, 365 * 86_400)
+        return Int(capped) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
+    }
+}
+
+/// A clock that moves only when told to, for tests: `advance(by:)` runs every timer that falls due.
+public final class ManualClock: TimerClock {
+    private struct State {
+        var now: Timestamp
+        var timers: [UInt64: (due: Timestamp, action: @Sendable () -> Void)] = [:]
+        var nextID: UInt64 = 0
+    }
+    private let state: Mutex<State>
+
+    public init(start: Timestamp = Timestamp(milliseconds: 1_750_000_000_000)) {
+        state = Mutex(State(now: start))
+    }
+
+    public var now: Timestamp { state.withLock { $0.now } }
+
+    /// Timers waiting to fall due; a test polls this to know a wait has begun before advancing.
+    public var pendingTimers: Int { state.withLock { $0.timers.count } }
+
+    public func schedule(after delay: Duration, _ action: @escaping @Sendable () -> Void) -> ScheduledTimer {
+        let milliseconds = Int64(delay.components.seconds) * 1000 + Int64(delay.components.attoseconds / 1_000_000_000_000_000)
+        let id = state.withLock { s -> UInt64 in
+            s.nextID += 1
+            s.timers[s.nextID] = (Timestamp(milliseconds: s.now.milliseconds + milliseconds), action)
+            return s.nextID
+        }
+        return ScheduledTimer { [weak self] in _ = self?.state.withLock { $0.timers.removeValue(forKey: id) } }
+    }
+
+    /// Moves time forward and runs the timers that fell due, in due order.
+    public func advance(by delay: Duration) {
+        let milliseconds = Int64(delay.components.seconds) * 1000 + Int64(delay.components.attoseconds / 1_000_000_000_000_000)
+        let due = state.withLock { s -> [@Sendable () -> Void] in
+            s.now = Timestamp(milliseconds: s.now.milliseconds + milliseconds)
+            let now = s.now
+            let fired = s.timers.filter { $0.value.due.milliseconds <= now.milliseconds }.sorted { $0.value.due.milliseconds < $1.value.due.milliseconds }
+            for (id, _) in fired { s.timers[id] = nil }
+            return fired.map(\.value.action)
+        }
+        for action in due { action() }
+    }
+}
