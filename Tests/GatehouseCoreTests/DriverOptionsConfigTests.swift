@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseSinks
 import Testing
 
 @testable import GatehouseCore
@@ -41,7 +42,7 @@ struct DriverOptionsConfigTests {
     }
 
     static func parse(_ text: String) throws(ConfigError) -> GatehouseConfig {
-        try ConfigLoader.parse(text, file: "test.yaml", knownDrivers: ["generic-json", "door-x", "lazy"], driverOptions: declared)
+        try ConfigLoader.parse(text, file: "test.yaml", knownDrivers: ["generic-json", "door-x", "lazy"], driverOptions: declared, sinkTypes: SinkRegistry.readers)
     }
 
     static func diagnostics(_ text: String) -> [ConfigDiagnostic] {

@@ -1,5 +1,6 @@
 import Foundation
 import GatehouseCore
+import GatehouseSinks
 import Testing
 
 @testable import GatehouseIngest
@@ -24,7 +25,7 @@ enum DriverOptionFixture {
     }
 
     static func parse(driver: String, _ options: String) throws(ConfigError) -> GatehouseConfig {
-        try ConfigLoader.parse(text(driver: driver, options), file: "fixture.yaml", knownDrivers: DriverRegistry.names, driverOptions: DriverRegistry.options)
+        try ConfigLoader.parse(text(driver: driver, options), file: "fixture.yaml", knownDrivers: DriverRegistry.names, driverOptions: DriverRegistry.options, sinkTypes: SinkRegistry.readers)
     }
 
     static func diagnostics(driver: String, _ options: String) -> [ConfigDiagnostic] {
@@ -90,7 +91,7 @@ struct DriverOptionsTests {
         }
         func diagnostics(_ options: String) -> [ConfigDiagnostic] {
             do {
-                _ = try ConfigLoader.parse(text(options), file: "fixture.yaml", knownDrivers: DriverRegistry.names, driverOptions: DriverRegistry.options)
+                _ = try ConfigLoader.parse(text(options), file: "fixture.yaml", knownDrivers: DriverRegistry.names, driverOptions: DriverRegistry.options, sinkTypes: SinkRegistry.readers)
                 return []
             } catch {
                 return error.diagnostics
@@ -104,13 +105,13 @@ struct DriverOptionsTests {
             diagnostics("profile: zhenshi-lpr\nbarrier: always").map(\.description)
                 == ["fixture.yaml:10:16: devices[0].options.barrier: 'always' is not valid (expected one of never, camera)"])
         let config = try ConfigLoader.parse(
-            text("profile: zhenshi-lpr\nbarrier: camera"), file: "fixture.yaml", knownDrivers: DriverRegistry.names, driverOptions: DriverRegistry.options)
+            text("profile: zhenshi-lpr\nbarrier: camera"), file: "fixture.yaml", knownDrivers: DriverRegistry.names, driverOptions: DriverRegistry.options, sinkTypes: SinkRegistry.readers)
         let device = try #require(config.devices.first)
         #expect(device.options.string("barrier") == "camera")
         #expect(ProfileDriver().validate(device: device) == [])
         // A profile that is not there: its options cannot be checked, validate names the profile.
         let unknown = try ConfigLoader.parse(
-            text("profile: zhenshi-lrp\nbarrier: camera"), file: "fixture.yaml", knownDrivers: DriverRegistry.names, driverOptions: DriverRegistry.options)
+            text("profile: zhenshi-lrp\nbarrier: camera"), file: "fixture.yaml", knownDrivers: DriverRegistry.names, driverOptions: DriverRegistry.options, sinkTypes: SinkRegistry.readers)
         let problems = ProfileDriver().validate(device: try #require(unknown.devices.first))
         #expect(problems.count == 1 && problems[0].contains("did you mean 'zhenshi-lpr'?"), "\(problems)")
     }
