@@ -1,6 +1,7 @@
 import Foundation
 import GatehouseIngest
 import GatehouseSinks
+import GatehouseTesting
 import Testing
 
 /// Walks every registered driver and sink type: each has a README in its folder with an example
