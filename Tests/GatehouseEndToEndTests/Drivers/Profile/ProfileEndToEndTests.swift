@@ -21,15 +21,7 @@ struct ProfileSite {
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     }
 
-    static let adapters: String = {
-        var directory = URL(fileURLWithPath: #filePath)
-        while directory.path != "/" {
-            directory.deleteLastPathComponent()
-            let candidate = directory.appendingPathComponent("adapters")
-            if FileManager.default.fileExists(atPath: candidate.appendingPathComponent("zhenshi-lpr").path) { return candidate.path }
-        }
-        return "adapters"
-    }()
+    static let adapters = shippedAdapters
 
     var outbox: String { directory + "/outbox/events.ndjson" }
     var queueFile: String { directory + "/state/queue.sqlite" }
