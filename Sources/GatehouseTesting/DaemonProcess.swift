@@ -151,6 +151,12 @@ public struct TestSite: Sendable {
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     }
 
+    /// A site in a scratch directory the test already made (e.g. one it reuses across restarts).
+    public init(directory: String, receiverPort: Int) {
+        self.directory = directory
+        self.receiverPort = receiverPort
+    }
+
     public static func token(_ index: Int) -> String { "token-\(index)" }
     public static func deviceID(_ index: Int) -> String { "dev-\(index)" }
 

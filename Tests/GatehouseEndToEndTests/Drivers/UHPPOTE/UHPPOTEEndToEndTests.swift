@@ -72,33 +72,12 @@ struct UHPPOTEEndToEndTests {
                 \(options)
                 """
         }
-        let yaml = """
-            site: e2e
-            state_directory: \(directory)/state
-            disk_budget_bytes: 64MiB
-            status_interval_seconds: 1
-            log_level: info
-            ingest:
-              host: 127.0.0.1
-              port: 0
-            admin:
-              host: 127.0.0.1
-              port: 0
-            devices:\(devices)
-            sinks:
-              - name: central
-                type: http
-                url: http://127.0.0.1:\(receiverPort)/ingest
-                gzip: true
-                hmac_secret: "e2e-hmac"
-                batch_max_events: 500
-                backoff_initial_seconds: 0.05
-                backoff_max_seconds: 0.5
-            \(extraSinks)
-            """
-        let path = directory + "/gatehouse.yaml"
-        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
+        // The shared site config, with these controllers in place of the generic devices.
+        var site = TestSite(directory: directory, receiverPort: receiverPort)
+        site.devices = 0
+        site.extraDevices = devices
+        site.sinkExtra = extraSinks
+        return try site.write()
     }
 
     static func scratch(_ name: String = #function) -> String {
