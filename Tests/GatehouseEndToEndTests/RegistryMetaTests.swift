@@ -8,8 +8,7 @@ import Testing
 /// config, and `gatehouse check-config` accepts that example. A new registry line without these fails here.
 @Suite("registry: every driver and sink documented with an accepted example")
 struct RegistryMetaTests {
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
+    static let repository = repositoryRoot
 
     /// Every README.md one level below `folder` (one folder per driver or sink), with its text.
     static func readmes(under folder: String) -> [(path: String, text: String)] {

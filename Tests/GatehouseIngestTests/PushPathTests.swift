@@ -14,7 +14,7 @@ import Testing
 /// The push path's refusal table, over HTTP on a real listener, for every push driver.
 @Suite("push path")
 struct PushPathTests {
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let repository = repositoryRoot
 
     static let devices = """
           - id: gj-1
