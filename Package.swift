@@ -134,6 +134,16 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Shared test fixtures (queue, site config writer, daemon process, receiver, `eventually`),
+        // used by every test target and linked into no executable.
+        .target(
+            name: "GatehouseTesting",
+            dependencies: [
+                "GatehouseCore", "GatehouseQueue", "GatehouseSimulation",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "gatehouse",
             dependencies: [
@@ -169,13 +179,13 @@ let package = Package(
             path: "benchmarks/LoadGenerator",
             swiftSettings: strict
         ),
-        .testTarget(name: "GatehouseCoreTests", dependencies: ["GatehouseCore", "GatehouseIngest", "GatehouseSinks"]),
-        .testTarget(name: "GatehouseQueueTests", dependencies: ["GatehouseCore", "GatehouseQueue"]),
-        .testTarget(name: "GatehouseProfilesTests", dependencies: ["GatehouseCore", "GatehouseProfiles"]),
+        .testTarget(name: "GatehouseCoreTests", dependencies: ["GatehouseCore", "GatehouseIngest", "GatehouseSinks", "GatehouseTesting"]),
+        .testTarget(name: "GatehouseQueueTests", dependencies: ["GatehouseCore", "GatehouseQueue", "GatehouseTesting"]),
+        .testTarget(name: "GatehouseProfilesTests", dependencies: ["GatehouseCore", "GatehouseProfiles", "GatehouseTesting"]),
         .testTarget(
             name: "GatehouseIngestTests",
             dependencies: [
-                "GatehouseCore", "GatehouseQueue", "GatehouseIngest", "GatehouseSinks",
+                "GatehouseCore", "GatehouseQueue", "GatehouseIngest", "GatehouseSinks", "GatehouseTesting",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -186,7 +196,7 @@ let package = Package(
         .testTarget(
             name: "GatehouseSinksTests",
             dependencies: [
-                "GatehouseCore", "GatehouseQueue", "GatehouseSinks", "GatehouseSimulation",
+                "GatehouseCore", "GatehouseQueue", "GatehouseSinks", "GatehouseSimulation", "GatehouseTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -198,7 +208,7 @@ let package = Package(
         .testTarget(
             name: "GatehouseEndToEndTests",
             dependencies: [
-                "GatehouseCore", "GatehouseQueue", "GatehouseSimulation", "GatehouseIngest", "GatehouseSinks",
+                "GatehouseCore", "GatehouseQueue", "GatehouseSimulation", "GatehouseIngest", "GatehouseSinks", "GatehouseTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -3,6 +3,7 @@ import Testing
 
 @testable import GatehouseCore
 import GatehouseSinks
+import GatehouseTesting
 
 /// Parses `text` as test.yaml; returns the config or every diagnostic.
 private func parse(_ text: String, environment: [String: String] = [:]) -> Result<GatehouseConfig, ConfigError> {
@@ -511,9 +512,7 @@ struct ConfigLoaderTests {
 
     // MARK: - The shipped example
 
-    static var repositoryRoot: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    }
+    static var repositoryRoot: URL { GatehouseTesting.repositoryRoot }
 
     static func exampleText() throws -> String {
         try String(contentsOf: repositoryRoot.appendingPathComponent("config/gatehouse.example.yaml"), encoding: .utf8)

@@ -3,6 +3,7 @@ import Testing
 
 @testable import GatehouseCore
 import GatehouseSinks
+import GatehouseTesting
 
 /// Relative paths in a config file and secrets from systemd credentials: what an installed
 /// daemon, started by systemd in its state directory, actually reads.
@@ -127,7 +128,7 @@ struct ConfigPathsTests {
 
     @Test("the Debian package's starting config (packaging/deb/gatehouse.yaml) is valid as installed and uses the shipped profiles")
     func packagedConfigIsValid() throws {
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let repo = repositoryRoot
         let config = try ConfigLoader.load(path: repo.appendingPathComponent("packaging/deb/gatehouse.yaml").path, knownDrivers: ["generic-json"], sinkTypes: SinkRegistry.readers)
         #expect(config.stateDirectory == "/var/lib/gatehouse")
         #expect(config.adaptersDirectory == "/usr/share/gatehouse/adapters")

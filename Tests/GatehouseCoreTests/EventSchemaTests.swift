@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import GatehouseCore
+import GatehouseTesting
 
 /// Keeps docs/event.schema.json and docs/event-schema.md honest against the Swift types and
 /// what `EventCoding` actually writes.
@@ -272,8 +273,7 @@ struct EventSchemaTests {
 
     // MARK: helpers
 
-    static let repoRoot = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let repoRoot = repositoryRoot
 
     static func schema() throws -> [String: Any] {
         try jsonObject(Data(contentsOf: repoRoot.appending(path: "docs/event.schema.json")))

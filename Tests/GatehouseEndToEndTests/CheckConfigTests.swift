@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseTesting
 import Testing
 
 /// `gatehouse check-config` on bad files of every kind: exit 1, and each error names the file,

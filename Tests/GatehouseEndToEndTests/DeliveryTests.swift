@@ -2,24 +2,16 @@ import AsyncHTTPClient
 import Foundation
 import GatehouseCore
 import GatehouseSimulation
+import GatehouseTesting
 import Logging
 import Testing
 
 /// The built daemon as a child process, a real HTTP receiver as the centre, loopback only.
 @Suite("End to end through the daemon process", .serialized)
 struct DeliveryTests {
-    static func receiver() async throws -> (CentralReceiver, Task<Void, any Error>, Int) {
-        var logger = Logger(label: "receiver")
-        logger.logLevel = .warning
-        let receiver = CentralReceiver(host: "127.0.0.1", port: 0, hmacSecret: "e2e-hmac", logger: logger)
-        let task = Task { try await receiver.run() }
-        let port = try await receiver.waitUntilRunning()
-        return (receiver, task, port)
-    }
-
     @Test("every acknowledged event arrives with the same id and content")
     func deliversEverything() async throws {
-        let (receiver, receiverTask, port) = try await Self.receiver()
+        let (receiver, receiverTask, port) = try await startReceiver()
         defer { receiverTask.cancel() }
         let site = TestSite(receiverPort: port)
         defer { site.remove() }
@@ -39,7 +31,7 @@ struct DeliveryTests {
     @Test("kill -9 in the middle of load, again and again: nothing acknowledged is lost")
     func crashLoop() async throws {
         let iterations = Int(ProcessInfo.processInfo.environment["GATEHOUSE_CRASH_ITERATIONS"] ?? "") ?? 50
-        let (receiver, receiverTask, port) = try await Self.receiver()
+        let (receiver, receiverTask, port) = try await startReceiver()
         defer { receiverTask.cancel() }
         let site = TestSite(receiverPort: port)
         defer { site.remove() }
@@ -71,7 +63,7 @@ struct DeliveryTests {
 
     @Test("SIGTERM during load exits 0 and loses nothing")
     func gracefulStop() async throws {
-        let (receiver, receiverTask, port) = try await Self.receiver()
+        let (receiver, receiverTask, port) = try await startReceiver()
         defer { receiverTask.cancel() }
         let site = TestSite(receiverPort: port)
         defer { site.remove() }

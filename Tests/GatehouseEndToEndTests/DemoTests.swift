@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import GatehouseTesting
 import NIOCore
 import Synchronization
 import Testing
@@ -82,11 +83,7 @@ struct DemoTests {
 
     /// The README's `curl` example: path, headers (-H) and body (-d), exactly as written there.
     static func readmeCurl() throws -> (path: String, headers: [(String, String)], body: String) {
-        var directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("README.md").path), directory.path != "/" {
-            directory.deleteLastPathComponent()
-        }
-        let readme = try String(contentsOf: directory.appendingPathComponent("README.md"), encoding: .utf8)
+        let readme = try String(contentsOf: repositoryRoot.appendingPathComponent("README.md"), encoding: .utf8)
         let start = try #require(readme.range(of: "curl -s -H 'Authorization"), "README has no curl example for the ingest listener")
         // The command runs over continuation lines up to the URL.
         let rest = readme[start.lowerBound...]

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Crypto
 import Foundation
 import GatehouseSimulation
+import GatehouseTesting
 import NIOCore
 import Testing
 
@@ -23,7 +24,7 @@ struct OperationsTests {
 
     @Test("devices authenticate with a token, HTTP Basic or HTTP Digest; wrong credentials get 401 with the right challenge; Expect: 100-continue is answered")
     func authenticationSchemes() async throws {
-        let (_, receiverTask, port) = try await DeliveryTests.receiver()
+        let (_, receiverTask, port) = try await startReceiver()
         defer { receiverTask.cancel() }
         var site = TestSite(receiverPort: port)
         site.devices = 1
@@ -97,7 +98,7 @@ struct OperationsTests {
 
     @Test("an event the centre rejects is quarantined; `quarantine show` explains it and `replay` delivers it with its id")
     func quarantineReplay() async throws {
-        let (receiver, receiverTask, port) = try await DeliveryTests.receiver()
+        let (receiver, receiverTask, port) = try await startReceiver()
         defer { receiverTask.cancel() }
         receiver.setMode(.unavailable)
         let site = TestSite(receiverPort: port)
@@ -133,7 +134,7 @@ struct OperationsTests {
 
     @Test("systemd notification: READY=1 once listening, STATUS= lines, WATCHDOG=1 at half WATCHDOG_USEC, STOPPING=1")
     func systemdNotify() async throws {
-        let (_, receiverTask, port) = try await DeliveryTests.receiver()
+        let (_, receiverTask, port) = try await startReceiver()
         defer { receiverTask.cancel() }
         let site = TestSite(receiverPort: port)
         defer { site.remove() }

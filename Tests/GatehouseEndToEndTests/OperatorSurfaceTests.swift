@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import GatehouseCore
 import GatehouseSimulation
+import GatehouseTesting
 import NIOCore
 import Testing
 
@@ -18,14 +19,6 @@ struct OperatorSurfaceTests {
         try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
     }
 
-    static func eventually(_ seconds: Double, _ condition: () async throws -> Bool) async throws -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if try await condition() { return true }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        return try await condition()
-    }
 
     /// One family of the Prometheus text format, as a scraper reads it.
     struct Family {
@@ -78,7 +71,7 @@ struct OperatorSurfaceTests {
         let version = try DaemonProcess.runTool(["--version"])
         #expect(version.status == 0 && version.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == GatehouseVersion.current, "\(version)")
 
-        let (_, receiverTask, port) = try await DeliveryTests.receiver()
+        let (_, receiverTask, port) = try await startReceiver()
         defer { receiverTask.cancel() }
         let site = TestSite(receiverPort: port)
         defer { site.remove() }
@@ -159,7 +152,7 @@ struct OperatorSurfaceTests {
 
     @Test("SIGHUP applies log_level and status_interval_seconds at once, names removed devices and drops their metrics")
     func reloadLogLevelAndInterval() async throws {
-        let (_, receiverTask, port) = try await DeliveryTests.receiver()
+        let (_, receiverTask, port) = try await startReceiver()
         defer { receiverTask.cancel() }
         var site = TestSite(receiverPort: port)
         // Summary lines are info: hidden at notice, and an hour apart.
@@ -174,19 +167,19 @@ struct OperatorSurfaceTests {
         site.devices = 3
         _ = try site.write()
         daemon.sendSignal(SIGHUP)
-        #expect(try await Self.eventually(20) { daemon.log.contains("config reloaded") }, "\(daemon.log.suffix(1500))")
+        #expect(await eventually(timeout: .seconds(20), poll: .milliseconds(100)) { daemon.log.contains("config reloaded") }, "\(daemon.log.suffix(1500))")
         #expect(daemon.log.contains("status interval 3600 → 1 s") && daemon.log.contains("log level notice → info"), "\(daemon.log.suffix(1500))")
         #expect(daemon.log.contains("device dev-3 removed"), "\(daemon.log.suffix(1500))")
         let metrics = try await Self.get("http://127.0.0.1:\(admin)/metrics").body
         #expect(!metrics.contains("device=\"dev-3\"") && metrics.contains("gatehouse_device_up{device=\"dev-2\"}"), "\(metrics)")
         // Both must apply: at notice, or at the old interval, no summary line would come.
-        #expect(try await Self.eventually(20) { daemon.log.contains("status: devices 0/3 up, 3 waiting for first data") }, "\(daemon.log.suffix(1500))")
+        #expect(await eventually(timeout: .seconds(20), poll: .milliseconds(100)) { daemon.log.contains("status: devices 0/3 up, 3 waiting for first data") }, "\(daemon.log.suffix(1500))")
         #expect(try await daemon.stop() == 0)
     }
 
     @Test("a sink's last error shows in `gatehouse status --json` and /readyz while the centre is down, and clears once it delivers again")
     func sinkLastError() async throws {
-        let (receiver, receiverTask, port) = try await DeliveryTests.receiver()
+        let (receiver, receiverTask, port) = try await startReceiver()
         defer { receiverTask.cancel() }
         receiver.setMode(.unavailable)
         let site = TestSite(receiverPort: port)
@@ -202,13 +195,13 @@ struct OperatorSurfaceTests {
             let sinks = try Self.json(result.stdout)["sinks"] as? [[String: Any]]
             return sinks?.first?["status"] as? [String: Any]
         }
-        #expect(try await Self.eventually(20) { try centralSink()?["lastError"] != nil }, "no lastError while the centre is down")
+        #expect(await eventually(timeout: .seconds(20), poll: .milliseconds(100)) { try centralSink()?["lastError"] != nil }, "no lastError while the centre is down")
         let ready = try await Self.get("http://127.0.0.1:\(admin)/readyz")
         #expect(ready.status == 200, "a failing sink degrades, it does not make the gateway unready")
         #expect((try Self.json(ready.body)["degraded"] as? [String])?.contains { $0.hasPrefix("sink central") } == true, "\(ready.body)")
 
         receiver.setMode(.accept)
-        #expect(try await Self.eventually(20) { (try centralSink()?["deliveredEvents"] as? Int ?? 0) > 0 })
+        #expect(await eventually(timeout: .seconds(20), poll: .milliseconds(100)) { (try centralSink()?["deliveredEvents"] as? Int ?? 0) > 0 })
         let recovered = try #require(try centralSink())
         #expect(recovered["lastError"] == nil, "\(recovered)")
         #expect(try await daemon.stop() == 0)

@@ -1,6 +1,7 @@
 import Foundation
 import GatehouseCore
 import GatehouseSimulation
+import GatehouseTesting
 import Synchronization
 import Testing
 

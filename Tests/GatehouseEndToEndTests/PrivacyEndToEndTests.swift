@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import GatehouseCore
 import GatehouseSimulation
+import GatehouseTesting
 import Testing
 
 /// Issue 8 items 5 and 6: personal data under the policy in every byte on disk, and

@@ -1,14 +1,14 @@
 import Foundation
 import GatehouseIngest
 import GatehouseSinks
+import GatehouseTesting
 import Testing
 
 /// Walks every registered driver and sink type: each has a README in its folder with an example
 /// config, and `gatehouse check-config` accepts that example. A new registry line without these fails here.
 @Suite("registry: every driver and sink documented with an accepted example")
 struct RegistryMetaTests {
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
+    static let repository = repositoryRoot
 
     /// Every README.md one level below `folder` (one folder per driver or sink), with its text.
     static func readmes(under folder: String) -> [(path: String, text: String)] {

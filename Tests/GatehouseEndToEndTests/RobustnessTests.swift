@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import GatehouseCore
 import GatehouseSimulation
+import GatehouseTesting
 import Logging
 import NIOCore
 import Testing
@@ -27,7 +28,7 @@ struct RobustnessTests {
 
     @Test("bad input gets a precise 4xx and the daemon keeps serving")
     func badInput() async throws {
-        let (receiver, receiverTask, port) = try await DeliveryTests.receiver()
+        let (receiver, receiverTask, port) = try await startReceiver()
         defer { receiverTask.cancel() }
         var site = TestSite(receiverPort: port)
         site.ingestExtra = """
@@ -90,7 +91,7 @@ struct RobustnessTests {
 
     @Test("a flood from one source is answered 429 with Retry-After beyond the burst, and served again once the bucket refills")
     func floodIsRateLimited() async throws {
-        let (receiver, receiverTask, port) = try await DeliveryTests.receiver()
+        let (receiver, receiverTask, port) = try await startReceiver()
         defer { receiverTask.cancel() }
         var site = TestSite(receiverPort: port)
         // One token per 5 s and a burst of 3: 20 requests at once exceed it however slowly the
@@ -138,7 +139,7 @@ struct RobustnessTests {
 
     @Test("outage: the backlog waits on disk and drains, alarms first")
     func outageAlarmsFirst() async throws {
-        let (receiver, receiverTask, port) = try await DeliveryTests.receiver()
+        let (receiver, receiverTask, port) = try await startReceiver()
         defer { receiverTask.cancel() }
         receiver.setMode(.unavailable)
         let site = TestSite(receiverPort: port)
@@ -171,7 +172,7 @@ struct RobustnessTests {
 
     @Test("small disk budget: lowest priority evicted first, counted, alarms kept; 503 when nothing lower is left")
     func smallBudget() async throws {
-        let (receiver, receiverTask, port) = try await DeliveryTests.receiver()
+        let (receiver, receiverTask, port) = try await startReceiver()
         defer { receiverTask.cancel() }
         receiver.setMode(.unavailable)
         var site = TestSite(receiverPort: port)
@@ -219,7 +220,7 @@ struct RobustnessTests {
 
     @Test("status: summary lines in the log, `gatehouse status` table and JSON, Prometheus metrics")
     func statusEverywhere() async throws {
-        let (_, receiverTask, port) = try await DeliveryTests.receiver()
+        let (_, receiverTask, port) = try await startReceiver()
         defer { receiverTask.cancel() }
         let site = TestSite(receiverPort: port)
         defer { site.remove() }
@@ -242,7 +243,7 @@ struct RobustnessTests {
 
     @Test("SIGHUP reloads devices and sinks without dropping queued events; a bad file keeps the running config")
     func reload() async throws {
-        let (receiver, receiverTask, port) = try await DeliveryTests.receiver()
+        let (receiver, receiverTask, port) = try await startReceiver()
         defer { receiverTask.cancel() }
         receiver.setMode(.unavailable)
         var site = TestSite(receiverPort: port)

@@ -1,6 +1,7 @@
 import Foundation
 import GatehouseCore
 import GatehouseSinks
+import GatehouseTesting
 import Testing
 
 @testable import GatehouseIngest
@@ -44,7 +45,7 @@ enum DriverOptionFixture {
 
 @Suite("Driver options")
 struct DriverOptionsTests {
-    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let repositoryRoot = GatehouseTesting.repositoryRoot
 
     /// The folder under Drivers/ of each registered driver, whose README documents it.
     static func readme(of driver: String) throws -> String {

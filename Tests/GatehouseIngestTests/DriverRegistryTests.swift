@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseTesting
 import Testing
 
 @testable import GatehouseIngest
@@ -6,7 +7,7 @@ import Testing
 /// Adding a protocol touches one driver folder and one registry line; this keeps the three in step.
 @Suite("driver registry")
 struct DriverRegistryTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = repositoryRoot
 
     static var folders: [String] {
         let drivers = root.appendingPathComponent("Sources/GatehouseIngest/Drivers").path

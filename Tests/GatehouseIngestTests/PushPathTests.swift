@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 @testable import GatehouseCore
 @testable import GatehouseQueue
+import GatehouseTesting
 import Hummingbird
 import Logging
 import NIOCore
@@ -13,7 +14,7 @@ import Testing
 /// The push path's refusal table, over HTTP on a real listener, for every push driver.
 @Suite("push path")
 struct PushPathTests {
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let repository = repositoryRoot
 
     static let devices = """
           - id: gj-1
@@ -52,10 +53,8 @@ struct PushPathTests {
             config: fixture.config.ingest, context: fixture.context, sourceGuard: SourceGuard(config: fixture.config.ingest),
             logger: logger, onRunning: { bound in port.withLock { $0 = bound } })
         let task = Task { try await app.runService() }
-        for _ in 0..<400 {
-            if let bound = port.withLock({ $0 }) { return (task, bound) }
-            try await Task.sleep(for: .milliseconds(25))
-        }
+        _ = await eventually(timeout: .seconds(10), poll: .milliseconds(25)) { port.withLock { $0 } != nil }
+        if let bound = port.withLock({ $0 }) { return (task, bound) }
         task.cancel()
         throw CancellationError()
     }

@@ -1,5 +1,6 @@
 import Foundation
 import GatehouseCore
+import GatehouseTesting
 import Testing
 
 @testable import GatehouseProfiles
@@ -8,15 +9,7 @@ import Testing
 /// the same runner as `gatehouse adapters test`.
 @Suite("Shipped profiles")
 struct ShippedProfilesTests {
-    static let adapters: String = {
-        var directory = URL(fileURLWithPath: #filePath)
-        while directory.path != "/" {
-            directory.deleteLastPathComponent()
-            let candidate = directory.appendingPathComponent("adapters")
-            if FileManager.default.fileExists(atPath: candidate.appendingPathComponent("zhenshi-lpr").path) { return candidate.path }
-        }
-        return "adapters"
-    }()
+    static let adapters = shippedAdapters
 
     static let names = ["zhenshi-lpr", "hikvision-anpr", "dahua-itc", "legacy-parking-gbk"]
 

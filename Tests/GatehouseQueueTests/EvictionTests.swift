@@ -1,6 +1,7 @@
 import Foundation
 @testable import GatehouseCore
 @testable import GatehouseQueue
+import GatehouseTesting
 import Testing
 
 @Suite("Disk budget and eviction")

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 @testable import GatehouseCore
 @testable import GatehouseQueue
+import GatehouseTesting
 import Logging
 import Testing
 

@@ -4,39 +4,6 @@ import Foundation
 import Logging
 import Testing
 
-/// A real queue in a unique temporary directory; call `remove()` at the end of the test.
-struct QueueFixture {
-    let directory: URL
-    let settings: QueueSettings
-    let budget: Int64
-    var queue: EventQueue
-
-    var path: String { directory.appendingPathComponent("queue.sqlite").path }
-
-    init(
-        budget: Int64 = 1 << 30, commitMaxEvents: Int = 2000, quarantineMaxPayloadBytes: Int = 64 << 10,
-        dedupWindowHours: Double = 72
-    ) throws {
-        directory = FileManager.default.temporaryDirectory
-            .appendingPathComponent("gatehouse-queue-tests-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        settings = QueueSettings(
-            commitMaxEvents: commitMaxEvents, quarantineMaxPayloadBytes: quarantineMaxPayloadBytes,
-            dedupWindowHours: dedupWindowHours)
-        self.budget = budget
-        queue = try EventQueue(
-            path: directory.appendingPathComponent("queue.sqlite").path, settings: settings,
-            diskBudgetBytes: budget, logger: Logger(label: "gatehouse.queue.tests"))
-    }
-
-    /// A second queue object on the same file, as after a restart.
-    func reopen() throws -> EventQueue {
-        try EventQueue(path: path, settings: settings, diskBudgetBytes: budget, logger: Logger(label: "gatehouse.queue.tests"))
-    }
-
-    func remove() { try? FileManager.default.removeItem(at: directory) }
-}
-
 let eventIDs = EventIDGenerator()
 
 /// One event; `padding` adds that many characters in an attribute so bodies have a known size.

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import GatehouseTesting
 import NIOCore
 import Testing
 

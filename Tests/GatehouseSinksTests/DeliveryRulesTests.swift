@@ -1,5 +1,6 @@
 import Foundation
 @testable import GatehouseQueue
+import GatehouseTesting
 import Testing
 
 @testable import GatehouseCore

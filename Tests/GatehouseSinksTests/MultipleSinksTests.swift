@@ -3,6 +3,7 @@ import Foundation
 import GatehouseQueue
 import GatehouseSimulation
 import GatehouseSinks
+import GatehouseTesting
 import Testing
 
 /// Two sinks on one queue, each with its own cursor and pace.

@@ -1,6 +1,7 @@
 import Foundation
 import GatehouseCore
 import GatehouseSinks
+import GatehouseTesting
 import Testing
 
 /// Reload compares sink configs: equal settings keep a sink running, any difference restarts it.
@@ -18,8 +19,7 @@ import Testing
     @Test func everySinkFolderHasOneRegistryLineAndNamesAreUnique() {
         let names = SinkRegistry.all.map(\.name)
         #expect(Set(names).count == names.count, "\(names)")
-        let sinks = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("Sources/GatehouseSinks/Sinks").path
+        let sinks = repositoryRoot.appendingPathComponent("Sources/GatehouseSinks/Sinks").path
         let folders = ((try? FileManager.default.contentsOfDirectory(atPath: sinks)) ?? []).map { $0.lowercased() }
         #expect(folders.count >= 2, "no sink folders under \(sinks)")
         #expect(folders.sorted() == names.sorted(), "folders \(folders) vs registered \(names)")

@@ -3,25 +3,22 @@ import Foundation
 import GatehouseQueue
 import GatehouseSimulation
 import GatehouseSinks
+import GatehouseTesting
 import Logging
 
-/// A real queue in a temporary directory, removed when the test ends.
+/// The shared queue fixture with the sinks under test registered.
 struct TestQueue {
-    let queue: EventQueue
-    let directory: URL
+    private let fixture: QueueFixture
     let ids = EventIDGenerator()
+    var queue: EventQueue { fixture.queue }
+    var directory: URL { fixture.directory }
 
     init(sinks: [String]) async throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-sinks-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        queue = try EventQueue(
-            path: directory.appendingPathComponent("queue.sqlite").path,
-            settings: QueueSettings(commitMaxEvents: 1000, quarantineMaxPayloadBytes: 65536, dedupWindowHours: 72),
-            diskBudgetBytes: 1 << 30, logger: testLogger())
-        try await queue.registerSinks(sinks)
+        fixture = try QueueFixture(commitMaxEvents: 1000, quarantineMaxPayloadBytes: 65536, logger: testLogger())
+        try await fixture.queue.registerSinks(sinks)
     }
 
-    func remove() { try? FileManager.default.removeItem(at: directory) }
+    func remove() { fixture.remove() }
 
     /// Appends `count` events of `kind` and returns them in append order.
     @discardableResult
@@ -53,16 +50,6 @@ func body(of event: Event) throws -> String {
     String(decoding: try EventCoding.encode(event), as: UTF8.self)
 }
 
-/// Silent unless GATEHOUSE_TEST_LOG is set (then to stderr); never bootstraps logging.
-func testLogger(_ label: String = "test") -> Logger {
-    if ProcessInfo.processInfo.environment["GATEHOUSE_TEST_LOG"] != nil {
-        var logger = Logger(label: label, factory: { StreamLogHandler.standardError(label: $0) })
-        logger.logLevel = .debug
-        return logger
-    }
-    return Logger(label: label, factory: { _ in SwiftLogNoOpLogHandler() })
-}
-
 func httpSinkConfig(
     name: String = "central", port: Int, batch: Int = 100, format: HTTPSinkConfig.Format = .ndjson, gzip: Bool = false,
     bearer: String? = nil, hmac: String? = nil, backoffInitial: Double = 0.02, backoffMax: Double = 0.2
@@ -75,17 +62,6 @@ func httpSinkConfig(
                 hmacSecret: hmac.map { Secret(value: $0, origin: "test") }, signatureHeader: "X-Gatehouse-Signature",
                 idempotencyHeader: "Idempotency-Key", caFile: nil, clientCertificateFile: nil, clientKeyFile: nil,
                 connectTimeoutSeconds: 1, requestTimeoutSeconds: 5))
-}
-
-/// Runs `receiver` for the duration of `body`, which gets its port.
-func withReceiver<T: Sendable>(_ receiver: CentralReceiver, _ body: (Int) async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await receiver.run() }
-        let port = try await receiver.waitUntilRunning()
-        let result = try await body(port)
-        group.cancelAll()
-        return result
-    }
 }
 
 /// A runner on its own task, with its sink, stopped and shut down by `finish()`.
@@ -112,15 +88,4 @@ struct RunningSink {
         await sink.shutdown()
         return elapsed
     }
-}
-
-/// Polls `condition` every 10 ms until it holds or `timeout` passes.
-/// A condition that throws counts as not (yet) holding.
-func eventually(timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if (try? await condition()) == true { return true }
-        try? await Task.sleep(for: .milliseconds(10))
-    }
-    return (try? await condition()) == true
 }

@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseTesting
 import Testing
 
 /// Vendor counters are not identities: the regressions of the field trial, through the daemon.

@@ -3,6 +3,7 @@ import Foundation
 import GatehouseQueue
 import GatehouseSimulation
 import GatehouseSinks
+import GatehouseTesting
 import Testing
 
 /// The HTTP sink and its runner against a real receiver and a real queue.

@@ -1,6 +1,7 @@
 import Foundation
 import GatehouseCore
 import GatehouseSimulation
+import GatehouseTesting
 import Logging
 import Testing
 
@@ -41,18 +42,10 @@ struct HikvisionACSEndToEndTests {
         return nil
     }
 
-    static func eventually(_ seconds: Double, _ condition: () throws -> Bool) async throws -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if try condition() { return true }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        return try condition()
-    }
 
     @Test("pushed JSON and multipart alerts arrive with the right kinds, subjects and doors; a retry is not stored twice")
     func push() async throws {
-        let (receiver, receiverTask, port) = try await DeliveryTests.receiver()
+        let (receiver, receiverTask, port) = try await startReceiver()
         defer { receiverTask.cancel() }
         var site = TestSite(receiverPort: port)
         defer { site.remove() }
@@ -77,7 +70,7 @@ struct HikvisionACSEndToEndTests {
         #expect(await terminal.push(denied + opened, to: base, format: .json) == [200, 200])
         // A listening-mode retry of an already stored alert.
         #expect(await terminal.push([granted[0]], to: base + "/hik-push", format: .json) == [200])
-        #expect(try await Self.eventually(20) { try Self.events(receiver, device: "hik-push").count >= 4 }, "\(daemon.log.suffix(1500))")
+        #expect(await eventually(timeout: .seconds(20), poll: .milliseconds(50)) { try Self.events(receiver, device: "hik-push").count >= 4 }, "\(daemon.log.suffix(1500))")
         try await Task.sleep(for: .milliseconds(700))  // a duplicate would be forwarded by now
         let events = try Self.events(receiver, device: "hik-push")
         let bySerial = Dictionary(grouping: events, by: { Self.serialNo($0) ?? -1 })
@@ -103,7 +96,7 @@ struct HikvisionACSEndToEndTests {
 
     @Test("polling with Digest reads the log in pages; a restart continues from the stored serialNo, no gap, no duplicate")
     func poll() async throws {
-        let (receiver, receiverTask, port) = try await DeliveryTests.receiver()
+        let (receiver, receiverTask, port) = try await startReceiver()
         defer { receiverTask.cancel() }
         let terminal = Self.terminal()
         let server = Task { try await terminal.run() }
@@ -129,13 +122,13 @@ struct HikvisionACSEndToEndTests {
             """
         let config = try site.write()
         let (first, _, _) = try await DaemonProcess.start(configPath: config)
-        #expect(try await Self.eventually(30) { try Self.events(receiver, device: "hik-poll").count >= 70 }, "\(first.log.suffix(2000))")
+        #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) { try Self.events(receiver, device: "hik-poll").count >= 70 }, "\(first.log.suffix(2000))")
         #expect(try await first.stop() == 0)
         let searchesBefore = terminal.figures.beginSerialNos.count
 
         terminal.record(count: 25)
         let (second, _, _) = try await DaemonProcess.start(configPath: config)
-        #expect(try await Self.eventually(30) { try Self.events(receiver, device: "hik-poll").count >= 95 }, "\(second.log.suffix(2000))")
+        #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) { try Self.events(receiver, device: "hik-poll").count >= 95 }, "\(second.log.suffix(2000))")
         try await Task.sleep(for: .seconds(1))  // a re-read would be forwarded by now
         let events = try Self.events(receiver, device: "hik-poll")
         let bySerial = Dictionary(grouping: events, by: { Self.serialNo($0) ?? -1 })
@@ -160,7 +153,7 @@ struct HikvisionACSEndToEndTests {
 
     @Test("polling: an entry that cannot be read is quarantined and read past; a bad time keeps the record")
     func pollPastBadEntries() async throws {
-        let (receiver, receiverTask, port) = try await DeliveryTests.receiver()
+        let (receiver, receiverTask, port) = try await startReceiver()
         defer { receiverTask.cancel() }
         let terminal = Self.terminal()
         let server = Task { try await terminal.run() }
@@ -177,9 +170,9 @@ struct HikvisionACSEndToEndTests {
         site.devices = 0
         site.extraDevices = Self.pollDevice(port: terminalPort)
         let (daemon, _, admin) = try await DaemonProcess.start(configPath: try site.write())
-        #expect(try await Self.eventually(30) { try Self.events(receiver, device: "hik-poll").count == 5 }, "\(daemon.log.suffix(2000))")
+        #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) { try Self.events(receiver, device: "hik-poll").count == 5 }, "\(daemon.log.suffix(2000))")
         terminal.record(count: 1)
-        #expect(try await Self.eventually(30) { try Self.events(receiver, device: "hik-poll").count == 6 }, "the log stalled behind a bad entry")
+        #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) { try Self.events(receiver, device: "hik-poll").count == 6 }, "the log stalled behind a bad entry")
         let events = try Self.events(receiver, device: "hik-poll")
         #expect(Set(events.compactMap(Self.serialNo)) == Set(1...7).subtracting([Int(broken)]))
         let flagged = try #require(events.first { Self.serialNo($0) == Int(badTime) })

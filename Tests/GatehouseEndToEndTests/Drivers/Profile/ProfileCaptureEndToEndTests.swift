@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseTesting
 import Testing
 
 /// Item 7 of the profiles issue: a brand nobody documented. Capture → scaffold → profile →

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import GatehouseSimulation
+import GatehouseTesting
 import NIOCore
 import Testing
 
@@ -20,15 +21,7 @@ struct ProfileSite {
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     }
 
-    static let adapters: String = {
-        var directory = URL(fileURLWithPath: #filePath)
-        while directory.path != "/" {
-            directory.deleteLastPathComponent()
-            let candidate = directory.appendingPathComponent("adapters")
-            if FileManager.default.fileExists(atPath: candidate.appendingPathComponent("zhenshi-lpr").path) { return candidate.path }
-        }
-        return "adapters"
-    }()
+    static let adapters = shippedAdapters
 
     var outbox: String { directory + "/outbox/events.ndjson" }
     var queueFile: String { directory + "/state/queue.sqlite" }
@@ -91,15 +84,16 @@ struct ProfileSite {
 
     /// The forwarded vehicle events (device health events aside), once `count` of them are there (bounded wait).
     func forwarded(atLeast count: Int, timeout: Duration = .seconds(15)) async throws -> [[String: Any]] {
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            let text = (try? String(contentsOfFile: outbox, encoding: .utf8)) ?? ""
-            let events = text.split(separator: "\n").compactMap {
-                try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
-            }.filter { ($0["kind"] as? String)?.hasPrefix("vehicle.") == true }
-            if events.count >= count || ContinuousClock.now > deadline { return events }
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        _ = await eventually(timeout: timeout, poll: .milliseconds(50)) { forwardedSoFar().count >= count }
+        return forwardedSoFar()
+    }
+
+    /// The vehicle events in the file sink's outbox right now.
+    func forwardedSoFar() -> [[String: Any]] {
+        let text = (try? String(contentsOfFile: outbox, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }.filter { ($0["kind"] as? String)?.hasPrefix("vehicle.") == true }
     }
 
     func remove() { try? FileManager.default.removeItem(atPath: directory) }

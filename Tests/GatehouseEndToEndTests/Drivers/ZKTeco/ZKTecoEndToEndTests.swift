@@ -1,6 +1,7 @@
 import Foundation
 import GatehouseCore
 import GatehouseSimulation
+import GatehouseTesting
 import Testing
 
 /// ZKTeco PUSH devices against the built daemon, with the central stand-in as the centre.
@@ -64,17 +65,13 @@ struct ZKTecoEndToEndTests {
 
     /// Polls the centre until `condition` holds for the device events, bounded.
     static func waitForEvents(_ receiver: CentralReceiver, timeout: Double = 20, _ condition: ([Event]) -> Bool) async throws -> [Event] {
-        let deadline = Date().addingTimeInterval(timeout)
-        while true {
-            let events = try deviceEvents(receiver)
-            if condition(events) || Date() > deadline { return events }
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        _ = await eventually(timeout: .seconds(timeout), poll: .milliseconds(50)) { condition(try deviceEvents(receiver)) }
+        return try deviceEvents(receiver)
     }
 
     @Test("handshake, uploads, a re-sent batch, GBK names, an unknown SN and malformed lines")
     func protocolSession() async throws {
-        let (receiver, receiverTask, port) = try await DeliveryTests.receiver()
+        let (receiver, receiverTask, port) = try await startReceiver()
         defer { receiverTask.cancel() }
         let site = TestSite(receiverPort: port)
         defer { site.remove() }
@@ -145,7 +142,7 @@ struct ZKTecoEndToEndTests {
 
     @Test("the simulator's session: batches acknowledged after commit, a repeated session stores nothing new")
     func simulatorSession() async throws {
-        let (receiver, receiverTask, port) = try await DeliveryTests.receiver()
+        let (receiver, receiverTask, port) = try await startReceiver()
         defer { receiverTask.cancel() }
         let site = TestSite(receiverPort: port)
         defer { site.remove() }

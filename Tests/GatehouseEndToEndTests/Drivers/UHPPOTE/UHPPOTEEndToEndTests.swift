@@ -1,6 +1,7 @@
 import Foundation
 import GatehouseCore
 import GatehouseSimulation
+import GatehouseTesting
 import Logging
 import Testing
 
@@ -71,33 +72,12 @@ struct UHPPOTEEndToEndTests {
                 \(options)
                 """
         }
-        let yaml = """
-            site: e2e
-            state_directory: \(directory)/state
-            disk_budget_bytes: 64MiB
-            status_interval_seconds: 1
-            log_level: info
-            ingest:
-              host: 127.0.0.1
-              port: 0
-            admin:
-              host: 127.0.0.1
-              port: 0
-            devices:\(devices)
-            sinks:
-              - name: central
-                type: http
-                url: http://127.0.0.1:\(receiverPort)/ingest
-                gzip: true
-                hmac_secret: "e2e-hmac"
-                batch_max_events: 500
-                backoff_initial_seconds: 0.05
-                backoff_max_seconds: 0.5
-            \(extraSinks)
-            """
-        let path = directory + "/gatehouse.yaml"
-        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
+        // The shared site config, with these controllers in place of the generic devices.
+        var site = TestSite(directory: directory, receiverPort: receiverPort)
+        site.devices = 0
+        site.extraDevices = devices
+        site.sinkExtra = extraSinks
+        return try site.write()
     }
 
     static func scratch(_ name: String = #function) -> String {
@@ -121,15 +101,6 @@ struct UHPPOTEEndToEndTests {
         return nil
     }
 
-    /// Polls `condition` every 50 ms until it holds or `seconds` pass.
-    static func eventually(_ seconds: Double, _ condition: () -> Bool) async throws -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if condition() { return true }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        return condition()
-    }
 
     /// door-a and door-b, both pushing to one listener port, with a long poll interval: after the
     /// first round only a push can make the driver read quickly.
@@ -146,21 +117,21 @@ struct UHPPOTEEndToEndTests {
 
     @Test("swipes on two controllers arrive as access events, woken by pushes")
     func swipesFromTwoControllers() async throws {
-        let (receiver, receiverTask, receiverPort) = try await DeliveryTests.receiver()
+        let (receiver, receiverTask, receiverPort) = try await startReceiver()
         defer { receiverTask.cancel() }
         let (a, b, listen) = try await Self.pushingControllers(serials: (423_187_757, 423_187_758))
         let directory = Self.scratch()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let (daemon, _, _) = try await DaemonProcess.start(
             configPath: try Self.writeConfig(directory: directory, receiverPort: receiverPort, controllers: [a, b]))
-        #expect(try await Self.eventually(30) { a.sim.listener != nil && b.sim.listener != nil }, "set_listener was not applied")
+        #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) { a.sim.listener != nil && b.sim.listener != nil }, "set_listener was not applied")
         #expect(a.sim.listener == "127.0.0.1:\(listen)")
 
         for i in 0..<10 {
             a.sim.swipe(card: 8_165_537 + UInt32(i), door: 2, granted: i % 3 != 0, direction: 1)
             b.sim.swipe(card: 10_058_399, door: 1, granted: true, direction: 2)
         }
-        let arrived = try await Self.eventually(30) {
+        let arrived = await eventually(timeout: .seconds(30), poll: .milliseconds(50)) {
             Self.records(receiver, device: "door-a").count == 10 && Self.records(receiver, device: "door-b").count == 10
         }
         #expect(arrived, "centre has \(Self.records(receiver, device: "door-a").count) + \(Self.records(receiver, device: "door-b").count) of 20\n\(daemon.log.suffix(2000))")
@@ -185,7 +156,7 @@ struct UHPPOTEEndToEndTests {
 
     @Test("reload restarts exactly the device and the sink whose config changed, matched by id")
     func reloadRestartsOnlyWhatChanged() async throws {
-        let (receiver, receiverTask, receiverPort) = try await DeliveryTests.receiver()
+        let (receiver, receiverTask, receiverPort) = try await startReceiver()
         defer { receiverTask.cancel() }
         let controllers = try await Self.pushingControllers(serials: (423_187_761, 423_187_762))
         var a = controllers.a
@@ -200,8 +171,8 @@ struct UHPPOTEEndToEndTests {
         // The driver logs this line each time it starts work on a controller.
         func starts(_ c: Controller) -> Int { daemon.log.components(separatedBy: "uhppote controller \(c.sim.serial) at").count - 1 }
         func sinkStarts(_ name: String) -> Int { daemon.log.components(separatedBy: "sink \(name): started").count - 1 }
-        #expect(try await Self.eventually(30) { starts(a) == 1 && starts(b) == 1 }, "\(daemon.log.suffix(2000))")
-        #expect(try await Self.eventually(30) { sinkStarts("central") == 1 && sinkStarts("outbox") == 1 })
+        #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) { starts(a) == 1 && starts(b) == 1 }, "\(daemon.log.suffix(2000))")
+        #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) { sinkStarts("central") == 1 && sinkStarts("outbox") == 1 })
 
         a.options["timeout_ms"] = "400"
         _ = try Self.writeConfig(directory: directory, receiverPort: receiverPort, controllers: [a, b], extraSinks: outbox(keep: 4))
@@ -209,11 +180,11 @@ struct UHPPOTEEndToEndTests {
         #expect(await daemon.waitForLog("config reloaded from"), "\(daemon.log.suffix(2000))")
         #expect(daemon.log.contains("device door-a changed") && !daemon.log.contains("device door-b changed"))
         #expect(daemon.log.contains("sink outbox changed") && !daemon.log.contains("sink central changed"))
-        #expect(try await Self.eventually(30) { starts(a) == 2 && sinkStarts("outbox") == 2 }, "\(daemon.log.suffix(2000))")
+        #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) { starts(a) == 2 && sinkStarts("outbox") == 2 }, "\(daemon.log.suffix(2000))")
 
         // door-b kept its task: a swipe there still arrives, and it was never started again.
         b.sim.swipe(card: 10_058_399, door: 1, granted: true, direction: 1)
-        #expect(try await Self.eventually(30) { Self.records(receiver, device: "door-b").count == 1 }, "\(daemon.log.suffix(2000))")
+        #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) { Self.records(receiver, device: "door-b").count == 1 }, "\(daemon.log.suffix(2000))")
         #expect(starts(b) == 1 && sinkStarts("central") == 1, "\(daemon.log.suffix(2000))")
         #expect(try await daemon.stop() == 0)
         await a.sim.stop()
@@ -222,7 +193,7 @@ struct UHPPOTEEndToEndTests {
 
     @Test("every push lost: periodic log reads still deliver every record")
     func lostPushesRecovered() async throws {
-        let (receiver, receiverTask, receiverPort) = try await DeliveryTests.receiver()
+        let (receiver, receiverTask, receiverPort) = try await startReceiver()
         defer { receiverTask.cancel() }
         let listen = Self.freeUDPPort()
         let a = try await Self.controller(
@@ -232,9 +203,9 @@ struct UHPPOTEEndToEndTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let (daemon, _, _) = try await DaemonProcess.start(
             configPath: try Self.writeConfig(directory: directory, receiverPort: receiverPort, controllers: [a]))
-        #expect(try await Self.eventually(30) { a.sim.listener != nil })
+        #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) { a.sim.listener != nil })
         for i in 0..<25 { a.sim.swipe(card: UInt32(5000 + i)) }
-        #expect(try await Self.eventually(30) { Self.records(receiver, device: "door-a").count == 25 })
+        #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) { Self.records(receiver, device: "door-a").count == 25 })
         #expect(a.sim.stats.pushesDropped == 25 && a.sim.stats.pushesSent == 0)
         #expect(Set(Self.records(receiver, device: "door-a").compactMap(Self.index)) == Set(1...25))
         #expect(try await daemon.stop() == 0)
@@ -243,7 +214,7 @@ struct UHPPOTEEndToEndTests {
 
     @Test("kill -9 in the middle of a log read, restart: no gap and no duplicate by record index")
     func crashMidRead() async throws {
-        let (receiver, receiverTask, receiverPort) = try await DeliveryTests.receiver()
+        let (receiver, receiverTask, receiverPort) = try await startReceiver()
         defer { receiverTask.cancel() }
         let total = 1500
         // 3 ms per reply stretches the read of 1,500 records over several seconds.
@@ -253,13 +224,13 @@ struct UHPPOTEEndToEndTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let config = try Self.writeConfig(directory: directory, receiverPort: receiverPort, controllers: [a])
         let (first, _, _) = try await DaemonProcess.start(configPath: config)
-        #expect(try await Self.eventually(30) { Self.records(receiver, device: "door-a").count >= 200 })
+        #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) { Self.records(receiver, device: "door-a").count >= 200 })
         first.kill9()
         let atKill = Self.records(receiver, device: "door-a").count
         #expect(atKill < total, "the read finished before the kill (\(atKill)); the test did not interrupt it")
 
         let (second, _, _) = try await DaemonProcess.start(configPath: config)
-        #expect(try await Self.eventually(60) { Self.records(receiver, device: "door-a").count >= total }, "\(second.log.suffix(2000))")
+        #expect(await eventually(timeout: .seconds(60), poll: .milliseconds(50)) { Self.records(receiver, device: "door-a").count >= total }, "\(second.log.suffix(2000))")
         try await Task.sleep(for: .seconds(1.5))  // anything re-read would arrive by now
         let records = Self.records(receiver, device: "door-a")
         let byIndex = Dictionary(grouping: records, by: { Self.index($0) ?? -1 })
@@ -273,7 +244,7 @@ struct UHPPOTEEndToEndTests {
 
     @Test("ring buffer overwrote unread records: one device.log-gap with the right count")
     func logGap() async throws {
-        let (receiver, receiverTask, receiverPort) = try await DeliveryTests.receiver()
+        let (receiver, receiverTask, receiverPort) = try await startReceiver()
         defer { receiverTask.cancel() }
         let a = try await Self.controller("door-a", serial: 3003, capacity: 50, options: ["poll_interval_seconds": "0.3"])
         for i in 0..<10 { a.sim.swipe(card: UInt32(i + 1)) }
@@ -281,15 +252,15 @@ struct UHPPOTEEndToEndTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let config = try Self.writeConfig(directory: directory, receiverPort: receiverPort, controllers: [a])
         var (daemon, _, _) = try await DaemonProcess.start(configPath: config)
-        #expect(try await Self.eventually(30) { Self.records(receiver, device: "door-a").count == 10 })
+        #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) { Self.records(receiver, device: "door-a").count == 10 })
         #expect(try await daemon.stop() == 0)
 
         // While the gateway is down, 100 more swipes: the 50-slot buffer keeps 61–110, so 11–60 are lost.
         for i in 10..<110 { a.sim.swipe(card: UInt32(i + 1)) }
         (daemon, _, _) = try await DaemonProcess.start(configPath: config)
-        #expect(try await Self.eventually(30) { Self.records(receiver, device: "door-a").count == 60 }, "\(daemon.log.suffix(2000))")
+        #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) { Self.records(receiver, device: "door-a").count == 60 }, "\(daemon.log.suffix(2000))")
         let isGap = { (e: Event) in e.kind == .deviceLogGap && e.device.id == "door-a" }
-        #expect(try await Self.eventually(30) { Self.events(receiver).contains(where: isGap) })
+        #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) { Self.events(receiver).contains(where: isGap) })
         let gaps = Self.events(receiver).filter(isGap)
         #expect(gaps.count == 1, "\(gaps.count) log-gap events")
         #expect(gaps.first?.attributes?["count"] == .number(50))
@@ -301,7 +272,7 @@ struct UHPPOTEEndToEndTests {
 
     @Test("a controller that stops answering is reported offline in time while the other keeps flowing")
     func offline() async throws {
-        let (receiver, receiverTask, receiverPort) = try await DeliveryTests.receiver()
+        let (receiver, receiverTask, receiverPort) = try await startReceiver()
         defer { receiverTask.cancel() }
         let options = ["poll_interval_seconds": "0.5", "timeout_ms": "200", "retries": "0", "offline_after_missed_replies": "3"]
         let a = try await Self.controller("door-a", serial: 4004, options: options)
@@ -311,11 +282,11 @@ struct UHPPOTEEndToEndTests {
         let (daemon, _, admin) = try await DaemonProcess.start(
             configPath: try Self.writeConfig(directory: directory, receiverPort: receiverPort, controllers: [a, b]))
         let online = { (id: String) in Self.events(receiver).filter { $0.kind == .deviceOnline && $0.device.id == id }.count }
-        #expect(try await Self.eventually(30) { online("door-a") == 1 && online("door-b") == 1 })
+        #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) { online("door-a") == 1 && online("door-b") == 1 })
 
         a.sim.setSilent(true)
         // 3 missed replies of 200 ms with a 0.5 s poll interval: about 2 s; a busy box takes longer.
-        #expect(try await Self.eventually(30) { Self.events(receiver).contains { $0.kind == .deviceOffline && $0.device.id == "door-a" } })
+        #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) { Self.events(receiver).contains { $0.kind == .deviceOffline && $0.device.id == "door-a" } })
         let offlineEvent = Self.events(receiver).first { $0.kind == .deviceOffline && $0.device.id == "door-a" }
         #expect(offlineEvent?.attributes?["reason"] == .string("no reply to 3 requests"), "\(String(describing: offlineEvent?.attributes))")
         let status = try await RobustnessTests.status(adminPort: admin)
@@ -325,12 +296,12 @@ struct UHPPOTEEndToEndTests {
         #expect(devices.first { $0["id"] as? String == "door-b" }?["state"] as? String == "up")
 
         for i in 0..<5 { b.sim.swipe(card: UInt32(700 + i)) }
-        #expect(try await Self.eventually(30) { Self.records(receiver, device: "door-b").count == 5 }, "door-b stalled behind the silent door-a")
+        #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) { Self.records(receiver, device: "door-b").count == 5 }, "door-b stalled behind the silent door-a")
         #expect(Self.events(receiver).contains { $0.kind == .deviceOffline && $0.device.id == "door-b" } == false)
 
         a.sim.setSilent(false)
         a.sim.swipe(card: 42)
-        #expect(try await Self.eventually(30) { online("door-a") == 2 && Self.records(receiver, device: "door-a").count == 1 })
+        #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) { online("door-a") == 2 && Self.records(receiver, device: "door-a").count == 1 })
         #expect(try await daemon.stop() == 0)
         await a.sim.stop()
         await b.sim.stop()
@@ -338,7 +309,7 @@ struct UHPPOTEEndToEndTests {
 
     @Test("records whose time is not a time arrive with the gateway's clock, flagged, and the log keeps flowing")
     func unreadableRecordTimes() async throws {
-        let (receiver, receiverTask, receiverPort) = try await DeliveryTests.receiver()
+        let (receiver, receiverTask, receiverPort) = try await startReceiver()
         defer { receiverTask.cancel() }
         let c = try await Self.controller("door-t", serial: 5005, options: ["poll_interval_seconds": "0.3", "timeout_ms": "300"])
         c.sim.swipe(card: 801)
@@ -349,9 +320,9 @@ struct UHPPOTEEndToEndTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let (daemon, _, admin) = try await DaemonProcess.start(
             configPath: try Self.writeConfig(directory: directory, receiverPort: receiverPort, controllers: [c]))
-        #expect(try await Self.eventually(10) { Self.records(receiver, device: "door-t").count == 3 })
+        #expect(await eventually(timeout: .seconds(10), poll: .milliseconds(50)) { Self.records(receiver, device: "door-t").count == 3 })
         c.sim.swipe(card: 804)
-        #expect(try await Self.eventually(10) { Self.records(receiver, device: "door-t").count == 4 }, "the log stalled behind a bad record")
+        #expect(await eventually(timeout: .seconds(10), poll: .milliseconds(50)) { Self.records(receiver, device: "door-t").count == 4 }, "the log stalled behind a bad record")
         let byIndex = Dictionary(Self.records(receiver, device: "door-t").compactMap { e in Self.index(e).map { ($0, e) } }) { a, _ in a }
         #expect(byIndex[1]?.timeSource == .device && byIndex[4]?.timeSource == .device)
         for (index, text) in [(2, "2025-02-30 10:00:00"), (3, "0x20251a14100000")] {
@@ -371,7 +342,7 @@ struct UHPPOTEEndToEndTests {
 
     @Test("an unreadable controller clock is reported and set; a set the controller ignores is neither re-sent each poll nor called corrected")
     func unreadableClock() async throws {
-        let (receiver, receiverTask, receiverPort) = try await DeliveryTests.receiver()
+        let (receiver, receiverTask, receiverPort) = try await startReceiver()
         defer { receiverTask.cancel() }
         let options = ["poll_interval_seconds": "0.2", "timeout_ms": "300", "set_time": "true"]
         let obeys = try await Self.controller("door-obeys", serial: 5006, options: options)
@@ -385,7 +356,7 @@ struct UHPPOTEEndToEndTests {
         let (daemon, _, _) = try await DaemonProcess.start(
             configPath: try Self.writeConfig(directory: directory, receiverPort: receiverPort, controllers: [obeys, stubborn]))
         let skew = { (id: String) in Self.events(receiver).filter { $0.kind == .deviceClockSkew && $0.device.id == id } }
-        #expect(try await Self.eventually(10) { !skew("door-obeys").isEmpty && !skew("door-stubborn").isEmpty })
+        #expect(await eventually(timeout: .seconds(10), poll: .milliseconds(50)) { !skew("door-obeys").isEmpty && !skew("door-stubborn").isEmpty })
         let fixed = try #require(skew("door-obeys").first)
         #expect(fixed.attributes?["corrected"] == .bool(true) && fixed.attributes?["unreadableClock"] == .bool(true), "\(fixed)")
         #expect(abs(obeys.sim.clockOffsetSeconds) < 5)
@@ -393,7 +364,7 @@ struct UHPPOTEEndToEndTests {
         #expect(refused.attributes?["corrected"] == .bool(false), "\(refused)")
         // Several more clock checks pass; the ignored set-time is not sent again within the report interval.
         let checks = stubborn.sim.stats.requests[0x32, default: 0]
-        #expect(try await Self.eventually(20) { stubborn.sim.stats.requests[0x32, default: 0] >= checks + 3 })
+        #expect(await eventually(timeout: .seconds(20), poll: .milliseconds(50)) { stubborn.sim.stats.requests[0x32, default: 0] >= checks + 3 })
         #expect(stubborn.sim.stats.requests[0x30, default: 0] == 1)
         #expect(skew("door-stubborn").count == 1)
         #expect(try await daemon.stop() == 0)

@@ -2,6 +2,7 @@ import Foundation
 @testable import GatehouseCore
 import GatehouseQueue
 import GatehouseSinks
+import GatehouseTesting
 import Testing
 
 /// The file sink: NDJSON lines, fsync per batch, rotation by size.

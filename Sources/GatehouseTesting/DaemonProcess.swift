@@ -1,15 +1,15 @@
 import Foundation
 import Synchronization
-import Testing
 
 /// The built `gatehouse` binary run as a child process, as systemd would run it.
-final class DaemonProcess: Sendable {
-    let process: Process
-    let configPath: String
+public final class DaemonProcess: Sendable {
+    public let process: Process
+    public let configPath: String
     private let output = Mutex("")
 
-    /// `.build/debug/gatehouse` next to the test bundle, or `$GATEHOUSE_BIN`.
-    static var binary: String {
+    /// `$GATEHOUSE_BIN`, or `.build/debug/gatehouse` in the nearest package above this file
+    /// (the checkout this target was built from), so any test target finds the same binary.
+    public static var binary: String {
         if let path = ProcessInfo.processInfo.environment["GATEHOUSE_BIN"] { return path }
         var directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         while directory.path != "/" {
@@ -21,7 +21,7 @@ final class DaemonProcess: Sendable {
     }
 
     /// Runs `gatehouse ARGS` to completion; returns exit status, stdout and stderr.
-    static func runTool(
+    public static func runTool(
         _ arguments: [String], environment: [String: String] = [:], timeout: Double = 30
     ) throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
@@ -48,7 +48,7 @@ final class DaemonProcess: Sendable {
     }
 
     /// Starts `gatehouse run --config PATH` and waits until both listeners report their ports.
-    static func start(configPath: String, environment: [String: String] = [:], timeout: Double = 30) async throws -> (DaemonProcess, ingest: Int, admin: Int) {
+    public static func start(configPath: String, environment: [String: String] = [:], timeout: Double = 30) async throws -> (DaemonProcess, ingest: Int, admin: Int) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["run", "--config", configPath]
@@ -82,10 +82,10 @@ final class DaemonProcess: Sendable {
         throw DaemonError("daemon did not report its listeners within \(timeout) s:\n\(daemon.log)")
     }
 
-    var log: String { output.withLock { $0 } }
+    public var log: String { output.withLock { $0 } }
 
     /// Polls the log until it contains `fragment` (bounded: a slow machine gets there later, not never).
-    func waitForLog(_ fragment: String, timeout: Double = 30) async -> Bool {
+    public func waitForLog(_ fragment: String, timeout: Double = 30) async -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while !log.contains(fragment) {
             guard Date() < deadline, process.isRunning else { return log.contains(fragment) }
@@ -94,7 +94,7 @@ final class DaemonProcess: Sendable {
         return true
     }
 
-    func port(of listener: String) -> Int? {
+    public func port(of listener: String) -> Int? {
         let text = log
         guard let range = text.range(of: "\(listener) listener ready on ") else { return nil }
         let rest = text[range.upperBound...]
@@ -103,13 +103,13 @@ final class DaemonProcess: Sendable {
     }
 
     /// kill -9: no chance to flush or say goodbye.
-    func kill9() {
+    public func kill9() {
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 
     /// Sends `signal` and waits (bounded) for the exit status.
-    func stop(signal: Int32 = SIGTERM, timeout: Double = 30) async throws -> Int32 {
+    public func stop(signal: Int32 = SIGTERM, timeout: Double = 30) async throws -> Int32 {
         kill(process.processIdentifier, signal)
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning, Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
@@ -120,43 +120,49 @@ final class DaemonProcess: Sendable {
         return process.terminationStatus
     }
 
-    func sendSignal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+    public func sendSignal(_ signal: Int32) { kill(process.processIdentifier, signal) }
 }
 
-struct DaemonError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+public struct DaemonError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// A scratch directory with a generated config for one test.
-struct TestSite {
-    let directory: String
-    let receiverPort: Int
-    var devices = 4
-    var diskBudget = "64MiB"
-    var ingestPort = 0
-    var adminPort = 0
-    var statusInterval = "1"
-    var logLevel = "info"
-    var ingestExtra = ""
-    var sinkExtra = ""
-    var extra = ""
+public struct TestSite: Sendable {
+    public let directory: String
+    public let receiverPort: Int
+    public var devices = 4
+    public var diskBudget = "64MiB"
+    public var ingestPort = 0
+    public var adminPort = 0
+    public var statusInterval = "1"
+    public var logLevel = "info"
+    public var ingestExtra = ""
+    public var sinkExtra = ""
+    public var extra = ""
     /// More device entries, as YAML list items indented like the generated ones.
-    var extraDevices = ""
+    public var extraDevices = ""
 
-    init(receiverPort: Int, name: String = #function) {
+    public init(receiverPort: Int, name: String = #function) {
         self.receiverPort = receiverPort
         let safe = name.filter { $0.isLetter || $0.isNumber }
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-e2e-\(safe)-\(UUID().uuidString.prefix(8))").path
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     }
 
-    static func token(_ index: Int) -> String { "token-\(index)" }
-    static func deviceID(_ index: Int) -> String { "dev-\(index)" }
+    /// A site in a scratch directory the test already made (e.g. one it reuses across restarts).
+    public init(directory: String, receiverPort: Int) {
+        self.directory = directory
+        self.receiverPort = receiverPort
+    }
 
-    var configPath: String { directory + "/gatehouse.yaml" }
+    public static func token(_ index: Int) -> String { "token-\(index)" }
+    public static func deviceID(_ index: Int) -> String { "dev-\(index)" }
 
-    func write() throws -> String {
+    public var configPath: String { directory + "/gatehouse.yaml" }
+
+    public func write() throws -> String {
         var devicesYAML = ""
         for i in 0..<devices {
             devicesYAML += """
@@ -198,5 +204,5 @@ struct TestSite {
         return configPath
     }
 
-    func remove() { try? FileManager.default.removeItem(atPath: directory) }
+    public func remove() { try? FileManager.default.removeItem(atPath: directory) }
 }

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import GatehouseSimulation
+import GatehouseTesting
 import Testing
 
 /// Item 6 of the profiles issue: pictures are counted by default; stored on disk, content
