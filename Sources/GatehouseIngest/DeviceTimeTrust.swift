@@ -22,7 +22,7 @@ enum DeviceTimeTrust {
         var reason: String?
         if ahead > settings.maxAheadSeconds {
             reason = "device time is \(Int(ahead)) s ahead of the gateway clock (more than clock_skew.max_ahead_seconds \(Int(settings.maxAheadSeconds)))"
-        } else if let year = Int(occurredAt.rfc3339.prefix(4)), year < settings.earliestYear {
+        } else if occurredAt.milliseconds < settings.earliestMilliseconds {
             reason = "device time is before \(settings.earliestYear) (clock_skew.earliest_year): a clock reset to its factory date"
         }
         guard let reason else {

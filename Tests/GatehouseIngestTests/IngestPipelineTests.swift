@@ -26,6 +26,15 @@ struct IngestPipelineTests {
         }
     }
 
+    @Test("the earliest trusted instant is 1 January of clock_skew.earliest_year, 00:00 UTC")
+    func earliestInstant() {
+        for year in [1971, 2000, 2015, 2024, 2100] {
+            let start = ClockSkewSettings(thresholdSeconds: 30, reportIntervalSeconds: 3600, earliestYear: year).earliestMilliseconds
+            #expect(Timestamp(milliseconds: start).rfc3339 == "\(year)-01-01T00:00:00.000Z")
+            #expect(Timestamp(milliseconds: start - 1).rfc3339.hasPrefix("\(year - 1)-12-31T23:59:59"))
+        }
+    }
+
     @Test("no time, an unreadable time, far ahead, a reset clock: the gateway's clock, the reason, the device's text")
     func untrusted() {
         let none = Self.judge(EventDraft(kind: .doorOpened))

@@ -69,13 +69,25 @@ public struct ClockSkewSettings: Sendable, Equatable {
     /// falls back to the receive time; the device's text is kept).
     public var maxAheadSeconds: Double = 3600
     /// A device time before this year is not trusted: a clock reset to its factory date.
-    public var earliestYear: Int = 2015
+    public var earliestYear: Int = 2015 {
+        didSet { earliestMilliseconds = Self.startOfYearMilliseconds(earliestYear) }
+    }
+    /// 1 January of `earliestYear`, 00:00 UTC, in Unix milliseconds: compared on every event.
+    public private(set) var earliestMilliseconds: Int64 = ClockSkewSettings.startOfYearMilliseconds(2015)
 
     public init(thresholdSeconds: Double, reportIntervalSeconds: Double, maxAheadSeconds: Double = 3600, earliestYear: Int = 2015) {
         self.thresholdSeconds = thresholdSeconds
         self.reportIntervalSeconds = reportIntervalSeconds
         self.maxAheadSeconds = maxAheadSeconds
         self.earliestYear = earliestYear
+        earliestMilliseconds = Self.startOfYearMilliseconds(earliestYear)
+    }
+
+    /// Days from 1970-01-01 to 1 January of `year` (proleptic Gregorian), times a day in milliseconds.
+    static func startOfYearMilliseconds(_ year: Int) -> Int64 {
+        let y = year - 1  // whole years before it
+        let days = 365 * (y - 1969) + (y / 4 - 1969 / 4) - (y / 100 - 1969 / 100) + (y / 400 - 1969 / 400)
+        return Int64(days) * 86_400_000
     }
 }
 
