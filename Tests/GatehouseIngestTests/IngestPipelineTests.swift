@@ -26,6 +26,15 @@ struct IngestPipelineTests {
         }
     }
 
+    @Test("the fingerprint's bytes are fixed: a stored one must still match after an upgrade")
+    func fingerprintIsStable() {
+        // SHA-256 over big-endian length-prefixed fields (UInt32.max for an absent one), first 16 bytes.
+        let value = EventFingerprint.of(
+            kind: .vehicleEntry, subject: Subject(type: .plate, value: "川F12345"), deviceTime: "2025-03-14 08:12:09",
+            point: nil, result: .granted)
+        #expect(value == "439d9bc97d6d8a64550acf3c2822d61b")
+    }
+
     @Test("the earliest trusted instant is 1 January of clock_skew.earliest_year, 00:00 UTC")
     func earliestInstant() {
         for year in [1971, 2000, 2015, 2024, 2100] {

@@ -10,18 +10,30 @@ import Crypto
 /// so it says nothing the stored event does not.
 public enum EventFingerprint {
     /// 32 hex digits: the first 128 bits of SHA-256 over the fields, each length-prefixed.
+    /// Runs for every event ingested, so it hashes the fields in place and writes the hex itself.
     public static func of(kind: EventKind, subject: Subject?, deviceTime: String?, point: String?, result: AccessResult?) -> String {
         var hasher = SHA256()
-        for field in [kind.rawValue, subject?.type.rawValue, subject?.value, deviceTime, point, result?.rawValue] {
+        func add(_ field: String?) {
             // Length-prefixed so that ("ab", "c") and ("a", "bc") differ; absent differs from empty.
-            let bytes = Array((field ?? "").utf8)
-            let length = field == nil ? UInt32.max : UInt32(bytes.count)
-            hasher.update(data: withUnsafeBytes(of: length.bigEndian) { Array($0) })
-            hasher.update(data: bytes)
+            var length = (field.map { UInt32($0.utf8.count) } ?? UInt32.max).bigEndian
+            withUnsafeBytes(of: &length) { hasher.update(bufferPointer: $0) }
+            guard var text = field else { return }
+            text.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
         }
-        return hasher.finalize().prefix(16).map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        add(kind.rawValue)
+        add(subject?.type.rawValue)
+        add(subject?.value)
+        add(deviceTime)
+        add(point)
+        add(result?.rawValue)
+        var hex = [UInt8]()
+        hex.reserveCapacity(32)
+        for byte in hasher.finalize().prefix(16) {
+            hex.append(hexDigits[Int(byte >> 4)])
+            hex.append(hexDigits[Int(byte & 0x0F)])
+        }
+        return String(decoding: hex, as: UTF8.self)
     }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
 }
