@@ -15,6 +15,9 @@ public struct EventDraft: Sendable, Equatable {
     public var direction: Direction?
     public var subject: Subject?
     public var result: AccessResult?
+    /// `start`/`stop` of an alarm that lasts, as an `AlarmTracker` decided it.
+    public var state: AlarmState?
+    public var alarm: AlarmRef?
     public var priority: Priority?
     public var attributes: [String: JSONValue]?
     public var dedupKey: String?
@@ -23,8 +26,11 @@ public struct EventDraft: Sendable, Equatable {
     public init(
         kind: EventKind, occurredAt: Timestamp? = nil, deviceTime: String? = nil, point: String? = nil,
         direction: Direction? = nil, subject: Subject? = nil, result: AccessResult? = nil, priority: Priority? = nil,
-        attributes: [String: JSONValue]? = nil, dedupKey: String? = nil, profile: String? = nil, timeIssue: String? = nil
+        attributes: [String: JSONValue]? = nil, dedupKey: String? = nil, profile: String? = nil, timeIssue: String? = nil,
+        state: AlarmState? = nil, alarm: AlarmRef? = nil
     ) {
+        self.state = state
+        self.alarm = alarm
         self.timeIssue = timeIssue
         self.kind = kind
         self.occurredAt = occurredAt

@@ -110,10 +110,11 @@ public final class IngestPipeline: Sendable {
             direction: direction, subject: draft.subject, result: draft.result, priority: draft.priority,
             attributes: draft.attributes,
             source: Source(driver: driver, profile: draft.profile, dedupKey: draft.dedupKey, deviceTime: time.deviceTime),
-            timeSource: time.source, timeReason: time.reason)
+            timeSource: time.source, timeReason: time.reason, state: draft.state, alarm: draft.alarm)
         privacy.apply(to: &event)
         let fingerprint = EventFingerprint.of(
-            kind: event.kind, subject: event.subject, deviceTime: time.deviceTime, point: event.point, result: event.result)
+            kind: event.kind, subject: event.subject, deviceTime: time.deviceTime, point: event.point, result: event.result,
+            alarm: event.state.map { ($0, event.alarm?.id) })
         event.source.fingerprint = fingerprint
         // A payload without a vendor id is recognised by its content when it says when it
         // happened; without a device time, two reads of one plate could be two cars.

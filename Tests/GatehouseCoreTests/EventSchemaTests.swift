@@ -19,6 +19,8 @@ struct EventSchemaTests {
         #expect(try Self.enumValues(schema, "priority") == Set(Priority.allCases.map(\.rawValue)))
         #expect(try Self.enumValues(schema, "direction") == Set(Direction.allCases.map(\.rawValue)))
         #expect(try Self.enumValues(schema, "result") == Set(AccessResult.allCases.map(\.rawValue)))
+        #expect(try Self.enumValues(schema, "state") == Set(AlarmState.allCases.map(\.rawValue)))
+        #expect(try Self.enumValues(schema, "alarm", "stopReason") == Set(AlarmStopReason.allCases.map(\.rawValue)))
         #expect(try Self.enumValues(schema, "subject", "type") == Set(SubjectType.allCases.map(\.rawValue)))
         #expect(try Self.enumValues(schema, "subject", "treatment") == Set(Self.allTreatments.map(\.rawValue)))
         #expect(try Self.property(schema, "schema")["const"] as? String == Event.schemaV1)
@@ -44,6 +46,7 @@ struct EventSchemaTests {
             (sample.device, try Self.property(schema, "device")),
             (sample.source, try Self.property(schema, "source")),
             (Subject(type: .plate, value: nil), try Self.property(schema, "subject")),
+            (AlarmRef(id: "", incident: ""), try Self.property(schema, "alarm")),
         ]
         for (value, objectSchema) in cases {
             let (all, required) = Self.storedProperties(value)
@@ -259,6 +262,17 @@ struct EventSchemaTests {
         dropped.subject = Subject(type: .qr, value: nil, treatment: .dropped)
         dropped.priority = .alarm  // a source may override the kind's default
         events.append(dropped)
+        // An alarm's start and its stop (docs/specs/0003-camera-alarms.md).
+        var start = minimalEvent(kind: .cameraIntrusion, now: t0, type: .camera)
+        start.point = "1"
+        start.state = .start
+        start.alarm = AlarmRef(id: "0123456789abcdef", incident: "0123456789abcdef", initial: true)
+        events.append(start)
+        var stop = minimalEvent(kind: .cameraIntrusion, now: t0.adding(seconds: 12), type: .camera)
+        stop.point = "1"
+        stop.state = .stop
+        stop.alarm = AlarmRef(id: "0123456789abcdef", incident: "fedcba9876543210", startedAt: t0, stopReason: .quiet)
+        events.append(stop)
         var nobody = minimalEvent(kind: .doorExitRequest, now: t0)
         nobody.subject = Subject(type: .none, value: nil)
         events.append(nobody)

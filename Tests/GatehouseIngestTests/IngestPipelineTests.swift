@@ -101,6 +101,20 @@ struct IngestPipelineTests {
         var otherPoint = read
         otherPoint.point = "lane-2"
         for changed in [otherPlate, otherTime, otherPoint] { #expect(print(changed) != base) }
+        // An alarm's start and stop at the same second differ, and both reach the event.
+        var start = EventDraft(kind: .cameraIntrusion, occurredAt: Self.received, deviceTime: "t", point: "1")
+        start.apply(AlarmTransition(
+            state: .start, alarm: AlarmRef(id: "00000000000000aa", incident: "00000000000000aa"), kind: .cameraIntrusion,
+            point: "1", code: "fielddetection", occurredAt: Self.received))
+        var stop = start
+        stop.apply(AlarmTransition(
+            state: .stop, alarm: AlarmRef(id: "00000000000000aa", incident: "00000000000000aa", stopReason: .device),
+            kind: .cameraIntrusion, point: "1", code: "fielddetection", occurredAt: Self.received))
+        #expect(print(start) != print(stop))
+        let stopEvent = pipeline.makeEvent(stop, device: device, driver: "generic-json", receivedAt: Self.received)
+        #expect(stopEvent.state == .stop && stopEvent.alarm?.stopReason == .device)
+        #expect(stopEvent.source.dedupKey == "alarm:00000000000000aa:stop")
+        #expect(stopEvent.priority == .alarm)
         // The fingerprint is taken after the privacy policy: the clear plate is not what was digested.
         let event = pipeline.makeEvent(read, device: device, driver: "generic-json", receivedAt: Self.received)
         #expect(event.subject?.treatment == .hashed)

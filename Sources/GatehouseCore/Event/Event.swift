@@ -21,6 +21,10 @@ public struct Event: Codable, Sendable, Equatable {
     public var direction: Direction?
     public var subject: Subject?
     public var result: AccessResult?
+    /// `start` or `stop` for an alarm that lasts; absent for an event at an instant.
+    public var state: AlarmState?
+    /// Which alarm a `start`/`stop` belongs to, and the incident it is part of.
+    public var alarm: AlarmRef?
     public var priority: Priority
     public var attributes: [String: JSONValue]?
     public var source: Source
@@ -29,8 +33,11 @@ public struct Event: Codable, Sendable, Equatable {
         id: EventID, kind: EventKind, occurredAt: Timestamp, receivedAt: Timestamp, site: String,
         device: DeviceRef, point: String? = nil, direction: Direction? = nil, subject: Subject? = nil,
         result: AccessResult? = nil, priority: Priority? = nil, attributes: [String: JSONValue]? = nil,
-        source: Source, timeSource: TimeSource? = nil, timeReason: String? = nil
+        source: Source, timeSource: TimeSource? = nil, timeReason: String? = nil, state: AlarmState? = nil,
+        alarm: AlarmRef? = nil
     ) {
+        self.state = state
+        self.alarm = alarm
         self.id = id
         self.schema = Event.schemaV1
         self.kind = kind

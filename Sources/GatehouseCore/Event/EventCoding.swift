@@ -41,6 +41,8 @@ extension Event {
             object["subject"] = .object(subjectObject)
         }
         if let result { object["result"] = .string(result.rawValue) }
+        if let state { object["state"] = .string(state.rawValue) }
+        if let alarm { object["alarm"] = alarm.jsonValue }
         if let attributes { object["attributes"] = .object(attributes) }
         var sourceObject: [String: JSONValue] = ["driver": .string(source.driver)]
         if let profile = source.profile { sourceObject["profile"] = .string(profile) }

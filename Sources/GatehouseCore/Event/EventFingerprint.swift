@@ -11,7 +11,12 @@ import Crypto
 public enum EventFingerprint {
     /// 32 hex digits: the first 128 bits of SHA-256 over the fields, each length-prefixed.
     /// Runs for every event ingested, so it hashes the fields in place and writes the hex itself.
-    public static func of(kind: EventKind, subject: Subject?, deviceTime: String?, point: String?, result: AccessResult?) -> String {
+    /// `alarm` (state and alarm id) is hashed only when present, so events at an instant keep
+    /// the fingerprint they had before alarms had states: a start and its stop at the same second differ.
+    public static func of(
+        kind: EventKind, subject: Subject?, deviceTime: String?, point: String?, result: AccessResult?,
+        alarm: (state: AlarmState, id: String?)? = nil
+    ) -> String {
         var hasher = SHA256()
         func add(_ field: String?) {
             // Length-prefixed so that ("ab", "c") and ("a", "bc") differ; absent differs from empty.
@@ -26,6 +31,10 @@ public enum EventFingerprint {
         add(deviceTime)
         add(point)
         add(result?.rawValue)
+        if let alarm {
+            add(alarm.state.rawValue)
+            add(alarm.id)
+        }
         var hex = [UInt8]()
         hex.reserveCapacity(32)
         for byte in hasher.finalize().prefix(16) {

@@ -28,12 +28,23 @@ public enum EventKind: String, Codable, Sendable, CaseIterable, Hashable {
     case cameraVideoLoss = "camera.video-loss"
     case cameraIntrusion = "camera.intrusion"
     case cameraLineCrossing = "camera.line-crossing"
+    case cameraRegionEntrance = "camera.region-entrance"
+    case cameraRegionExit = "camera.region-exit"
+    case cameraLoitering = "camera.loitering"
+    case cameraObjectLeft = "camera.object-left"
+    case cameraObjectRemoved = "camera.object-removed"
+    case cameraSceneChange = "camera.scene-change"
+    case cameraDefocus = "camera.defocus"
+    case cameraPerson = "camera.person"
+    case cameraFace = "camera.face"
+    case cameraAudio = "camera.audio"
     // alarms
     case alarmInput = "alarm.input"
     case alarmPanic = "alarm.panic"
     case alarmFire = "alarm.fire"
     case alarmDuress = "alarm.duress"
     case alarmTamper = "alarm.tamper"
+    case alarmPIR = "alarm.pir"
     // intercom
     case intercomCall = "intercom.call"
     // devices
@@ -42,17 +53,22 @@ public enum EventKind: String, Codable, Sendable, CaseIterable, Hashable {
     case deviceRebooted = "device.rebooted"
     case deviceClockSkew = "device.clock-skew"
     case deviceLogGap = "device.log-gap"
+    case deviceStorageError = "device.storage-error"
     // anything else; the vendor's own code stays in `attributes`
     case vendorOther = "vendor.other"
 
     /// The priority an event of this kind gets unless its source says otherwise.
     public var defaultPriority: Priority {
         switch self {
-        case .alarmInput, .alarmPanic, .alarmFire, .alarmDuress, .alarmTamper,
-            .doorForced, .cameraTamper, .cameraIntrusion:
+        // Someone where they should not be, or a camera or input made blind: a guard must look now.
+        case .alarmInput, .alarmPanic, .alarmFire, .alarmDuress, .alarmTamper, .alarmPIR,
+            .doorForced, .cameraTamper, .cameraIntrusion, .cameraLineCrossing, .cameraRegionEntrance,
+            .cameraRegionExit, .cameraLoitering, .cameraObjectLeft, .cameraObjectRemoved, .cameraSceneChange,
+            .cameraVideoLoss:
             return .alarm
-        case .cameraMotion, .cameraLineCrossing, .cameraVideoLoss, .lanePresence,
-            .deviceOnline, .deviceOffline, .deviceRebooted, .deviceClockSkew, .deviceLogGap,
+        // Detections that fire all day on passers-by, and the gateway's own housekeeping.
+        case .cameraMotion, .cameraDefocus, .cameraPerson, .cameraFace, .cameraAudio, .lanePresence,
+            .deviceOnline, .deviceOffline, .deviceRebooted, .deviceClockSkew, .deviceLogGap, .deviceStorageError,
             .vendorOther:
             return .telemetry
         default:
