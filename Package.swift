@@ -186,6 +186,8 @@ let package = Package(
             name: "GatehouseIngestTests",
             dependencies: [
                 "GatehouseCore", "GatehouseQueue", "GatehouseIngest", "GatehouseSinks", "GatehouseTesting",
+                // The daemon's services (supervisor, status, image retention) are tested here on a ManualClock.
+                "GatehouseDaemon",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -71,7 +71,7 @@ public struct QuarantineReplayer: Sendable {
         let drafts = try driver.decode(payload, device: device)
         var logger = Logger(label: "gatehouse.replay")
         logger.logLevel = .warning
-        let pipeline = IngestPipeline(config: config, queue: queue, devices: DeviceDirectory(devices: [], logger: logger), logger: logger)
+        let pipeline = IngestPipeline(config: config, queue: queue, devices: DeviceDirectory(devices: [], logger: logger, clock: queue.clock), logger: logger)
         return drafts.map { pipeline.makeEvent($0, device: device, driver: driver.name, receivedAt: entry.receivedAt) }
     }
 }
