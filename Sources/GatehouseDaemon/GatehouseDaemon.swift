@@ -39,9 +39,12 @@ public final class GatehouseDaemon: Sendable {
     public static func loadConfig(path: String) throws(ConfigError) -> GatehouseConfig {
         let config: GatehouseConfig
         var diagnostics: [ConfigDiagnostic] = []
+        // A set of its own: checking a config shares no driver state with a running daemon.
+        let drivers = DriverRegistry.makeAll()
         do {
             config = try ConfigLoader.load(
-                path: path, knownDrivers: DriverRegistry.names, driverOptions: DriverRegistry.options, sinkTypes: SinkRegistry.readers)
+                path: path, knownDrivers: Set(drivers.map(\.name)), driverOptions: DriverRegistry.options(of: drivers),
+                sinkTypes: SinkRegistry.readers)
         } catch {
             // Option errors stop the load; the drivers' checks still run, so check-config lists everything at once.
             guard let partial = error.partial else { throw error }
@@ -49,7 +52,7 @@ public final class GatehouseDaemon: Sendable {
             diagnostics = error.diagnostics
         }
         for (index, device) in config.devices.enumerated() {
-            guard let driver = DriverRegistry.driver(named: device.driver) else { continue }
+            guard let driver = drivers.named(device.driver) else { continue }
             for message in driver.validate(device: device) {
                 diagnostics.append(
                     ConfigDiagnostic(file: path, line: device.line, column: 5, key: "devices[\(index)]", message: message))
