@@ -14,9 +14,10 @@ public struct ConfigChecks: Sendable {
             let line = ConfigLoader.line(ofTopLevelKey: "state_directory", in: text) ?? 0
             errors.append(ConfigDiagnostic(file: path, line: line, column: 1, key: "state_directory", message: problem))
         }
+        let drivers = DriverRegistry.makeAll()
         for (index, device) in config.devices.enumerated() where device.enabled {
             // Polled devices are reached by the gateway; only pushing devices can be impersonated.
-            guard let driver = DriverRegistry.driver(named: device.driver), !driver.runsPerDevice else { continue }
+            guard let driver = drivers.named(device.driver), !driver.runsPerDevice else { continue }
             guard device.auth == nil, device.allowFrom.isEmpty, config.ingest.allowFrom.isEmpty else { continue }
             warnings.append(
                 ConfigDiagnostic(

@@ -39,9 +39,12 @@ public final class GatehouseDaemon: Sendable {
     public static func loadConfig(path: String) throws(ConfigError) -> GatehouseConfig {
         let config: GatehouseConfig
         var diagnostics: [ConfigDiagnostic] = []
+        // A set of its own: checking a config shares no driver state with a running daemon.
+        let drivers = DriverRegistry.makeAll()
         do {
             config = try ConfigLoader.load(
-                path: path, knownDrivers: DriverRegistry.names, driverOptions: DriverRegistry.options, sinkTypes: SinkRegistry.readers)
+                path: path, knownDrivers: Set(drivers.map(\.name)), driverOptions: DriverRegistry.options(of: drivers),
+                sinkTypes: SinkRegistry.readers)
         } catch {
             // Option errors stop the load; the drivers' checks still run, so check-config lists everything at once.
             guard let partial = error.partial else { throw error }
@@ -49,7 +52,7 @@ public final class GatehouseDaemon: Sendable {
             diagnostics = error.diagnostics
         }
         for (index, device) in config.devices.enumerated() {
-            guard let driver = DriverRegistry.driver(named: device.driver) else { continue }
+            guard let driver = drivers.named(device.driver) else { continue }
             for message in driver.validate(device: device) {
                 diagnostics.append(
                     ConfigDiagnostic(file: path, line: device.line, column: 5, key: "devices[\(index)]", message: message))
@@ -64,15 +67,17 @@ public final class GatehouseDaemon: Sendable {
     /// Runs until SIGTERM/SIGINT (when `handleSignals`) or cancellation.
     public func run(handleSignals: Bool = true) async throws {
         let queuePath = (config.stateDirectory as NSString).appendingPathComponent(Self.queueFileName)
+        // The one clock every timeout, backoff, keepalive, offline, retention and skew decision reads.
+        let clock = SystemClock()
         let sealer = try PayloadSealer.resolve(configured: config.privacy.quarantineKey, directory: config.stateDirectory)
         let queue = try EventQueue(
-            path: queuePath, settings: config.queue, diskBudgetBytes: config.diskBudgetBytes, sealer: sealer, logger: logger)
-        let devices = DeviceDirectory(devices: config.devices, logger: logger)
+            path: queuePath, settings: config.queue, diskBudgetBytes: config.diskBudgetBytes, sealer: sealer, clock: clock, logger: logger)
+        let devices = DeviceDirectory(devices: config.devices, logger: logger, clock: clock)
         let pipeline = IngestPipeline(config: config, queue: queue, devices: devices, logger: logger)
         let requests = DeviceRequests(config: config.ingest, devices: devices)
-        let sourceGuard = SourceGuard(config: config.ingest)
-        let sinks = SinkSupervisor(queue: queue, logger: logger)
-        let driverContext = DriverContext(pipeline: pipeline, requests: requests)
+        let sourceGuard = SourceGuard(config: config.ingest, clock: clock)
+        let sinks = SinkSupervisor(queue: queue, clock: clock, logger: logger)
+        let driverContext = DriverContext(pipeline: pipeline, requests: requests, clock: clock)
         let drivers = DriverRegistry.makeAll()
         let driverTasks = DriverSupervisor(context: driverContext, drivers: drivers, logger: logger)
         driverTasks.apply(config.devices)
@@ -80,7 +85,7 @@ public final class GatehouseDaemon: Sendable {
         let notifier = SystemdNotifier()
         let collector = StatusCollector(queue: queue, devices: devices, sinks: sinks, registry: registry, site: config.site)
         let status = StatusService(
-            collector: collector, pipeline: pipeline, notifier: notifier, interval: config.statusIntervalSeconds, logger: logger)
+            collector: collector, pipeline: pipeline, notifier: notifier, interval: config.statusIntervalSeconds, clock: clock, logger: logger)
         let reload = ReloadService(
             configPath: configPath, current: config, queue: queue, devices: devices, pipeline: pipeline,
             requests: requests, sourceGuard: sourceGuard, sinks: sinks, drivers: driverTasks, driverInstances: drivers, status: status,
@@ -120,7 +125,7 @@ public final class GatehouseDaemon: Sendable {
                     .init(service: driverTasks, serviceName: "drivers"),
                     .init(service: Listener(name: "admin", address: "\(adminConfig.host):\(adminConfig.port)", server: admin, logger: logger), serviceName: "admin"),
                     .init(service: status, serviceName: "status"),
-                    .init(service: ImageRetentionService(devices: devices, profiles: drivers.lazy.compactMap { $0 as? ProfileDriver }.first, logger: logger), serviceName: "image-retention"),
+                    .init(service: ImageRetentionService(devices: devices, profiles: drivers.lazy.compactMap { $0 as? ProfileDriver }.first, clock: clock, logger: logger), serviceName: "image-retention"),
                     .init(service: reload, serviceName: "reload"),
                 ],
                 gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],

@@ -9,10 +9,13 @@ import Logging
 public struct QuarantineReplayer: Sendable {
     let config: GatehouseConfig
     let queue: EventQueue
+    /// This replay's own driver instances, as a daemon run would make them.
+    let drivers: [any Driver]
 
-    public init(config: GatehouseConfig, queue: EventQueue) {
+    public init(config: GatehouseConfig, queue: EventQueue, drivers: [any Driver] = DriverRegistry.makeAll()) {
         self.config = config
         self.queue = queue
+        self.drivers = drivers
     }
 
     public struct Failure: Error, CustomStringConvertible {
@@ -51,7 +54,7 @@ public struct QuarantineReplayer: Sendable {
         if entry.driver.hasPrefix("sink:") {
             return [try EventCoding.decode(entry.payload)]
         }
-        guard let driver = DriverRegistry.driver(named: entry.driver) else {
+        guard let driver = drivers.named(entry.driver) else {
             throw Failure(description: "driver '\(entry.driver)' is not in this build")
         }
         let payload = RawPayload(body: Array(entry.payload), contentType: entry.contentType, route: entry.route)
@@ -71,7 +74,7 @@ public struct QuarantineReplayer: Sendable {
         let drafts = try driver.decode(payload, device: device)
         var logger = Logger(label: "gatehouse.replay")
         logger.logLevel = .warning
-        let pipeline = IngestPipeline(config: config, queue: queue, devices: DeviceDirectory(devices: [], logger: logger), logger: logger)
+        let pipeline = IngestPipeline(config: config, queue: queue, devices: DeviceDirectory(devices: [], logger: logger, clock: queue.clock), logger: logger)
         return drafts.map { pipeline.makeEvent($0, device: device, driver: driver.name, receivedAt: entry.receivedAt) }
     }
 }

@@ -35,10 +35,14 @@ public final class DeviceDirectory: Sendable {
 
     private let state = Mutex(State())
     private let logger: Logger
+    /// Stamps `waiting since` for devices added at start and by reload, and dates the listener's
+    /// Digest nonces; the daemon's one clock.
+    public let clock: any TimerClock
 
-    public init(devices: [DeviceConfig], logger: Logger, now: Timestamp = .now) {
+    public init(devices: [DeviceConfig], logger: Logger, clock: any TimerClock) {
         self.logger = logger
-        replace(devices, now: now, waitingReason: "waiting since restart")
+        self.clock = clock
+        replace(devices, waitingReason: "waiting since restart")
     }
 
     public func device(_ id: String) -> DeviceConfig? { state.withLock { $0.devices[id] } }
@@ -50,9 +54,10 @@ public final class DeviceDirectory: Sendable {
     /// Installs a new device list; health of devices that stay is kept. Returns a summary of what changed.
     @discardableResult
     public func replace(
-        _ devices: [DeviceConfig], now: Timestamp = .now, waitingReason: String = "waiting since added by reload"
+        _ devices: [DeviceConfig], waitingReason: String = "waiting since added by reload"
     ) -> (added: [String], removed: [String], changed: [String]) {
-        state.withLock { s in
+        let now = clock.now
+        return state.withLock { s in
             let old = s.devices
             s.devices = Dictionary(devices.filter(\.enabled).map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
             let added = s.devices.keys.filter { old[$0] == nil }.sorted()
@@ -69,7 +74,7 @@ public final class DeviceDirectory: Sendable {
     }
 
     /// Records traffic from a device; returns a transition when it comes back up.
-    public func markSeen(_ id: String, events: Int, at now: Timestamp = .now) -> Transition? {
+    public func markSeen(_ id: String, events: Int, at now: Timestamp) -> Transition? {
         let transition = state.withLock { s -> Transition? in
             guard var health = s.health[id], let device = s.devices[id] else { return nil }
             health.lastSeen = now
@@ -87,7 +92,7 @@ public final class DeviceDirectory: Sendable {
 
     /// Marks a device down with a reason a driver found (no reply, refused login…); returns the
     /// transition when it was up or still waiting for its first contact.
-    public func markDown(_ id: String, reason: String, at now: Timestamp = .now) -> Transition? {
+    public func markDown(_ id: String, reason: String, at now: Timestamp) -> Transition? {
         let transition = state.withLock { s -> Transition? in
             guard var health = s.health[id], let device = s.devices[id] else { return nil }
             let changes = health.state != .down
@@ -105,7 +110,7 @@ public final class DeviceDirectory: Sendable {
 
     /// Marks devices down that have been silent for longer than their `offline_after_seconds`:
     /// those that were up, and those still waiting for their first contact since (re)start.
-    public func sweep(now: Timestamp = .now) -> [Transition] {
+    public func sweep(now: Timestamp) -> [Transition] {
         let transitions = state.withLock { s -> [Transition] in
             var out: [Transition] = []
             for (id, device) in s.devices {

@@ -54,7 +54,8 @@ extension Driver {
 
 /// Every driver this build carries: adding a protocol adds one line here and one folder under Drivers/.
 /// Drivers keep state (UHPPOTE listeners, the ZKTeco command queue, loaded profiles), so the
-/// registry lists how to make each one, and every daemon run makes its own set with `makeAll()`.
+/// registry lists how to make each one and keeps no instance: every daemon run, config check and
+/// quarantine replay makes its own set with `makeAll()`.
 public enum DriverRegistry {
     public static let makers: [@Sendable () -> any Driver] = [
         { GenericJSONDriver() },
@@ -64,18 +65,22 @@ public enum DriverRegistry {
         { HikvisionACSDriver() },
     ]
 
-    /// A fresh instance of every driver, for one daemon run.
+    /// A fresh instance of every driver, for one daemon run, config check or replay.
     public static func makeAll() -> [any Driver] { makers.map { $0() } }
 
-    /// One shared set for work outside a daemon run: config names and checks, quarantine replay, tests.
-    public static let all: [any Driver] = makeAll()
+    /// The names devices may use under `driver:`, read from a fresh set.
+    public static var names: Set<String> { Set(makeAll().map(\.name)) }
 
-    public static var names: Set<String> { Set(all.map(\.name)) }
+    /// What each driver takes under `options:`, for the config loader, read from a fresh set.
+    public static var options: [String: DriverOptionSet] { options(of: makeAll()) }
 
-    /// What each driver takes under `options:`, for the config loader.
-    public static var options: [String: DriverOptionSet] {
-        Dictionary(all.map { ($0.name, $0.options) }, uniquingKeysWith: { first, _ in first })
+    /// What each of `drivers` takes under `options:`.
+    public static func options(of drivers: [any Driver]) -> [String: DriverOptionSet] {
+        Dictionary(drivers.map { ($0.name, $0.options) }, uniquingKeysWith: { first, _ in first })
     }
+}
 
-    public static func driver(named name: String) -> (any Driver)? { all.first { $0.name == name } }
+extension [any Driver] {
+    /// The driver devices name `name` under `driver:`.
+    public func named(_ name: String) -> (any Driver)? { first { $0.name == name } }
 }

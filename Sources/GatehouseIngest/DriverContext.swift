@@ -108,7 +108,7 @@ public protocol DriverClock: TimerClock {
     var instant: ContinuousClock.Instant { get }
 }
 
-/// The machine's clocks.
+/// The machine's clocks. The daemon makes one and hands it to everything that decides by time.
 public struct SystemClock: DriverClock {
     public init() {}
     public var now: Timestamp { .now }
@@ -116,4 +116,14 @@ public struct SystemClock: DriverClock {
     public func schedule(after delay: Duration, _ action: @escaping @Sendable () -> Void) -> ScheduledTimer {
         MachineClock().schedule(after: delay, action)
     }
+}
+
+/// A test's clock seen by drivers: monotonic time moves with `advance(by:)`, exactly as wall time does.
+extension ManualClock: DriverClock {
+    public var instant: ContinuousClock.Instant { ManualInstantOrigin.origin.advanced(by: .milliseconds(now.milliseconds)) }
+}
+
+/// An arbitrary fixed origin for `ManualClock.instant`; only differences between instants mean anything.
+private enum ManualInstantOrigin {
+    static let origin = ContinuousClock.now
 }

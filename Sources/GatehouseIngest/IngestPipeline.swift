@@ -49,7 +49,7 @@ public final class IngestPipeline: Sendable {
     /// refused (the cursor then stays where it was).
     public func submit(
         _ drafts: [EventDraft], quarantine: [QuarantineRecord] = [], from device: DeviceConfig, driver: String,
-        receivedAt: Timestamp = .now, cursor: DeviceCursorUpdate? = nil
+        receivedAt: Timestamp, cursor: DeviceCursorUpdate? = nil
     ) async throws -> [AppendOutcome] {
         let (events, extra) = prepare(drafts, from: device, driver: driver, receivedAt: receivedAt)
         let outcomes = try await queue.append(events + extra, quarantine: quarantine, cursor: cursor, receivedAt: receivedAt)

@@ -9,7 +9,7 @@ final class DedupCollisionLog: Sendable {
     private let state = Mutex<[String: (lastMs: Int64?, pending: Int)]>([:])
     static let intervalMs: Int64 = 60_000
 
-    func note(device: String, key: String, logger: Logger, now: Timestamp = .now) {
+    func note(device: String, key: String, logger: Logger, now: Timestamp) {
         let count = state.withLock { all -> Int? in
             var entry = all[device] ?? (lastMs: nil, pending: 0)
             entry.pending += 1

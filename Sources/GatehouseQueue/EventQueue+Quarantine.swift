@@ -6,7 +6,8 @@ extension EventQueue {
     /// Keeps input that could not be mapped, cut to the configured size, and returns its id.
     /// Throws `QueueFullError` when the budget cannot take it even after evicting older quarantine.
     @discardableResult
-    public func quarantine(_ record: QuarantineRecord, receivedAt: Timestamp = .now) async throws -> Int64 {
+    public func quarantine(_ record: QuarantineRecord, receivedAt: Timestamp? = nil) async throws -> Int64 {
+        let receivedAt = receivedAt ?? clock.now
         let sealed = try seal(record)
         let budget = settingsSnapshot().budget
         let result = try await pool.write { db -> (Int64?, [Int: (count: Int64, bytes: Int64)]) in
@@ -98,7 +99,8 @@ extension EventQueue {
 
     /// Marks an entry replayed with the ids of the events it became; the payload is kept for audit
     /// until the budget needs the room.
-    public func markReplayed(id: Int64, eventIDs: [EventID], at time: Timestamp = .now) async throws {
+    public func markReplayed(id: Int64, eventIDs: [EventID], at time: Timestamp? = nil) async throws {
+        let time = time ?? clock.now
         try await pool.write { db in
             try db.execute(
                 sql: "UPDATE quarantine SET replayed_ms = ?, replayed_events = ? WHERE id = ?",

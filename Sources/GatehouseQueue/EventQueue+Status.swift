@@ -37,7 +37,8 @@ extension EventQueue {
     }
 
     /// Forgets dedup keys older than the window and returns freed pages to the file system.
-    public func maintain(now: Timestamp = .now) async throws {
+    public func maintain(now: Timestamp? = nil) async throws {
+        let now = now ?? clock.now
         let windowHours = dedupWindowHours()
         let cutoff = now.milliseconds - Int64(windowHours * 3_600_000)
         try await pool.write { db in

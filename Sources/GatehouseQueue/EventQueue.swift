@@ -26,6 +26,8 @@ public final class EventQueue: Sendable {
     private let sinkCursors = Mutex<[String: [Int: Int64]]>([:])
     private let processStats = Mutex<(commits: Int64, events: Int64)>((0, 0))
     private let collisions = DedupCollisionLog()
+    /// Stamps receive times not given by the caller, cursor updates, replays and the dedup window.
+    public let clock: any TimerClock
 
     struct Settings {
         var budgetBytes: Int64
@@ -47,7 +49,7 @@ public final class EventQueue: Sendable {
     struct PendingAppend {
         let rows: [EncodedEvent]
         var quarantine: [SealedQuarantine] = []
-        var receivedAt: Timestamp = .now
+        var receivedAt: Timestamp
         let cursor: DeviceCursorUpdate?
         let continuation: CheckedContinuation<[AppendOutcome], any Error>
     }
@@ -60,7 +62,10 @@ public final class EventQueue: Sendable {
     /// Opens (creating or migrating) the queue at `path`. Does no background work: call `run()`.
     /// `sealer` seals quarantined payloads; without one, the key generated beside the queue
     /// file is used (`PayloadSealer.resolve`).
-    public init(path: String, settings: QueueSettings, diskBudgetBytes: Int64, sealer: PayloadSealer? = nil, logger: Logger) throws {
+    public init(
+        path: String, settings: QueueSettings, diskBudgetBytes: Int64, sealer: PayloadSealer? = nil, clock: any TimerClock, logger: Logger
+    ) throws {
+        self.clock = clock
         self.path = path
         self.logger = logger
         self.sealer = try sealer ?? PayloadSealer.resolve(configured: nil, directory: (path as NSString).deletingLastPathComponent)
@@ -121,8 +126,9 @@ public final class EventQueue: Sendable {
     /// transaction, so the cursor moves past them exactly when they are kept; one outcome
     /// `.refused` is added after the events' outcomes for each record the disk budget refused.
     public func append(
-        _ events: [Event], quarantine: [QuarantineRecord] = [], cursor: DeviceCursorUpdate? = nil, receivedAt: Timestamp = .now
+        _ events: [Event], quarantine: [QuarantineRecord] = [], cursor: DeviceCursorUpdate? = nil, receivedAt: Timestamp? = nil
     ) async throws -> [AppendOutcome] {
+        let receivedAt = receivedAt ?? clock.now
         let rows = try encode(events)
         let sealed = try quarantine.map(seal)
         return try await withCheckedThrowingContinuation { continuation in
@@ -148,7 +154,7 @@ public final class EventQueue: Sendable {
         let (outcomes, evictions) = try await pool.write { db in
             var ledger = try Ledger(db)
             var kept: [(SealedQuarantine, Int64)] = []
-            let outcomes = try self.commit(rows: rows, quarantine: [], cursor: cursor, db: db, ledger: &ledger, kept: &kept)
+            let outcomes = try self.commit(rows: rows, quarantine: [], receivedAt: self.clock.now, cursor: cursor, db: db, ledger: &ledger, kept: &kept)
             try ledger.save(db)
             return (outcomes, ledger.evictions)
         }
@@ -266,7 +272,7 @@ public final class EventQueue: Sendable {
     }
 
     private func commit(
-        rows: [EncodedEvent], quarantine: [SealedQuarantine], receivedAt: Timestamp = .now, cursor: DeviceCursorUpdate?,
+        rows: [EncodedEvent], quarantine: [SealedQuarantine], receivedAt: Timestamp, cursor: DeviceCursorUpdate?,
         db: Database, ledger: inout Ledger, kept: inout [(SealedQuarantine, Int64)]
     ) throws -> [AppendOutcome] {
         let budget = settings.withLock { $0.budgetBytes }
@@ -304,7 +310,7 @@ public final class EventQueue: Sendable {
             ledger.queuedBytes += size
             if collision {
                 ledger.collisions += 1
-                collisions.note(device: row.deviceID, key: row.dedupKey ?? "", logger: logger)
+                collisions.note(device: row.deviceID, key: row.dedupKey ?? "", logger: logger, now: clock.now)
             }
             outcomes.append(.stored(row.id))
         }
@@ -321,7 +327,7 @@ public final class EventQueue: Sendable {
                     INSERT INTO device_cursors(device_id, cursor, updated_ms) VALUES (?, ?, ?)
                     ON CONFLICT(device_id) DO UPDATE SET cursor = excluded.cursor, updated_ms = excluded.updated_ms
                     """,
-                arguments: [cursor.deviceID, cursor.cursor, Timestamp.now.milliseconds])
+                arguments: [cursor.deviceID, cursor.cursor, clock.now.milliseconds])
         }
         return outcomes
     }

@@ -29,7 +29,9 @@ public struct SinkType: Sendable {
 }
 
 /// Every sink type this build carries, one line each. Adding a sink type is a folder under
-/// `Sinks/` and a line here; Core and the daemon need no change.
+/// `Sinks/` and a line here; Core and the daemon need no change. The list holds types (how to
+/// read a config section and build a sink), never sink instances: every daemon run builds its
+/// own sinks with `make`, so no connection pool or open file outlives the run that made it.
 public enum SinkRegistry {
     public static let all: [SinkType] = [
         SinkType(FileSink.self),

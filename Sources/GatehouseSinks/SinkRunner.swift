@@ -32,10 +32,10 @@ public final class SinkRunner: Sendable {
     private let statistics: Mutex<Statistics>
     private let deliveredCounter: Counter
     private let failureCounter: Counter
-    /// Times backoffs and stamps failures and deliveries; tests pass a `ManualClock`.
+    /// Times backoffs and idle re-checks, stamps failures and deliveries; tests pass a `ManualClock`.
     private let clock: any TimerClock
 
-    public init(sink: any Sink, config: SinkConfig, queue: EventQueue, logger: Logger, clock: any TimerClock = MachineClock()) {
+    public init(sink: any Sink, config: SinkConfig, queue: EventQueue, logger: Logger, clock: any TimerClock) {
         self.name = sink.name
         self.clock = clock
         self.sink = sink
@@ -91,7 +91,7 @@ public final class SinkRunner: Sendable {
             }
             if events.isEmpty {
                 setState("idle")
-                await activity.wait(timeout: .seconds(Self.idleRecheckSeconds))
+                await activity.wait(timeout: .seconds(Self.idleRecheckSeconds), clock: clock)
                 continue
             }
             // After a failure the batch is read again rather than retried as is, so alarms that

@@ -25,12 +25,12 @@ public struct QueueFixture: Sendable {
         self.budget = budget
         queue = try EventQueue(
             path: directory.appendingPathComponent("queue.sqlite").path, settings: settings,
-            diskBudgetBytes: budget, logger: logger)
+            diskBudgetBytes: budget, clock: MachineClock(), logger: logger)
     }
 
     /// A second queue object on the same file, as after a restart.
     public func reopen() throws -> EventQueue {
-        try EventQueue(path: path, settings: settings, diskBudgetBytes: budget, logger: testLogger("gatehouse.queue.tests"))
+        try EventQueue(path: path, settings: settings, diskBudgetBytes: budget, clock: MachineClock(), logger: testLogger("gatehouse.queue.tests"))
     }
 
     public func remove() { try? FileManager.default.removeItem(at: directory) }

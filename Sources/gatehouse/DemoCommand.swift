@@ -27,6 +27,8 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Port of the local stand-in for the central store (0: any free port).") var receiverPort = 18090
 
     func run() async throws {
+        // The demo runs for an operator in real time: its waits and stamps are the machine's clock
+        // on purpose (no daemon decision reads them; the daemon it starts has its own clock).
         let started = ContinuousClock.now
         // Absolute: the generated config names its paths, and relative ones would be read against
         // the config file's own directory.

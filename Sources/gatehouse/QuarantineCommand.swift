@@ -163,6 +163,8 @@ func openQueue(configPath: String) throws -> (GatehouseConfig, EventQueue) {
     var logger = Logger(label: "gatehouse")
     logger.logLevel = .warning
     let sealer = try PayloadSealer.resolve(configured: loaded.privacy.quarantineKey, directory: loaded.stateDirectory)
-    let queue = try EventQueue(path: path, settings: loaded.queue, diskBudgetBytes: loaded.diskBudgetBytes, sealer: sealer, logger: logger)
+    // The command's clock only stamps replays.
+    let queue = try EventQueue(
+        path: path, settings: loaded.queue, diskBudgetBytes: loaded.diskBudgetBytes, sealer: sealer, clock: MachineClock(), logger: logger)
     return (loaded, queue)
 }

@@ -11,7 +11,7 @@ struct WakeUpSignalTests {
         let wake = WakeUpSignal()
         wake.signal()
         let started = ContinuousClock.now
-        await wake.wait(timeout: .seconds(60))
+        await wake.wait(timeout: .seconds(60), clock: MachineClock())
         #expect(ContinuousClock.now - started < .seconds(30), "a pending signal must end the next wait")
     }
 
@@ -26,7 +26,7 @@ struct WakeUpSignalTests {
                 try? await Task.sleep(for: .milliseconds(20))
             }
         }
-        await wake.wait(timeout: .seconds(60))
+        await wake.wait(timeout: .seconds(60), clock: MachineClock())
         await wake.wait()
         signaller.cancel()
         #expect(ContinuousClock.now - started < .seconds(30), "a signal must end a running wait")
@@ -36,12 +36,12 @@ struct WakeUpSignalTests {
     func timeLimitEndsWait() async {
         let wake = WakeUpSignal()
         let quiet = ContinuousClock.now
-        await wake.wait(timeout: .milliseconds(100))
+        await wake.wait(timeout: .milliseconds(100), clock: MachineClock())
         #expect(ContinuousClock.now - quiet >= .milliseconds(90))
         // The expiry consumed nothing: a later signal still wakes exactly one wait.
         wake.signal()
         let next = ContinuousClock.now
-        await wake.wait(timeout: .seconds(60))
+        await wake.wait(timeout: .seconds(60), clock: MachineClock())
         #expect(ContinuousClock.now - next < .seconds(30))
     }
 

@@ -20,7 +20,7 @@ struct DeviceDirectoryTests {
     static func directory(_ devices: [DeviceConfig]) -> DeviceDirectory {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        return DeviceDirectory(devices: devices, logger: logger, now: start)
+        return DeviceDirectory(devices: devices, logger: logger, clock: ManualClock(start: start))
     }
 
     @Test("after a restart a silent device is waiting, not down, and raises no event")
@@ -67,8 +67,11 @@ struct DeviceDirectoryTests {
 
     @Test("a device added by reload waits, and says so")
     func addedByReload() {
-        let directory = Self.directory([Self.device("door-1")])
-        let changes = directory.replace([Self.device("door-1"), Self.device("door-2")], now: Self.start.adding(seconds: 10))
+        let clock = ManualClock(start: Self.start)
+        let directory = DeviceDirectory(devices: [Self.device("door-1")], logger: Logger(label: "test"), clock: clock)
+        clock.advance(by: .seconds(10))
+        let changes = directory.replace([Self.device("door-1"), Self.device("door-2")])
+        #expect(directory.healthSnapshot.last?.since == Self.start.adding(seconds: 10), "stamped by the directory's clock")
         #expect(changes.added == ["door-2"])
         #expect(directory.healthSnapshot.last?.state == .waiting)
         #expect(directory.healthSnapshot.last?.reason == "waiting since added by reload")

@@ -58,7 +58,7 @@ struct DriverOptionsTests {
     @Test("every option documented: each declared option of each driver is in its README and in a commented example config")
     func everyOptionDocumented() throws {
         let example = try String(contentsOf: Self.repositoryRoot.appendingPathComponent("config/gatehouse.example.yaml"), encoding: .utf8)
-        for driver in DriverRegistry.all {
+        for driver in DriverRegistry.makeAll() {
             let readme = try Self.readme(of: driver.name)
             for option in driver.options.options {
                 #expect(readme.contains("`\(option.name)`"), "driver \(driver.name): option \(option.name) is not in its README (as `\(option.name)`)")

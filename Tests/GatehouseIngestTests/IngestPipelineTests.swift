@@ -79,8 +79,8 @@ struct IngestPipelineTests {
               - {name: out, type: file, path: \(directory)/out.ndjson}
             """, file: "test.yaml", knownDrivers: DriverRegistry.names, driverOptions: DriverRegistry.options, sinkTypes: SinkRegistry.readers)
         let logger = Logger(label: "pipeline-tests")
-        let queue = try EventQueue(path: directory + "/queue.sqlite", settings: config.queue, diskBudgetBytes: 1 << 30, logger: logger)
-        let pipeline = IngestPipeline(config: config, queue: queue, devices: DeviceDirectory(devices: config.devices, logger: logger), logger: logger)
+        let queue = try EventQueue(path: directory + "/queue.sqlite", settings: config.queue, diskBudgetBytes: 1 << 30, clock: MachineClock(), logger: logger)
+        let pipeline = IngestPipeline(config: config, queue: queue, devices: DeviceDirectory(devices: config.devices, logger: logger, clock: MachineClock()), logger: logger)
         let device = try #require(config.device("cam-1"))
         let read = EventDraft(
             kind: .vehicleDetected, occurredAt: Self.received.adding(seconds: -5), deviceTime: "2025-11-30 15:59:55",

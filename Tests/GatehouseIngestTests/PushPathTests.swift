@@ -50,8 +50,8 @@ struct PushPathTests {
         var logger = Logger(label: "push-path-tests")
         logger.logLevel = .critical
         let app = IngestListener.make(
-            config: fixture.config.ingest, context: fixture.context, sourceGuard: SourceGuard(config: fixture.config.ingest),
-            logger: logger, onRunning: { bound in port.withLock { $0 = bound } })
+            config: fixture.config.ingest, context: fixture.context, sourceGuard: SourceGuard(config: fixture.config.ingest, clock: fixture.clock),
+            drivers: DriverRegistry.makeAll(), logger: logger, onRunning: { bound in port.withLock { $0 = bound } })
         let task = Task { try await app.runService() }
         _ = await eventually(timeout: .seconds(10), poll: .milliseconds(25)) { port.withLock { $0 } != nil }
         if let bound = port.withLock({ $0 }) { return (task, bound) }

@@ -16,7 +16,7 @@ struct SourceGuardTests {
 
     @Test("a burst is admitted, the next request gets 429 with Retry-After, and the bucket refills at the rate")
     func bucketDrainsAndRefills() throws {
-        let guard_ = SourceGuard(config: Self.ingest(rate: 2, burst: 3))
+        let guard_ = SourceGuard(config: Self.ingest(rate: 2, burst: 3), clock: MachineClock())
         let t0 = 1_000_000.0
         for _ in 0..<3 { #expect(guard_.check("10.0.0.7", now: t0) == nil) }
         let rejection = try #require(guard_.check("10.0.0.7", now: t0))
@@ -35,7 +35,7 @@ struct SourceGuardTests {
     @Test("Retry-After says how long one token takes at a slow rate")
     func retryAfterAtASlowRate() throws {
         // One token per 8 s (a power of two, so the arithmetic is exact).
-        let guard_ = SourceGuard(config: Self.ingest(rate: 0.125, burst: 1))
+        let guard_ = SourceGuard(config: Self.ingest(rate: 0.125, burst: 1), clock: MachineClock())
         #expect(guard_.check("10.0.0.7", now: 50) == nil)
         #expect(try #require(guard_.check("10.0.0.7", now: 50)).retryAfterSeconds == 8)
         #expect(try #require(guard_.check("10.0.0.7", now: 54)).retryAfterSeconds == 4)
@@ -44,16 +44,16 @@ struct SourceGuardTests {
 
     @Test("rate 0 turns the limit off; the allow-list refuses other sources with 403")
     func offAndAllowList() throws {
-        let open = SourceGuard(config: Self.ingest(rate: 0, burst: 1))
+        let open = SourceGuard(config: Self.ingest(rate: 0, burst: 1), clock: MachineClock())
         for _ in 0..<100 { #expect(open.check("10.0.0.7", now: 0) == nil) }
-        let guarded = SourceGuard(config: Self.ingest(rate: 0, burst: 1, allowFrom: ["192.168.10.0/24"]))
+        let guarded = SourceGuard(config: Self.ingest(rate: 0, burst: 1, allowFrom: ["192.168.10.0/24"]), clock: MachineClock())
         #expect(guarded.check("192.168.10.21", now: 0) == nil)
         #expect(try #require(guarded.check("10.0.0.7", now: 0)).code == "source-not-allowed")
     }
 
     @Test("a reload to a smaller burst applies to sources already seen")
     func updateApplies() {
-        let guard_ = SourceGuard(config: Self.ingest(rate: 1, burst: 100))
+        let guard_ = SourceGuard(config: Self.ingest(rate: 1, burst: 100), clock: MachineClock())
         #expect(guard_.check("10.0.0.7", now: 0) == nil)
         guard_.update(config: Self.ingest(rate: 1, burst: 2))
         #expect(guard_.check("10.0.0.7", now: 0) == nil)

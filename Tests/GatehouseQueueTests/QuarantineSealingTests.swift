@@ -83,14 +83,14 @@ struct QuarantineSealingTests {
         defer { fixture.remove() }
         let siteKey = PayloadSealer(secret: Secret(value: "site-key-one-0123456789", origin: "test"))
         let queue = try EventQueue(
-            path: fixture.path, settings: fixture.settings, diskBudgetBytes: fixture.budget, sealer: siteKey, logger: Logger(label: "t"))
+            path: fixture.path, settings: fixture.settings, diskBudgetBytes: fixture.budget, sealer: siteKey, clock: MachineClock(), logger: Logger(label: "t"))
         let id = try await queue.quarantine(Self.record())
         #expect(try await queue.quarantineEntry(id: id)?.payload == Self.record().payload)
 
         let other = PayloadSealer(secret: Secret(value: "site-key-two-0123456789", origin: "test"))
         #expect(other.keyID != siteKey.keyID)
         let rotated = try EventQueue(
-            path: fixture.path, settings: fixture.settings, diskBudgetBytes: fixture.budget, sealer: other, logger: Logger(label: "t"))
+            path: fixture.path, settings: fixture.settings, diskBudgetBytes: fixture.budget, sealer: other, clock: MachineClock(), logger: Logger(label: "t"))
         let entry = try #require(try await rotated.quarantineEntry(id: id))
         #expect(entry.payload.isEmpty)
         #expect(entry.unreadable?.contains("sealed with quarantine key \(siteKey.keyID)") == true, "\(entry.unreadable ?? "")")

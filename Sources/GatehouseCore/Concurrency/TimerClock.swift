@@ -10,6 +10,16 @@ public protocol TimerClock: Sendable {
     func schedule(after delay: Duration, _ action: @escaping @Sendable () -> Void) -> ScheduledTimer
 }
 
+extension TimerClock {
+    /// Waits `duration` on this clock (the one wake-up primitive, with a timer of this clock);
+    /// throws `CancellationError` when the task is cancelled first. On a `ManualClock` the wait
+    /// ends when a test advances past it, so nothing in a test sleeps through a backoff.
+    public func sleep(for duration: Duration) async throws {
+        await WakeUpSignal().wait(timeout: duration, clock: self)
+        try Task.checkCancellation()
+    }
+}
+
 /// A pending `TimerClock.schedule`; cancelling it frees it at once (unlike a cancelled `Task.sleep`).
 public struct ScheduledTimer: Sendable {
     private let onCancel: @Sendable () -> Void
@@ -61,6 +71,11 @@ public final class ManualClock: TimerClock {
 
     public func schedule(after delay: Duration, _ action: @escaping @Sendable () -> Void) -> ScheduledTimer {
         let milliseconds = Int64(delay.components.seconds) * 1000 + Int64(delay.components.attoseconds / 1_000_000_000_000_000)
+        // Already due (a zero backoff): runs now, as the machine's clock would, without waiting for an advance.
+        guard milliseconds > 0 else {
+            action()
+            return ScheduledTimer {}
+        }
         let id = state.withLock { s -> UInt64 in
             s.nextID += 1
             s.timers[s.nextID] = (Timestamp(milliseconds: s.now.milliseconds + milliseconds), action)

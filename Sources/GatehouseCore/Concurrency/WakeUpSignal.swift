@@ -35,9 +35,15 @@ public final class WakeUpSignal: Sendable {
         continuation?.resume()
     }
 
+    /// Returns when signalled (or a signal was pending), or when the task is cancelled.
+    public func wait() async {
+        await wait(timeout: nil, clock: MachineClock())
+    }
+
     /// Returns when signalled (or a signal was pending), after `timeout` on `clock` if given, or
-    /// when the task is cancelled, whichever is first.
-    public func wait(timeout: Duration? = nil, clock: any TimerClock = MachineClock()) async {
+    /// when the task is cancelled, whichever is first. The clock is the caller's, never a
+    /// default: a time limit follows whatever clock its owner was given.
+    public func wait(timeout: Duration?, clock: any TimerClock) async {
         let id = state.withLock { s -> UInt64 in
             s.nextID += 1
             return s.nextID

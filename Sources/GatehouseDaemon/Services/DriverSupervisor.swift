@@ -6,7 +6,7 @@ import Synchronization
 
 /// Runs the long-running work of drivers that poll or listen per device. A failing driver never
 /// takes the daemon down: its device is marked down with the error and its task restarts after
-/// a backoff (1 s doubling to 60 s). On reload, exactly the tasks of removed or changed devices
+/// a backoff (1 s doubling to 60 s) on the drivers' clock, so a test advances it instead of waiting. On reload, exactly the tasks of removed or changed devices
 /// (matched by id) are cancelled and new ones started; unchanged devices keep running untouched.
 final class DriverSupervisor: Service {
     private enum Command {
@@ -88,7 +88,7 @@ final class DriverSupervisor: Service {
             guard !Task.isCancelled else { return }
             logger.warning("device \(device.id): \(reason); restarting in \(Int(backoff)) s", metadata: ["gatehouse.device": "\(device.id)"])
             await context.device(device).down(reason: reason)
-            try? await Task.sleep(for: .seconds(backoff))
+            try? await context.clock.sleep(for: .seconds(backoff))
             backoff = min(backoff * 2, 60)
         }
     }

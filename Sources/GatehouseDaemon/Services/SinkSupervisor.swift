@@ -20,13 +20,16 @@ final class SinkSupervisor: Service {
 
     private let queue: EventQueue
     private let logger: Logger
+    /// The daemon's clock, handed to every runner for its backoffs.
+    private let clock: any TimerClock
     private let entries = Mutex<[String: Entry]>([:])
     private let failures = Mutex<[String: String]>([:])
     private let commands: AsyncStream<Command>
     private let commandSink: AsyncStream<Command>.Continuation
 
-    init(queue: EventQueue, logger: Logger) {
+    init(queue: EventQueue, clock: any TimerClock, logger: Logger) {
         self.queue = queue
+        self.clock = clock
         self.logger = logger
         (commands, commandSink) = AsyncStream.makeStream(of: Command.self)
     }
@@ -53,7 +56,7 @@ final class SinkSupervisor: Service {
         for config in configs where entries.withLock({ $0[config.name] == nil }) {
             do {
                 let sink = try SinkRegistry.make(config, logger: logger)
-                let runner = SinkRunner(sink: sink, config: config, queue: queue, logger: logger)
+                let runner = SinkRunner(sink: sink, config: config, queue: queue, logger: logger, clock: clock)
                 entries.withLock { $0[config.name] = Entry(config: config, runner: runner, sink: sink) }
                 failures.withLock { $0[config.name] = nil }
                 commandSink.yield(.start(runner, sink))

@@ -14,14 +14,15 @@ final class StatusService: Service {
     let notifier: SystemdNotifier
     let logger: Logger
     private let interval: Mutex<Double>
-    /// What the offline sweep calls "now", so that offline decisions follow an injected clock.
-    private let wallClock: any TimerClock
+    /// Ticks, summary, maintenance and watchdog times and the offline sweep's "now": the
+    /// daemon's one clock, a `ManualClock` in tests.
+    private let clock: any TimerClock
 
     init(
-        collector: StatusCollector, pipeline: IngestPipeline, notifier: SystemdNotifier, interval: Double, logger: Logger,
-        wallClock: any TimerClock = MachineClock()
+        collector: StatusCollector, pipeline: IngestPipeline, notifier: SystemdNotifier, interval: Double, clock: any TimerClock,
+        logger: Logger
     ) {
-        self.wallClock = wallClock
+        self.clock = clock
         self.collector = collector
         self.pipeline = pipeline
         self.notifier = notifier
@@ -32,26 +33,25 @@ final class StatusService: Service {
     func update(interval seconds: Double) { interval.withLock { $0 = seconds } }
 
     func run() async throws {
-        let clock = ContinuousClock()
         // The next summary is due one interval after the last, read afresh each tick, so a
         // shorter `status_interval_seconds` from a reload applies at once, not after the old one.
         var lastSummary = clock.now
-        var nextMaintenance = clock.now.advanced(by: .seconds(60))
+        var nextMaintenance = clock.now.adding(seconds: 60)
         var nextWatchdog = clock.now
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
-                try await Task.sleep(for: .seconds(1))
+                try await clock.sleep(for: .seconds(1))
             } catch {
                 return
             }
-            await pipeline.report(pipeline.devices.sweep(now: wallClock.now))
+            await pipeline.report(pipeline.devices.sweep(now: clock.now))
             let now = clock.now
             if let watchdogInterval = notifier.watchdogInterval, now >= nextWatchdog {
                 // Only a queue that answers counts as alive: a stuck database lets systemd restart us.
                 if (try? await collector.queue.stats()) != nil { notifier.watchdog() }
-                nextWatchdog = now.advanced(by: watchdogInterval)
+                nextWatchdog = now.adding(seconds: watchdogInterval / .seconds(1))
             }
-            if now >= lastSummary.advanced(by: .seconds(interval.withLock { $0 })) {
+            if now >= lastSummary.adding(seconds: interval.withLock { $0 }) {
                 do {
                     let report = try await collector.report()
                     logger.info("\(report.summaryLine)")
@@ -63,11 +63,11 @@ final class StatusService: Service {
             }
             if now >= nextMaintenance {
                 do {
-                    try await collector.queue.maintain()
+                    try await collector.queue.maintain(now: now)
                 } catch {
                     logger.warning("queue maintenance failed: \(error)")
                 }
-                nextMaintenance = now.advanced(by: .seconds(60))
+                nextMaintenance = now.adding(seconds: 60)
             }
         }
     }

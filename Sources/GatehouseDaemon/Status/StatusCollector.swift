@@ -29,6 +29,7 @@ final class StatusCollector: Sendable {
         self.sinks = sinks
         self.registry = registry
         self.site = site
+        // Stamps only (the report's time and uptime shown to the operator): no decision reads them.
         self.startedAt = .now
         registry.makeGauge(
             descriptor: Self.describe("gatehouse_build_info", "Always 1; the version label says which release runs"),

@@ -52,12 +52,12 @@ public final class DeviceRequests: Sendable {
             guard let header = request.headers[.authorization], header.lowercased().hasPrefix("digest ") else {
                 throw Rejection(
                     .unauthorized, "missing-credentials", "device '\(id)' needs HTTP Digest credentials",
-                    authenticate: digest.challenge())
+                    authenticate: digest.challenge(now: devices.clock.now.date))
             }
-            guard digest.verify(header: header, method: request.method.rawValue, uri: request.uri.description, username: username, password: password.value) else {
+            guard digest.verify(header: header, method: request.method.rawValue, uri: request.uri.description, username: username, password: password.value, now: devices.clock.now.date) else {
                 throw Rejection(
                     .unauthorized, "bad-credentials", "wrong or stale Digest credentials for device '\(id)'",
-                    authenticate: digest.challenge())
+                    authenticate: digest.challenge(now: devices.clock.now.date))
             }
         }
         return device

@@ -12,7 +12,7 @@ struct DigestAuthentication: Sendable {
     let key = SymmetricKey(size: .bits256)
 
     /// The `WWW-Authenticate` value for a 401.
-    func challenge(now: Date = Date()) -> String {
+    func challenge(now: Date) -> String {
         "Digest realm=\"\(Self.realm)\", qop=\"auth\", algorithm=MD5, nonce=\"\(nonce(at: now))\""
     }
 
@@ -23,7 +23,7 @@ struct DigestAuthentication: Sendable {
     }
 
     /// Whether `header` (the Authorization value) proves `username`/`password` for `method` and `uri`.
-    func verify(header: String, method: String, uri: String, username: String, password: String, now: Date = Date()) -> Bool {
+    func verify(header: String, method: String, uri: String, username: String, password: String, now: Date) -> Bool {
         guard header.lowercased().hasPrefix("digest ") else { return false }
         let fields = Self.parse(String(header.dropFirst(7)))
         guard let user = fields["username"], let nonce = fields["nonce"], let response = fields["response"],

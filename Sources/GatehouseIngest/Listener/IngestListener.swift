@@ -7,7 +7,7 @@ import NIOCore
 public enum IngestListener {
     /// Builds the listener as a Hummingbird application (a ServiceLifecycle service).
     public static func make(
-        config: IngestListenerConfig, context: DriverContext, sourceGuard: SourceGuard, drivers: [any Driver] = DriverRegistry.all,
+        config: IngestListenerConfig, context: DriverContext, sourceGuard: SourceGuard, drivers: [any Driver],
         logger: Logger, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let router = Router(context: IngestRequestContext.self)

@@ -19,8 +19,11 @@ public final class SourceGuard: Sendable {
     }
 
     private let state: Mutex<State>
+    /// Refills the buckets; the daemon's one clock.
+    private let clock: any TimerClock
 
-    public init(config: IngestListenerConfig) {
+    public init(config: IngestListenerConfig, clock: any TimerClock) {
+        self.clock = clock
         state = Mutex(State(allowFrom: config.allowFrom, ratePerSecond: config.rateLimitPerSecond, burst: Double(config.rateLimitBurst)))
     }
 
@@ -33,8 +36,9 @@ public final class SourceGuard: Sendable {
     }
 
     /// Nil when the request may proceed.
-    public func check(_ address: String?, now: Double = Date().timeIntervalSince1970) -> Rejection? {
-        state.withLock { s in
+    public func check(_ address: String?, now: Double? = nil) -> Rejection? {
+        let now = now ?? clock.now.seconds
+        return state.withLock { s in
             guard s.allowFrom.admits(address) else {
                 return Rejection(.forbidden, "source-not-allowed", "source address \(address ?? "unknown") is not in ingest.allow_from")
             }

@@ -15,10 +15,14 @@ final class IngestFixture: Sendable {
     let queue: EventQueue
     let context: DriverContext
     let requests: DeviceRequests
+    let pipeline: IngestPipeline
+    /// The clock the queue, the device directory and the drivers share; a test passes a `ManualClock` to move time.
+    let clock: any DriverClock
     private let committer: Task<Void, Never>
 
     /// `devices` is the YAML list under `devices:`; `budget` the disk budget in bytes.
-    init(devices: String, extra: String = "", budget: Int64 = 1 << 30) throws {
+    init(devices: String, extra: String = "", budget: Int64 = 1 << 30, clock: any DriverClock = SystemClock()) throws {
+        self.clock = clock
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-ingest-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let yaml = """
@@ -32,10 +36,11 @@ final class IngestFixture: Sendable {
             """
         config = try ConfigLoader.parse(yaml, file: "test.yaml", knownDrivers: DriverRegistry.names, driverOptions: DriverRegistry.options, sinkTypes: SinkRegistry.readers)
         let logger = Logger(label: "ingest-tests")
-        queue = try EventQueue(path: directory + "/queue.sqlite", settings: config.queue, diskBudgetBytes: budget, logger: logger)
-        let directory = DeviceDirectory(devices: config.devices, logger: logger)
+        queue = try EventQueue(path: directory + "/queue.sqlite", settings: config.queue, diskBudgetBytes: budget, clock: clock, logger: logger)
+        let directory = DeviceDirectory(devices: config.devices, logger: logger, clock: clock)
         requests = DeviceRequests(config: config.ingest, devices: directory)
-        context = DriverContext(pipeline: IngestPipeline(config: config, queue: queue, devices: directory, logger: logger), requests: requests)
+        pipeline = IngestPipeline(config: config, queue: queue, devices: directory, logger: logger)
+        context = DriverContext(pipeline: pipeline, requests: requests, clock: clock)
         let queue = queue
         committer = Task { await queue.run() }
     }

@@ -246,7 +246,7 @@ final class HikvisionACSPoller: Sendable {
             let refused = state.withLock { $0.refusedAt != nil }
             let pause = refused ? max(options.pollIntervalSeconds, Self.authBackoffSeconds) : options.pollIntervalSeconds
             state.withLock { $0.refusedAt = nil }
-            try await Task.sleep(for: .milliseconds(Int(pause * 1000)))
+            try await context.clock.sleep(for: .milliseconds(Int(pause * 1000)))
         }
     }
 

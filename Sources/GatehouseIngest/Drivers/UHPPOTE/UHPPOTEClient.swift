@@ -137,6 +137,8 @@ public final class UHPPOTEClient: Sendable {
         for _ in 0..<attempts {
             try Task.checkCancellation()
             try await send(frame, to: target)
+            // A socket read deadline on NIO's event loop, not a health decision: whether the
+            // controller is offline is decided by counting missed replies (`UHPPOTEDevice.ask`).
             let deadline = ContinuousClock.now + timeout
             while true {
                 let remaining = deadline - ContinuousClock.now

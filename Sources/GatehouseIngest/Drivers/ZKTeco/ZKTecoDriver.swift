@@ -161,12 +161,12 @@ public struct ZKTecoDriver: Driver {
             return await upload(request, device: device, options: options)
         case .getRequest:
             await device.seen()
-            let lines = commands.take(for: config.id).map(\.line)
+            let lines = commands.take(for: config.id, now: device.clock.now).map(\.line)
             return ZKTecoReply(body: lines.isEmpty ? "OK" : lines.joined(separator: "\n") + "\n")
         case .deviceCommand:
             await device.seen()
             let text = decodeText(request.body, hint: Self.charsetHint(request), options: options) ?? String(decoding: request.body, as: UTF8.self)
-            let (results, errors) = ZKTecoCommandQueue.parseResults(text)
+            let (results, errors) = ZKTecoCommandQueue.parseResults(text, at: device.clock.now)
             let matched = commands.record(results, from: config.id)
             for result in results {
                 device.logger.info(

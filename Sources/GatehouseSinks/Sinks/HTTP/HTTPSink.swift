@@ -110,7 +110,9 @@ public final class HTTPSink: RegisteredSink {
         return try buffer.compress(with: .gzip())
     }
 
-    /// Maps a response onto the runner's closed set of outcomes.
+    /// Maps a response onto the runner's closed set of outcomes. `now` only turns an HTTP-date
+    /// `Retry-After` (a real wall-clock time the centre names) into a delay; the runner then waits
+    /// that delay on its injected clock.
     static func result(status: Int, reasonPhrase: String, retryAfter: String?, body: String, now: Date = Date()) -> DeliveryResult {
         let summary = "HTTP \(status)\(reasonPhrase.isEmpty ? "" : " \(reasonPhrase)")"
         switch status {

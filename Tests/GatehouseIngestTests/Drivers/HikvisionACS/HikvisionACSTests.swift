@@ -147,10 +147,13 @@ struct HikvisionACSTests {
         #expect(header.contains("nc=00000001") && header.contains(#"opaque="5ccc069c403ebaf9f0171e9517f40e41""#))
         // The gateway's own Digest server accepts what the client computes.
         let server = DigestAuthentication()
-        let ours = try #require(HikvisionDigestClient.challenge(server.challenge()))
+        let issued = Date(timeIntervalSince1970: 1_750_000_000)
+        let ours = try #require(HikvisionDigestClient.challenge(server.challenge(now: issued)))
         let answer = HikvisionDigestClient.authorization(ours, method: "POST", uri: "/x", username: "u", password: "p", cnonce: "abc", nc: 3)
-        #expect(server.verify(header: answer, method: "POST", uri: "/x", username: "u", password: "p"))
-        #expect(!server.verify(header: answer, method: "POST", uri: "/x", username: "u", password: "q"))
+        #expect(server.verify(header: answer, method: "POST", uri: "/x", username: "u", password: "p", now: issued.addingTimeInterval(10)))
+        #expect(!server.verify(header: answer, method: "POST", uri: "/x", username: "u", password: "q", now: issued.addingTimeInterval(10)))
+        // A nonce is good for its lifetime on the clock it is given, not longer.
+        #expect(!server.verify(header: answer, method: "POST", uri: "/x", username: "u", password: "p", now: issued.addingTimeInterval(DigestAuthentication.nonceLifetime)))
     }
 
     @Test("options are read with line numbers; validate: poll needs address and credentials")

@@ -46,8 +46,8 @@ struct ZKTecoDriverTests {
                 """
             let config = try ConfigLoader.parse(yaml, file: "test.yaml", knownDrivers: DriverRegistry.names, driverOptions: DriverRegistry.options, sinkTypes: SinkRegistry.readers)
             let logger = Logger(label: "zkteco-tests")
-            queue = try EventQueue(path: directory + "/queue.sqlite", settings: config.queue, diskBudgetBytes: 1 << 30, logger: logger)
-            let devices = DeviceDirectory(devices: config.devices, logger: logger)
+            queue = try EventQueue(path: directory + "/queue.sqlite", settings: config.queue, diskBudgetBytes: 1 << 30, clock: MachineClock(), logger: logger)
+            let devices = DeviceDirectory(devices: config.devices, logger: logger, clock: MachineClock())
             context = DriverContext(
                 pipeline: IngestPipeline(config: config, queue: queue, devices: devices, logger: logger),
                 requests: DeviceRequests(config: config.ingest, devices: devices))

@@ -180,7 +180,7 @@ import Testing
             // cancellation would sit here.
             let config = httpSinkConfig(port: port, backoffInitial: 600, backoffMax: 600)
             let sink = try SinkRegistry.make(config, logger: testLogger())
-            let runner = SinkRunner(sink: sink, config: config, queue: store.queue, logger: testLogger())
+            let runner = SinkRunner(sink: sink, config: config, queue: store.queue, logger: testLogger(), clock: MachineClock())
             let task = Task { await runner.run() }
             #expect(await eventually { runner.status.state == "backing-off" })
             let elapsed = await ContinuousClock().measure {
