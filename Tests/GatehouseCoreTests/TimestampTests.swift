@@ -225,7 +225,7 @@ struct ImplausibleDeviceTimeTests {
 struct TextDecodingTests {
     @Test("GBK bytes from the protocol notes decode and encode back")
     func gbk() {
-        // "欢迎光临" in GBK, as LED boards receive it (shared/protocols/lpr-http-push.md).
+        // "欢迎光临" in GBK, as LED boards receive it.
         let bytes: [UInt8] = [0xBB, 0xB6, 0xD3, 0xAD, 0xB9, 0xE2, 0xC1, 0xD9]
         #expect(TextDecoding.decode(bytes, as: .gbk) == "欢迎光临")
         #expect(TextDecoding.encode("欢迎光临", as: .gbk) == bytes)
