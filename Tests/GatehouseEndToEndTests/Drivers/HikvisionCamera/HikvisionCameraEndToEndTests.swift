@@ -105,6 +105,19 @@ struct HikvisionCameraEndToEndTests {
         #expect(!events.contains { $0.kind == .cameraVideoLoss })
         #expect(cam.figures.streamsOpened == 1, "garbage and broken parts did not cost the stream")
 
+        // An alarm held the NVR way (repeated every second) on the camera whose quiet time is long: one start, one stop.
+        let tamper = HikvisionCamera.Alert(eventType: "tamperdetection", channel: 1)
+        let sentBefore = cam.figures.alertsSent
+        cam.hold(tamper)
+        #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) { cam.figures.alertsSent >= sentBefore + 4 })
+        cam.release(tamper)
+        #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) {
+            try Self.events(receiver, device: "cam").contains { $0.kind == .cameraTamper && $0.state == .stop }
+        })
+        let tampers = try Self.events(receiver, device: "cam").filter { $0.kind == .cameraTamper }
+        #expect(tampers.map(\.state) == [.start, .stop] || tampers.map(\.state) == [.stop, .start], "\(tampers.map(\.state))")
+        #expect(tampers.allSatisfy { $0.priority == .alarm && $0.alarm?.id == tampers.first?.alarm?.id })
+
         // NVR: an alarm held on channel 3, repeated every second, then silence: a quiet stop; silence stalls the stream.
         let nvrAlarm = HikvisionCamera.Alert(eventType: "fielddetection", channel: 3)
         nvr.hold(nvrAlarm)

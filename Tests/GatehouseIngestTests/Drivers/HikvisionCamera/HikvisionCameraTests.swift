@@ -148,6 +148,16 @@ struct HikvisionCameraTests {
         #expect(throws: PayloadError.self) { try HikvisionCameraPush.parse(Array(body.dropLast(20)), contentType: "multipart/form-data; boundary=boundary") }
     }
 
+    @Test("quarantine replay maps a kept alert as an instant; ANPR stays refused with where it belongs")
+    func replay() throws {
+        let driver = HikvisionCameraDriver()
+        let drafts = try driver.decode(RawPayload(body: Array(Self.xml("fielddetection").utf8), contentType: "application/xml", route: nil), device: Self.device(mode: "listen"))
+        #expect(drafts.count == 1 && drafts[0].kind == .cameraIntrusion && drafts[0].state == nil && drafts[0].point == "channel-1")
+        #expect(throws: PayloadError.self) {
+            try driver.decode(RawPayload(body: Array(Self.xml("ANPR").utf8), contentType: "application/xml", route: nil), device: Self.device(mode: "listen"))
+        }
+    }
+
     // MARK: - alertStream framing
 
     static func part(_ body: String, length: Int? = nil, type: String = "application/xml; charset=\"UTF-8\"") -> [UInt8] {
