@@ -34,13 +34,15 @@ final class HikvisionAlertStreamClient: Sendable {
     /// Why a connection ended.
     enum StreamEnd: Error, CustomStringConvertible {
         case refused(String)
+        /// 404: old firmware serves the stream without the /ISAPI prefix.
+        case notFound(String)
         case failed(String)
         case stalled(Double)
         case closed
 
         var description: String {
             switch self {
-            case .refused(let text), .failed(let text): text
+            case .refused(let text), .notFound(let text), .failed(let text): text
             case .stalled(let seconds): "alertStream stalled: no byte for \(Self.format(seconds)) s (stall_seconds); reconnecting"
             case .closed: "the camera closed alertStream"
             }
@@ -77,8 +79,7 @@ final class HikvisionAlertStreamClient: Sendable {
                 return
             } catch let end as StreamEnd {
                 if Task.isCancelled { return }
-                if case .failed(let text) = end, text.contains(" 404"), pathIndex + 1 < Self.paths.count {
-                    // Old firmware serves the stream without the /ISAPI prefix.
+                if case .notFound = end, pathIndex + 1 < Self.paths.count {
                     pathIndex += 1
                     continue
                 }
@@ -134,7 +135,8 @@ final class HikvisionAlertStreamClient: Sendable {
         }
         guard response.status == .ok else {
             let text = String(buffer: (try? await response.body.collect(upTo: 4096)) ?? ByteBuffer())
-            throw StreamEnd.failed("\(base)\(path) answered \(response.status.code) (expected 200): \(text.prefix(200))")
+            let message = "\(base)\(path) answered \(response.status.code) (expected 200): \(text.prefix(200))"
+            throw response.status == .notFound ? StreamEnd.notFound(message) : StreamEnd.failed(message)
         }
         let contentType = response.headers["Content-Type"].first
         guard let boundary = HikvisionAlertStreamParser.boundary(contentType: contentType) else {
