@@ -63,6 +63,7 @@ public enum DriverRegistry {
         { UHPPOTEDriver() },
         { ProfileDriver() },
         { HikvisionACSDriver() },
+        { HikvisionCameraDriver() },
     ]
 
     /// A fresh instance of every driver, for one daemon run, config check or replay.

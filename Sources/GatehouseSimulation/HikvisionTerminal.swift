@@ -70,7 +70,7 @@ public final class HikvisionTerminal: Sendable {
     public let macAddress: String
     private let state = Mutex(State())
     private let server = SimulatedServer(name: "hikvision terminal simulator")
-    private let nonceKey = SymmetricKey(size: .bits256)
+    private let digest: SimulatedDigest
     private let logger: Logger
     let client: HTTPClient
 
@@ -78,6 +78,7 @@ public final class HikvisionTerminal: Sendable {
         self.username = username
         self.password = password
         self.macAddress = macAddress
+        digest = SimulatedDigest(username: username, password: password, realm: realm)
         self.logger = logger
         var http = HTTPClient.Configuration()
         http.timeout = .init(connect: .seconds(2), read: .seconds(10))
@@ -145,14 +146,14 @@ public final class HikvisionTerminal: Sendable {
         guard request.method == .post, request.uri.path == "/ISAPI/AccessControl/AcsEvent" else {
             return Self.status(.notFound, #"{"statusCode":4,"statusString":"Invalid Operation","subStatusCode":"notSupport"}"#)
         }
-        guard let header = request.headers[.authorization], verify(header, method: "POST", uri: request.uri.description) else {
+        guard let header = request.headers[.authorization], digest.verify(header, method: "POST", uri: request.uri.description) else {
             let refused = request.headers[.authorization] != nil
             state.withLock {
                 $0.figures.challenges += 1
                 if refused { $0.figures.refusedCredentials += 1 }
             }
             var headers = HTTPFields()
-            headers[.wwwAuthenticate] = "Digest qop=\"auth\", realm=\"\(realm)\", nonce=\"\(nonce())\", stale=\"FALSE\", opaque=\"hik\""
+            headers[.wwwAuthenticate] = digest.challenge(opaque: "hik")
             return Response(status: .unauthorized, headers: headers)
         }
         let body: ByteBuffer
@@ -191,40 +192,6 @@ public final class HikvisionTerminal: Sendable {
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: json)))
     }
 
-    func nonce() -> String {
-        let stamp = String(Int64(Date().timeIntervalSince1970))
-        let mac = HMAC<SHA256>.authenticationCode(for: Data(stamp.utf8), using: nonceKey)
-        return stamp + "." + Data(mac).prefix(12).map { String(format: "%02x", $0) }.joined()
-    }
-
-    func verify(_ header: String, method: String, uri: String) -> Bool {
-        guard header.lowercased().hasPrefix("digest ") else { return false }
-        let fields = Self.parse(String(header.dropFirst(7)))
-        guard fields["username"] == username, fields["realm"] == realm, fields["uri"] == uri, let nonce = fields["nonce"],
-            let response = fields["response"], let nc = fields["nc"], let cnonce = fields["cnonce"], fields["qop"] == "auth"
-        else { return false }
-        let parts = nonce.split(separator: ".")
-        guard parts.count == 2, let stamp = Double(parts[0]), Date().timeIntervalSince1970 - stamp < 300 else { return false }
-        let mac = HMAC<SHA256>.authenticationCode(for: Data(String(parts[0]).utf8), using: nonceKey)
-        guard Data(mac).prefix(12).map({ String(format: "%02x", $0) }).joined() == parts[1] else { return false }
-        let ha1 = Self.md5("\(username):\(realm):\(password)")
-        let ha2 = Self.md5("\(method):\(uri)")
-        return Self.md5("\(ha1):\(nonce):\(nc):\(cnonce):auth:\(ha2)") == response.lowercased()
-    }
-
-    static func md5(_ text: String) -> String {
-        Insecure.MD5.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
-    }
-
-    static func parse(_ text: String) -> [String: String] {
-        var fields: [String: String] = [:]
-        let pattern = /([A-Za-z]+)=(?:"([^"]*)"|([^,\s]*))/
-        for match in text.matches(of: pattern) {
-            fields[String(match.1).lowercased()] = String(match.2 ?? match.3 ?? "")
-        }
-        return fields
-    }
-
     // MARK: - Pushing
 
     public enum PushFormat: String, Sendable { case json, multipart }
@@ -252,7 +219,7 @@ public final class HikvisionTerminal: Sendable {
         case .multipart:
             var body = Array("--MIME_boundary\r\nContent-Disposition: form-data; name=\"AccessControllerEvent\"\r\nContent-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n\r\n\(json)\r\n".utf8)
             body += Array("--MIME_boundary\r\nContent-Disposition: form-data; name=\"Picture\"; filename=\"Picture.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n".utf8)
-            body += [0xFF, 0xD8, 0xFF, 0xE0] + Array(repeating: 0x42, count: 512) + [0xFF, 0xD9]
+            body += SimulatedPush.picture
             body += Array("\r\n--MIME_boundary--\r\n".utf8)
             return (body, "multipart/form-data; boundary=MIME_boundary")
         }
@@ -263,17 +230,7 @@ public final class HikvisionTerminal: Sendable {
         var statuses: [Int] = []
         for record in records {
             let (body, type) = pushBody(record, format: format)
-            var request = HTTPClientRequest(url: url)
-            request.method = .POST
-            request.headers.add(name: "Content-Type", value: type)
-            request.body = .bytes(ByteBuffer(bytes: body))
-            do {
-                let response = try await client.execute(request, timeout: .seconds(10))
-                _ = try await response.body.collect(upTo: 1 << 20)
-                statuses.append(Int(response.status.code))
-            } catch {
-                statuses.append(0)
-            }
+            statuses.append(await SimulatedPush.post(body, contentType: type, to: url, client: client))
         }
         return statuses
     }

@@ -1,3 +1,5 @@
+import Foundation
+import GatehouseCore
 import GatehouseSimulation
 import Logging
 
@@ -19,5 +21,14 @@ public func withReceiver<T: Sendable>(_ receiver: CentralReceiver, _ body: (Int)
         let result = try await body(port)
         group.cancelAll()
         return result
+    }
+}
+
+extension CentralReceiver {
+    /// The events the centre holds from `device`, leaving out the gateway's own reports about it
+    /// (`device.online`, `device.clock-skew`…), which come and go with timing.
+    public func deviceEvents(from device: String) throws -> [Event] {
+        try snapshot.bodies.values.map { try EventCoding.decode(Data($0.utf8)) }
+            .filter { !$0.kind.rawValue.hasPrefix("device.") && $0.device.id == device }
     }
 }

@@ -44,6 +44,13 @@ public struct ImagePart: Sendable, Equatable {
     public var name: String
     public var contentType: String
     public var body: [UInt8]
+
+    /// Drivers that split their own bodies hand their pictures to the same image store.
+    public init(name: String, contentType: String, body: [UInt8]) {
+        self.name = name
+        self.contentType = contentType
+        self.body = body
+    }
 }
 
 /// A decoded body: the document tree that paths read, and the images beside it.

@@ -154,40 +154,14 @@ struct HikvisionACSOptions: Equatable {
         if let value = options.double("poll_interval_seconds") { pollIntervalSeconds = value }
         if let value = options.int("max_results") { maxResults = value }
         if let value = options.double("request_timeout_seconds") { requestTimeoutSeconds = value }
-        baseURL = device.address.map(Self.baseURL)
-        switch device.auth {
-        case .digest(let user, let secret): (username, password, useDigest) = (user, secret.value, true)
-        case .basic(let user, let secret): (username, password, useDigest) = (user, secret.value, false)
-        default: break
-        }
-    }
-
-    static func baseURL(_ address: String) -> String {
-        var text = address.hasPrefix("http://") || address.hasPrefix("https://") ? address : "http://" + address
-        while text.hasSuffix("/") { text.removeLast() }
-        return text
+        let client = ISAPIClientConfig(device)
+        (baseURL, username, password, useDigest) = (client.baseURL, client.username, client.password, client.useDigest)
     }
 
     static func problems(in device: DeviceConfig) -> [String] {
-        var problems: [String] = []
         // Option values were checked by the config loader; what is left is what poll needs besides them.
-        guard device.options.string("mode") == Mode.poll.rawValue else { return problems }
-        if let address = device.address {
-            let url = URL(string: baseURL(address))
-            if url?.host == nil || !(url?.path ?? "").isEmpty {
-                problems.append("address: '\(address)' is not a terminal address (expected host or host:port, e.g. 192.168.30.15:80)")
-            }
-        } else {
-            problems.append("address: required with mode: poll (the terminal's host[:port], e.g. 192.168.30.15)")
-        }
-        switch device.auth {
-        case .digest, .basic: break
-        case .token:
-            problems.append("auth: a token cannot log in to a terminal (with mode: poll give username, password and scheme: digest)")
-        case nil:
-            problems.append("auth: required with mode: poll (the terminal's ISAPI user: username, password, scheme: digest)")
-        }
-        return problems
+        guard device.options.string("mode") == Mode.poll.rawValue else { return [] }
+        return ISAPIClientConfig.problems(in: device, noun: "terminal", mode: "poll", example: "192.168.30.15")
     }
 }
 

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import GatehouseCore
 
 /// The client side of HTTP Digest (RFC 2617/7616, MD5, qop=auth) as ISAPI devices expect it.
 /// Pure: the challenge comes in, the `Authorization` value goes out, so tests can pin vectors.
@@ -47,5 +48,51 @@ struct HikvisionDigestClient: Sendable {
 
     static func newCnonce() -> String {
         (0..<8).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+    }
+}
+
+/// What a gateway-initiated ISAPI connection needs from a device entry (its `http://host:port`
+/// and credentials), and what is missing when it cannot log in. Shared by `hikvision-acs`
+/// (poll) and `hikvision-camera` (stream), so both read and check `address`/`auth` alike.
+struct ISAPIClientConfig: Equatable {
+    var baseURL: String?
+    var username: String?
+    var password: String?
+    var useDigest = true
+
+    init(_ device: DeviceConfig) {
+        baseURL = device.address.map(Self.baseURL)
+        switch device.auth {
+        case .digest(let user, let secret): (username, password, useDigest) = (user, secret.value, true)
+        case .basic(let user, let secret): (username, password, useDigest) = (user, secret.value, false)
+        default: break
+        }
+    }
+
+    static func baseURL(_ address: String) -> String {
+        var text = address.hasPrefix("http://") || address.hasPrefix("https://") ? address : "http://" + address
+        while text.hasSuffix("/") { text.removeLast() }
+        return text
+    }
+
+    /// `address` and `auth` problems for a device of `noun` ("terminal", "camera") in `mode`; `example` is a host.
+    static func problems(in device: DeviceConfig, noun: String, mode: String, example: String) -> [String] {
+        var problems: [String] = []
+        if let address = device.address {
+            let url = URL(string: baseURL(address))
+            if url?.host == nil || !(url?.path ?? "").isEmpty {
+                problems.append("address: '\(address)' is not a \(noun) address (expected host or host:port, e.g. \(example):80)")
+            }
+        } else {
+            problems.append("address: required with mode: \(mode) (the \(noun)'s host[:port], e.g. \(example))")
+        }
+        switch device.auth {
+        case .digest, .basic: break
+        case .token:
+            problems.append("auth: a token cannot log in to a \(noun) (with mode: \(mode) give username, password and scheme: digest)")
+        case nil:
+            problems.append("auth: required with mode: \(mode) (the \(noun)'s ISAPI user: username, password, scheme: digest)")
+        }
+        return problems
     }
 }

@@ -19,8 +19,7 @@ struct HikvisionACSEndToEndTests {
 
     /// Device events (not health or clock reports) the centre holds for `device`.
     static func events(_ receiver: CentralReceiver, device: String) throws -> [Event] {
-        try receiver.snapshot.bodies.values.map { try EventCoding.decode(Data($0.utf8)) }
-            .filter { !$0.kind.rawValue.hasPrefix("device.") && $0.device.id == device }
+        try receiver.deviceEvents(from: device)
     }
 
     /// The device entry of a terminal read by polling (`hik-poll`), for `TestSite.extraDevices`.
