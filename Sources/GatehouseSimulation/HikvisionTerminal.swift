@@ -70,7 +70,7 @@ public final class HikvisionTerminal: Sendable {
     public let macAddress: String
     private let state = Mutex(State())
     private let server = SimulatedServer(name: "hikvision terminal simulator")
-    private let nonceKey = SymmetricKey(size: .bits256)
+    private let digest: SimulatedDigest
     private let logger: Logger
     let client: HTTPClient
 
@@ -78,6 +78,7 @@ public final class HikvisionTerminal: Sendable {
         self.username = username
         self.password = password
         self.macAddress = macAddress
+        self.digest = SimulatedDigest(realm: realm, username: username, password: password)
         self.logger = logger
         var http = HTTPClient.Configuration()
         http.timeout = .init(connect: .seconds(2), read: .seconds(10))
@@ -191,39 +192,9 @@ public final class HikvisionTerminal: Sendable {
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: json)))
     }
 
-    func nonce() -> String {
-        let stamp = String(Int64(Date().timeIntervalSince1970))
-        let mac = HMAC<SHA256>.authenticationCode(for: Data(stamp.utf8), using: nonceKey)
-        return stamp + "." + Data(mac).prefix(12).map { String(format: "%02x", $0) }.joined()
-    }
+    func nonce() -> String { digest.nonce() }
 
-    func verify(_ header: String, method: String, uri: String) -> Bool {
-        guard header.lowercased().hasPrefix("digest ") else { return false }
-        let fields = Self.parse(String(header.dropFirst(7)))
-        guard fields["username"] == username, fields["realm"] == realm, fields["uri"] == uri, let nonce = fields["nonce"],
-            let response = fields["response"], let nc = fields["nc"], let cnonce = fields["cnonce"], fields["qop"] == "auth"
-        else { return false }
-        let parts = nonce.split(separator: ".")
-        guard parts.count == 2, let stamp = Double(parts[0]), Date().timeIntervalSince1970 - stamp < 300 else { return false }
-        let mac = HMAC<SHA256>.authenticationCode(for: Data(String(parts[0]).utf8), using: nonceKey)
-        guard Data(mac).prefix(12).map({ String(format: "%02x", $0) }).joined() == parts[1] else { return false }
-        let ha1 = Self.md5("\(username):\(realm):\(password)")
-        let ha2 = Self.md5("\(method):\(uri)")
-        return Self.md5("\(ha1):\(nonce):\(nc):\(cnonce):auth:\(ha2)") == response.lowercased()
-    }
-
-    static func md5(_ text: String) -> String {
-        Insecure.MD5.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
-    }
-
-    static func parse(_ text: String) -> [String: String] {
-        var fields: [String: String] = [:]
-        let pattern = /([A-Za-z]+)=(?:"([^"]*)"|([^,\s]*))/
-        for match in text.matches(of: pattern) {
-            fields[String(match.1).lowercased()] = String(match.2 ?? match.3 ?? "")
-        }
-        return fields
-    }
+    func verify(_ header: String, method: String, uri: String) -> Bool { digest.verify(header, method: method, uri: uri) }
 
     // MARK: - Pushing
 
