@@ -112,7 +112,10 @@ struct DahuaEventMapper: Sendable {
         (draft.occurredAt, draft.deviceTime, draft.timeIssue) = Self.time(in: data, zone: device.timeZone)
         if event.code == "AccessControl" { access(data, into: &draft, attributes: &attributes) }
         if event.code == "CrossRegionDetection", let action = data["Action"]?.stringValue { attributes["regionAction"] = .string(action) }
-        if let name = data["Name"]?.stringValue, name != event.code { attributes["ruleName"] = .string(name) }
+        // A video rule's name is kept; on door codes `Name` is the person's name, which never is.
+        if !DahuaCodes.doorCodes.contains(event.code), let name = data["Name"]?.stringValue, name != event.code {
+            attributes["ruleName"] = .string(name)
+        }
         draft.attributes = attributes
         switch event.action {
         case "Start", "Stop":
