@@ -31,7 +31,9 @@ final class DahuaAttachClient: Sendable {
     var logger: Logger { context.logger }
     var baseURL: String { settings.baseURL ?? "" }
 
-    /// The attach request's path and query, as sent and as Digest signs it.
+    /// The attach request's path and query, as sent and as Digest signs it. The brackets are
+    /// percent-encoded so that the request the HTTP client sends and the Digest `uri` are the
+    /// same text (with literal brackets no stream opened in the tests); firmware accepts both.
     var path: String {
         let codes = settings.codes.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "&=+"))) ?? "All"
         return "/cgi-bin/eventManager.cgi?action=attach&codes=%5B\(codes)%5D&heartbeat=\(settings.heartbeatSeconds)"
