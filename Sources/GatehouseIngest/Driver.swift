@@ -64,6 +64,7 @@ public enum DriverRegistry {
         { ProfileDriver() },
         { HikvisionACSDriver() },
         { HikvisionCameraDriver() },
+        { DahuaDriver() },
     ]
 
     /// A fresh instance of every driver, for one daemon run, config check or replay.

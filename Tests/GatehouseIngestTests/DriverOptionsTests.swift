@@ -49,8 +49,8 @@ struct DriverOptionsTests {
 
     /// The folder under Drivers/ of each registered driver, whose README documents it.
     static func readme(of driver: String) throws -> String {
-        let folders = ["generic-json": "GenericJSON", "zkteco": "ZKTeco", "uhppote": "UHPPOTE", "profile": "Profile", "hikvision-acs": "HikvisionACS", "hikvision-camera": "HikvisionCamera"]
-        let folder = try #require(folders[driver], "driver \(driver) has no README folder listed here")
+        // Named like the driver, as DriverRegistryTests requires (hikvision-acs → HikvisionACS).
+        let folder = try #require(DriverRegistryTests.folders.first { DriverRegistryTests.key($0) == DriverRegistryTests.key(driver) }, "driver \(driver) has no folder under Drivers/")
         return try String(
             contentsOf: repositoryRoot.appendingPathComponent("Sources/GatehouseIngest/Drivers/\(folder)/README.md"), encoding: .utf8)
     }
