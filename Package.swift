@@ -82,7 +82,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
-            exclude: ["Drivers/GenericJSON/README.md", "Drivers/ZKTeco/README.md", "Drivers/UHPPOTE/README.md", "Drivers/Profile/README.md", "Drivers/HikvisionACS/README.md"],
+            exclude: ["Drivers/GenericJSON/README.md", "Drivers/ZKTeco/README.md", "Drivers/UHPPOTE/README.md", "Drivers/Profile/README.md", "Drivers/HikvisionACS/README.md", "Drivers/ONVIF/README.md"],
             swiftSettings: strict
         ),
         // The Sink protocol, the runner that owns cursors and retries, and Sinks/<Name>/.

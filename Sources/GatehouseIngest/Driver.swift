@@ -62,6 +62,7 @@ public enum DriverRegistry {
         { UHPPOTEDriver() },
         { ProfileDriver() },
         { HikvisionACSDriver() },
+        { ONVIFDriver() },
     ]
 
     /// A fresh instance of every driver, for one daemon run.

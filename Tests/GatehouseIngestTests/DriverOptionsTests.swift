@@ -49,7 +49,7 @@ struct DriverOptionsTests {
 
     /// The folder under Drivers/ of each registered driver, whose README documents it.
     static func readme(of driver: String) throws -> String {
-        let folders = ["generic-json": "GenericJSON", "zkteco": "ZKTeco", "uhppote": "UHPPOTE", "profile": "Profile", "hikvision-acs": "HikvisionACS"]
+        let folders = ["generic-json": "GenericJSON", "zkteco": "ZKTeco", "uhppote": "UHPPOTE", "profile": "Profile", "hikvision-acs": "HikvisionACS", "onvif": "ONVIF"]
         let folder = try #require(folders[driver], "driver \(driver) has no README folder listed here")
         return try String(
             contentsOf: repositoryRoot.appendingPathComponent("Sources/GatehouseIngest/Drivers/\(folder)/README.md"), encoding: .utf8)

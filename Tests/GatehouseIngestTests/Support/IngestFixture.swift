@@ -18,7 +18,7 @@ final class IngestFixture: Sendable {
     private let committer: Task<Void, Never>
 
     /// `devices` is the YAML list under `devices:`; `budget` the disk budget in bytes.
-    init(devices: String, extra: String = "", budget: Int64 = 1 << 30) throws {
+    init(devices: String, extra: String = "", budget: Int64 = 1 << 30, clock: any DriverClock = SystemClock()) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-ingest-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let yaml = """
@@ -35,7 +35,7 @@ final class IngestFixture: Sendable {
         queue = try EventQueue(path: directory + "/queue.sqlite", settings: config.queue, diskBudgetBytes: budget, logger: logger)
         let directory = DeviceDirectory(devices: config.devices, logger: logger)
         requests = DeviceRequests(config: config.ingest, devices: directory)
-        context = DriverContext(pipeline: IngestPipeline(config: config, queue: queue, devices: directory, logger: logger), requests: requests)
+        context = DriverContext(pipeline: IngestPipeline(config: config, queue: queue, devices: directory, logger: logger), requests: requests, clock: clock)
         let queue = queue
         committer = Task { await queue.run() }
     }
