@@ -134,6 +134,14 @@ public final class ONVIFCamera: Sendable {
         wakeAll()
     }
 
+    /// Another client's subscription (or one a gateway leaked) that holds a pull point for `seconds`.
+    public func holdPullPoint(seconds: Double) {
+        state.withLock { s in
+            s.subscriptions[s.nextID] = Subscription(id: s.nextID, termination: cameraTime(s).addingTimeInterval(seconds))
+            s.nextID += 1
+        }
+    }
+
     /// Answers the next request of `operation` (`PullMessages`, `Renew`, `CreatePullPointSubscription`…)
     /// with a SOAP fault whose subcode is `subcode` (`ter:InvalidArgs`, `wsrf-rw:ResourceUnknownFault`).
     public func failNext(_ operation: String, subcode: String) {

@@ -57,6 +57,7 @@ final class ONVIFClient: Sendable {
             operation, body: body, to: url, credentials: useCredentials, token: useCredentials.map { _ in .fresh(cameraTime: cameraNow) },
             referenceParameters: referenceParameters)
         var answeredChallenge = false
+        var retriedConnection = false
         while true {
             var request = HTTPClientRequest(url: url)
             request.method = .POST
@@ -79,6 +80,13 @@ final class ONVIFClient: Sendable {
             } catch let error as NIOTooManyBytesError {
                 throw .transport("\(operation.bodyElement) reply from \(url) is larger than \(Self.maxReplyBytes) bytes (\(error))")
             } catch {
+                // Cameras close idle keep-alive connections without saying so: one more try on a
+                // fresh connection before it counts as a failure (not after a timeout: that was slow, not closed).
+                let timedOut = (error as? HTTPClientError).map { [.deadlineExceeded, .readTimeout, .connectTimeout].contains($0) } ?? false
+                if !retriedConnection, !timedOut, !Task.isCancelled {
+                    retriedConnection = true
+                    continue
+                }
                 throw .transport("\(operation.bodyElement) to \(url) failed: \(error)")
             }
             if status == 401 {

@@ -33,6 +33,8 @@ final class ONVIFSession {
     private var pullTimeoutSeconds = 30
     private var messageLimit: Int
     private var lastSkewReport: Timestamp?
+    /// CreatePullPointSubscription was refused because the camera has no pull point left.
+    private var pullPointsFull = false
 
     init(options: ONVIFOptions, http: HTTPClient, context: DeviceContext) {
         self.options = options
@@ -62,7 +64,11 @@ final class ONVIFSession {
             } catch {
                 if Task.isCancelled || error == .transport("cancelled") { break }
                 failures += 1
-                pause = Self.backoff(failures: failures, initial: options.retryInitialSeconds, maximum: options.retryMaxSeconds)
+                pause = max(
+                    Self.backoff(failures: failures, initial: options.retryInitialSeconds, maximum: options.retryMaxSeconds),
+                    // The camera's pull points are full (our leaked ones among them): they free up when they expire.
+                    pullPointsFull ? Double(requestedLifetime) : 0)
+                pullPointsFull = false
                 let reason = "\(error); subscribing again in \(String(format: "%.1f", pause)) s"
                 logger.warning("onvif camera \(deviceID): \(reason)")
                 await context.down(reason: reason)
@@ -167,9 +173,16 @@ final class ONVIFSession {
 
     private func subscribe() async throws(ONVIFError) {
         guard let eventsURL else { throw .malformed("no events service") }
-        let body = try await client.call(
-            .createPullPointSubscription, body: ONVIFSOAP.createPullPointSubscription(termination: termination), to: eventsURL,
-            gatewayNow: clock.now, timeout: requestTimeout)
+        let body: ONVIFElement
+        do {
+            body = try await client.call(
+                .createPullPointSubscription, body: ONVIFSOAP.createPullPointSubscription(termination: termination), to: eventsURL,
+                gatewayNow: clock.now, timeout: requestTimeout)
+        } catch .fault(let fault) {
+            let text = fault.description.lowercased()
+            pullPointsFull = ["toomany", "maxpullpoints", "outofmemory", "limit"].contains { text.contains($0) }
+            throw .fault(fault)
+        }
         var created = try ONVIFSOAP.subscription(body)
         created.address = client.normalize(created.address)
         subscription = created

@@ -193,6 +193,21 @@ struct ONVIFDriverTests {
         }
     }
 
+    @Test("a camera whose pull points are full is asked again only after a subscription lifetime, not at the backoff pace")
+    func pullPointsFull() async throws {
+        let h = try await Harness.start(vendor: .tapo) { camera in camera.holdPullPoint(seconds: 90) }
+        #expect(await h.advancing(0.1) { h.camera.figures.count("CreatePullPointSubscription") == 1 })
+        // The backoff alone would have retried ten times in 50 s (retry_max_seconds: 4).
+        for _ in 0..<50 {
+            h.clock.advance(seconds: 1)
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        #expect(h.camera.figures.count("CreatePullPointSubscription") == 1, "\(h.camera.figures)")
+        // The held pull point expires; the next attempt gets one.
+        #expect(await h.advancing { h.camera.figures.subscriptionsCreated == 1 })
+        await h.stop()
+    }
+
     @Test("unreadable replies and messages are quarantined with the reason; the subscription goes on")
     func malformed() async throws {
         let h = try await Harness.start()
