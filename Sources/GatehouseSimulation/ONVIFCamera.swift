@@ -82,6 +82,7 @@ public final class ONVIFCamera: Sendable {
         var faults: [String: [String]] = [:]
         var malformedPulls = 0
         var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
+        var inFlight = 0
     }
 
     public let username: String
@@ -119,6 +120,8 @@ public final class ONVIFCamera: Sendable {
     // MARK: - Controls
 
     public var figures: Figures { state.withLock { $0.figures } }
+    /// Requests being answered now (a test moves its clock only while this is 0).
+    public var requestsInFlight: Int { state.withLock { $0.inFlight } }
     public var liveSubscriptions: Int { state.withLock { s in s.subscriptions.values.filter { $0.termination > cameraTime(s) }.count } }
 
     /// The camera's clock.
@@ -200,6 +203,8 @@ public final class ONVIFCamera: Sendable {
     private func cameraTime(_ s: State) -> Date { now().addingTimeInterval(s.clockOffset) }
 
     func respond(to request: Request) async -> Response {
+        state.withLock { $0.inFlight += 1 }
+        defer { state.withLock { $0.inFlight -= 1 } }
         guard request.method == .post else { return Response(status: .methodNotAllowed) }
         let text: String
         do {

@@ -22,7 +22,6 @@ final class ONVIFClient: Sendable {
         var nc = 0
         /// Camera clock minus gateway clock, in milliseconds.
         var offsetMilliseconds: Int64 = 0
-        var requests = 0
     }
 
     init(http: HTTPClient, credentials: ONVIFSOAP.Credentials?, configuredHost: String?) {
@@ -66,7 +65,6 @@ final class ONVIFClient: Sendable {
             let sentDigest = authenticated ? digestAuthorization(url: url) : nil
             if let sentDigest { request.headers.add(name: "Authorization", value: sentDigest) }
             request.body = .bytes(ByteBuffer(string: envelope))
-            state.withLock { $0.requests += 1 }
             let status: UInt
             let reply: [UInt8]
             let challengeHeader: String?
@@ -126,8 +124,6 @@ final class ONVIFClient: Sendable {
                 referenceParameters: subscription.referenceParameters)
         }.value
     }
-
-    var requestCount: Int { state.withLock { $0.requests } }
 
     private func digestAuthorization(url: String) -> String? {
         guard let credentials else { return nil }

@@ -33,6 +33,9 @@ final class ONVIFSession {
     private var pullTimeoutSeconds = 30
     private var messageLimit: Int
     private var lastSkewReport: Timestamp?
+    /// Attempts that failed since the last PullMessages reply: a camera that accepts subscriptions
+    /// but fails every pull still backs off further each time.
+    private var failures = 0
     /// CreatePullPointSubscription was refused because the camera has no pull point left.
     private var pullPointsFull = false
 
@@ -47,13 +50,11 @@ final class ONVIFSession {
     }
 
     func run() async {
-        var failures = 0
         while !Task.isCancelled {
             let pause: Double
             do {
                 try await connect()
                 try await subscribe()
-                failures = 0
                 try await pullLoop()
                 continue
             } catch .unauthorized(let why) {
@@ -270,6 +271,7 @@ final class ONVIFSession {
                 continue
             }
             unreadableInARow = 0
+            failures = 0
             var drafts: [EventDraft] = []
             var kept: [QuarantineRecord] = []
             let messages = ONVIFNotification.messages(in: body)

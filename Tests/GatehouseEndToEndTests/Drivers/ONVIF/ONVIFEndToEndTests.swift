@@ -12,7 +12,8 @@ struct ONVIFEndToEndTests {
     static func camera(password: String = "Demo#2025", clockOffset: Double = 0) -> ONVIFCamera {
         var logger = Logger(label: "onvif-sim")
         logger.logLevel = .warning
-        return ONVIFCamera(password: password, clockOffsetSeconds: clockOffset, createdWindowSeconds: 5, maxHold: .milliseconds(300), logger: logger)
+        // A minute of anti-replay window: wide for a loaded machine, far narrower than the 30 min the clock is off.
+        return ONVIFCamera(password: password, clockOffsetSeconds: clockOffset, createdWindowSeconds: 60, maxHold: .milliseconds(300), logger: logger)
     }
 
     static func device(_ id: String, port: Int) -> String {

@@ -43,7 +43,7 @@ struct ONVIFDriverTests {
             var logger = Logger(label: "onvif-sim")
             logger.logLevel = .warning
             let camera = ONVIFCamera(
-                password: cameraPassword, vendor: vendor, clockOffsetSeconds: clockOffset, createdWindowSeconds: 5, maxHold: .milliseconds(50),
+                password: cameraPassword, vendor: vendor, clockOffsetSeconds: clockOffset, createdWindowSeconds: 5, maxHold: .milliseconds(10),
                 now: { clock.now.date }, logger: logger)
             prepare(camera)
             let cameraTask = Task { try await camera.run() }
@@ -62,12 +62,22 @@ struct ONVIFDriverTests {
             return Harness(camera: camera, clock: clock, fixture: fixture, cameraTask: cameraTask, driverTask: driverTask)
         }
 
-        /// Polls `condition`, moving the clock `step` seconds before each look.
+        /// Whether the driver is waiting on the clock (a pause, a backoff) with no request at the
+        /// camera: the only moments time moves, so how fast the machine is changes nothing.
+        var driverIsWaiting: Bool { camera.requestsInFlight == 0 && clock.manual.pendingTimers > 0 }
+
+        /// Polls `condition`, moving the clock `step` seconds whenever the driver waits on it.
         func advancing(_ step: Double = 1, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async -> Bool {
-            await eventually(timeout: timeout, poll: .milliseconds(5)) {
-                clock.advance(seconds: step)
+            await eventually(timeout: timeout, poll: .milliseconds(2)) {
+                if driverIsWaiting { clock.advance(seconds: step) }
                 return try await condition()
             }
+        }
+
+        /// Moves the clock by `seconds` at once, the next time the driver waits on it.
+        func jump(seconds: Double) async {
+            _ = await eventually(timeout: .seconds(30), poll: .milliseconds(2)) { driverIsWaiting }
+            clock.advance(seconds: seconds)
         }
 
         func events() async throws -> [Event] { try await fixture.events() }
@@ -127,7 +137,7 @@ struct ONVIFDriverTests {
         h.camera.alarm("tns1:RuleEngine/LineDetector/Crossed", active: false)
         #expect(await h.advancing(0.2) { try await h.alarms().count == 2 })
         // An hour passes at once: the subscription expired on the camera; the driver subscribes again.
-        h.clock.advance(seconds: 3600)
+        await h.jump(seconds: 3600)
         #expect(await h.advancing { h.camera.figures.subscriptionsCreated == 3 })
         h.camera.alarm("tns1:RuleEngine/TamperDetector/Tamper", active: true)
         #expect(await h.advancing(0.2) { try await h.alarms().count == 3 })
@@ -159,10 +169,7 @@ struct ONVIFDriverTests {
         #expect(await h.advancing(0.1) { try await h.events().contains { $0.kind == .deviceOffline } })
         let requests = h.camera.figures.total
         // Nine minutes: nothing more (the camera would lock the user after a few tries).
-        for _ in 0..<54 {
-            h.clock.advance(seconds: 10)
-            try await Task.sleep(for: .milliseconds(2))
-        }
+        for _ in 0..<54 { await h.jump(seconds: 10) }
         #expect(h.camera.figures.refusedCredentials == 1 && h.camera.figures.total == requests, "\(h.camera.figures)")
         let offline = try await h.events().first { $0.kind == .deviceOffline }
         let reason: String = if case .string(let text)? = offline?.attributes?["reason"] { text } else { "" }
@@ -198,10 +205,7 @@ struct ONVIFDriverTests {
         let h = try await Harness.start(vendor: .tapo) { camera in camera.holdPullPoint(seconds: 90) }
         #expect(await h.advancing(0.1) { h.camera.figures.count("CreatePullPointSubscription") == 1 })
         // The backoff alone would have retried ten times in 50 s (retry_max_seconds: 4).
-        for _ in 0..<50 {
-            h.clock.advance(seconds: 1)
-            try await Task.sleep(for: .milliseconds(2))
-        }
+        for _ in 0..<50 { await h.jump(seconds: 1) }
         #expect(h.camera.figures.count("CreatePullPointSubscription") == 1, "\(h.camera.figures)")
         // The held pull point expires; the next attempt gets one.
         #expect(await h.advancing { h.camera.figures.subscriptionsCreated == 1 })
