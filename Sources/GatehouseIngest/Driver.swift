@@ -65,6 +65,7 @@ public enum DriverRegistry {
         { HikvisionACSDriver() },
         { HikvisionCameraDriver() },
         { DahuaDriver() },
+        { ONVIFDriver() },
     ]
 
     /// A fresh instance of every driver, for one daemon run, config check or replay.
