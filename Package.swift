@@ -104,7 +104,7 @@ let package = Package(
         .target(
             name: "GatehouseSinks",
             dependencies: [
-                "GatehouseCore", "GatehouseQueue",
+                "GatehouseCore", "GatehouseQueue", "CMosquitto",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -116,6 +116,12 @@ let package = Package(
             ],
             exclude: documents(of: "GatehouseSinks", under: "Sinks"),
             swiftSettings: strict
+        ),
+        // libmosquitto from Debian (libmosquitto-dev): the MQTT client the `mqtt` sink drives.
+        .systemLibrary(
+            name: "CMosquitto",
+            pkgConfig: "libmosquitto",
+            providers: [.apt(["libmosquitto-dev"])]
         ),
         // Service wiring, status log, admin listener, metrics, systemd notify, reload.
         .target(

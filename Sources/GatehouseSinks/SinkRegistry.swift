@@ -36,6 +36,7 @@ public enum SinkRegistry {
     public static let all: [SinkType] = [
         SinkType(FileSink.self),
         SinkType(HTTPSink.self),
+        SinkType(MQTTSink.self),
     ]
 
     /// What `ConfigLoader` needs to read every sink type's section.

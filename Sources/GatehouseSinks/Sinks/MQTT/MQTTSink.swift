@@ -1,0 +1,68 @@
+import Foundation
+import GatehouseCore
+import GatehouseQueue
+import Logging
+
+/// Publishes every event to an MQTT broker at QoS 1, one message per event, and reports the
+/// batch delivered only when the broker acknowledged every message (PUBACK).
+///
+/// The event id travels as the MQTT 5 user property `event-id` (and always in the JSON payload),
+/// so consumers drop the duplicates a retry after a lost connection produces.
+public final class MQTTSink: RegisteredSink {
+    public let name: String
+    private let config: MQTTSinkConfig
+    private let client: MosquittoClient
+    private let logger: Logger
+
+    public convenience init(name: String, config: MQTTSinkConfig, logger: Logger) throws {
+        try self.init(name: name, config: config, logger: logger, clock: MachineClock())
+    }
+
+    init(name: String, config: MQTTSinkConfig, logger: Logger, clock: any TimerClock) throws {
+        self.name = name
+        self.config = config
+        var logger = logger
+        logger[metadataKey: "sink.name"] = "\(name)"
+        self.logger = logger
+        client = try MosquittoClient(config: config, clock: clock)
+    }
+
+    package static func readSettings(_ map: YAMLMapping, environment: [String: String]) -> MQTTSinkConfig? {
+        MQTTSinkConfig.read(map, environment: environment)
+    }
+
+    public func send(_ batch: SinkBatch) async -> DeliveryResult {
+        var messages: [(topic: String, payload: Data, eventID: String?)] = []
+        messages.reserveCapacity(batch.events.count)
+        for event in batch.events {
+            let fields = Self.routingFields(event.body)
+            let topic = config.topic(
+                site: fields.site ?? "unknown", kind: fields.kind ?? "unknown", device: fields.device ?? "unknown",
+                priority: event.priority.rawValue)
+            messages.append((topic, event.body, fields.id))
+        }
+        do {
+            try await client.connect()
+            try await client.publishAll(messages)
+            return .delivered
+        } catch {
+            switch error {
+            case .transient(let reason): return .retryable(after: nil, reason: reason)
+            case .refused(let reason): return .fatal(reason: reason)
+            }
+        }
+    }
+
+    public func shutdown() async {
+        client.disconnect()
+    }
+
+    /// The few fields a topic template and the user property need, read from the stored JSON.
+    static func routingFields(_ body: Data) -> (id: String?, site: String?, kind: String?, device: String?) {
+        guard case .object(let object)? = try? JSONValue.parse(Array(body)) else { return (nil, nil, nil, nil) }
+        func text(_ value: JSONValue?) -> String? { if case .string(let s)? = value { s } else { nil } }
+        var device: String?
+        if case .object(let deviceObject)? = object["device"] { device = text(deviceObject["id"]) }
+        return (text(object["id"]), text(object["site"]), text(object["kind"]), device)
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real Eclipse Mosquitto broker (Debian's `mosquitto`) on 127.0.0.1, owned by one test:
+/// started on a free port with its own persistence directory, stopped or killed and started
+/// again on the same port to test reconnects. `scripts/test` installs the package.
+public final class MosquittoBroker: Sendable {
+    public static let binary = "/usr/sbin/mosquitto"
+    public static var available: Bool { FileManager.default.isExecutableFile(atPath: binary) }
+
+    public let port: Int
+    public let directory: String
+    private let process = Mutex<Process?>(nil)
+
+    /// `users` (name → password) switches anonymous access off.
+    public init(users: [String: String] = [:]) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-mosquitto-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        port = try Self.freePort()
+        var lines = [
+            // Kept as root when run as root (CI): the broker must read and write its temporary directory.
+            "user root", "listener \(port) 127.0.0.1", "persistence true", "persistence_location \(directory)/",
+            "log_dest file \(directory)/mosquitto.log", "log_type all", "allow_anonymous \(users.isEmpty)",
+            "max_queued_messages 1000000",
+        ]
+        if !users.isEmpty {
+            for (index, (user, password)) in users.sorted(by: { $0.key < $1.key }).enumerated() {
+                let tool = Process()
+                tool.executableURL = URL(fileURLWithPath: "/usr/bin/mosquitto_passwd")
+                tool.arguments = (index == 0 ? ["-c"] : []) + ["-b", "\(directory)/passwords", user, password]
+                try tool.run()
+                tool.waitUntilExit()
+            }
+            lines.append("password_file \(directory)/passwords")
+        }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: "\(directory)/mosquitto.conf", atomically: true, encoding: .utf8)
+    }
+
+    /// Starts the broker and waits (bounded) until it accepts connections.
+    public func start() async throws {
+        let broker = Process()
+        broker.executableURL = URL(fileURLWithPath: Self.binary)
+        broker.arguments = ["-c", "\(directory)/mosquitto.conf"]
+        broker.standardOutput = FileHandle.nullDevice
+        broker.standardError = FileHandle.nullDevice
+        try broker.run()
+        process.withLock { $0 = broker }
+        let port = port
+        guard await eventually(timeout: .seconds(20), { Self.accepts(port: port) }) else {
+            throw BrokerError(message: "mosquitto did not accept connections on \(port); log: \(log)")
+        }
+    }
+
+    /// Stops the broker: SIGTERM (it saves its sessions) or SIGKILL (a crash).
+    public func stop(kill: Bool = false) {
+        guard let broker = process.withLock({ p -> Process? in defer { p = nil }; return p }) else { return }
+        if kill { Glibc.kill(broker.processIdentifier, SIGKILL) } else { broker.terminate() }
+        broker.waitUntilExit()
+    }
+
+    public var log: String { (try? String(contentsOfFile: "\(directory)/mosquitto.log", encoding: .utf8)) ?? "" }
+
+    deinit {
+        stop(kill: true)
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    struct BrokerError: Error, CustomStringConvertible {
+        let message: String
+        var description: String { message }
+    }
+
+    /// A port nothing listens on now: bound to 0, read back, closed.
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Bool in
+                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        guard bound else { throw BrokerError(message: "no free port: errno \(errno)") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    static func accepts(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+}
+
+/// `mosquitto_sub` as a test's consumer: a persistent QoS 1 session on `topic`, each message
+/// written as `topic|user properties|payload`, one per line.
+public final class MosquittoSubscriber: Sendable {
+    private let process = Mutex<Process?>(nil)
+    private let output: String
+    private let arguments: [String]
+
+    public init(port: Int, topic: String = "gatehouse/#", clientID: String = "gatehouse-test-consumer") {
+        output = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-sub-\(UUID().uuidString).txt").path
+        arguments = [
+            "-h", "127.0.0.1", "-p", "\(port)", "-V", "mqttv5", "-q", "1", "-c", "-i", clientID, "-t", topic,
+            "-F", "%t|%P|%p\\n",
+        ]
+    }
+
+    /// Starts (or restarts) the consumer; its session (and what the broker kept for it) continues.
+    public func start() throws {
+        let sub = Process()
+        sub.executableURL = URL(fileURLWithPath: "/usr/bin/mosquitto_sub")
+        sub.arguments = arguments
+        if !FileManager.default.fileExists(atPath: output) { FileManager.default.createFile(atPath: output, contents: nil) }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+        handle.seekToEndOfFile()
+        sub.standardOutput = handle
+        sub.standardError = FileHandle.nullDevice
+        try sub.run()
+        process.withLock { $0 = sub }
+    }
+
+    public func stop() {
+        guard let sub = process.withLock({ p -> Process? in defer { p = nil }; return p }) else { return }
+        // SIGKILL: a consumer's clean goodbye is not under test, and waiting for one can hang.
+        Glibc.kill(sub.processIdentifier, SIGKILL)
+        sub.waitUntilExit()
+    }
+
+    /// Every message received so far: (topic, user properties, payload).
+    public var messages: [(topic: String, properties: String, payload: String)] {
+        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { line in
+            let parts = line.split(separator: "|", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3 else { return nil }
+            return (String(parts[0]), String(parts[1]), String(parts[2]))
+        }
+    }
+
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(atPath: output)
+    }
+}

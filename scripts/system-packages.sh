@@ -1,0 +1,27 @@
+# Sourced by scripts/demo and scripts/test: Debian packages the build (and the tests) need,
+# installed only when missing and when we may (root + apt-get).
+# Usage: . scripts/system-packages.sh; need_packages build   (or: need_packages build test)
+
+need_packages() {
+  local need=()
+  # The build: SQLite for the queue, libmosquitto for the mqtt sink.
+  dpkg -s libsqlite3-dev >/dev/null 2>&1 || need+=(libsqlite3-dev)
+  dpkg -s libmosquitto-dev >/dev/null 2>&1 || need+=(libmosquitto-dev)
+  if [ "${2:-}" = test ]; then
+    command -v openssl >/dev/null || need+=(openssl)              # certificates for the mutual-TLS sink test
+    command -v systemd-analyze >/dev/null || need+=(systemd)      # scripts/verify-systemd.sh
+    command -v adduser >/dev/null || need+=(adduser)              # the package's postinst (scripts/test-package.sh)
+    python3 -c "import jsonschema" >/dev/null 2>&1 || need+=(python3-jsonschema)  # event schema validation
+    [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)               # the broker the mqtt sink tests start
+    command -v mosquitto_sub >/dev/null || need+=(mosquitto-clients)  # their consumer
+  fi
+  if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "installing ${need[*]}"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    else
+      echo "missing Debian packages: ${need[*]} (run as root, or: sudo apt-get install ${need[*]})" >&2
+      return 1
+    fi
+  fi
+}
