@@ -58,8 +58,7 @@ public final class MosquittoBroker: Sendable {
     /// Stops the broker: SIGTERM (it saves its sessions) or SIGKILL (a crash).
     public func stop(kill: Bool = false) {
         guard let broker = process.withLock({ p -> Process? in defer { p = nil }; return p }) else { return }
-        if kill { Glibc.kill(broker.processIdentifier, SIGKILL) } else { broker.terminate() }
-        broker.waitUntilExit()
+        end(broker, signal: kill ? SIGKILL : SIGTERM)
     }
 
     public var log: String { (try? String(contentsOfFile: "\(directory)/mosquitto.log", encoding: .utf8)) ?? "" }
@@ -105,6 +104,20 @@ public final class MosquittoBroker: Sendable {
     }
 }
 
+/// Sends `signal` and waits (bounded) until the child is gone, then SIGKILL if it is not.
+/// Not `Process.waitUntilExit`: on Linux it was seen waiting forever for a child that had exited.
+func end(_ process: Process, signal: Int32) {
+    let pid = process.processIdentifier
+    kill(pid, signal)
+    for _ in 0..<1000 {
+        // 0: still running; pid: reaped here; -1 (ECHILD): Foundation reaped it already.
+        if waitpid(pid, nil, WNOHANG) != 0 { return }
+        usleep(10_000)
+    }
+    kill(pid, SIGKILL)
+    _ = waitpid(pid, nil, 0)
+}
+
 /// `mosquitto_sub` as a test's consumer: a persistent QoS 1 session on `topic`, each message
 /// written as `topic|user properties|payload`, one per line.
 public final class MosquittoSubscriber: Sendable {
@@ -136,9 +149,8 @@ public final class MosquittoSubscriber: Sendable {
 
     public func stop() {
         guard let sub = process.withLock({ p -> Process? in defer { p = nil }; return p }) else { return }
-        // SIGKILL: a consumer's clean goodbye is not under test, and waiting for one can hang.
-        Glibc.kill(sub.processIdentifier, SIGKILL)
-        sub.waitUntilExit()
+        // SIGKILL: a consumer's clean goodbye is not under test.
+        end(sub, signal: SIGKILL)
     }
 
     /// Every message received so far: (topic, user properties, payload).
