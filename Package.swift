@@ -33,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.4.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
         .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // Event schema, kinds, ids, time, config model and validation, privacy. No NIO.
@@ -98,8 +99,9 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
-            exclude: ["Sinks/File/README.md", "Sinks/HTTP/README.md"],
+            exclude: ["Sinks/File/README.md", "Sinks/HTTP/README.md", "Sinks/Postgres/README.md"],
             swiftSettings: strict
         ),
         // Service wiring, status log, admin listener, metrics, systemd notify, reload.
@@ -141,6 +143,7 @@ let package = Package(
             dependencies: [
                 "GatehouseCore", "GatehouseQueue", "GatehouseSimulation",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: strict
         ),
@@ -203,6 +206,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ]
         ),
         .testTarget(

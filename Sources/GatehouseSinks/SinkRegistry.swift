@@ -34,6 +34,7 @@ public enum SinkRegistry {
     public static let all: [SinkType] = [
         SinkType(FileSink.self),
         SinkType(HTTPSink.self),
+        SinkType(PostgresSink.self),
     ]
 
     /// What `ConfigLoader` needs to read every sink type's section.
