@@ -37,6 +37,7 @@ public enum SinkRegistry {
         SinkType(FileSink.self),
         SinkType(HTTPSink.self),
         SinkType(MQTTSink.self),
+        SinkType(PostgresSink.self),
     ]
 
     /// What `ConfigLoader` needs to read every sink type's section.

@@ -564,7 +564,7 @@ struct ConfigLoaderTests {
         #expect(config.devices.map(\.id) == ["gate-north-in", "door-block-3"])
         #expect(config.devices[0].direction == .in)
         #expect(config.devices[0].type == .lprCamera)
-        #expect(config.sinks.map(\.name) == ["outbox", "central"])
+        #expect(config.sinks.map(\.name) == ["outbox", "central", "warehouse"])
         #expect(config.privacy.modes[.qr] == .drop)
         #expect(config.privacy.modes[.phone] == .mask)
         guard let http = config.sinks[1].settings as? HTTPSinkConfig else {
@@ -573,5 +573,7 @@ struct ConfigLoaderTests {
         }
         #expect(http.caFile != nil && http.clientCertificateFile != nil && http.clientKeyFile != nil)
         #expect(http.hmacSecret != nil && http.bearerToken != nil)
+        let postgres = config.sinks[2].settings as? PostgresSinkConfig
+        #expect(postgres?.password?.value == "test-value" && postgres?.partitionsAhead == 3 && postgres?.tlsRequired == true && postgres?.caFile != nil)
     }
 }

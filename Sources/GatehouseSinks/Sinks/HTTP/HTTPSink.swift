@@ -143,22 +143,13 @@ public final class HTTPSink: RegisteredSink {
 
     static func tlsConfiguration(_ config: HTTPSinkConfig) throws -> TLSConfiguration? {
         guard config.caFile != nil || config.clientCertificateFile != nil else { return nil }
-        var tls = TLSConfiguration.makeClientConfiguration()
+        let files = SinkTLSFiles(
+            caFile: config.caFile, clientCertificateFile: config.clientCertificateFile, clientKeyFile: config.clientKeyFile)
         do {
-            if let caFile = config.caFile {
-                // A private CA replaces the system roots: the central store is ours, not the web's.
-                tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caFile))
-            }
-            if let certificateFile = config.clientCertificateFile, let keyFile = config.clientKeyFile {
-                tls.certificateChain = try NIOSSLCertificate.fromPEMFile(certificateFile).map { .certificate($0) }
-                tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: keyFile, format: .pem))
-            }
+            return try files.clientConfiguration()
         } catch {
-            throw HTTPSinkError(
-                "cannot load TLS files (ca_file \(config.caFile ?? "-"), client_certificate_file "
-                    + "\(config.clientCertificateFile ?? "-"), client_key_file \(config.clientKeyFile ?? "-")): \(error)")
+            throw HTTPSinkError(error.description)
         }
-        return tls
     }
 }
 

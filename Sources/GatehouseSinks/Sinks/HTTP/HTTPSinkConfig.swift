@@ -46,19 +46,7 @@ public struct HTTPSinkConfig: SinkSettings {
         if let url, URL(string: url)?.host == nil || !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
             map.log.report(map.node("url"), key: map.join("url"), "'\(url)' is not an http:// or https:// URL with a host")
         }
-        let tls = map.mapping("tls")
-        defer { tls?.finish() }
-        var files: [String: String] = [:]
-        for key in ["ca_file", "client_certificate_file", "client_key_file"] {
-            guard let path = tls?.filePath(key) else { continue }
-            if !FileManager.default.isReadableFile(atPath: path) {
-                map.log.report(tls?.node(key), key: "\(tls?.path ?? "tls").\(key)", "cannot read '\(path)' (expected a readable PEM file)")
-            }
-            files[key] = path
-        }
-        if (files["client_certificate_file"] == nil) != (files["client_key_file"] == nil) {
-            map.log.report(tls?.node("client_certificate_file") ?? tls?.node("client_key_file"), key: tls?.path ?? "tls", "client_certificate_file and client_key_file go together")
-        }
+        let tls = SinkTLSFiles.read(map)
         let config = HTTPSinkConfig(
             url: url ?? "", format: map.choice("format", default: .ndjson) ?? .ndjson,
             gzip: map.bool("gzip", default: true),
@@ -66,8 +54,7 @@ public struct HTTPSinkConfig: SinkSettings {
             hmacSecret: map.secret("hmac_secret", environment: environment),
             signatureHeader: map.string("signature_header") ?? "X-Gatehouse-Signature",
             idempotencyHeader: map.string("idempotency_header") ?? "Idempotency-Key",
-            caFile: files["ca_file"], clientCertificateFile: files["client_certificate_file"],
-            clientKeyFile: files["client_key_file"],
+            caFile: tls.caFile, clientCertificateFile: tls.clientCertificateFile, clientKeyFile: tls.clientKeyFile,
             connectTimeoutSeconds: map.double("connect_timeout_seconds", default: 5, range: 0.1...300),
             requestTimeoutSeconds: map.double("request_timeout_seconds", default: 30, range: 0.1...3600))
         return url == nil ? nil : config

@@ -64,28 +64,16 @@ public struct MQTTSinkConfig: SinkSettings {
         if let clientID, clientID.isEmpty || clientID.utf8.count > 65_535 {
             map.log.report(map.node("client_id"), key: map.join("client_id"), "must be 1 to 65535 bytes")
         }
-        let tls = map.mapping("tls")
-        defer { tls?.finish() }
-        var files: [String: String] = [:]
-        for key in ["ca_file", "client_certificate_file", "client_key_file"] {
-            guard let path = tls?.filePath(key) else { continue }
-            if !FileManager.default.isReadableFile(atPath: path) {
-                map.log.report(tls?.node(key), key: "\(tls?.path ?? "tls").\(key)", "cannot read '\(path)' (expected a readable PEM file)")
-            }
-            files[key] = path
-        }
-        if tls != nil, files["ca_file"] == nil {
-            map.log.report(tls?.node("ca_file"), key: tls?.path ?? "tls", "ca_file is required for TLS (the broker's CA certificate, PEM)")
-        }
-        if (files["client_certificate_file"] == nil) != (files["client_key_file"] == nil) {
-            map.log.report(tls?.node("client_certificate_file") ?? tls?.node("client_key_file"), key: tls?.path ?? "tls", "client_certificate_file and client_key_file go together")
+        let tls = SinkTLSFiles.read(map)
+        if !tls.isEmpty, tls.caFile == nil {
+            // libmosquitto turns TLS on only with a CA to verify the broker against.
+            map.log.report(map.node("tls"), key: map.join("tls"), "ca_file is required for TLS (the broker's CA certificate, PEM)")
         }
         let config = MQTTSinkConfig(
-            host: host ?? "", port: map.int("port", default: tls == nil ? 1883 : 8883, range: 1...65_535),
+            host: host ?? "", port: map.int("port", default: tls.isEmpty ? 1883 : 8883, range: 1...65_535),
             protocolVersion: map.choice("protocol", default: .v5) ?? .v5, clientID: clientID ?? "", topic: topic,
             username: map.string("username"), password: map.secret("password", environment: environment),
-            caFile: files["ca_file"], clientCertificateFile: files["client_certificate_file"],
-            clientKeyFile: files["client_key_file"],
+            caFile: tls.caFile, clientCertificateFile: tls.clientCertificateFile, clientKeyFile: tls.clientKeyFile,
             keepaliveSeconds: map.int("keepalive_seconds", default: 30, range: 5...65_535),
             connectTimeoutSeconds: map.double("connect_timeout_seconds", default: 10, range: 0.1...300),
             ackTimeoutSeconds: map.double("ack_timeout_seconds", default: 30, range: 0.1...3600),

@@ -1,0 +1,209 @@
+import Foundation
+import GatehouseCore
+import GatehouseQueue
+import Logging
+import NIOCore
+import NIOSSL
+import PostgresNIO
+
+/// Inserts each batch into a month-partitioned PostgreSQL table in one transaction; a batch is
+/// delivered only when the server answered the COMMIT. Repeats are dropped by the table's key
+/// (`ON CONFLICT DO NOTHING`), so a batch whose COMMIT answer was lost is safe to send again.
+///
+/// One connection, opened on the first send and after any failure; the runner's backoff (jittered,
+/// on its injected clock) paces reconnection, so this type never sleeps or retries by itself.
+public actor PostgresSink: RegisteredSink {
+    public nonisolated let name: String
+    private let config: PostgresSinkConfig
+    private let schema: PostgresSchema
+    private let tls: TLSConfiguration?
+    private let logger: Logger
+    /// PostgresNIO's own logging, kept at warning: at debug it would print queries and their values.
+    private let libraryLogger: Logger
+    private var connection: PostgresConnection?
+    private var connectionCount = 0
+    /// The UTC month whose partitions were last ensured; a new month ensures them again.
+    private var partitionedMonth: String?
+
+    /// Loads the TLS files named in `config`; throws when one cannot be read or parsed. Does not connect.
+    public init(name: String, config: PostgresSinkConfig, logger: Logger) throws {
+        self.name = name
+        self.config = config
+        schema = PostgresSchema(table: config.table, partitionsAhead: config.partitionsAhead)
+        var logger = logger
+        logger[metadataKey: "sink.name"] = "\(name)"
+        self.logger = logger
+        var libraryLogger = logger
+        libraryLogger.logLevel = max(logger.logLevel, .warning)
+        self.libraryLogger = libraryLogger
+        if config.usesTLS {
+            do {
+                tls = try config.tlsFiles.clientConfiguration()
+            } catch {
+                throw PostgresSinkError(error.description)
+            }
+        } else {
+            tls = nil
+        }
+    }
+
+    public func send(_ batch: SinkBatch) async -> DeliveryResult {
+        let connection: PostgresConnection
+        do {
+            connection = try await ready()
+        } catch {
+            return await failed(error)
+        }
+        var binds = PostgresBindings(capacity: 1)
+        binds.append(batch.events.map { String(decoding: $0.body, as: UTF8.self) })
+        do {
+            try await run("BEGIN", on: connection)
+            try await run(PostgresQuery(unsafeSQL: schema.insertSQL, binds: binds), on: connection)
+            // The cursor may move only after this answer: a COMMIT that failed or never answered
+            // leaves the batch queued, and its resend is dropped by the key if it did commit.
+            try await run("COMMIT", on: connection)
+            return .delivered
+        } catch {
+            return await failed(error)
+        }
+    }
+
+    public func shutdown() async {
+        guard let connection else { return }
+        self.connection = nil
+        try? await connection.close()
+    }
+
+    /// The open connection, or a new one with the table migrated and this month's partitions ready.
+    private func ready() async throws -> PostgresConnection {
+        if let connection, !connection.isClosed {
+            try await ensurePartitions(connection)
+            return connection
+        }
+        connection = nil
+        var configuration = PostgresConnection.Configuration(
+            host: config.host, port: config.port, username: config.user, password: config.password?.value,
+            database: config.database, tls: try tls.map { .require(try NIOSSLContext(configuration: $0)) } ?? .disable)
+        configuration.options.connectTimeout = .milliseconds(Int64(config.connectTimeoutSeconds * 1000))
+        configuration.options.additionalStartupParameters = [
+            ("statement_timeout", "\(Int(config.statementTimeoutSeconds * 1000))"),
+            // Lets the centre's DBA (and the tests) tell each gateway's sessions apart in pg_stat_activity.
+            ("application_name", "gatehouse/\(name)"),
+        ]
+        connectionCount += 1
+        let opened = try await PostgresConnection.connect(
+            configuration: configuration, id: connectionCount, logger: libraryLogger)
+        do {
+            try await schema.migrate(opened, logger: libraryLogger)
+            partitionedMonth = nil
+            try await ensurePartitions(opened)
+        } catch {
+            try? await opened.close()
+            throw error
+        }
+        connection = opened
+        logger.info("sink \(name): connected to postgres \(config.host):\(config.port)/\(config.database) as \(config.user)")
+        return opened
+    }
+
+    private func ensurePartitions(_ connection: PostgresConnection) async throws {
+        let now = Date()
+        let month = PostgresSchema.partitionSuffix(schema.months(from: now)[0].start)
+        guard month != partitionedMonth else { return }
+        try await schema.ensurePartitions(connection, now: now, logger: libraryLogger)
+        partitionedMonth = month
+    }
+
+    /// Runs a statement to its end: PostgresNIO reports some errors only while its rows are read.
+    private func run(_ query: PostgresQuery, on connection: PostgresConnection) async throws {
+        for try await _ in try await connection.query(query, logger: libraryLogger) {}
+    }
+
+    /// Maps an error to the runner's outcome; rolls back (keeping the connection) after a refused
+    /// batch, and drops the connection after anything else so the next send starts clean.
+    private func failed(_ error: any Error) async -> DeliveryResult {
+        let failure = Self.classify(error, config: config)
+        if failure.keepConnection, let connection {
+            do {
+                try await run("ROLLBACK", on: connection)
+            } catch {
+                await shutdown()
+            }
+        } else {
+            await shutdown()
+        }
+        if failure.tableMissing { partitionedMonth = nil }
+        return failure.result
+    }
+
+    struct Failure {
+        var result: DeliveryResult
+        var keepConnection = false
+        var tableMissing = false
+    }
+
+    /// What an error means for the batch. Only the server's primary message and SQLSTATE are
+    /// quoted: its DETAIL and CONTEXT lines can carry the row's values (a plate, a card number).
+    static func classify(_ error: any Error, config: PostgresSinkConfig) -> Failure {
+        if let transaction = error as? PostgresTransactionError,
+            let inner = transaction.closureError ?? transaction.commitError ?? transaction.beginError {
+            return classify(inner, config: config)
+        }
+        if let schema = error as? PostgresSchemaError { return Failure(result: .fatal(reason: "postgres: \(schema)")) }
+        if let tls = error as? NIOSSLError {
+            return Failure(result: .fatal(reason: "postgres: TLS setup failed: \(tls)"))
+        }
+        guard let error = error as? PSQLError else {
+            return Failure(result: .retryable(after: nil, reason: "postgres: \(String(describing: error))"))
+        }
+        let server = "\(config.host):\(config.port)"
+        switch error.code {
+        case .server:
+            let state = error.serverInfo?[.sqlState] ?? ""
+            let message = error.serverInfo?[.message] ?? "no message"
+            let quoted = "postgres: \(message) (SQLSTATE \(state))"
+            switch state {
+            case "28P01", "28000":
+                // Named the way an operator searches for it; the runner retries only at the backoff cap.
+                return Failure(result: .fatal(reason: "postgres: authentication failed for user \(config.user) (check the sink's user and password)"))
+            case "3D000":
+                return Failure(result: .fatal(reason: "postgres: database \(config.database) does not exist on \(server)"))
+            case "42501":
+                return Failure(result: .fatal(reason: "\(quoted) (grant the sink's user the rights listed in its README)"))
+            case "42P01":
+                // The table was dropped under us: the next connection migrates it again.
+                return Failure(result: .retryable(after: nil, reason: quoted), tableMissing: true)
+            case "57014":
+                return Failure(result: .retryable(after: nil, reason: "postgres: statement timeout after \(config.statementTimeoutSeconds) s"), keepConnection: true)
+            case "54000":
+                return Failure(result: .rejected(reason: quoted), keepConnection: true)
+            case _ where state.hasPrefix("22") || state.hasPrefix("23"):
+                // Data exceptions and constraint violations: something in these rows. The runner
+                // splits the batch until the refused event is alone, then quarantines it.
+                return Failure(result: .rejected(reason: quoted), keepConnection: true)
+            default:
+                return Failure(result: .retryable(after: nil, reason: quoted))
+            }
+        case .sslUnsupported:
+            return Failure(result: .fatal(reason: "postgres: \(server) does not offer TLS, which the sink's tls section requires"))
+        case .unsupportedAuthMechanism, .authMechanismRequiresPassword, .saslError:
+            return Failure(result: .fatal(reason: "postgres: authentication failed for user \(config.user) (\(error.code); check the sink's password)"))
+        default:
+            let underlying = error.underlying.map { ": \($0)" } ?? ""
+            return Failure(result: .retryable(after: nil, reason: "postgres: \(server) \(error.code)\(underlying)"))
+        }
+    }
+}
+
+extension PostgresSink {
+    package static func readSettings(_ map: YAMLMapping, environment: [String: String]) -> PostgresSinkConfig? {
+        PostgresSinkConfig.read(map, environment: environment)
+    }
+}
+
+/// Why a PostgreSQL sink could not be built from its configuration, naming the offending file.
+public struct PostgresSinkError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+
+    init(_ description: String) { self.description = description }
+}
