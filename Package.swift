@@ -192,6 +192,8 @@ let package = Package(
             name: "gatehouse-bench",
             dependencies: [
                 "GatehouseCore",
+                // The camera benchmark plays its 300 cameras and the central store in-process.
+                "GatehouseSimulation",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),

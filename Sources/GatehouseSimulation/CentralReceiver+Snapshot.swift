@@ -25,6 +25,9 @@ extension CentralReceiver {
         public var counts: [String: Int]
         /// The latest JSON text received per id (empty when bodies are not kept).
         public var bodies: [String: String]
+        /// When each id was first accepted (only while bodies are kept): benchmarks measure
+        /// delivery delay from it.
+        public var firstArrivedAt: [String: Date] = [:]
         /// Requests answered, whatever the answer.
         public var requests: Int
         /// Requests answered 200.
@@ -57,13 +60,16 @@ extension CentralReceiver {
         var lastIdempotencyKey: String?
         var lastContentEncoding: String?
         var firstAlarmAt: Date?
+        var firstArrivedAt: [String: Date] = [:]
 
         var snapshot: Snapshot {
-            Snapshot(
+            var snapshot = Snapshot(
                 uniqueIDs: Set(counts.keys), totalReceived: totalReceived, arrivalOrder: arrivalOrder, counts: counts,
                 bodies: bodies, requests: requests, acceptedRequests: acceptedRequests,
                 unauthorizedRequests: unauthorizedRequests, lastIdempotencyKey: lastIdempotencyKey,
                 lastContentEncoding: lastContentEncoding)
+            snapshot.firstArrivedAt = firstArrivedAt
+            return snapshot
         }
     }
 }

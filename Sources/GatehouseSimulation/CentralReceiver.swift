@@ -162,6 +162,7 @@ public final class CentralReceiver: Sendable {
         // Events are written with sorted keys and no spaces, so the priority appears literally.
         let needsAlarmScan = state.withLock { $0.firstAlarmAt == nil }
         let sawAlarm = needsAlarmScan && body.readableBytesView.firstRange(of: Self.alarmNeedle) != nil
+        let arrived = Date()
         state.withLock { s in
             if sawAlarm, s.firstAlarmAt == nil { s.firstAlarmAt = Date() }
             s.acceptedRequests += 1
@@ -171,7 +172,10 @@ public final class CentralReceiver: Sendable {
             s.arrivalOrder.append(contentsOf: parsed.ids)
             for (index, id) in parsed.ids.enumerated() {
                 s.counts[id, default: 0] += 1
-                if keepBodies, let texts = parsed.texts { s.bodies[id] = texts[index] }
+                if keepBodies, let texts = parsed.texts {
+                    s.bodies[id] = texts[index]
+                    if s.firstArrivedAt[id] == nil { s.firstArrivedAt[id] = arrived }
+                }
             }
         }
         if let texts = parsed.texts, recordFile != nil { record(texts) }

@@ -57,4 +57,33 @@ import Testing
         #expect(receiver.snapshot.requests == 3)
         #expect(receiver.snapshot.unauthorizedRequests == 1)
     }
+
+    /// The camera benchmark measures delivery delay from the first arrival of each id; a repeat
+    /// must not move it.
+    @Test func keepsEachIDsFirstArrival() async throws {
+        let receiver = CentralReceiver(logger: testLogger())
+        var marks: [Date] = []
+        try await withReceiver(receiver) { port in
+            let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
+            func post(_ body: String) async throws {
+                var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/events")
+                request.method = .POST
+                request.body = .bytes(ByteBuffer(string: body))
+                let response = try await client.execute(request, timeout: .seconds(5))
+                _ = try await response.body.collect(upTo: 1 << 16)
+                #expect(response.status.code == 200)
+            }
+            marks.append(Date())
+            try await post(#"{"id":"e1"}"#)
+            marks.append(Date())
+            try await post(#"{"id":"e1"}"# + "\n" + #"{"id":"e2"}"#)
+            marks.append(Date())
+            try await client.shutdown()
+        }
+        let arrivals = receiver.snapshot.firstArrivedAt
+        let first = try #require(arrivals["e1"]), second = try #require(arrivals["e2"])
+        #expect(marks[0] <= first && first <= marks[1])
+        #expect(marks[1] <= second && second <= marks[2])
+        #expect(receiver.snapshot.counts["e1"] == 2)
+    }
 }

@@ -4,7 +4,7 @@ import Glibc
 import Darwin  // builds there; the /proc figures exist only on Linux
 #endif
 
-/// Reads the few Linux `/proc` figures the benchmarks report: resident memory and bytes written.
+/// Reads the few Linux `/proc` figures the benchmarks report: resident memory, CPU time and bytes written.
 enum ProcFS {
     /// `VmRSS` from `/proc/<pid>/status`, in bytes. `pid` is a number or `self`.
     static func residentBytes(pid: String) throws -> Int64 {
@@ -14,6 +14,19 @@ enum ProcFS {
     /// `write_bytes` from `/proc/<pid>/io`: bytes this process caused to be sent to storage.
     static func writeBytes(pid: String) throws -> Int64 {
         try field("write_bytes", in: "/proc/\(pid)/io")
+    }
+
+    /// User plus system CPU time the process has used, in seconds (`utime` + `stime` of `/proc/<pid>/stat`).
+    static func cpuSeconds(pid: String) throws -> Double {
+        let text = try readFile("/proc/\(pid)/stat")
+        // The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
+        guard let close = text.lastIndex(of: ")") else { throw BenchError("unreadable /proc/\(pid)/stat") }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        // fields[0] is field 3 (state), so utime (14) and stime (15) are fields[11] and fields[12].
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else {
+            throw BenchError("no utime/stime in /proc/\(pid)/stat")
+        }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
     /// The first number after `name:` in a `key: value` file.

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The camera benchmark behind docs/benchmarks.md ("Cameras: 300 held, 500 alarms/s"): release
+# build; `gatehouse-bench cameras` plays 100 ONVIF, 100 Hikvision and 100 Dahua cameras and the
+# central store in its own process, starts the daemon as a separate process against them, holds
+# every subscription and stream at rest, then fires 500 alarms/s on schedule.
+# Figures land in benchmarks/results/<timestamp>-cameras/cameras.json.
+# Usage: scripts/bench-cameras.sh [--quick]      (--quick: 5 s rest and 5 s storm instead of 30 s each)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_PER_PHASE=30
+if [ "${1:-}" = "--quick" ]; then SECONDS_PER_PHASE=5; fi
+
+SCRATCH=${SCRATCH:-.build-release}
+swift build -c release --scratch-path "$SCRATCH" >/dev/null
+BIN="$SCRATCH/release"
+OUT="benchmarks/results/$(date -u +%Y%m%dT%H%M%SZ)-cameras"
+WORK=$(mktemp -d /var/tmp/gatehouse-bench-cameras.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$OUT"
+# Cameras and the daemon each hold a few sockets per camera.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+uptime | tee "$OUT/uptime-before.txt"
+status=0
+"$BIN/gatehouse-bench" cameras --daemon "$BIN/gatehouse" --work "$WORK" \
+  --onvif 100 --hikvision 100 --dahua 100 --rate 500 \
+  --rest "$SECONDS_PER_PHASE" --storm "$SECONDS_PER_PHASE" --json "$OUT/cameras.json" | tee "$OUT/summary.txt" || status=$?
+uptime | tee "$OUT/uptime-after.txt"
+# The daemon's warnings and errors, for the record (notice lines are its normal status log).
+grep -E '(warning|error|critical)' "$WORK/daemon.log" | head -50 > "$OUT/daemon-warnings.log" || true
+exit $status
