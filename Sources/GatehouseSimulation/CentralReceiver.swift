@@ -72,7 +72,7 @@ public final class CentralReceiver: Sendable {
 
     /// Waits until the server listens and returns its port; throws if it failed to start or
     /// did not start within `timeout`.
-    public func waitUntilRunning(timeout: Duration = .seconds(10)) async throws -> Int {
+    public func waitUntilRunning(timeout: Duration = .seconds(60)) async throws -> Int {
         try await server.waitUntilRunning(timeout: timeout) { ReceiverError(description: "\($0) (\(host):\(requestedPort))") }
     }
 

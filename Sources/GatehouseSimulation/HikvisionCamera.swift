@@ -197,7 +197,7 @@ public final class HikvisionCamera: Sendable {
         }
     }
 
-    public func waitUntilRunning(timeout: Duration = .seconds(10)) async throws -> Int {
+    public func waitUntilRunning(timeout: Duration = .seconds(60)) async throws -> Int {
         try await server.waitUntilRunning(timeout: timeout) { HikvisionTerminalError(description: $0) }
     }
 

@@ -196,7 +196,7 @@ public final class ONVIFCamera: Sendable {
         try await server.run(host: "127.0.0.1", port: port, logger: logger) { request in await self.respond(to: request) }
     }
 
-    public func waitUntilRunning(timeout: Duration = .seconds(10)) async throws -> Int {
+    public func waitUntilRunning(timeout: Duration = .seconds(60)) async throws -> Int {
         try await server.waitUntilRunning(timeout: timeout) { ONVIFCameraError(description: $0) }
     }
 

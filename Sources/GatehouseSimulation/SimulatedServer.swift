@@ -29,6 +29,8 @@ final class SimulatedServer: Sendable {
     }
 
     /// The bound port once listening; `makeError` words the failure for the simulator's own error type.
+    /// Callers give a generous limit (60 s by default): on a machine shared with other work a
+    /// bind can take seconds, and the limit only bounds a wait, it asserts nothing about speed.
     func waitUntilRunning(timeout: Duration, makeError: (String) -> any Error) async throws -> Int {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {

@@ -98,6 +98,8 @@ final class HikvisionAlertStreamClient: Sendable {
                 logger.warning("hikvision-camera \(options.baseURL ?? "?"): alertStream failed: \(error)")
                 await device.down(reason: "alertStream failed: \(error)")
             }
+            // Alarms the camera stopped repeating close while it is away too, not only while a stream is open.
+            try? await driver.closeQuiet(device)
             try await clock.sleep(for: .milliseconds(Int64(pause * 1000)))
         }
     }
@@ -171,11 +173,12 @@ final class HikvisionAlertStreamClient: Sendable {
                 // The watchdog: stall detection and quiet stops, both on the injected clock.
                 while true {
                     try await self.clock.sleep(for: .milliseconds(250))
+                    // Quiet stops first: a camera that went silent also stalls its stream.
+                    try await self.driver.closeQuiet(self.device)
                     let last = self.lastByte.withLock { $0 }
                     if let last, self.clock.instant - last >= .milliseconds(Int64(self.options.stallSeconds * 1000)) {
                         throw StreamEnd.stalled(self.options.stallSeconds)
                     }
-                    try await self.driver.closeQuiet(self.device)
                 }
             }
             defer { group.cancelAll() }
