@@ -72,7 +72,7 @@ public struct StatusReport: Sendable, Codable, Equatable {
         lines.append("SINKS")
         for line in sinks {
             let s = line.status
-            lines.append("  \(Self.pad(s.name, 16)) \(Self.pad(s.type, 5)) \(Self.pad(s.state, 12)) \(Int(s.eventsPerMinute.rounded()))/min  lag \(line.lag)  delivered \(s.deliveredEvents)  \(s.lastError.map { "last error: \($0)" } ?? "")")
+            lines.append("  \(Self.pad(s.name, 16)) \(Self.pad(s.type, 8)) \(Self.pad(s.state, 12)) \(Int(s.eventsPerMinute.rounded()))/min  lag \(line.lag)  delivered \(s.deliveredEvents)  \(s.lastError.map { "last error: \($0)" } ?? "")")
         }
         for (name, reason) in failedSinks.sorted(by: { $0.key < $1.key }) { lines.append("  \(Self.pad(name, 16)) failed: \(reason)") }
         return lines.joined(separator: "\n")
