@@ -306,12 +306,11 @@ public final class HikvisionCamera: Sendable {
         case .json:
             return (Array(json(alert).utf8), "application/json; charset=\"UTF-8\"")
         case .multipart:
-            let document = xml(alert)
-            var body = Array("--boundary\r\nContent-Disposition: form-data; name=\"\(alert.eventType).xml\"; filename=\"\(alert.eventType).xml\"\r\nContent-Type: application/xml; charset=\"UTF-8\"\r\nContent-Length: \(document.utf8.count)\r\n\r\n\(document)\r\n".utf8)
-            body += Array("--boundary\r\nContent-Disposition: form-data; name=\"detectionPicture.jpg\"; filename=\"detectionPicture.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n".utf8)
-            body += SimulatedPush.picture
-            body += Array("\r\n--boundary--\r\n".utf8)
-            return (body, "multipart/form-data; boundary=boundary")
+            return SimulatedPush.multipart(
+                boundary: "boundary", alert: xml(alert),
+                alertDisposition: "form-data; name=\"\(alert.eventType).xml\"; filename=\"\(alert.eventType).xml\"",
+                alertType: "application/xml; charset=\"UTF-8\"",
+                pictureDisposition: "form-data; name=\"detectionPicture.jpg\"; filename=\"detectionPicture.jpg\"")
         }
     }
 

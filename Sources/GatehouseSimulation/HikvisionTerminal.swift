@@ -217,11 +217,9 @@ public final class HikvisionTerminal: Sendable {
         case .json:
             return (Array(json.utf8), "application/json; charset=\"UTF-8\"")
         case .multipart:
-            var body = Array("--MIME_boundary\r\nContent-Disposition: form-data; name=\"AccessControllerEvent\"\r\nContent-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n\r\n\(json)\r\n".utf8)
-            body += Array("--MIME_boundary\r\nContent-Disposition: form-data; name=\"Picture\"; filename=\"Picture.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n".utf8)
-            body += SimulatedPush.picture
-            body += Array("\r\n--MIME_boundary--\r\n".utf8)
-            return (body, "multipart/form-data; boundary=MIME_boundary")
+            return SimulatedPush.multipart(
+                boundary: "MIME_boundary", alert: json, alertDisposition: "form-data; name=\"AccessControllerEvent\"",
+                alertType: "application/json", pictureDisposition: "form-data; name=\"Picture\"; filename=\"Picture.jpg\"")
         }
     }
 

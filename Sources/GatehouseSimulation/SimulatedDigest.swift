@@ -63,6 +63,18 @@ enum SimulatedPush {
     /// A small JPEG-shaped picture part body.
     static let picture: [UInt8] = [0xFF, 0xD8, 0xFF, 0xE0] + Array(repeating: 0x42, count: 512) + [0xFF, 0xD9]
 
+    /// A listening-mode multipart body as the firmware writes it: the alert part with its
+    /// Content-Length, then a picture part. Returns the body and its Content-Type.
+    static func multipart(
+        boundary: String, alert: String, alertDisposition: String, alertType: String, pictureDisposition: String
+    ) -> (body: [UInt8], contentType: String) {
+        var body = Array("--\(boundary)\r\nContent-Disposition: \(alertDisposition)\r\nContent-Type: \(alertType)\r\nContent-Length: \(alert.utf8.count)\r\n\r\n\(alert)\r\n".utf8)
+        body += Array("--\(boundary)\r\nContent-Disposition: \(pictureDisposition)\r\nContent-Type: image/jpeg\r\n\r\n".utf8)
+        body += picture
+        body += Array("\r\n--\(boundary)--\r\n".utf8)
+        return (body, "multipart/form-data; boundary=\(boundary)")
+    }
+
     /// POSTs `body` to `url`; the status, or 0 when the connection failed.
     static func post(_ body: [UInt8], contentType: String, to url: String, client: HTTPClient) async -> Int {
         var request = HTTPClientRequest(url: url)
