@@ -255,12 +255,8 @@ struct DahuaSettings: Sendable, Equatable {
         if let value = options.double("reconnect_max_seconds") { reconnectMaxSeconds = value }
         if let value = options.double("auth_retry_seconds") { authRetrySeconds = value }
         if let value = options.size("max_record_bytes") { maxRecordBytes = Int(clamping: value) }
-        baseURL = device.address.map(ISAPIClientConfig.baseURL)
-        switch device.auth {
-        case .digest(let user, let secret): (username, password, useDigest) = (user, secret.value, true)
-        case .basic(let user, let secret): (username, password, useDigest) = (user, secret.value, false)
-        default: break
-        }
+        let client = ISAPIClientConfig(device)
+        (baseURL, username, password, useDigest) = (client.baseURL, client.username, client.password, client.useDigest)
     }
 
     /// `quiet_seconds` as the tracker takes it.
@@ -272,21 +268,9 @@ struct DahuaSettings: Sendable, Equatable {
     static func problems(in device: DeviceConfig) -> [String] {
         var problems = DahuaCodes.overrides(device.options.string("kinds")).problems
         guard (device.options.string("mode") ?? Mode.attach.rawValue) == Mode.attach.rawValue else { return problems }
-        if let address = device.address {
-            let url = URL(string: ISAPIClientConfig.baseURL(address))
-            if url?.host == nil || !(url?.path ?? "").isEmpty {
-                problems.append("address: '\(address)' is not a camera address (expected host or host:port, e.g. 192.168.40.21:80)")
-            }
-        } else {
-            problems.append("address: required with mode: attach (the camera's host[:port], e.g. 192.168.40.21); or set options.mode: push")
-        }
-        switch device.auth {
-        case .digest, .basic: break
-        case .token:
-            problems.append("auth: a token cannot log in to a camera (give username, password and scheme: digest)")
-        case nil:
-            problems.append("auth: required with mode: attach (the camera's user: username, password, scheme: digest)")
-        }
+        problems += ISAPIClientConfig.problems(
+            in: device, noun: "camera", mode: Mode.attach.rawValue, example: "192.168.40.21", user: "user",
+            otherwise: "; or set options.mode: push")
         return problems
     }
 }

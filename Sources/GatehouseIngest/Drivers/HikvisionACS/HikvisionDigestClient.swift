@@ -75,8 +75,11 @@ struct ISAPIClientConfig: Equatable {
         return text
     }
 
-    /// `address` and `auth` problems for a device of `noun` ("terminal", "camera") in `mode`; `example` is a host.
-    static func problems(in device: DeviceConfig, noun: String, mode: String, example: String) -> [String] {
+    /// `address` and `auth` problems for a device of `noun` ("terminal", "camera") in `mode`; `example` is a host,
+    /// `user` what the device calls the account, `otherwise` a way out named after a missing address.
+    static func problems(
+        in device: DeviceConfig, noun: String, mode: String, example: String, user: String = "ISAPI user", otherwise: String = ""
+    ) -> [String] {
         var problems: [String] = []
         if let address = device.address {
             let url = URL(string: baseURL(address))
@@ -84,14 +87,14 @@ struct ISAPIClientConfig: Equatable {
                 problems.append("address: '\(address)' is not a \(noun) address (expected host or host:port, e.g. \(example):80)")
             }
         } else {
-            problems.append("address: required with mode: \(mode) (the \(noun)'s host[:port], e.g. \(example))")
+            problems.append("address: required with mode: \(mode) (the \(noun)'s host[:port], e.g. \(example))\(otherwise)")
         }
         switch device.auth {
         case .digest, .basic: break
         case .token:
             problems.append("auth: a token cannot log in to a \(noun) (with mode: \(mode) give username, password and scheme: digest)")
         case nil:
-            problems.append("auth: required with mode: \(mode) (the \(noun)'s ISAPI user: username, password, scheme: digest)")
+            problems.append("auth: required with mode: \(mode) (the \(noun)'s \(user): username, password, scheme: digest)")
         }
         return problems
     }
