@@ -17,6 +17,7 @@ struct DriverOptionsConfigTests {
             OptionDeclaration("mode", .choice(["push", "poll"]), default: .string("push"), "who starts"),
             OptionDeclaration("set_listener", .hostPort, "listener"),
             OptionDeclaration("label", .string, "free text"),
+            OptionDeclaration("kinds", .kindTable, "code: kind rows"),
         ]),
         "lazy": DriverOptionSet(
             [OptionDeclaration("kind", .string, "picks the rest")],
@@ -67,6 +68,18 @@ struct DriverOptionsConfigTests {
         }
     }
 
+    @Test("a kind table arrives as rows in the order written; each bad row is named at its own line")
+    func kindTable() throws {
+        let config = try Self.parse(Self.text("kinds:\n  VideoMotion: camera.intrusion\n  \"tns1:RuleEngine/X\": alarm.input"))
+        let rows = try #require(config.devices.first?.options).kindTable("kinds")
+        #expect(rows == [KindTableRow("VideoMotion", .cameraIntrusion), KindTableRow("tns1:RuleEngine/X", .alarmInput)])
+        #expect(try #require(Self.parse(Self.text("label: x")).devices.first).options.kindTable("kinds").isEmpty)
+        // Lines 8 and 9: the option, then its rows.
+        Self.expectOne("kinds:\n  A: alarm.input\n  B: camera.intrusin", line: 10, column: 12, key: "devices[0].options.kinds.B", "'camera.intrusin' is not an event kind", "did you mean 'camera.intrusion'?")
+        Self.expectOne("kinds: \"A=alarm.input\"", line: 8, column: 14, key: "devices[0].options.kinds", "expected a mapping of code: kind")
+        Self.expectOne("kinds:\n  A: [alarm.input]", line: 9, column: 12, key: "devices[0].options.kinds.A", "a list is not an event kind")
+    }
+
     @Test("valid options arrive typed, defaults behind the ones not written")
     func typed() throws {
         let config = try Self.parse(Self.text("set_time: yes\nretries: 3\npoll_interval_seconds: 0.5\nbuffer: 1MiB\nmode: Poll\nset_listener: 10.0.0.1:60001\nlabel: x"))
@@ -101,7 +114,7 @@ struct DriverOptionsConfigTests {
     func unknownOption() {
         Self.expectOne(
             "retires: 3", line: 8, column: 7, key: "devices[0].options.retires", "unknown option — did you mean 'retries'?",
-            "valid options for driver door-x: buffer, label, mode, poll_interval_seconds, retries, set_listener, set_time")
+            "valid options for driver door-x: buffer, kinds, label, mode, poll_interval_seconds, retries, set_listener, set_time")
     }
 
     @Test("a bad size says which units are valid")

@@ -19,6 +19,9 @@ public struct OptionDeclaration: Sendable {
         case ipv4
         /// `IPv4:port`, such as a listener a device is told to send to.
         case hostPort
+        /// A mapping from a vendor's own names (an ONVIF topic, a Hikvision event type, a Dahua
+        /// code) to event kinds, one `code: kind` per line, in the order written.
+        case kindTable
     }
 
     public let name: String
@@ -44,6 +47,7 @@ public enum OptionValue: Sendable, Equatable, CustomStringConvertible {
     case size(Int64)
     case string(String)
     case hostPort(host: String, port: Int)
+    case kindTable([KindTableRow])
 
     public var description: String {
         switch self {
@@ -53,7 +57,19 @@ public enum OptionValue: Sendable, Equatable, CustomStringConvertible {
         case .size(let value): String(value)
         case .string(let value): value
         case .hostPort(let host, let port): "\(host):\(port)"
+        case .kindTable(let rows): rows.map { "\($0.code): \($0.kind.rawValue)" }.joined(separator: ", ")
         }
+    }
+}
+
+/// One row of a `kindTable` option: a vendor's name for something and the kind it becomes.
+public struct KindTableRow: Sendable, Equatable {
+    public let code: String
+    public let kind: EventKind
+
+    public init(_ code: String, _ kind: EventKind) {
+        self.code = code
+        self.kind = kind
     }
 }
 
@@ -122,6 +138,10 @@ public struct DeviceOptions: Sendable, Equatable, ExpressibleByDictionaryLiteral
     public func string(_ name: String) -> String? { if case .string(let v) = value(name) { v } else { nil } }
     public func hostPort(_ name: String) -> (host: String, port: Int)? {
         if case .hostPort(let host, let port) = value(name) { (host, port) } else { nil }
+    }
+    /// The rows as written; none when the option is not set.
+    public func kindTable(_ name: String) -> [KindTableRow] {
+        if case .kindTable(let rows) = value(name) { rows } else { [] }
     }
 }
 
@@ -207,8 +227,41 @@ extension ConfigLoader {
                 map.log.report(map.node(name), key: map.join(name), "'\(text)' is not host:port (expected an IPv4 address and a port 1–65535, e.g. 192.168.1.10:60001)")
                 value = nil
             }
+        case .kindTable:
+            value = readKindTable(name, from: map)
         }
         if let value { options.configured[name] = value }
+    }
+
+    /// `code: kind` lines; each bad line is reported at its own line, with the nearest kind.
+    private static func readKindTable(_ name: String, from map: YAMLMapping) -> OptionValue? {
+        guard let node = map.node(name) else { return nil }
+        guard case .mapping(let mapping) = node else {
+            map.log.report(node, key: map.join(name), "expected a mapping of code: kind, one per line (e.g. 'VideoMotion: camera.intrusion'), found \(YAMLMapping.describe(node))")
+            return nil
+        }
+        let kinds = EventKind.allCases.map(\.rawValue)
+        var rows: [KindTableRow] = []
+        var seen: Set<String> = []
+        for (keyNode, valueNode) in mapping {
+            let path = map.join("\(name).\(keyNode.string ?? YAMLMapping.describe(keyNode))")
+            guard let code = keyNode.string, !code.isEmpty else {
+                map.log.report(keyNode, key: path, "expected a vendor code, topic or event type as the key")
+                continue
+            }
+            guard seen.insert(code).inserted else {
+                map.log.report(keyNode, key: path, "duplicate key (each code may appear once)")
+                continue
+            }
+            guard case .scalar(let scalar) = valueNode, let kind = EventKind(rawValue: scalar.string) else {
+                let written = YAMLMapping.describe(valueNode)
+                let hint = valueNode.string.flatMap { YAMLMapping.closest($0, in: kinds) }.map { " — did you mean '\($0)'?" } ?? ""
+                map.log.report(valueNode, key: path, "\(written) is not an event kind\(hint) (expected one of the kinds in docs/event-schema.md, e.g. camera.intrusion, alarm.input, vendor.other)")
+                continue
+            }
+            rows.append(KindTableRow(code, kind))
+        }
+        return .kindTable(rows)
     }
 
     /// Options used to be text, so configs quote numbers and booleans (`"0.5"`, `"true"`), which

@@ -242,7 +242,7 @@ struct DahuaSettings: Sendable, Equatable {
         OptionDeclaration("auth_retry_seconds", .double(5...86400), default: .double(300), "mode attach: wait after the camera refused the password"),
         OptionDeclaration("quiet_seconds", .double(0...604_800), default: .double(3600), "close an alarm with no Stop after this long (0: never)"),
         OptionDeclaration("max_record_bytes", .size(minimum: 1024), default: .size(Int64(DahuaStreamParser.defaultMaxRecordBytes)), "largest event record kept in memory"),
-        OptionDeclaration("kinds", .string, "extra or changed Code=kind pairs, e.g. \"VideoMotion=camera.intrusion\""),
+        OptionDeclaration("kinds", .kindTable, "extra or changed Code: kind rows (e.g. VideoMotion: camera.intrusion)"),
     ]
 
     init(_ device: DeviceConfig) throws(DahuaConfigError) {
@@ -266,12 +266,10 @@ struct DahuaSettings: Sendable, Equatable {
     }
 
     static func problems(in device: DeviceConfig) -> [String] {
-        var problems = DahuaCodes.overrides(device.options.string("kinds")).problems
-        guard (device.options.string("mode") ?? Mode.attach.rawValue) == Mode.attach.rawValue else { return problems }
-        problems += ISAPIClientConfig.problems(
+        guard (device.options.string("mode") ?? Mode.attach.rawValue) == Mode.attach.rawValue else { return [] }
+        return ISAPIClientConfig.problems(
             in: device, noun: "camera", mode: Mode.attach.rawValue, example: "192.168.40.21", user: "user",
             otherwise: "; or set options.mode: push")
-        return problems
     }
 }
 

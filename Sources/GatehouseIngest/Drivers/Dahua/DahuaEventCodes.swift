@@ -60,27 +60,6 @@ enum DahuaCodes {
         "Appear": .cameraRegionEntrance, "Enter": .cameraRegionEntrance,
         "Leave": .cameraRegionExit, "Disappear": .cameraRegionExit,
     ]
-
-    /// Reads the `kinds` option, `Code=kind, Code=kind`; problems name the entry and what is valid.
-    static func overrides(_ text: String?) -> (kinds: [String: EventKind], problems: [String]) {
-        guard let text, !text.trimmingCharacters(in: .whitespaces).isEmpty else { return ([:], []) }
-        var kinds: [String: EventKind] = [:]
-        var problems: [String] = []
-        for entry in text.split(separator: ",") {
-            let parts = entry.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard parts.count == 2, !parts[0].isEmpty else {
-                problems.append("options.kinds: '\(entry.trimmingCharacters(in: .whitespaces))' is not Code=kind (e.g. \"VideoMotion=camera.intrusion, AlarmLocal=alarm.panic\")")
-                continue
-            }
-            guard let kind = EventKind(rawValue: parts[1]) else {
-                let hint = YAMLMapping.closest(parts[1], in: EventKind.allCases.map(\.rawValue)).map { " — did you mean '\($0)'?" } ?? ""
-                problems.append("options.kinds: '\(parts[1])' for \(parts[0]) is not an event kind (see docs/event-schema.md)\(hint)")
-                continue
-            }
-            kinds[parts[0]] = kind
-        }
-        return (kinds, problems)
-    }
 }
 
 /// Turns Dahua event records into drafts: Start/Stop through the device's `AlarmTracker`,
@@ -95,7 +74,7 @@ struct DahuaEventMapper: Sendable {
 
     init(device: DeviceConfig, plates: Result<Profile, PayloadError>) {
         self.device = device
-        self.overrides = DahuaCodes.overrides(device.options.string("kinds")).kinds
+        self.overrides = Dictionary(device.options.kindTable("kinds").map { ($0.code, $0.kind) }, uniquingKeysWith: { _, last in last })
         self.plates = plates
     }
 

@@ -162,26 +162,6 @@ enum HikvisionCameraKinds {
         if key == "targetdetection", targetType?.lowercased() == "human" { return .cameraPerson }
         return .vendorOther
     }
-
-    /// Reads `options.kinds`: `"eventType=kind, eventType=kind"`; problems name the entry and what is valid.
-    static func parseExtra(_ text: String?) -> (kinds: [String: EventKind], problems: [String]) {
-        guard let text, !text.trimmingCharacters(in: .whitespaces).isEmpty else { return ([:], []) }
-        var kinds: [String: EventKind] = [:]
-        var problems: [String] = []
-        for entry in text.split(separator: ",") {
-            let pair = entry.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard pair.count == 2, !pair[0].isEmpty else {
-                problems.append("options.kinds: '\(entry.trimmingCharacters(in: .whitespaces))' is not eventType=kind (e.g. \"myDetector=camera.intrusion\")")
-                continue
-            }
-            guard let kind = EventKind(rawValue: pair[1]) else {
-                problems.append("options.kinds: '\(pair[1])' for \(pair[0]) is not an event kind (e.g. camera.intrusion, alarm.input, camera.motion; see docs/event-schema.md)")
-                continue
-            }
-            kinds[pair[0].lowercased()] = kind
-        }
-        return (kinds, problems)
-    }
 }
 
 /// What one alert means for the gateway.

@@ -201,7 +201,7 @@ struct HikvisionCameraOptions: Equatable {
         OptionDeclaration("reconnect_max_seconds", .double(1...3600), default: .double(60), "mode stream: longest pause before reconnecting"),
         OptionDeclaration("auth_retry_seconds", .double(5...86400), default: .double(300), "mode stream: pause after the camera refused the password"),
         OptionDeclaration("max_part_bytes", .size(minimum: 4096), default: .size(1 << 20), "mode stream: longest part kept in memory"),
-        OptionDeclaration("kinds", .string, default: .string(""), "extra eventType=kind pairs, comma separated"),
+        OptionDeclaration("kinds", .kindTable, "extra or changed eventType: kind rows (e.g. myDetector: camera.intrusion)"),
     ]
 
     init(_ device: DeviceConfig) {
@@ -213,14 +213,14 @@ struct HikvisionCameraOptions: Equatable {
         if let value = options.double("reconnect_max_seconds") { reconnectMaxSeconds = max(value, reconnectInitialSeconds) }
         if let value = options.double("auth_retry_seconds") { authRetrySeconds = value }
         if let value = options.size("max_part_bytes") { maxPartBytes = Int(clamping: value) }
-        kinds = HikvisionCameraKinds.parseExtra(options.string("kinds")).kinds
+        // Firmware writes `VMD` and `vmd`: the table is matched without regard to case.
+        kinds = Dictionary(options.kindTable("kinds").map { ($0.code.lowercased(), $0.kind) }, uniquingKeysWith: { _, last in last })
         let client = ISAPIClientConfig(device)
         (baseURL, username, password, useDigest) = (client.baseURL, client.username, client.password, client.useDigest)
     }
 
     static func problems(in device: DeviceConfig) -> [String] {
-        let problems = HikvisionCameraKinds.parseExtra(device.options.string("kinds")).problems
-        guard (device.options.string("mode") ?? Mode.stream.rawValue) == Mode.stream.rawValue else { return problems }
-        return problems + ISAPIClientConfig.problems(in: device, noun: "camera", mode: "stream", example: "192.168.10.61")
+        guard (device.options.string("mode") ?? Mode.stream.rawValue) == Mode.stream.rawValue else { return [] }
+        return ISAPIClientConfig.problems(in: device, noun: "camera", mode: "stream", example: "192.168.10.61")
     }
 }

@@ -92,7 +92,7 @@ struct ONVIFOptions: Sendable, Equatable {
         OptionDeclaration("retry_max_seconds", .double(1...86_400), default: .double(120), "longest pause between attempts"),
         OptionDeclaration("auth_retry_seconds", .double(30...86_400), default: .double(600), "pause after the camera refused the credentials"),
         OptionDeclaration("motion_quiet_seconds", .double(0...86_400), default: .double(60), "close a motion alarm after this long without news (0: only the camera closes it)"),
-        OptionDeclaration("kinds", .string, "extra topic → kind pairs, e.g. \"RuleEngine/MyRule/Alarm=camera.intrusion; tnsvendor:Siren=alarm.input\""),
+        OptionDeclaration("kinds", .kindTable, "extra topic: kind rows, tried before the shipped table (e.g. RuleEngine/MyRule/Alarm: camera.intrusion)"),
         OptionDeclaration("pull_timeout_seconds", .int(1...600), "PullMessages long-poll Timeout (quirk table: 30, Axis 20)"),
         OptionDeclaration("renew_unit", .choice(ONVIFQuirks.RenewUnit.allCases.map(\.rawValue)), "durations in seconds (PT600S) or minutes (PT10M)"),
         OptionDeclaration("renew_mode", .choice(ONVIFQuirks.RenewMode.allCases.map(\.rawValue)), "relative durations or absolute UTC times for termination"),
@@ -123,7 +123,7 @@ struct ONVIFOptions: Sendable, Equatable {
         retryMaxSeconds = max(retryInitialSeconds, o.double("retry_max_seconds") ?? retryMaxSeconds)
         authRetrySeconds = o.double("auth_retry_seconds") ?? authRetrySeconds
         motionQuietSeconds = o.double("motion_quiet_seconds") ?? motionQuietSeconds
-        extraRules = o.string("kinds").map { ONVIFTopics.parseExtra($0).rules } ?? []
+        extraRules = o.kindTable("kinds").map { ONVIFTopicRule(topic: ONVIFNotification.normalizedTopic($0.code), kind: $0.kind) }
         pullTimeoutSeconds = o.int("pull_timeout_seconds")
         renewUnit = o.string("renew_unit").flatMap(ONVIFQuirks.RenewUnit.init(rawValue:))
         renewMode = o.string("renew_mode").flatMap(ONVIFQuirks.RenewMode.init(rawValue:))
@@ -166,7 +166,6 @@ struct ONVIFOptions: Sendable, Equatable {
         if case .token = device.auth {
             problems.append("auth: a token cannot log in to a camera (give the ONVIF user's username and password)")
         }
-        if let text = device.options.string("kinds") { problems += ONVIFTopics.parseExtra(text).problems }
         return problems
     }
 }

@@ -162,23 +162,4 @@ enum ONVIFTopics {
         let best = { (rules: [ONVIFTopicRule]) in rules.filter(matches).max { $0.topic.count < $1.topic.count } }
         return best(extra) ?? best(table)
     }
-
-    /// `kinds:` text, `Topic=kind` pairs separated by `;` or `,`; the problems name each bad pair.
-    static func parseExtra(_ text: String) -> (rules: [ONVIFTopicRule], problems: [String]) {
-        var rules: [ONVIFTopicRule] = []
-        var problems: [String] = []
-        for pair in text.split(whereSeparator: { $0 == ";" || $0 == "," }) {
-            let parts = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard parts.count == 2, !parts[0].isEmpty else {
-                problems.append("options.kinds: '\(pair.trimmingCharacters(in: .whitespaces))' is not Topic=kind (e.g. RuleEngine/MyRule/Alarm=camera.intrusion)")
-                continue
-            }
-            guard let kind = EventKind(rawValue: parts[1]) else {
-                problems.append("options.kinds: '\(parts[1])' for topic '\(parts[0])' is not an event kind (e.g. camera.intrusion, alarm.input, vendor.other)")
-                continue
-            }
-            rules.append(ONVIFTopicRule(topic: ONVIFNotification.normalizedTopic(parts[0]), kind: kind))
-        }
-        return (rules, problems)
-    }
 }

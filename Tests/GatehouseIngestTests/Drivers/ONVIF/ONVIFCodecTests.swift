@@ -174,7 +174,7 @@ struct ONVIFCodecTests {
     }
 
     @Test("topics: prefixes, trailing slashes, nested vendor prefixes, whole-segment prefix match, device kinds first")
-    func topics() {
+    func topics() throws {
         #expect(ONVIFNotification.normalizedTopic("tns1:VideoSource/MotionAlarm/") == "VideoSource/MotionAlarm")
         #expect(ONVIFNotification.normalizedTopic("tns1:RuleEngine/TamperDetector/Tamper//.") == "RuleEngine/TamperDetector/Tamper")
         #expect(ONVIFNotification.normalizedTopic("tns1:Device/Trigger/tnshik:AlarmIn") == "Device/Trigger/AlarmIn")
@@ -186,12 +186,16 @@ struct ONVIFCodecTests {
         #expect(ONVIFTopics.rule(for: "RuleEngine/FieldDetector/ObjectsInside")?.kind == .cameraIntrusion)
         #expect(ONVIFTopics.rule(for: "VideoSource/MotionAlarmX") == nil)
         #expect(ONVIFTopics.rule(for: "Monitoring/ProcessorUsage") == nil)
-        let (extra, problems) = ONVIFTopics.parseExtra("tns1:RuleEngine/MyRule/Alarm=camera.intrusion; VideoSource/MotionAlarm=camera.person")
-        #expect(problems.isEmpty && extra.count == 2)
+        var device = DeviceConfig(
+            id: "cam", driver: "onvif", vendor: "generic", type: .camera, timeZone: Self.utc, allowFrom: [], offlineAfterSeconds: 60,
+            enabled: true, options: DeviceOptions(configured: ["kinds": .kindTable([
+                KindTableRow("tns1:RuleEngine/MyRule/Alarm", .cameraIntrusion), KindTableRow("VideoSource/MotionAlarm", .cameraPerson),
+            ])], defaults: [:]))
+        device.address = "127.0.0.1"
+        let extra = try ONVIFOptions(device).extraRules
+        #expect(extra.count == 2)
         #expect(ONVIFTopics.rule(for: "RuleEngine/MyRule/Alarm", extra: extra)?.kind == .cameraIntrusion)
         #expect(ONVIFTopics.rule(for: "VideoSource/MotionAlarm", extra: extra)?.kind == .cameraPerson)
-        let bad = ONVIFTopics.parseExtra("A=camera.nothing, B")
-        #expect(bad.problems.count == 2 && bad.problems[0].contains("camera.nothing") && bad.problems[1].contains("Topic=kind"))
     }
 
     @Test("states: true/1/active vs false/0/inactive in any case; text that is no boolean is no state")
