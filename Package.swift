@@ -87,7 +87,7 @@ let package = Package(
         .target(
             name: "GatehouseIngest",
             dependencies: [
-                "GatehouseCore", "GatehouseQueue", "GatehouseProfiles",
+                "GatehouseCore", "GatehouseQueue", "GatehouseProfiles", "CJPEGShim",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -98,7 +98,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
-            exclude: documents(of: "GatehouseIngest", under: "Drivers"),
+            exclude: documents(of: "GatehouseIngest", under: "Drivers") + documents(of: "GatehouseIngest", under: "PictureHealth"),
             swiftSettings: strict
         ),
         // The Sink protocol, the runner that owns cursors and retries, and Sinks/<Name>/.
@@ -125,6 +125,15 @@ let package = Package(
             pkgConfig: "libmosquitto",
             providers: [.apt(["libmosquitto-dev"])]
         ),
+        // libjpeg-turbo from Debian (libjpeg62-turbo-dev) through its libjpeg API, and the one C file
+        // that turns its longjmp errors into return codes: snapshot decoding (picture health) and
+        // the simulated snapshot camera's encoder.
+        .systemLibrary(
+            name: "CLibJPEG",
+            pkgConfig: "libjpeg",
+            providers: [.apt(["libjpeg62-turbo-dev"])]
+        ),
+        .target(name: "CJPEGShim", dependencies: ["CLibJPEG"], linkerSettings: [.linkedLibrary("jpeg")]),
         // Service wiring, status log, admin listener, metrics, systemd notify, reload.
         .target(
             name: "GatehouseDaemon",
@@ -144,7 +153,7 @@ let package = Package(
         .target(
             name: "GatehouseSimulation",
             dependencies: [
-                "GatehouseCore",
+                "GatehouseCore", "CJPEGShim",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "CompressNIO", package: "compress-nio"),

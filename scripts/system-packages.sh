@@ -4,9 +4,10 @@
 
 need_packages() {
   local need=()
-  # The build: SQLite for the queue, libmosquitto for the mqtt sink.
+  # The build: SQLite for the queue, libmosquitto for the mqtt sink, libjpeg-turbo for picture health.
   dpkg -s libsqlite3-dev >/dev/null 2>&1 || need+=(libsqlite3-dev)
   dpkg -s libmosquitto-dev >/dev/null 2>&1 || need+=(libmosquitto-dev)
+  dpkg -s libjpeg62-turbo-dev >/dev/null 2>&1 || need+=(libjpeg62-turbo-dev)   # picture health's JPEG decoder
   if [ "${2:-}" = test ]; then
     command -v openssl >/dev/null || need+=(openssl)              # certificates for the mutual-TLS sink test
     command -v systemd-analyze >/dev/null || need+=(systemd)      # scripts/verify-systemd.sh

@@ -150,11 +150,14 @@ public enum ConfigLoader {
             return sink
         }
 
-        return GatehouseConfig(
+        let pictureHealth = readPictureHealthSettings(top.mapping("picture_health"))
+        var config = GatehouseConfig(
             site: site, stateDirectory: stateDirectory, diskBudgetBytes: diskBudget,
             statusIntervalSeconds: statusInterval, logLevel: logLevel, ingest: ingest, admin: admin, queue: queue,
             clockSkew: clockSkew, privacy: privacy, devices: devices, sinks: sinks, adaptersDirectory: adaptersDirectory,
             images: images)
+        config.pictureHealth = pictureHealth
+        return config
     }
 
     /// Two TCP listeners on one address would fail at start with a bare "address in use";
@@ -202,6 +205,7 @@ public enum ConfigLoader {
                 driver: driver ?? "", adaptersDirectory: adaptersDirectory))
         device.line = map.mark?.line ?? 0
         device.points = readPoints(map.mapping("points"))
+        device.pictureHealth = readCameraPictureHealth(map.mapping("picture_health"), vendor: vendor, address: map.string("address"))
         guard id != nil, driver != nil, type != nil, zone != nil else { return nil }
         return device
     }

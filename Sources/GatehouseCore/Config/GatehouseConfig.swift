@@ -19,6 +19,8 @@ public struct GatehouseConfig: Sendable, Equatable {
     public var adaptersDirectory: String = "adapters"
     /// Pictures that come with vendor payloads (`images:`).
     public var images = ImageSettings()
+    /// What every camera's snapshot fetches share (`picture_health:`).
+    public var pictureHealth = PictureHealthSettings()
 
     public func device(_ id: String) -> DeviceConfig? { devices.first { $0.id == id } }
 }
@@ -119,6 +121,8 @@ public struct DeviceConfig: Sendable, Equatable {
     public var adaptersDirectory: String = "adapters"
     /// The config's `images` setting, carried on each device for the same reason.
     public var images = ImageSettings()
+    /// Snapshot scoring for a camera (`picture_health:`), whatever its driver; nil: none.
+    public var pictureHealth: CameraPictureHealth?
 
     public var ref: DeviceRef { DeviceRef(id: id, vendor: vendor, model: model, type: type) }
 }

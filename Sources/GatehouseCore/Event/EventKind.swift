@@ -38,6 +38,9 @@ public enum EventKind: String, Codable, Sendable, CaseIterable, Hashable {
     case cameraPerson = "camera.person"
     case cameraFace = "camera.face"
     case cameraAudio = "camera.audio"
+    // the gateway's own picture health checks (spec 0004)
+    case cameraImageDegraded = "camera.image-degraded"
+    case cameraImageRestored = "camera.image-restored"
     // alarms
     case alarmInput = "alarm.input"
     case alarmPanic = "alarm.panic"
@@ -67,7 +70,7 @@ public enum EventKind: String, Codable, Sendable, CaseIterable, Hashable {
             .cameraVideoLoss:
             return .alarm
         // Detections that fire all day on passers-by, and the gateway's own housekeeping.
-        case .cameraMotion, .cameraDefocus, .cameraPerson, .cameraFace, .cameraAudio, .lanePresence,
+        case .cameraMotion, .cameraDefocus, .cameraPerson, .cameraFace, .cameraAudio, .cameraImageDegraded, .cameraImageRestored, .lanePresence,
             .deviceOnline, .deviceOffline, .deviceRebooted, .deviceClockSkew, .deviceLogGap, .deviceStorageError,
             .vendorOther:
             return .telemetry

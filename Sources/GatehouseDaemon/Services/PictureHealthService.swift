@@ -1,0 +1,12 @@
+import GatehouseIngest
+import ServiceLifecycle
+
+/// Runs the picture health monitor (Sources/GatehouseIngest/PictureHealth/) as one of the
+/// daemon's services; it stops with the others on SIGTERM.
+struct PictureHealthService: Service {
+    let monitor: PictureHealthMonitor
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await monitor.run() }
+    }
+}
