@@ -18,6 +18,8 @@ public final class PictureHealthMonitor: Sendable {
     /// One camera's figures, for the status log and tests.
     public struct CameraFigures: Sendable, Equatable {
         public var snapshots = 0
+        /// When the last snapshot was asked for, on the monitor's clock.
+        public var lastAskedAt: Timestamp?
         public var failures = 0
         public var lastError: String?
         public var lastScores: PictureScores?
@@ -87,7 +89,10 @@ public final class PictureHealthMonitor: Sendable {
                 // Until the next due camera that can start, or until a snapshot ends and frees one.
                 let (full, busy) = state.withLock { ($0.busy.count >= settings.concurrency, $0.busy) }
                 let next = full ? nil : cameras.indices.filter { !busy.contains($0) }.map { due[$0] }.min()
-                await slotFreed.wait(timeout: next.map { .milliseconds(max(1, $0 - clock.now.milliseconds)) }, clock: clock)
+                let delay = next.map { $0 - clock.now.milliseconds }
+                // Already due (time moved while starting the others): start it now rather than wait a tick.
+                if let delay, delay <= 0 { continue }
+                await slotFreed.wait(timeout: delay.map { .milliseconds($0) }, clock: clock)
             }
         }
         try? await client.shutdown()
@@ -110,6 +115,8 @@ public final class PictureHealthMonitor: Sendable {
         var log = logger
         log[metadataKey: "gatehouse.device"] = "\(id)"
         let scores: PictureScores
+        let askedAt = clock.now
+        state.withLock { $0.figures[id, default: CameraFigures()].lastAskedAt = askedAt }
         do {
             let bytes = try await fetcher.fetch(camera.url, username: camera.device.credentials?.username, password: camera.device.credentials?.password)
             let picture = try GreyPicture.decodeJPEG(bytes, maxPixels: 50_000_000)

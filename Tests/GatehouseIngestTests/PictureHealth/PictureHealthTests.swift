@@ -2,6 +2,8 @@ import Foundation
 import GatehouseCore
 import GatehouseSimulation
 import GatehouseSinks
+import GatehouseTesting
+import Logging
 import Testing
 
 @testable import GatehouseIngest
@@ -219,5 +221,61 @@ struct PictureHealthConfigTests {
             #expect(error.description.contains("uniview") && error.description.contains("hikvision, dahua"), "\(error)")
             #expect(error.diagnostics.allSatisfy { $0.line >= 8 }, "\(error.diagnostics.map(\.line))")
         }
+    }
+}
+
+/// The monitor in process, on a ManualClock, against two snapshot camera simulators.
+@Suite("picture health monitor")
+struct PictureHealthMonitorTests {
+    @Test("first snapshots are staggered over one interval, then one per interval on that phase; state is stored per camera")
+    func staggered() async throws {
+        var logger = Logger(label: "snapshot-sim")
+        logger.logLevel = .warning
+        let cameras = [SnapshotCamera(logger: logger), SnapshotCamera(logger: logger)]
+        let servers = cameras.map { camera in Task { try await camera.run() } }
+        defer { for server in servers { server.cancel() } }
+        var ports: [Int] = []
+        for camera in cameras { ports.append(try await camera.waitUntilRunning()) }
+        let clock = ManualClock()
+        let fixture = try IngestFixture(
+            devices: ports.enumerated().map { index, port in
+                """
+                  - id: cam-\(index)
+                    driver: generic-json
+                    vendor: dahua
+                    type: camera
+                    address: 127.0.0.1:\(port)
+                    auth: {username: viewer, password: "Cam!2025", scheme: digest}
+                    picture_health: {interval_seconds: 600}
+                """
+            }.joined(separator: "\n"), extra: "picture_health: {concurrency: 1}", clock: clock)
+        let monitor = PictureHealthMonitor(
+            pipeline: fixture.pipeline, settings: fixture.config.pictureHealth, devices: fixture.config.devices, clock: clock, logger: logger)
+        let running = Task { await monitor.run() }
+        let start = clock.now
+
+        #expect(await eventually(timeout: .seconds(60)) { monitor.figures("cam-0")?.snapshots == 1 })
+        #expect(cameras[1].snapshotsServed == 0)  // its first snapshot is half an interval later
+        // Time moves in 10-second steps until each next snapshot: when it was asked for is what counts.
+        #expect(await eventually(timeout: .seconds(60)) {
+            if monitor.figures("cam-1")?.snapshots != 1 { clock.advance(by: .seconds(10)) }
+            return monitor.figures("cam-1")?.snapshots == 1
+        })
+        let second = try #require(monitor.figures("cam-1")?.lastAskedAt)
+        #expect(second.milliseconds - start.milliseconds >= 300_000)
+        #expect(await eventually(timeout: .seconds(60)) {
+            if monitor.figures("cam-0")?.snapshots != 2 { clock.advance(by: .seconds(10)) }
+            return monitor.figures("cam-0")?.snapshots == 2
+        })
+        let third = try #require(monitor.figures("cam-0")?.lastAskedAt)
+        #expect(third.milliseconds - start.milliseconds >= 600_000)
+        #expect(monitor.figures("cam-0")?.failures == 0 && monitor.figures("cam-0")?.lastScores?.change != nil)
+        // Each camera's judge is stored under its own cursor, not the device's.
+        #expect(try await fixture.queue.deviceCursor("picture-health:cam-0") != nil)
+        #expect(try await fixture.queue.deviceCursor("cam-0") == nil)
+        #expect(try await fixture.events().isEmpty)  // healthy pictures raise nothing
+        running.cancel()
+        await running.value
+        await fixture.finish()
     }
 }
