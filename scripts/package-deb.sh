@@ -81,7 +81,7 @@ Version: $version
 Architecture: $arch
 Maintainer: Gatehouse maintainers <gatehouse@localhost>
 Installed-Size: $size
-Depends: adduser, libc6, libgcc-s1, libstdc++6, libsqlite3-0, libmosquitto1, libxml2, zlib1g
+Depends: adduser, libc6, libgcc-s1, libstdc++6, libsqlite3-0, libmosquitto1, libjpeg62-turbo, libxml2, zlib1g
 Section: net
 Priority: optional
 Description: edge gateway for community gates, plate cameras and door controllers
