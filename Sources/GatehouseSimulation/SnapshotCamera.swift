@@ -7,7 +7,7 @@ import NIOCore
 import Synchronization
 
 /// Plays a camera's HTTP snapshot URL on 127.0.0.1 behind Digest (MD5, qop=auth, as in the
-/// Dahua-style sample of the camera notes): `GET /cgi-bin/snapshot.cgi` and
+/// Dahua-style sample of the camera notes), Basic, or nothing: `GET /cgi-bin/snapshot.cgi` and
 /// `GET /ISAPI/Streaming/channels/101/picture` answer a freshly encoded JPEG (libjpeg's compress
 /// API, through the same C target the gateway decodes with) of the picture chosen now: sharp,
 /// blurred, dark, covered (uniform) or frozen. Every sharp, blurred and dark frame differs from the
@@ -18,17 +18,28 @@ public final class SnapshotCamera: Sendable {
         case sharp, blurred, dark, covered, frozen
     }
 
+    /// How the snapshot URL is protected: Digest (most cameras), Basic only (old boards), or not at
+    /// all (some recorders' picture setting).
+    public enum Authentication: String, Sendable, CaseIterable {
+        case digest, basic, none
+    }
+
     public let username: String
     public let password: String
     public let realm = "Login to 4L0C7E1PAZ"
     public let width: Int
     public let height: Int
+    public let authentication: Authentication
     private let digest: SimulatedDigest
     private let server = SimulatedServer(name: "snapshot camera simulator")
     private let logger: Logger
     private let state: Mutex<(picture: Picture, frame: Int, last: [UInt8]?, served: Int, refused: Int)>
 
-    public init(username: String = "viewer", password: String = "Cam!2025", width: Int = 640, height: Int = 360, picture: Picture = .sharp, logger: Logger) {
+    public init(
+        username: String = "viewer", password: String = "Cam!2025", width: Int = 640, height: Int = 360, picture: Picture = .sharp,
+        authentication: Authentication = .digest, logger: Logger
+    ) {
+        self.authentication = authentication
         self.username = username
         self.password = password
         self.width = width
@@ -68,16 +79,26 @@ public final class SnapshotCamera: Sendable {
         guard request.method == .get, ["/cgi-bin/snapshot.cgi", "/ISAPI/Streaming/channels/101/picture"].contains(request.uri.path) else {
             return Response(status: .notFound)
         }
-        guard let header = request.headers[.authorization], digest.verify(header, method: "GET", uri: request.uri.description) else {
+        guard authorized(request.headers[.authorization], uri: request.uri.description) else {
             if request.headers[.authorization] != nil { state.withLock { $0.refused += 1 } }
             var headers = HTTPFields()
-            headers[.wwwAuthenticate] = "Digest realm=\"\(realm)\", qop=\"auth\", nonce=\"\(digest.nonce())\", opaque=\"5ccc069c403ebaf9f0171e9517f40e41\""
+            headers[.wwwAuthenticate] = authentication == .basic
+                ? "Basic realm=\"\(realm)\""
+                : "Digest realm=\"\(realm)\", qop=\"auth\", nonce=\"\(digest.nonce())\", opaque=\"5ccc069c403ebaf9f0171e9517f40e41\""
             return Response(status: .unauthorized, headers: headers)
         }
         guard let jpeg = nextSnapshot() else { return Response(status: .internalServerError) }
         var headers = HTTPFields()
         headers[.contentType] = "image/jpeg"
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: jpeg)))
+    }
+
+    private func authorized(_ header: String?, uri: String) -> Bool {
+        switch authentication {
+        case .none: return true
+        case .digest: return header.map { digest.verify($0, method: "GET", uri: uri) } ?? false
+        case .basic: return header == "Basic " + Data("\(username):\(password)".utf8).base64EncodedString()
+        }
     }
 
     /// The JPEG the camera serves now.

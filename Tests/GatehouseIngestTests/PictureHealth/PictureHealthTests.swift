@@ -2,6 +2,7 @@ import Foundation
 import GatehouseCore
 import GatehouseSimulation
 import GatehouseSinks
+import AsyncHTTPClient
 import GatehouseTesting
 import Logging
 import Testing
@@ -277,5 +278,49 @@ struct PictureHealthMonitorTests {
         running.cancel()
         await running.value
         await fixture.finish()
+    }
+}
+
+/// The snapshot fetcher against the simulator with each way a camera protects its snapshot.
+@Suite("snapshot fetcher")
+struct SnapshotFetcherTests {
+    @Test("Digest, Basic and no authentication give the JPEG; a wrong password and a missing one are clear errors, asked once")
+    func authentication() async throws {
+        var logger = Logger(label: "snapshot-sim")
+        logger.logLevel = .critical
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        let fetcher = SnapshotFetcher(client: client, timeout: .seconds(30), maxBytes: 8 << 20)
+        for scheme in SnapshotCamera.Authentication.allCases {
+            let camera = SnapshotCamera(authentication: scheme, logger: logger)
+            let server = Task { try await camera.run() }
+            let port = try await camera.waitUntilRunning()
+            let url = "http://127.0.0.1:\(port)/cgi-bin/snapshot.cgi?channel=1"
+            let jpeg = try await fetcher.fetch(url, username: "viewer", password: "Cam!2025")
+            #expect(try GreyPicture.decodeJPEG(jpeg).width == 320, "\(scheme)")
+            if scheme != .none {
+                await #expect(throws: SnapshotFetcher.Failure.self) { try await fetcher.fetch(url, username: "viewer", password: "wrong") }
+                #expect(camera.refusedCredentials == 1, "\(scheme): one try with the wrong password, no storm")
+                do {
+                    _ = try await fetcher.fetch(url, username: nil, password: nil)
+                    Issue.record("\(scheme): fetched without credentials")
+                } catch {
+                    #expect("\(error)".contains("401") && "\(error)".contains("auth:"), "\(error)")
+                }
+            }
+            server.cancel()
+        }
+        // A snapshot over the limit is refused, not read whole.
+        let camera = SnapshotCamera(authentication: .none, logger: logger)
+        let server = Task { try await camera.run() }
+        let port = try await camera.waitUntilRunning()
+        let small = SnapshotFetcher(client: client, timeout: .seconds(30), maxBytes: 1024)
+        do {
+            _ = try await small.fetch("http://127.0.0.1:\(port)/ISAPI/Streaming/channels/101/picture", username: nil, password: nil)
+            Issue.record("an oversized snapshot was read")
+        } catch {
+            #expect("\(error)".contains("max_snapshot_bytes"), "\(error)")
+        }
+        server.cancel()
+        try await client.shutdown()
     }
 }
