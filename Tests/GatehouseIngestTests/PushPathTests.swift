@@ -53,7 +53,7 @@ struct PushPathTests {
             config: fixture.config.ingest, context: fixture.context, sourceGuard: SourceGuard(config: fixture.config.ingest, clock: fixture.clock),
             drivers: DriverRegistry.makeAll(), logger: logger, onRunning: { bound in port.withLock { $0 = bound } })
         let task = Task { try await app.runService() }
-        _ = await eventually(timeout: .seconds(10), poll: .milliseconds(25)) { port.withLock { $0 } != nil }
+        _ = await eventually(timeout: .seconds(60), poll: .milliseconds(25)) { port.withLock { $0 } != nil }
         if let bound = port.withLock({ $0 }) { return (task, bound) }
         task.cancel()
         throw CancellationError()
