@@ -18,6 +18,10 @@ public struct DahuaDriver: Driver {
     public let runsPerDevice = true
     private let alarms = DahuaAlarms()
     private let plateProfiles = DahuaPlateProfiles()
+    /// One HTTP client for every attach stream. Its timeouts are backstops only: the stall
+    /// decision is each stream's own, on the injected clock (`heartbeat_seconds` ×
+    /// `stall_heartbeats`); the read backstop is 12 heartbeats of the longest heartbeat allowed.
+    let http = SharedHTTPClient(connectTimeout: .seconds(30), readTimeout: .seconds(12 * 60))
 
     public init() {}
 
@@ -45,14 +49,10 @@ public struct DahuaDriver: Driver {
             try await expireQuietAlarms(deviceContext)
             return
         }
-        var configuration = HTTPClient.Configuration()
-        // Backstops only: the stall decision is the client's, on the injected clock.
-        configuration.timeout = .init(connect: .seconds(30), read: .seconds(Int64(max(30, settings.heartbeatSeconds * 12))))
-        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        let attach = DahuaAttachClient(settings: settings, context: deviceContext, client: client, alarms: alarms, mapper: mapper(for: device))
         logger(deviceContext).info("dahua \(settings.baseURL ?? "?"): attaching to codes [\(settings.codes)], heartbeat \(settings.heartbeatSeconds) s")
-        await attach.run()
-        try? await client.shutdown()
+        try await http.withClient { client in
+            await DahuaAttachClient(settings: settings, context: deviceContext, client: client, alarms: alarms, mapper: mapper(for: device)).run()
+        }
     }
 
     private func logger(_ context: DeviceContext) -> Logger { context.logger }

@@ -51,20 +51,8 @@ final class HikvisionAlertStreamClient: Sendable {
         static func format(_ value: Double) -> String { value == value.rounded() ? String(Int(value)) : String(value) }
     }
 
-    func run() async throws {
-        var configuration = HTTPClient.Configuration()
-        configuration.timeout = .init(connect: .seconds(10))
-        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        do {
-            try await reconnecting(client)
-        } catch {
-            try? await client.shutdown()
-            throw error
-        }
-        try await client.shutdown()
-    }
-
-    private func reconnecting(_ client: HTTPClient) async throws {
+    /// Holds the stream through `client`, the driver's, shared by all its cameras.
+    func run(client: HTTPClient) async throws {
         var failures = 0
         var pathIndex = 0
         while !Task.isCancelled {

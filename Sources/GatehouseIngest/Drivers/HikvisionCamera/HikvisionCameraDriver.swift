@@ -16,6 +16,9 @@ public final class HikvisionCameraDriver: Driver {
     public let runsPerDevice = true
     let alarms = HikvisionCameraAlarms()
     let images = ImageStore()
+    /// One HTTP client for every camera's alertStream; the stall decision is each stream's, on
+    /// the injected clock, so the client needs only a connect timeout.
+    private let http = SharedHTTPClient(connectTimeout: .seconds(10))
 
     public init() {}
 
@@ -111,8 +114,9 @@ public final class HikvisionCameraDriver: Driver {
                 try await closeQuiet(camera)
             }
         case .stream:
-            let client = HikvisionAlertStreamClient(driver: self, device: camera, options: options)
-            try await client.run()
+            try await http.withClient { client in
+                try await HikvisionAlertStreamClient(driver: self, device: camera, options: options).run(client: client)
+            }
         }
     }
 

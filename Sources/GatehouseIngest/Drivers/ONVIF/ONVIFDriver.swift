@@ -9,6 +9,10 @@ import Hummingbird
 public struct ONVIFDriver: Driver {
     public let name = "onvif"
     public let runsPerDevice = true
+    /// One HTTP client for every camera's subscription. Each request carries its device's
+    /// `request_timeout_seconds`, which covers connecting too; the client's connect timeout is
+    /// only a backstop at the longest that option allows.
+    private let http = SharedHTTPClient(connectTimeout: .seconds(120))
 
     public init() {}
 
@@ -53,12 +57,9 @@ public struct ONVIFDriver: Driver {
 
     public func run(device: DeviceConfig, context: DriverContext) async throws {
         let options = try ONVIFOptions(device)
-        var configuration = HTTPClient.Configuration()
-        configuration.timeout.connect = .milliseconds(Int64(options.requestTimeoutSeconds * 1000))
-        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        let session = ONVIFSession(options: options, http: http, context: context.device(device))
-        await session.run()
-        try? await http.shutdown()
+        try await http.withClient { client in
+            await ONVIFSession(options: options, http: client, context: context.device(device)).run()
+        }
     }
 }
 

@@ -17,7 +17,7 @@ struct DahuaAttachClientTests {
         let fixture: IngestFixture
         let directory: DeviceDirectory
         let context: DriverContext
-        let clock = DahuaTestClock()
+        let clock = ManualClock()
 
         init(port: Int, options: String) throws {
             fixture = try IngestFixture(devices: """
@@ -95,14 +95,37 @@ struct DahuaAttachClientTests {
         await camera.shutdown()
         await harness.fixture.finish()
     }
-}
 
-/// `ManualClock` as drivers read it.
-final class DahuaTestClock: DriverClock {
-    let manual = ManualClock()
-    var now: Timestamp { manual.now }
-    var instant: ContinuousClock.Instant { ContinuousClock.now }
-    var pendingTimers: Int { manual.pendingTimers }
-    func advance(by delay: Duration) { manual.advance(by: delay) }
-    func schedule(after delay: Duration, _ action: @escaping @Sendable () -> Void) -> ScheduledTimer { manual.schedule(after: delay, action) }
+    @Test("an NVR's channels: 12 devices on one host hold 12 streams at once through the driver's one HTTP client, closed when the last stops")
+    func channelsOnOneHost() async throws {
+        let camera = Self.camera()
+        let server = Task { try await camera.run() }
+        defer { server.cancel() }
+        let port = try await camera.waitUntilRunning()
+        // More than AsyncHTTPClient's default of 8 connections per host, which would queue the rest for ever.
+        let ids = (1...12).map { "ch\($0)" }
+        let fixture = try IngestFixture(devices: ids.map { id in """
+                  - id: \(id)
+                    driver: dahua
+                    type: camera
+                    address: 127.0.0.1:\(port)
+                    auth: {username: admin, password: dahua123, scheme: digest}
+            """ }.joined(separator: "\n"), extra: "adapters_directory: \(DahuaDriverTests.adapters)", clock: ManualClock())
+        let context = fixture.context
+        let driver = DahuaDriver()
+        let devices = try ids.map { try #require(fixture.context.device(id: $0)) }
+        let runs = devices.map { device in Task { try await driver.run(device: device, context: context) } }
+        #expect(await eventually(timeout: .seconds(30)) { camera.openStreams == 12 }, "\(camera.openStreams) streams open")
+        #expect(driver.http.isOpen)
+        // One device stops: the others keep the client and their streams.
+        runs[0].cancel()
+        _ = try? await runs[0].value
+        #expect(driver.http.isOpen)
+        #expect(await eventually { camera.openStreams == 11 })
+        for run in runs.dropFirst() { run.cancel() }
+        for run in runs { _ = try? await run.value }
+        #expect(!driver.http.isOpen)
+        await camera.shutdown()
+        await fixture.finish()
+    }
 }

@@ -1,6 +1,9 @@
 import Foundation
 @testable import GatehouseCore
 import GatehouseProfiles
+import GatehouseSimulation
+import GatehouseTesting
+import Logging
 import Testing
 
 @testable import GatehouseIngest
@@ -267,6 +270,52 @@ struct HikvisionCameraTests {
             let delay = HikvisionAlertStreamClient.backoff(failures: 3, initial: 1, cap: 60)
             #expect(delay >= 2 && delay <= 4)
         }
+    }
+
+    @Test("alertStream stall on the injected clock: a silent stream is kept short of stall_seconds, then dropped with the reason and made again")
+    func stall() async throws {
+        var logger = Logger(label: "hikvision-sim")
+        logger.logLevel = .warning
+        let camera = HikvisionCamera(heartbeatInterval: nil, logger: logger)
+        let server = Task { try await camera.run() }
+        defer { server.cancel() }
+        let port = try await camera.waitUntilRunning()
+        let clock = ManualClock()
+        let fixture = try IngestFixture(devices: """
+              - id: cam
+                driver: hikvision-camera
+                type: camera
+                address: 127.0.0.1:\(port)
+                auth: {username: admin, password: hik12345, scheme: digest}
+                options: {mode: stream, stall_seconds: 3, reconnect_initial_seconds: 0.2}
+            """, clock: clock)
+        let device = try fixture.device("cam")
+        let run = Task { try await HikvisionCameraDriver().run(device: device.config, context: fixture.context) }
+        func offline() async throws -> [Event] { try await fixture.events().filter { $0.kind == .deviceOffline } }
+        #expect(await eventually(timeout: .seconds(30)) { try await fixture.events().contains { $0.kind == .deviceOnline } })
+        // The watchdog is the only timer while the stream is open: waiting for it to be armed
+        // again after each step means each step's check has run.
+        #expect(await eventually { clock.pendingTimers > 0 })
+        for _ in 0..<11 {
+            clock.advance(by: .milliseconds(250))
+            #expect(await eventually { clock.pendingTimers > 0 })
+        }
+        // 2.75 s of silence on the clock: kept.
+        #expect(try await offline().isEmpty)
+        #expect(camera.figures.streamsOpened == 1)
+        clock.advance(by: .milliseconds(250))
+        #expect(await eventually { try await offline().count == 1 })
+        let reason = try await offline().first?.attributes?["reason"]
+        #expect(reason == .string("alertStream stalled: no byte for 3 s (stall_seconds); reconnecting"))
+        // The reconnect waits its backoff (0.1–0.2 s) on the clock too.
+        #expect(await eventually(timeout: .seconds(30)) {
+            clock.advance(by: .milliseconds(100))
+            return camera.figures.streamsOpened == 2
+        })
+        run.cancel()
+        _ = try? await run.value
+        await camera.shutdown()
+        await fixture.finish()
     }
 
     @Test("options: stream needs an address and credentials; listen needs neither")
