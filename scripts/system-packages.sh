@@ -15,6 +15,7 @@ need_packages() {
     python3 -c "import jsonschema" >/dev/null 2>&1 || need+=(python3-jsonschema)  # event schema validation
     [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)               # the broker the mqtt sink tests start
     command -v mosquitto_sub >/dev/null || need+=(mosquitto-clients)  # their consumer
+    [ -x /usr/sbin/nats-server ] || need+=(nats-server)           # the three-node cluster of the district test
   fi
   if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -34,8 +34,9 @@ public final class MQTTSink: RegisteredSink {
     public func send(_ batch: SinkBatch) async -> DeliveryResult {
         var messages: [(topic: String, payload: Data, eventID: String?)] = []
         messages.reserveCapacity(batch.events.count)
+        let decoder = JSONDecoder()
         for event in batch.events {
-            let fields = Self.routingFields(event.body)
+            let fields = Self.routingFields(event.body, decoder: decoder)
             let topic = config.topic(
                 site: fields.site ?? "unknown", kind: fields.kind ?? "unknown", device: fields.device ?? "unknown",
                 priority: event.priority.rawValue)
@@ -58,11 +59,19 @@ public final class MQTTSink: RegisteredSink {
     }
 
     /// The few fields a topic template and the user property need, read from the stored JSON.
-    static func routingFields(_ body: Data) -> (id: String?, site: String?, kind: String?, device: String?) {
-        guard case .object(let object)? = try? JSONValue.parse(Array(body)) else { return (nil, nil, nil, nil) }
-        func text(_ value: JSONValue?) -> String? { if case .string(let s)? = value { s } else { nil } }
-        var device: String?
-        if case .object(let deviceObject)? = object["device"] { device = text(deviceObject["id"]) }
-        return (text(object["id"]), text(object["site"]), text(object["kind"]), device)
+    /// `JSONDecoder` into a four-field type rather than the whole `JSONValue` tree: this runs for
+    /// every published message, and building the tree (every string and object of the event) was
+    /// two fifths of the sink's CPU in the drain benchmark.
+    static func routingFields(_ body: Data, decoder: JSONDecoder = JSONDecoder()) -> (id: String?, site: String?, kind: String?, device: String?) {
+        guard let fields = try? decoder.decode(RoutingFields.self, from: body) else { return (nil, nil, nil, nil) }
+        return (fields.id, fields.site, fields.kind, fields.device?.id)
+    }
+
+    private struct RoutingFields: Decodable {
+        struct Device: Decodable { var id: String? }
+        var id: String?
+        var site: String?
+        var kind: String?
+        var device: Device?
     }
 }

@@ -27,6 +27,14 @@ public struct MQTTSinkConfig: SinkSettings {
     public var ackTimeoutSeconds: Double
     /// How long the broker keeps the session while the gateway is away (MQTT 5).
     public var sessionExpirySeconds: Int
+    /// QoS 1 messages sent and not yet acknowledged at any moment. libmosquitto's own default
+    /// (20) makes a batch wait one round trip per 20 messages; an MQTT 5 broker may lower it
+    /// further with its Receive Maximum.
+    public var maxInflightMessages: Int
+    /// `.` in a placeholder's value becomes `_`: the MQTT interface of NATS maps topic levels to
+    /// subject tokens separated by `.`, and nats-server 2.9 closes the connection of a client
+    /// that publishes a topic containing one (`camera.motion` would never be acknowledged).
+    public var replaceDotsInTopic: Bool
 
     public static let placeholders = ["site", "kind", "device", "priority"]
 
@@ -35,7 +43,7 @@ public struct MQTTSinkConfig: SinkSettings {
         topic: String = "gatehouse/{site}/{kind}", username: String? = nil, password: Secret? = nil,
         caFile: String? = nil, clientCertificateFile: String? = nil, clientKeyFile: String? = nil,
         keepaliveSeconds: Int = 30, connectTimeoutSeconds: Double = 10, ackTimeoutSeconds: Double = 30,
-        sessionExpirySeconds: Int = 86_400
+        sessionExpirySeconds: Int = 86_400, maxInflightMessages: Int = 1000, replaceDotsInTopic: Bool = false
     ) {
         self.host = host
         self.port = port
@@ -51,6 +59,8 @@ public struct MQTTSinkConfig: SinkSettings {
         self.connectTimeoutSeconds = connectTimeoutSeconds
         self.ackTimeoutSeconds = ackTimeoutSeconds
         self.sessionExpirySeconds = sessionExpirySeconds
+        self.maxInflightMessages = maxInflightMessages
+        self.replaceDotsInTopic = replaceDotsInTopic
     }
 
     /// Reads the keys of a `type: mqtt` section; TLS files must be readable now, not at the first send.
@@ -77,7 +87,9 @@ public struct MQTTSinkConfig: SinkSettings {
             keepaliveSeconds: map.int("keepalive_seconds", default: 30, range: 5...65_535),
             connectTimeoutSeconds: map.double("connect_timeout_seconds", default: 10, range: 0.1...300),
             ackTimeoutSeconds: map.double("ack_timeout_seconds", default: 30, range: 0.1...3600),
-            sessionExpirySeconds: map.int("session_expiry_seconds", default: 86_400, range: 0...Int(UInt32.max)))
+            sessionExpirySeconds: map.int("session_expiry_seconds", default: 86_400, range: 0...Int(UInt32.max)),
+            maxInflightMessages: map.int("max_inflight_messages", default: 1000, range: 1...65_535),
+            replaceDotsInTopic: map.bool("topic_replace_dots", default: false))
         return host == nil || clientID == nil ? nil : config
     }
 
@@ -97,14 +109,30 @@ public struct MQTTSinkConfig: SinkSettings {
         return nil
     }
 
-    /// The topic for one event. Values that would break the topic's levels (`/`, `+`, `#`) are replaced by `_`.
+    /// The topic for one event. Values that would break the topic's levels (`/`, `+`, `#`, and `.`
+    /// with `topic_replace_dots`) are replaced by `_`. One pass over the template: this runs once
+    /// per published message, where four Foundation `replacingOccurrences` cost a sixth of the
+    /// sink's CPU.
     func topic(site: String, kind: String, device: String, priority: String) -> String {
         func level(_ value: String) -> String {
-            String(value.map { "/+#".contains($0) ? "_" : $0 })
+            let breaks = value.utf8.contains { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "#") || (replaceDotsInTopic && $0 == UInt8(ascii: ".")) }
+            guard breaks else { return value }
+            let reserved: Set<Character> = replaceDotsInTopic ? ["/", "+", "#", "."] : ["/", "+", "#"]
+            return String(value.map { reserved.contains($0) ? "_" : $0 })
         }
-        return topic.replacingOccurrences(of: "{site}", with: level(site))
-            .replacingOccurrences(of: "{kind}", with: level(kind))
-            .replacingOccurrences(of: "{device}", with: level(device))
-            .replacingOccurrences(of: "{priority}", with: level(priority))
+        var result = ""
+        var rest = topic[...]
+        while let open = rest.firstIndex(of: "{"), let close = rest[open...].firstIndex(of: "}") {
+            result += rest[..<open]
+            switch rest[rest.index(after: open)..<close] {
+            case "site": result += level(site)
+            case "kind": result += level(kind)
+            case "device": result += level(device)
+            case "priority": result += level(priority)
+            default: result += rest[open...close]  // not reached: the config check refuses unknown placeholders
+            }
+            rest = rest[rest.index(after: close)...]
+        }
+        return result + rest
     }
 }

@@ -68,6 +68,9 @@ final class MosquittoClient: Sendable {
         mosquitto_user_data_set(handle, Unmanaged.passUnretained(self).toOpaque())
         mosquitto_int_option(handle, MOSQ_OPT_PROTOCOL_VERSION, version)
         mosquitto_int_option(handle, MOSQ_OPT_TCP_NODELAY, 1)
+        // libmosquitto's in-flight window for both protocol versions (its old
+        // max_inflight_messages_set is this option); an MQTT 5 broker's Receive Maximum caps it.
+        mosquitto_int_option(handle, MOSQ_OPT_SEND_MAXIMUM, Int32(config.maxInflightMessages))
         // libmosquitto reconnects by itself on its thread; 1 s doubling to 30 s.
         mosquitto_reconnect_delay_set(handle, 1, 30, true)
         if let username = config.username {

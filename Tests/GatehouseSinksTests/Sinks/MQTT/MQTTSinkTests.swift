@@ -169,6 +169,9 @@ struct MQTTSinkTests {
     func topics() {
         let config = MQTTSinkConfig(host: "h", clientID: "g", topic: "gw/{site}/{kind}/{device}/{priority}")
         #expect(config.topic(site: "a/b", kind: "camera.motion", device: "x+#", priority: "alarm") == "gw/a_b/camera.motion/x__/alarm")
+        var nats = config
+        nats.replaceDotsInTopic = true
+        #expect(nats.topic(site: "a.b", kind: "camera.motion", device: "x", priority: "alarm") == "gw/a_b/camera_motion/x/alarm")
         #expect(MQTTSinkConfig.topicProblem("gatehouse/{site}/{kind}") == nil)
         #expect(MQTTSinkConfig.topicProblem("a/{site") != nil)
     }
