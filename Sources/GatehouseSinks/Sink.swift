@@ -11,14 +11,6 @@ public protocol Sink: Sendable {
     func send(_ batch: SinkBatch) async -> DeliveryResult
     /// Releases connections and file handles; called once, after the last `send`.
     func shutdown() async
-    /// How many batches the runner may have in `send` at once (1 unless a sink says otherwise).
-    /// More than one lets a target that does not need arrival order (rows keyed by event id)
-    /// work on several batches in parallel; acknowledgements stay in queue order regardless.
-    var concurrentBatches: Int { get }
-}
-
-extension Sink {
-    public var concurrentBatches: Int { 1 }
 }
 
 /// The events of one delivery attempt and the key the target can use to drop a repeated attempt.

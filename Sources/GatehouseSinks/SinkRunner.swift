@@ -78,20 +78,18 @@ public final class SinkRunner: Sendable {
 
     private var batchMaxEvents: Int { max(1, config.batchMaxEvents) }
 
-    /// Sends batches in queue order and overlaps the queue work with the sending: while round N
-    /// is on its way, round N-1's acknowledgement is recorded and round N+1 is read (the target
-    /// would otherwise sit idle during both). A round is one batch, or up to `concurrentBatches`
-    /// batches sent at once when the sink allows it. Acknowledgements are recorded strictly in
+    /// Sends one batch at a time, in queue order, but overlaps the queue work with the send: while
+    /// batch N is on its way, batch N-1's acknowledgement is recorded and batch N+1 is read (the
+    /// target would otherwise sit idle during both). Acknowledgements are recorded strictly in
     /// order and only for delivered batches, so the cursor never passes an undelivered event. A
-    /// failure discards what was read ahead (and any later batch of its round, delivered or not:
-    /// it is sent again and the target drops repeated ids) and reads again from the acknowledged
-    /// cursor, so alarms that arrived meanwhile go first.
+    /// failure discards the batch read ahead and reads again from the acknowledged cursor, so
+    /// alarms that arrived meanwhile go first.
     private func deliverUntilStopped() async {
         /// Delivered, acknowledgement not yet recorded.
         var delivered: [StoredEvent] = []
-        /// The round read while the previous one was sent.
+        /// The batch read while the previous one was sent.
         var readAhead: [StoredEvent]?
-        /// The highest seq per priority rank of every event read but not yet acknowledged.
+        /// The highest seq per priority rank of every batch read but not yet acknowledged.
         var readPosition: [Int: Int64] = [:]
         while !shouldStop {
             let events: [StoredEvent]
@@ -100,8 +98,7 @@ public final class SinkRunner: Sendable {
                 readAhead = nil
             } else {
                 do {
-                    events = try await queue.nextBatch(
-                        sink: name, maxEvents: roundMaxEvents, maxBytes: roundMaxBytes, after: readPosition)
+                    events = try await queue.nextBatch(sink: name, maxEvents: batchMaxEvents, after: readPosition)
                 } catch {
                     // Cancelled because the daemon is stopping: not a queue problem to report.
                     if error is CancellationError, shouldStop { break }
@@ -126,87 +123,40 @@ public final class SinkRunner: Sendable {
                 continue
             }
             let position = events.reduce(into: readPosition) { $0[$1.priority.rank] = max($0[$1.priority.rank] ?? 0, $1.seq) }
-            let batches = Self.split(
-                events, maxBatches: sink.concurrentBatches, maxEvents: batchMaxEvents, maxBytes: Self.batchMaxBytes)
             setState("sending")
             let previous = delivered
             async let previousRecorded = acknowledgeDelivered(previous)
             async let upcoming = readNext(after: position)
-            let outcomes = await send(batches)
+            let outcome = await sink.send(SinkBatch(sink: name, events: events))
             let recorded = await previousRecorded
             let next = await upcoming
             delivered = []
             guard recorded else {
-                // acknowledgeDelivered backed off already. This round, even if delivered, is read
+                // acknowledgeDelivered backed off already. This batch, even if delivered, is read
                 // and sent again: the target drops repeated ids.
                 readPosition = [:]
                 continue
             }
-            let deliveredBatches = outcomes.prefix { $0 == .delivered }.count
-            if deliveredBatches == batches.count {
+            if outcome == .delivered {
                 delivered = events
                 readPosition = position
                 readAhead = shouldStop ? nil : next
-                continue
+            } else {
+                readPosition = [:]
+                // After a failure the batch is read again rather than retried as is, so alarms that
+                // arrived during an outage go first when the link returns.
+                _ = await deliver(events, retryInPlace: false, firstOutcome: outcome)
             }
-            readPosition = [:]
-            // The batches before the failed one are recorded; the failed one is handled as it
-            // always was (split if rejected, backoff otherwise).
-            guard await acknowledgeDelivered(batches[..<deliveredBatches].flatMap { $0 }) else { continue }
-            // After a failure the queue is read again rather than the batch retried as is, so
-            // alarms that arrived during an outage go first when the link returns.
-            _ = await deliver(batches[deliveredBatches], retryInPlace: false, firstOutcome: outcomes[deliveredBatches])
         }
-        // stop(): the round delivered last is recorded before run() returns.
+        // stop(): the batch delivered last is recorded before run() returns.
         _ = await acknowledgeDelivered(delivered)
     }
 
-    /// Longest batch in bytes, as `EventQueue.nextBatch` bounds it by default.
-    static let batchMaxBytes = 4 << 20
-    private var roundMaxEvents: Int { batchMaxEvents * max(1, sink.concurrentBatches) }
-    private var roundMaxBytes: Int { Self.batchMaxBytes * max(1, sink.concurrentBatches) }
-
-    /// Cuts a round into at most `maxBatches` batches, in order, each of at most `maxEvents`
-    /// events and `maxBytes` bytes (the last one takes what is left, as one batch always did:
-    /// `nextBatch` stops after the event that reaches its byte bound).
-    static func split(_ events: [StoredEvent], maxBatches: Int, maxEvents: Int, maxBytes: Int) -> [[StoredEvent]] {
-        guard maxBatches > 1 else { return [events] }
-        var batches: [[StoredEvent]] = []
-        var current: [StoredEvent] = []
-        var bytes = 0
-        for event in events {
-            if !current.isEmpty, batches.count < maxBatches - 1,
-                current.count >= maxEvents || bytes + event.body.count > maxBytes
-            {
-                batches.append(current)
-                current = []
-                bytes = 0
-            }
-            current.append(event)
-            bytes += event.body.count
-        }
-        if !current.isEmpty { batches.append(current) }
-        return batches
-    }
-
-    /// Sends the batches of one round at once and returns their outcomes in the same order.
-    private func send(_ batches: [[StoredEvent]]) async -> [DeliveryResult] {
-        if batches.count == 1 { return [await sink.send(SinkBatch(sink: name, events: batches[0]))] }
-        return await withTaskGroup(of: (Int, DeliveryResult).self) { group in
-            for (index, batch) in batches.enumerated() {
-                group.addTask { (index, await self.sink.send(SinkBatch(sink: self.name, events: batch))) }
-            }
-            var outcomes = [DeliveryResult](repeating: .delivered, count: batches.count)
-            for await (index, outcome) in group { outcomes[index] = outcome }
-            return outcomes
-        }
-    }
-
-    /// The round after `position`, or nil when reading failed or the runner is stopping; the
+    /// The batch after `position`, or nil when reading failed or the runner is stopping; the
     /// main loop then reads again itself and reports a failure there.
     private func readNext(after position: [Int: Int64]) async -> [StoredEvent]? {
         if shouldStop { return nil }
-        return try? await queue.nextBatch(sink: name, maxEvents: roundMaxEvents, maxBytes: roundMaxBytes, after: position)
+        return try? await queue.nextBatch(sink: name, maxEvents: batchMaxEvents, after: position)
     }
 
     /// Records that `events` were delivered (true when there were none); after a failure, backs off

@@ -1,7 +1,7 @@
 import Foundation
 @testable import GatehouseCore
 import GatehouseQueue
-@testable import GatehouseSinks
+import GatehouseSinks
 import GatehouseTesting
 import Logging
 import Synchronization
@@ -106,54 +106,6 @@ import Testing
         #expect(runner.status.state == "stopped")
     }
 
-    @Test func concurrentBatchesAreAcknowledgedInQueueOrderWhateverOrderTheyFinishIn() async throws {
-        let store = try await TestQueue(sinks: ["central"])
-        defer { store.remove() }
-        let events = try await store.append(200, .accessGranted)
-        let sink = AnsweredSink(concurrentBatches: 2)
-        let clock = ManualClock()
-        let (runner, task) = start(sink, store, clock: clock)
-
-        #expect(await eventually { sink.waiting == 2 })
-        #expect(sink.batches.map { $0.map(\.seq) } == [Array(1...50), Array(51...100)])
-        // The second batch finishes first: nothing may be recorded until the first is delivered.
-        #expect(sink.answer(.delivered, batch: 1))
-        #expect(runner.status.deliveredEvents == 0)
-        #expect(try await store.queue.lag(sink: "central") == 200)
-        #expect(sink.answer(.delivered, batch: 0))
-        // The next round goes out; the first round's acknowledgement is recorded meanwhile.
-        #expect(await eventually { sink.waiting == 2 && sink.batches.count == 4 })
-        #expect(await eventually { try await store.queue.lag(sink: "central") == 100 })
-        // Its first batch fails while the second is delivered: neither is recorded.
-        #expect(sink.answer(.delivered, batch: 3))
-        #expect(sink.answer(.retryable(after: nil, reason: "central store busy"), batch: 2))
-        #expect(await eventually { runner.status.state == "backing-off" })
-        #expect(try await store.queue.lag(sink: "central") == 100)
-        clock.advance(by: .seconds(1))
-        // Both are read and sent again.
-        #expect(await eventually { sink.waiting == 2 && sink.batches.count == 6 })
-        #expect(sink.batches[4].map(\.seq) == Array(101...150))
-        #expect(sink.batches[5].map(\.seq) == Array(151...200))
-        #expect(sink.answer(.delivered, batch: 4))
-        #expect(sink.answer(.delivered, batch: 5))
-        #expect(await eventually { try await store.queue.lag(sink: "central") == 0 })
-        runner.stop()
-        await task.value
-        #expect(sink.mostWaitingAtOnce == 2)
-        #expect(Set(sink.deliveredIDs) == Set(events.map(\.id.description)))
-        #expect(runner.status.deliveredEvents == 200)
-    }
-
-    @Test func aRoundIsCutIntoAtMostTheSinksBatchesInOrder() {
-        let events = (1...10).map { StoredEvent(seq: Int64($0), priority: .access, body: Data(count: 100)) }
-        let seqs = { (batches: [[StoredEvent]]) in batches.map { $0.map(\.seq) } }
-        #expect(seqs(SinkRunner.split(events, maxBatches: 1, maxEvents: 4, maxBytes: 1000)) == [Array(1...10)])
-        #expect(seqs(SinkRunner.split(events, maxBatches: 2, maxEvents: 4, maxBytes: 1000)) == [Array(1...4), Array(5...10)])
-        #expect(seqs(SinkRunner.split(events, maxBatches: 3, maxEvents: 4, maxBytes: 1000)) == [Array(1...4), Array(5...8), [9, 10]])
-        #expect(seqs(SinkRunner.split(events, maxBatches: 3, maxEvents: 8, maxBytes: 300)) == [[1, 2, 3], [4, 5, 6], Array(7...10)])
-        #expect(SinkRunner.split([], maxBatches: 2, maxEvents: 4, maxBytes: 1000).isEmpty)
-    }
-
     @Test func aRejectedEventInTheSecondBatchIsStillIsolated() async throws {
         let store = try await TestQueue(sinks: ["central"])
         defer { store.remove() }
@@ -190,10 +142,8 @@ final class AnsweredSink: Sink {
     }
     private let state = Mutex(State())
     private let rule: (@Sendable ([StoredEvent]) -> DeliveryResult)?
-    let concurrentBatches: Int
 
-    init(concurrentBatches: Int = 1, rule: (@Sendable ([StoredEvent]) -> DeliveryResult)? = nil) {
-        self.concurrentBatches = concurrentBatches
+    init(rule: (@Sendable ([StoredEvent]) -> DeliveryResult)? = nil) {
         self.rule = rule
     }
 
@@ -215,13 +165,11 @@ final class AnsweredSink: Sink {
         }
     }
 
-    /// Answers the oldest waiting send, or the one given `batches[batch]`; false when it is not waiting.
-    func answer(_ result: DeliveryResult, batch: Int? = nil) -> Bool {
+    /// Answers the oldest waiting send; false when none is waiting.
+    func answer(_ result: DeliveryResult) -> Bool {
         let next = state.withLock { s -> (batch: [StoredEvent], answer: CheckedContinuation<DeliveryResult, Never>)? in
-            let wanted = batch.flatMap { s.batches.indices.contains($0) ? s.batches[$0] : nil }
-            guard let index = wanted.map({ w in s.waiting.firstIndex { $0.batch == w } }) ?? s.waiting.indices.first
-            else { return nil }
-            let next = s.waiting.remove(at: index)
+            guard !s.waiting.isEmpty else { return nil }
+            let next = s.waiting.removeFirst()
             if result == .delivered { s.delivered.append(next.batch) }
             return next
         }

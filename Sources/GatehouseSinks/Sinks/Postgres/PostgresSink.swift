@@ -10,11 +10,8 @@ import PostgresNIO
 /// delivered only when the server answered the COMMIT. Repeats are dropped by the table's key
 /// (`ON CONFLICT DO NOTHING`), so a batch whose COMMIT answer was lost is safe to send again.
 ///
-/// One connection per batch in flight (`connections`, 1 by default), opened when a send finds none
-/// idle and closed after any failure; the runner's backoff (jittered, on its injected clock) paces
-/// reconnection, so this type never sleeps or retries by itself. Not PostgresNIO's
-/// `PostgresClient` pool: it reconnects and retries on its own schedule, which would hide outages
-/// from the runner's status and backoff.
+/// One connection, opened on the first send and after any failure; the runner's backoff (jittered,
+/// on its injected clock) paces reconnection, so this type never sleeps or retries by itself.
 public actor PostgresSink: RegisteredSink {
     public nonisolated let name: String
     private let config: PostgresSinkConfig
@@ -23,8 +20,7 @@ public actor PostgresSink: RegisteredSink {
     private let logger: Logger
     /// PostgresNIO's own logging, kept at warning: at debug it would print queries and their values.
     private let libraryLogger: Logger
-    /// Open connections no send is using.
-    private var idle: [PostgresConnection] = []
+    private var connection: PostgresConnection?
     private var connectionCount = 0
     /// The UTC month whose partitions were last ensured; a new month ensures them again.
     private var partitionedMonth: String?
@@ -51,14 +47,12 @@ public actor PostgresSink: RegisteredSink {
         }
     }
 
-    public nonisolated var concurrentBatches: Int { config.connections }
-
     public func send(_ batch: SinkBatch) async -> DeliveryResult {
         let connection: PostgresConnection
         do {
             connection = try await ready()
         } catch {
-            return await failed(error, on: nil)
+            return await failed(error)
         }
         var binds = PostgresBindings(capacity: 1)
         binds.append(batch.events.map { String(decoding: $0.body, as: UTF8.self) })
@@ -68,31 +62,25 @@ public actor PostgresSink: RegisteredSink {
             // The cursor may move only after this answer: a COMMIT that failed or never answered
             // leaves the batch queued, and its resend is dropped by the key if it did commit.
             try await run("COMMIT", on: connection)
-            idle.append(connection)
             return .delivered
         } catch {
-            return await failed(error, on: connection)
+            return await failed(error)
         }
     }
 
     public func shutdown() async {
-        let open = idle
-        idle = []
-        for connection in open { try? await connection.close() }
+        guard let connection else { return }
+        self.connection = nil
+        try? await connection.close()
     }
 
-    /// An idle connection, or a new one with the table migrated; this month's partitions ready.
+    /// The open connection, or a new one with the table migrated and this month's partitions ready.
     private func ready() async throws -> PostgresConnection {
-        while let connection = idle.popLast() {
-            guard !connection.isClosed else { continue }
-            do {
-                try await ensurePartitions(connection)
-            } catch {
-                idle.append(connection)
-                throw error
-            }
+        if let connection, !connection.isClosed {
+            try await ensurePartitions(connection)
             return connection
         }
+        connection = nil
         var configuration = PostgresConnection.Configuration(
             host: config.host, port: config.port, username: config.user, password: config.password?.value,
             database: config.database, tls: try tls.map { .require(try NIOSSLContext(configuration: $0)) } ?? .disable)
@@ -113,6 +101,7 @@ public actor PostgresSink: RegisteredSink {
             try? await opened.close()
             throw error
         }
+        connection = opened
         logger.info("sink \(name): connected to postgres \(config.host):\(config.port)/\(config.database) as \(config.user)")
         return opened
     }
@@ -131,19 +120,16 @@ public actor PostgresSink: RegisteredSink {
     }
 
     /// Maps an error to the runner's outcome; rolls back (keeping the connection) after a refused
-    /// batch, and drops the connections after anything else so the next send starts clean.
-    private func failed(_ error: any Error, on connection: PostgresConnection?) async -> DeliveryResult {
+    /// batch, and drops the connection after anything else so the next send starts clean.
+    private func failed(_ error: any Error) async -> DeliveryResult {
         let failure = Self.classify(error, config: config)
         if failure.keepConnection, let connection {
             do {
                 try await run("ROLLBACK", on: connection)
-                idle.append(connection)
             } catch {
-                try? await connection.close()
+                await shutdown()
             }
         } else {
-            try? await connection?.close()
-            // The idle ones most likely share the failure (a server restart); open them afresh.
             await shutdown()
         }
         if failure.tableMissing { partitionedMonth = nil }

@@ -18,8 +18,6 @@ public struct PostgresSinkConfig: SinkSettings {
     public var partitionsAhead: Int
     public var statementTimeoutSeconds: Double
     public var connectTimeoutSeconds: Double
-    /// Batches in flight at once, each on its own connection (rows may then commit out of queue order).
-    public var connections: Int
     /// TLS is used when any of these is set (or `tls.required`); the server must then offer it.
     public var caFile: String?
     public var clientCertificateFile: String?
@@ -29,7 +27,7 @@ public struct PostgresSinkConfig: SinkSettings {
     public init(
         host: String, port: Int = 5432, database: String, user: String, password: Secret? = nil,
         table: String = "gatehouse_events", partitionsAhead: Int = 3, statementTimeoutSeconds: Double = 30,
-        connectTimeoutSeconds: Double = 5, connections: Int = 1, caFile: String? = nil, clientCertificateFile: String? = nil,
+        connectTimeoutSeconds: Double = 5, caFile: String? = nil, clientCertificateFile: String? = nil,
         clientKeyFile: String? = nil, tlsRequired: Bool = false
     ) {
         self.host = host
@@ -41,7 +39,6 @@ public struct PostgresSinkConfig: SinkSettings {
         self.partitionsAhead = partitionsAhead
         self.statementTimeoutSeconds = statementTimeoutSeconds
         self.connectTimeoutSeconds = connectTimeoutSeconds
-        self.connections = connections
         self.caFile = caFile
         self.clientCertificateFile = clientCertificateFile
         self.clientKeyFile = clientKeyFile
@@ -74,7 +71,6 @@ public struct PostgresSinkConfig: SinkSettings {
             partitionsAhead: map.int("partitions_ahead", default: 3, range: 0...36),
             statementTimeoutSeconds: map.double("statement_timeout_seconds", default: 30, range: 0.1...3600),
             connectTimeoutSeconds: map.double("connect_timeout_seconds", default: 5, range: 0.1...300),
-            connections: map.int("connections", default: 1, range: 1...8),
             caFile: tls.caFile, clientCertificateFile: tls.clientCertificateFile, clientKeyFile: tls.clientKeyFile,
             tlsRequired: tlsRequired)
         guard host != nil, database != nil, user != nil else { return nil }

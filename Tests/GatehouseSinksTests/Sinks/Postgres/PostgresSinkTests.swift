@@ -16,15 +16,14 @@ struct PostgresSinkTests {
 
     func sinkConfig(
         table: String, name: String = "warehouse", user: String? = nil, password: String? = nil, batch: Int = 100,
-        partitionsAhead: Int = 2, backoffMax: Double = 0.5, connections: Int = 1
+        partitionsAhead: Int = 2, backoffMax: Double = 0.5
     ) -> SinkConfig {
         SinkConfig(
             name: name, batchMaxEvents: batch, backoffInitialSeconds: 0.05, backoffMaxSeconds: backoffMax,
             settings: PostgresSinkConfig(
                 host: postgres.host, port: postgres.port, database: postgres.database, user: user ?? postgres.user,
                 password: Secret(value: password ?? postgres.password, origin: "test"), table: table,
-                partitionsAhead: partitionsAhead, statementTimeoutSeconds: 30, connectTimeoutSeconds: 5,
-                connections: connections))
+                partitionsAhead: partitionsAhead, statementTimeoutSeconds: 30, connectTimeoutSeconds: 5))
     }
 
     /// Events of one kind at the given times (now by default), appended in order.
@@ -92,10 +91,7 @@ struct PostgresSinkTests {
         #expect(try await postgres.count("SELECT count(*) FROM \(table)") == 5)
     }
 
-    /// With two connections, two batches are in flight at once: the rejected one is split while
-    /// its neighbour's rows (committed or not) are sent again and dropped by the key.
-    @Test(arguments: [1, 2])
-    func poisonedRowIsQuarantinedWhileItsBatchMatesLand(connections: Int) async throws {
+    @Test func poisonedRowIsQuarantinedWhileItsBatchMatesLand() async throws {
         let table = TestPostgres.uniqueTable()
         let store = try await TestQueue(sinks: ["warehouse"])
         defer { store.remove() }
@@ -104,7 +100,7 @@ struct PostgresSinkTests {
         let poisoned = try await append(store, 1, attributes: ["note": .string("before\u{0}after")])[0]
         events += try await append(store, 79)
 
-        let running = try RunningSink(sinkConfig(table: table, batch: 64, connections: connections), queue: store.queue)
+        let running = try RunningSink(sinkConfig(table: table, batch: 64), queue: store.queue)
         #expect(await eventually(poll: .milliseconds(50)) { try await store.queue.lag(sink: "warehouse") == 0 })
         await running.finish()
         #expect(running.runner.status.rejectedEvents == 1)
@@ -204,9 +200,8 @@ struct PostgresSinkTests {
         let first = try RunningSink(sinkConfig(table: table), queue: store.queue)
         #expect(await eventually(poll: .milliseconds(50)) { try await store.queue.lag(sink: "warehouse") == 0 })
         await first.finish()
-        // A second cursor over the same queue replays everything into the same table, two
-        // batches at a time.
-        let replay = try RunningSink(sinkConfig(table: table, name: "replay", connections: 2), queue: store.queue)
+        // A second cursor over the same queue replays everything into the same table.
+        let replay = try RunningSink(sinkConfig(table: table, name: "replay"), queue: store.queue)
         #expect(await eventually { try await store.queue.lag(sink: "replay") == 0 })
         await replay.finish()
         #expect(replay.runner.status.deliveredEvents == 300)
@@ -229,7 +224,7 @@ struct PostgresSinkTests {
         let table = TestPostgres.uniqueTable()
         let store = try await TestQueue(sinks: ["warehouse"])
         defer { store.remove() }
-        _ = try await append(store, 1)
+        try await append(store, 1)
         let running = try RunningSink(sinkConfig(table: table), queue: store.queue)
         #expect(await eventually(poll: .milliseconds(50)) { try await store.queue.lag(sink: "warehouse") == 0 })
         await running.finish()
