@@ -4,6 +4,7 @@
 # on. The server is crashed, BACKLOG events are queued, the server is started again, and the drain
 # is timed from then until the table holds every queued event.
 # Usage: scripts/bench-postgres.sh [--quick]     (--quick: 100,000 events; default 1,000,000)
+#        BATCH=4000 (the sink's batch_max_events)
 # Figures land in benchmarks/results/<timestamp>-postgres/ and are printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,9 @@ BIN="$SCRATCH/release"
 OUT="benchmarks/results/$(date -u +%Y%m%dT%H%M%SZ)-postgres"
 WORK=$(mktemp -d /var/tmp/gatehouse-bench-pg.XXXXXX)
 mkdir -p "$OUT"
-INGEST=28180; ADMIN=29208
+# Free ports, not fixed ones: another benchmark's daemon (bench.sh, bench-cameras.sh) may hold those.
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+INGEST=$(free_port); ADMIN=$(free_port)
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done
@@ -70,27 +73,62 @@ echo "== queueing $BACKLOG events with PostgreSQL down"
 DEPTH=$(curl -sf "http://127.0.0.1:$ADMIN/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["queue"]["depth"])')
 echo "queued: $DEPTH events"
 
+# The event the sink forwards last (alarms go first; then the newest of the lowest priority
+# queued). Each batch is sent only after the previous COMMIT, so when this one is in the table
+# every event is (the count below checks it). Polling for it by key costs the server nothing,
+# where a count(*) over the growing table every half second took CPU from the drain it was timing.
+LAST_ID=$(python3 - "$WORK/state/queue.sqlite" <<'PY'
+import json, sqlite3, sys
+db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+body = db.execute("SELECT body FROM events ORDER BY priority ASC, seq DESC LIMIT 1").fetchone()[0]
+print(json.loads(body)["id"])
+PY
+)
+psql_has_last() { psql "$GATEHOUSE_TEST_POSTGRES_URL" -Atc "SELECT count(*) FROM bench_events WHERE id = '$LAST_ID'" 2>/dev/null || echo 0; }
+
 echo "== PostgreSQL back: draining"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+# CPU seconds (user + system) of a process, and of every child of the PostgreSQL postmaster (the
+# sink's backends, the WAL writer, the checkpointer): where the drain's time goes.
+cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
+postgres_cpu() {
+  local pm; pm=$(head -1 "$GATEHOUSE_TEST_POSTGRES_DIR/data/postmaster.pid")
+  # The postmaster's own fields 16 and 17 hold the children that already exited (the pollers' sessions).
+  { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15 + $16 + $17) / hz}' "/proc/$pm/stat"; for c in $(cat "/proc/$pm/task/$pm/children"); do cpu_of "$c" 2>/dev/null || true; done; } | awk '{s += $1} END {print s}'
+}
+DAEMON_CPU_START=$(cpu_of "$DAEMON")
 scripts/postgres-for-tests.sh resume
 START=$(date +%s.%N)
 # Resident memory sampled through the whole drain, in kB.
 RSS_MAX=0
-while [ "$(psql_count)" -lt "$DEPTH" ]; do
+while [ "$(psql_has_last)" != 1 ]; do
   RSS=$(awk '/^VmRSS/ {print $2}' "/proc/$DAEMON/status")
   [ "$RSS" -gt "$RSS_MAX" ] && RSS_MAX=$RSS
-  sleep 0.5
+  sleep 0.2
 done
 END=$(date +%s.%N)
 ROWS=$(psql_count)
+# Bounded: a quarantined (refused) event would never arrive; the summary then shows the shortfall.
+for _ in $(seq 1 300); do
+  [ "$ROWS" -ge "$DEPTH" ] && break
+  sleep 0.1; ROWS=$(psql_count); END=$(date +%s.%N)
+done
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+DAEMON_CPU=$(awk -v a="$DAEMON_CPU_START" -v b="$(cpu_of "$DAEMON")" 'BEGIN {print b - a}')
+POSTGRES_CPU=$(postgres_cpu)
 kill -TERM "$DAEMON"; wait "$DAEMON" || true
 
-python3 - "$OUT" "$DEPTH" "$ROWS" "$START" "$END" "$BATCH" "$RSS_MAX" <<'PY' | tee "$OUT/summary.md"
+python3 - "$OUT" "$DEPTH" "$ROWS" "$START" "$END" "$BATCH" "$RSS_MAX" "$LOAD_START" "$LOAD_END" "$DAEMON_CPU" "$POSTGRES_CPU" <<'PY' | tee "$OUT/summary.md"
 import json, os, sys
 out, depth, rows, start, end, batch, rss = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
 seconds = end - start
 result = {"queued": depth, "rows": rows, "drain_seconds": seconds, "events_per_second": depth / seconds,
-          "batch_max_events": batch, "rss_max_mb": round(rss / 1024, 1)}
+          "batch_max_events": batch, "rss_max_mb": round(rss / 1024, 1),
+          "load_average_start": sys.argv[8], "load_average_end": sys.argv[9],
+          "daemon_cpu_seconds": float(sys.argv[10]), "postgres_cpu_seconds": float(sys.argv[11])}
 json.dump(result, open(os.path.join(out, "drain-postgres.json"), "w"), indent=2)
 print(f"PostgreSQL drain: {depth:,} events in {seconds:.1f} s = {depth / seconds:,.0f} events/s "
-      f"(batch_max_events {batch}); rows in the table {rows:,}; daemon RSS max {result['rss_max_mb']} MB")
+      f"(batch_max_events {batch}); rows in the table {rows:,}; daemon RSS max {result['rss_max_mb']} MB; "
+      f"load average {sys.argv[8]} at the start, {sys.argv[9]} at the end; CPU seconds: daemon "
+      f"{float(sys.argv[10]):.1f}, PostgreSQL {float(sys.argv[11]):.1f}")
 PY

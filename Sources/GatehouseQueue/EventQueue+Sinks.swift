@@ -34,8 +34,12 @@ extension EventQueue {
 
     /// The next events this sink has not delivered: alarms first, then access, then telemetry,
     /// each priority in insertion order. Bounded by count and bytes so memory never follows the backlog.
-    public func nextBatch(sink: String, maxEvents: Int, maxBytes: Int = 4 << 20) async throws -> [StoredEvent] {
-        let cursor = sinkCursor(sink)
+    /// `after` (highest seq per priority rank) skips events already read but not yet acknowledged,
+    /// so a runner can read its next batch while the current one is being delivered.
+    public func nextBatch(
+        sink: String, maxEvents: Int, maxBytes: Int = 4 << 20, after: [Int: Int64] = [:]
+    ) async throws -> [StoredEvent] {
+        let cursor = sinkCursor(sink).merging(after, uniquingKeysWith: max)
         return try await pool.read { db in
             var batch: [StoredEvent] = []
             var bytes = 0

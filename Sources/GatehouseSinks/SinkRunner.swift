@@ -78,48 +78,128 @@ public final class SinkRunner: Sendable {
 
     private var batchMaxEvents: Int { max(1, config.batchMaxEvents) }
 
+    /// Sends one batch at a time, in queue order, but overlaps the queue work with the send: while
+    /// batch N is on its way, batch N-1's acknowledgement is recorded and batch N+1 is read (the
+    /// target would otherwise sit idle during both). Acknowledgements are recorded strictly in
+    /// order and only for delivered batches, so the cursor never passes an undelivered event. A
+    /// failure discards the batch read ahead and reads again from the acknowledged cursor, so
+    /// alarms that arrived meanwhile go first.
     private func deliverUntilStopped() async {
+        /// Delivered, acknowledgement not yet recorded.
+        var delivered: [StoredEvent] = []
+        /// The batch read while the previous one was sent.
+        var readAhead: [StoredEvent]?
+        /// The highest seq per priority rank of every batch read but not yet acknowledged.
+        var readPosition: [Int: Int64] = [:]
         while !shouldStop {
             let events: [StoredEvent]
-            do {
-                events = try await queue.nextBatch(sink: name, maxEvents: batchMaxEvents)
-            } catch {
-                // Cancelled because the daemon is stopping: not a queue problem to report.
-                if error is CancellationError, shouldStop { return }
-                await backOff(after: nil, reason: "reading the queue failed: \(error)", fatal: false)
-                continue
+            if let next = readAhead {
+                events = next
+                readAhead = nil
+            } else {
+                do {
+                    events = try await queue.nextBatch(sink: name, maxEvents: batchMaxEvents, after: readPosition)
+                } catch {
+                    // Cancelled because the daemon is stopping: not a queue problem to report.
+                    if error is CancellationError, shouldStop { break }
+                    // What was delivered is still recorded first, in order.
+                    _ = await acknowledgeDelivered(delivered)
+                    delivered = []
+                    readPosition = [:]
+                    await backOff(after: nil, reason: "reading the queue failed: \(error)", fatal: false)
+                    continue
+                }
             }
             if events.isEmpty {
+                if !delivered.isEmpty {
+                    // Nothing more to send: record the last delivery before going idle.
+                    _ = await acknowledgeDelivered(delivered)
+                    delivered = []
+                    readPosition = [:]
+                    continue
+                }
                 setState("idle")
                 await activity.wait(timeout: .seconds(Self.idleRecheckSeconds), clock: clock)
                 continue
             }
-            // After a failure the batch is read again rather than retried as is, so alarms that
-            // arrived during an outage go first when the link returns.
-            _ = await deliver(events, retryInPlace: false)
+            let position = events.reduce(into: readPosition) { $0[$1.priority.rank] = max($0[$1.priority.rank] ?? 0, $1.seq) }
+            setState("sending")
+            let previous = delivered
+            async let previousRecorded = acknowledgeDelivered(previous)
+            async let upcoming = readNext(after: position)
+            let outcome = await sink.send(SinkBatch(sink: name, events: events))
+            let recorded = await previousRecorded
+            let next = await upcoming
+            delivered = []
+            guard recorded else {
+                // acknowledgeDelivered backed off already. This batch, even if delivered, is read
+                // and sent again: the target drops repeated ids.
+                readPosition = [:]
+                continue
+            }
+            if outcome == .delivered {
+                delivered = events
+                readPosition = position
+                readAhead = shouldStop ? nil : next
+            } else {
+                readPosition = [:]
+                // After a failure the batch is read again rather than retried as is, so alarms that
+                // arrived during an outage go first when the link returns.
+                _ = await deliver(events, retryInPlace: false, firstOutcome: outcome)
+            }
+        }
+        // stop(): the batch delivered last is recorded before run() returns.
+        _ = await acknowledgeDelivered(delivered)
+    }
+
+    /// The batch after `position`, or nil when reading failed or the runner is stopping; the
+    /// main loop then reads again itself and reports a failure there.
+    private func readNext(after position: [Int: Int64]) async -> [StoredEvent]? {
+        if shouldStop { return nil }
+        return try? await queue.nextBatch(sink: name, maxEvents: batchMaxEvents, after: position)
+    }
+
+    /// Records that `events` were delivered (true when there were none); after a failure, backs off
+    /// and returns false.
+    private func acknowledgeDelivered(_ events: [StoredEvent]) async -> Bool {
+        guard !events.isEmpty else { return true }
+        do {
+            try await queue.acknowledge(sink: name, events)
+            recordDelivery(of: events.count)
+            return true
+        } catch {
+            // Delivered but not recorded: sending again is safe, the target drops repeated ids.
+            // Cancelled while stopping is no failure worth a backoff or a warning.
+            if error is CancellationError, shouldStop { return false }
+            await backOff(after: nil, reason: "recording the delivery in the queue failed: \(error)", fatal: false)
+            return false
         }
     }
 
     /// Delivers `events` in order: splits a rejected batch until the refused events are found and
     /// quarantined. With `retryInPlace` a failed attempt is retried with the same events; without,
-    /// it returns after the backoff so the caller reads the queue again.
+    /// it returns after the backoff so the caller reads the queue again. `firstOutcome` is the
+    /// outcome of a send the caller already made.
     /// Returns false when it gave up because the runner is stopping.
-    private func deliver(_ events: [StoredEvent], retryInPlace: Bool) async -> Bool {
+    private func deliver(_ events: [StoredEvent], retryInPlace: Bool, firstOutcome: DeliveryResult? = nil) async -> Bool {
+        var sent = firstOutcome
         while true {
-            if shouldStop { return false }
-            setState("sending")
-            let batch = SinkBatch(sink: name, events: events)
+            let outcome: DeliveryResult
+            if let first = sent {
+                outcome = first
+                sent = nil
+            } else {
+                if shouldStop { return false }
+                setState("sending")
+                outcome = await sink.send(SinkBatch(sink: name, events: events))
+            }
             let failure: (after: Double?, reason: String, fatal: Bool)
-            switch await sink.send(batch) {
+            switch outcome {
             case .delivered:
-                do {
-                    try await queue.acknowledge(sink: name, events)
-                    recordDelivery(of: events.count)
-                    return true
-                } catch {
-                    // Delivered but not recorded: sending again is safe, the target drops repeated ids.
-                    failure = (nil, "recording the delivery in the queue failed: \(error)", false)
-                }
+                if await acknowledgeDelivered(events) { return true }
+                // Not recorded; it backed off already.
+                if !retryInPlace { return true }
+                continue
             case .retryable(let after, let reason):
                 failure = (after, reason, false)
             case .fatal(let reason):

@@ -220,6 +220,27 @@ struct PostgresSinkTests {
         #expect(try await postgres.count("SELECT count(DISTINCT id) FROM \(table)") == events.count)
     }
 
+    @Test func theInsertParsesEachBodyOnce() async throws {
+        let table = TestPostgres.uniqueTable()
+        let store = try await TestQueue(sinks: ["warehouse"])
+        defer { store.remove() }
+        try await append(store, 1)
+        let running = try RunningSink(sinkConfig(table: table), queue: store.queue)
+        #expect(await eventually(poll: .milliseconds(50)) { try await store.queue.lag(sink: "warehouse") == 0 })
+        await running.finish()
+
+        // The server's plan for the sink's own statement: every column is read from the jsonb
+        // value the array cast produced once per body. A cast repeated in each column
+        // (`(b)::jsonb ->> 'id'`) parsed every body ten times and made the drain 2.7 times slower.
+        let sql = PostgresSchema(table: table, partitionsAhead: 2).insertSQL
+            .replacingOccurrences(of: "$1", with: "ARRAY['{\"id\": \"x\"}']")
+        let plan = try await postgres.column("EXPLAIN (VERBOSE) \(sql)").compactMap { $0 }.joined(separator: "\n")
+        #expect(plan.contains("jsonb[]"))
+        #expect(plan.contains("->> 'id'"))
+        #expect(!plan.contains("::jsonb ->>"), "\(plan)")
+        #expect(try await postgres.count("SELECT count(*) FROM \(table)") == 1)
+    }
+
     @Test func statusNamesAnUnreachableServerAndEventsWait() async throws {
         let store = try await TestQueue(sinks: ["warehouse"])
         defer { store.remove() }
