@@ -124,6 +124,10 @@ struct MQTTSinkTests {
         let lost = await sink.send(SinkBatch(sink: "broker", events: second))
         #expect(lost != .delivered)
         try await broker.start()
+        // The kill lost the broker's copy of the consumer's subscription: only once the consumer has
+        // subscribed again is there anyone the second batch can be routed to.
+        let subscribed = "gatehouse-test-consumer 1 gatehouse/#"
+        #expect(await eventually(timeout: .seconds(60)) { broker.log.components(separatedBy: subscribed).count - 1 >= 2 }, "\(broker.log.suffix(1500))")
         delivered = false
         for _ in 0..<30 where !delivered {
             delivered = await sink.send(SinkBatch(sink: "broker", events: second)) == .delivered
