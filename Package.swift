@@ -87,7 +87,7 @@ let package = Package(
         .target(
             name: "GatehouseIngest",
             dependencies: [
-                "GatehouseCore", "GatehouseQueue", "GatehouseProfiles", "CJPEGShim",
+                "GatehouseCore", "GatehouseQueue", "GatehouseProfiles", "CJPEGShim", "CMosquitto",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -119,7 +119,7 @@ let package = Package(
             exclude: documents(of: "GatehouseSinks", under: "Sinks"),
             swiftSettings: strict
         ),
-        // libmosquitto from Debian (libmosquitto-dev): the MQTT client the `mqtt` sink drives.
+        // libmosquitto from Debian (libmosquitto-dev): the MQTT client the `mqtt` sink and driver drive.
         .systemLibrary(
             name: "CMosquitto",
             pkgConfig: "libmosquitto",

@@ -66,6 +66,7 @@ public enum DriverRegistry {
         { HikvisionCameraDriver() },
         { DahuaDriver() },
         { ONVIFDriver() },
+        { MQTTDriver() },
     ]
 
     /// A fresh instance of every driver, for one daemon run, config check or replay.

@@ -14,7 +14,7 @@ public final class MosquittoBroker: Sendable {
 
     public let port: Int
     public let directory: String
-    private let process = Mutex<Process?>(nil)
+    private let process = Mutex<pid_t?>(nil)
 
     /// `users` (name → password) switches anonymous access off.
     public init(users: [String: String] = [:]) throws {
@@ -42,13 +42,8 @@ public final class MosquittoBroker: Sendable {
 
     /// Starts the broker and waits (bounded) until it accepts connections.
     public func start() async throws {
-        let broker = Process()
-        broker.executableURL = URL(fileURLWithPath: Self.binary)
-        broker.arguments = ["-c", "\(directory)/mosquitto.conf"]
-        broker.standardOutput = FileHandle.nullDevice
-        broker.standardError = FileHandle.nullDevice
-        try broker.run()
-        process.withLock { $0 = broker }
+        let pid = try Self.spawn(Self.binary, ["-c", "\(directory)/mosquitto.conf"])
+        process.withLock { $0 = pid }
         let port = port
         guard await eventually(timeout: .seconds(20), { Self.accepts(port: port) }) else {
             throw BrokerError(message: "mosquitto did not accept connections on \(port); log: \(log)")
@@ -57,8 +52,36 @@ public final class MosquittoBroker: Sendable {
 
     /// Stops the broker: SIGTERM (it saves its sessions) or SIGKILL (a crash).
     public func stop(kill: Bool = false) {
-        guard let broker = process.withLock({ p -> Process? in defer { p = nil }; return p }) else { return }
-        end(broker, signal: kill ? SIGKILL : SIGTERM)
+        guard let pid = process.withLock({ p -> pid_t? in defer { p = nil }; return p }) else { return }
+        end(pid: pid, signal: kill ? SIGKILL : SIGTERM)
+    }
+
+    /// posix_spawn with an empty signal mask and stdout/stderr to /dev/null. Not Foundation's
+    /// `Process`: its child inherits the spawning thread's mask, and a test process may have SIGTERM
+    /// blocked (signal handling of the daemon's services), so mosquitto never saw a SIGTERM, was
+    /// killed after the grace period and lost the sessions it would have saved.
+    static func spawn(_ path: String, _ arguments: [String]) throws -> pid_t {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var files = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&files)
+        defer { posix_spawn_file_actions_destroy(&files) }
+        posix_spawn_file_actions_addopen(&files, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&files, 2, "/dev/null", O_WRONLY, 0)
+        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, path, &files, &attributes, argv, environ)
+        guard rc == 0 else { throw BrokerError(message: "cannot start \(path): \(String(cString: strerror(rc)))") }
+        return pid
     }
 
     public var log: String { (try? String(contentsOfFile: "\(directory)/mosquitto.log", encoding: .utf8)) ?? "" }
@@ -107,7 +130,11 @@ public final class MosquittoBroker: Sendable {
 /// Sends `signal` and waits (bounded) until the child is gone, then SIGKILL if it is not.
 /// Not `Process.waitUntilExit`: on Linux it was seen waiting forever for a child that had exited.
 func end(_ process: Process, signal: Int32) {
-    let pid = process.processIdentifier
+    end(pid: process.processIdentifier, signal: signal)
+}
+
+/// Sends `signal` to `pid` and waits (bounded) until it is gone, then SIGKILL if it is not.
+func end(pid: pid_t, signal: Int32) {
     kill(pid, signal)
     for _ in 0..<1000 {
         // 0: still running; pid: reaped here; -1 (ECHILD): Foundation reaped it already.

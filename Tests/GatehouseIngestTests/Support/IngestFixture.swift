@@ -21,7 +21,10 @@ final class IngestFixture: Sendable {
     private let committer: Task<Void, Never>
 
     /// `devices` is the YAML list under `devices:`; `budget` the disk budget in bytes.
-    init(devices: String, extra: String = "", budget: Int64 = 1 << 30, clock: any DriverClock = SystemClock()) throws {
+    init(
+        devices: String, extra: String = "", budget: Int64 = 1 << 30, clock: any DriverClock = SystemClock(),
+        logger: Logger = Logger(label: "ingest-tests")
+    ) throws {
         self.clock = clock
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-ingest-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -35,7 +38,6 @@ final class IngestFixture: Sendable {
               - {name: out, type: file, path: \(directory)/out.ndjson}
             """
         config = try ConfigLoader.parse(yaml, file: "test.yaml", knownDrivers: DriverRegistry.names, driverOptions: DriverRegistry.options, sinkTypes: SinkRegistry.readers)
-        let logger = Logger(label: "ingest-tests")
         queue = try EventQueue(path: directory + "/queue.sqlite", settings: config.queue, diskBudgetBytes: budget, clock: clock, logger: logger)
         let directory = DeviceDirectory(devices: config.devices, logger: logger, clock: clock)
         requests = DeviceRequests(config: config.ingest, devices: directory)

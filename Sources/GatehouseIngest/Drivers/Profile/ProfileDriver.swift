@@ -122,11 +122,15 @@ public final class ProfileDriver: Driver {
 
     public func decode(_ payload: RawPayload, device: DeviceConfig) throws(PayloadError) -> [EventDraft] {
         let profile = try profile(for: device, route: payload.route)
-        let request = ProfileRequest(body: payload.body, contentType: payload.contentType)
+        return try Self.drafts(ProfileRequest(body: payload.body, contentType: payload.contentType), profile: profile, device: device)
+    }
+
+    /// One payload decoded and mapped by `profile` for `device`: also the `mqtt` driver's mapping.
+    static func drafts(_ request: ProfileRequest, profile: Profile, device: DeviceConfig) throws(PayloadError) -> [EventDraft] {
         do {
             let document = try profile.decode(request)
-            return try profile.map(document, request: request, device: Self.profileDevice(device, profile: profile))
-                .map { Self.draft($0, profile: profile.name) }
+            return try profile.map(document, request: request, device: profileDevice(device, profile: profile))
+                .map { draft($0, profile: profile.name) }
         } catch {
             throw PayloadError(error.reason)
         }
