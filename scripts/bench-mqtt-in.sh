@@ -12,20 +12,9 @@ cd "$(dirname "$0")/.."
 MESSAGES=300000; MAX_BATCH=${MAX_BATCH:-1000}
 if [ "${1:-}" = "--quick" ]; then MESSAGES=50000; fi
 
-SCRATCH=${SCRATCH:-.build-release}
-swift build -c release --scratch-path "$SCRATCH" --product gatehouse >/dev/null
-BIN="$SCRATCH/release"
-OUT="benchmarks/results/$(date -u +%Y%m%dT%H%M%SZ)-mqtt-in"
-WORK=$(mktemp -d /var/tmp/gatehouse-bench-mqtt.XXXXXX)
-mkdir -p "$OUT"
-BROKER=28883; INGEST=28181; ADMIN=29209
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+BENCH_NAME=mqtt-in; source scripts/bench-common.sh
+bench_build gatehouse
+BROKER=$(free_port); INGEST=$(free_port); ADMIN=$(free_port)
 
 # A broker that queues everything for the gateway's session and lets MAX_BATCH messages be in flight.
 cat > "$WORK/mosquitto.conf" <<CONF

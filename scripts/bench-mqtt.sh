@@ -10,25 +10,13 @@
 # Figures land in benchmarks/results/<timestamp>-mqtt/ and are printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BACKLOG=1000000; BATCH=${BATCH:-1000}; INFLIGHT=${INFLIGHT:-1000}; PROTOCOL=${PROTOCOL:-5}
+BACKLOG=1000000; BATCH=${BATCH:-4000}; INFLIGHT=${INFLIGHT:-1000}; PROTOCOL=${PROTOCOL:-5}
 if [ "${1:-}" = "--quick" ]; then BACKLOG=100000; fi
 
-SCRATCH=${SCRATCH:-.build-release}
-# BUILD_FLAGS=--ignore-lock when other builds share the machine and this one is already done.
-swift build ${BUILD_FLAGS:-} -c release --scratch-path "$SCRATCH" --product gatehouse >/dev/null
-swift build ${BUILD_FLAGS:-} -c release --scratch-path "$SCRATCH" --product gatehouse-bench >/dev/null
-BIN="$SCRATCH/release"
-OUT="benchmarks/results/$(date -u +%Y%m%dT%H%M%SZ)-mqtt"
-WORK=$(mktemp -d /var/tmp/gatehouse-bench-mqtt.XXXXXX)
-mkdir -p "$OUT" "$WORK/broker"
-INGEST=28181; ADMIN=29209; BROKER=28183
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+BENCH_NAME=mqtt; source scripts/bench-common.sh
+bench_build gatehouse gatehouse-bench
+mkdir -p "$WORK/broker"
+INGEST=$(free_port); ADMIN=$(free_port); BROKER=$(free_port)
 
 # The broker's own limits must not be the bottleneck: mosquitto announces max_inflight_messages
 # as its MQTT 5 Receive Maximum (default 20) and queues at most 1000 messages per subscriber.
@@ -43,17 +31,7 @@ max_queued_messages 0
 log_dest file $WORK/broker/mosquitto.log
 CONF
 
-cat > "$WORK/bench.yaml" <<YAML
-site: bench
-state_directory: $WORK/state
-disk_budget_bytes: 8GiB
-status_interval_seconds: 10
-log_level: notice
-ingest: {host: 127.0.0.1, port: $INGEST, rate_limit_per_second: 0, max_body_bytes: 4MiB}
-admin: {host: 127.0.0.1, port: $ADMIN}
-queue: {commit_max_events: 4000}
-devices:
-$(for i in $(seq 0 49); do echo "  - {id: sim-$i, driver: generic-json, type: door-controller, auth: {token: bench-token}}"; done)
+{ bench_push_site; cat <<YAML
 sinks:
   - name: district
     type: mqtt
@@ -65,6 +43,7 @@ sinks:
     batch_max_events: $BATCH
     backoff_max_seconds: 0.2
 YAML
+} > "$WORK/bench.yaml"
 
 status() { curl -sf "http://127.0.0.1:$ADMIN/status"; }
 wait_ready() { for _ in $(seq 1 400); do grep -q "ingest listener ready" "$1" 2>/dev/null && return 0; sleep 0.05; done; return 1; }

@@ -11,40 +11,16 @@ cd "$(dirname "$0")/.."
 BACKLOG=1000000; BATCH=${BATCH:-4000}
 if [ "${1:-}" = "--quick" ]; then BACKLOG=100000; fi
 
-SCRATCH=${SCRATCH:-.build-release}
-swift build -c release --scratch-path "$SCRATCH" --product gatehouse >/dev/null
-swift build -c release --scratch-path "$SCRATCH" --product gatehouse-bench >/dev/null
-BIN="$SCRATCH/release"
-OUT="benchmarks/results/$(date -u +%Y%m%dT%H%M%SZ)-postgres"
-WORK=$(mktemp -d /var/tmp/gatehouse-bench-pg.XXXXXX)
-mkdir -p "$OUT"
-# Free ports, not fixed ones: another benchmark's daemon (bench.sh, bench-cameras.sh) may hold those.
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+BENCH_NAME=postgres; source scripts/bench-common.sh
+bench_build gatehouse gatehouse-bench
 INGEST=$(free_port); ADMIN=$(free_port)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  scripts/postgres-for-tests.sh stop
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_cleanup_extra() { scripts/postgres-for-tests.sh stop; }
 postgres_env=$(GATEHOUSE_TEST_POSTGRES_FSYNC=on scripts/postgres-for-tests.sh start)
 eval "$postgres_env"
 PORT=${GATEHOUSE_TEST_POSTGRES_URL##*:}; PORT=${PORT%%/*}
 psql_count() { psql "$GATEHOUSE_TEST_POSTGRES_URL" -Atc "SELECT count(*) FROM bench_events" 2>/dev/null || echo 0; }
 
-cat > "$WORK/bench.yaml" <<YAML
-site: bench
-state_directory: $WORK/state
-disk_budget_bytes: 8GiB
-status_interval_seconds: 10
-log_level: notice
-ingest: {host: 127.0.0.1, port: $INGEST, rate_limit_per_second: 0, max_body_bytes: 4MiB}
-admin: {host: 127.0.0.1, port: $ADMIN}
-queue: {commit_max_events: 4000}
-devices:
-$(for i in $(seq 0 49); do echo "  - {id: sim-$i, driver: generic-json, type: door-controller, auth: {token: bench-token}}"; done)
+{ bench_push_site; cat <<YAML
 sinks:
   - name: warehouse
     type: postgres
@@ -57,6 +33,7 @@ sinks:
     batch_max_events: $BATCH
     backoff_max_seconds: 0.2
 YAML
+} > "$WORK/bench.yaml"
 export BENCH_PG_PASSWORD=gatehouse-test
 
 "$BIN/gatehouse" run --config "$WORK/bench.yaml" 2> "$WORK/daemon.log" &

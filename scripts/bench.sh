@@ -9,32 +9,12 @@ QUICK=${1:-}
 DURATION=20; BACKLOG=1000000
 if [ "$QUICK" = "--quick" ]; then DURATION=5; BACKLOG=100000; fi
 
-SCRATCH=${SCRATCH:-.build-release}
-swift build -c release --scratch-path "$SCRATCH" >/dev/null
-BIN="$SCRATCH/release"
-OUT="benchmarks/results/$(date -u +%Y%m%dT%H%M%SZ)"
-WORK=$(mktemp -d /var/tmp/gatehouse-bench.XXXXXX)
-mkdir -p "$OUT"
-INGEST=28080; ADMIN=29108; CENTRAL=28090
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
+BENCH_NAME=; source scripts/bench-common.sh
+bench_build
+INGEST=$(free_port); ADMIN=$(free_port); CENTRAL=$(free_port)
 
 {
-  cat <<YAML
-site: bench
-state_directory: $WORK/state
-disk_budget_bytes: 8GiB
-status_interval_seconds: 10
-log_level: notice
-ingest: {host: 127.0.0.1, port: $INGEST, rate_limit_per_second: 0, max_body_bytes: 4MiB}
-admin: {host: 127.0.0.1, port: $ADMIN}
-queue: {commit_max_events: 4000}
-devices:
-YAML
-  for i in $(seq 0 49); do
-    echo "  - {id: sim-$i, driver: generic-json, type: door-controller, auth: {token: bench-token}}"
-  done
+  bench_push_site
   cat <<YAML
 sinks:
   - name: central

@@ -1,0 +1,48 @@
+# Sourced by the benchmark scripts, never run alone: the release build, the results and scratch
+# directories, processes stopped on exit, free loopback ports, and the daemon config head the
+# drain benchmarks share. Set BENCH_NAME first (it names both directories).
+#   BENCH_NAME=mqtt; source scripts/bench-common.sh; bench_build gatehouse gatehouse-bench
+SCRATCH=${SCRATCH:-.build-release}
+BIN="$SCRATCH/release"
+OUT="benchmarks/results/$(date -u +%Y%m%dT%H%M%SZ)${BENCH_NAME:+-$BENCH_NAME}"
+WORK=$(mktemp -d "/var/tmp/gatehouse-bench${BENCH_NAME:+-$BENCH_NAME}.XXXXXX")
+mkdir -p "$OUT"
+
+# The named products, or everything; BUILD_FLAGS=--ignore-lock when other builds share the machine.
+bench_build() {
+  if [ $# = 0 ]; then set -- ""; fi
+  for product in "$@"; do
+    swift build ${BUILD_FLAGS:-} -c release --scratch-path "$SCRATCH" ${product:+--product "$product"} >/dev/null
+  done
+}
+
+# Every process a benchmark starts goes into PIDS; a script with more to undo redefines bench_cleanup_extra.
+PIDS=()
+bench_cleanup_extra() { :; }
+bench_cleanup() {
+  for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  bench_cleanup_extra
+  rm -rf "$WORK"
+}
+trap bench_cleanup EXIT
+
+# Free ports, not fixed ones: another benchmark's daemon or a test run may hold any fixed port.
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# The daemon config up to `devices:` and the 50 push devices the load generator posts as
+# (`gatehouse-bench http --devices 50 --token bench-token`); needs INGEST and ADMIN.
+bench_push_site() {
+  cat <<YAML
+site: bench
+state_directory: $WORK/state
+disk_budget_bytes: 8GiB
+status_interval_seconds: 10
+log_level: notice
+ingest: {host: 127.0.0.1, port: $INGEST, rate_limit_per_second: 0, max_body_bytes: 4MiB}
+admin: {host: 127.0.0.1, port: $ADMIN}
+queue: {commit_max_events: 4000}
+devices:
+YAML
+  for i in $(seq 0 49); do echo "  - {id: sim-$i, driver: generic-json, type: door-controller, auth: {token: bench-token}}"; done
+}
