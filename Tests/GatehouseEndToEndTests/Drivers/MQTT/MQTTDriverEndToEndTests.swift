@@ -138,4 +138,64 @@ struct MQTTDriverEndToEndTests {
         await Self.expectExactlyOnce(site, 2300, daemon: second, broker: broker)
         #expect(try await second.stop() == 0)
     }
+
+    @Test("plates over MQTT under the hash policy: the event carries the keyed hash; no byte on disk or in the debug log holds a plate in clear")
+    func platesHashed() async throws {
+        let broker = try MosquittoBroker()
+        try await broker.start()
+        defer { broker.stop() }
+        let site = Site(brokerPort: broker.port)
+        defer { site.remove() }
+        let keyFile = site.directory + "/quarantine-key"
+        try "a-site-quarantine-key-for-the-mqtt-test-0123".write(toFile: keyFile, atomically: true, encoding: .utf8)
+        let yaml = """
+            site: e2e-mqtt
+            state_directory: \(site.directory)/state
+            log_level: debug
+            adapters_directory: \(shippedAdapters)
+            ingest: {host: 127.0.0.1, port: 0}
+            admin: {host: 127.0.0.1, port: 0}
+            privacy:
+              plate: hash
+              hash_secret: "\(PrivacyEndToEndTests.hashSecret)"
+              quarantine_key: {file: \(keyFile)}
+            devices:
+              - id: gate-lpr
+                driver: mqtt
+                type: lpr-camera
+                address: mqtt://127.0.0.1:\(broker.port)
+                options: {profile: mqtt-lpr-camera, topic: "lpr/{device}/plate", client_id: gatehouse-e2e-lpr}
+            sinks:
+              - {name: outbox, type: file, path: \(site.outbox)}
+            """
+        let config = site.directory + "/gatehouse.yaml"
+        try yaml.write(toFile: config, atomically: true, encoding: .utf8)
+        let (daemon, _, _) = try await DaemonProcess.start(configPath: config)
+        defer { if daemon.process.isRunning { daemon.kill9() } }
+        #expect(await eventually { broker.log.contains("gatehouse-e2e-lpr 1 lpr/gate-lpr/plate") }, "\(daemon.log.suffix(2000))")
+
+        // Values the privacy test's leak search looks for, in every encoding it knows.
+        let plate = PrivacyEndToEndTests.zhenshiPlate, quarantinedPlate = PrivacyEndToEndTests.malformedPlate
+        let read = #"{"sn":"LPR-7F3A21","event":"plate","lane":1,"plate":"\#(plate)","color":"blue","confidence":0.96,"time":"2025-03-14 08:12:09.412","recordId":"20250314081209412-0001"}"#
+        let truncated = #"{"sn":"LPR-7F3A21","event":"plate","lane":1,"plate":"\#(quarantinedPlate)","color":"bl"#
+        let status = try MosquittoPublisher.publish(port: broker.port, topic: "lpr/gate-lpr/plate", lines: [read, truncated])
+        #expect(status == 0)
+        let hashed = PrivacyEndToEndTests.hmac("plate", plate)
+        #expect(await eventually(timeout: .seconds(60)) {
+            ((try? String(contentsOfFile: site.outbox, encoding: .utf8)) ?? "").contains(hashed)
+        }, "\(daemon.log.suffix(2000))")
+        let list = try DaemonProcess.runTool(["quarantine", "list", "--config", config])
+        #expect(list.status == 0 && list.stdout.contains("gate-lpr"), "\(list.stdout)\(list.stderr)")
+        #expect(try await daemon.stop() == 0)
+
+        var leaks: [String] = []
+        let searched = PrivacyEndToEndTests.files(under: site.directory + "/state") + [site.outbox]
+        #expect(searched.contains { $0.hasSuffix("queue.sqlite") })
+        for path in searched {
+            leaks += PrivacyEndToEndTests.leaks(in: FileManager.default.contents(atPath: path) ?? Data(), what: path)
+        }
+        leaks += PrivacyEndToEndTests.leaks(in: Data((daemon.log + list.stdout).utf8), what: "daemon log (debug), quarantine list")
+        #expect(leaks.isEmpty, "\(leaks.joined(separator: "\n"))")
+        #expect(daemon.log.contains("quarantined input"), "the log searched covers the quarantine")
+    }
 }
