@@ -10,13 +10,8 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_PHASE=30
 if [ "${1:-}" = "--quick" ]; then SECONDS_PER_PHASE=5; fi
 
-SCRATCH=${SCRATCH:-.build-release}
-swift build -c release --scratch-path "$SCRATCH" >/dev/null
-BIN="$SCRATCH/release"
-OUT="benchmarks/results/$(date -u +%Y%m%dT%H%M%SZ)-cameras"
-WORK=$(mktemp -d /var/tmp/gatehouse-bench-cameras.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
-mkdir -p "$OUT"
+BENCH_NAME=cameras; source scripts/bench-common.sh
+bench_build
 # Cameras and the daemon each hold a few sockets per camera.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 

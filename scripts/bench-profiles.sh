@@ -3,7 +3,7 @@
 # Zhenshi AlarmInfoPlate JSON and Hikvision ANPR multipart (XML + one ~50 KB JPEG per request),
 # each closed loop and at a fixed rate, 10 s per run because the machine is shared.
 # Reports events/s, daemon CPU per event (utime+stime from /proc/PID/stat over the run ÷ events)
-# and the daemon's RSS while the pictures pass. Figures land in benchmarks/results/profiles-<ts>/.
+# and the daemon's RSS while the pictures pass. Figures land in benchmarks/results/<ts>-profiles/.
 # Usage: scripts/bench-profiles.sh [DURATION_SECONDS]     (env: RATE_ZHENSHI, RATE_HIKVISION, IMAGE_BYTES)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,16 +12,9 @@ RATE_ZHENSHI=${RATE_ZHENSHI:-10000}
 RATE_HIKVISION=${RATE_HIKVISION:-2000}
 IMAGE_BYTES=${IMAGE_BYTES:-50000}
 
-SCRATCH=${SCRATCH:-.build-release}
-swift build -c release --scratch-path "$SCRATCH" >/dev/null
-BIN="$SCRATCH/release"
-OUT="benchmarks/results/profiles-$(date -u +%Y%m%dT%H%M%SZ)"
-WORK=$(mktemp -d /var/tmp/gatehouse-bench-profiles.XXXXXX)
-mkdir -p "$OUT"
-INGEST=${INGEST:-28180}; ADMIN=${ADMIN:-29208}; CENTRAL=${CENTRAL:-28190}
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
+BENCH_NAME=profiles; source scripts/bench-common.sh
+bench_build
+INGEST=${INGEST:-$(free_port)}; ADMIN=${ADMIN:-$(free_port)}; CENTRAL=${CENTRAL:-$(free_port)}
 
 {
   cat <<YAML
