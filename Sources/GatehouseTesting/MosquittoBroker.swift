@@ -20,7 +20,7 @@ public final class MosquittoBroker: Sendable {
     public init(users: [String: String] = [:]) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-mosquitto-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        port = try Self.freePort()
+        port = try LoopbackPort.free()
         var lines = [
             // Kept as root when run as root (CI): the broker must read and write its temporary directory.
             "user root", "listener \(port) 127.0.0.1", "persistence true", "persistence_location \(directory)/",
@@ -94,24 +94,6 @@ public final class MosquittoBroker: Sendable {
     struct BrokerError: Error, CustomStringConvertible {
         let message: String
         var description: String { message }
-    }
-
-    /// A port nothing listens on now: bound to 0, read back, closed.
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Bool in
-                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
-            }
-        }
-        guard bound else { throw BrokerError(message: "no free port: errno \(errno)") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     static func accepts(port: Int) -> Bool {

@@ -33,7 +33,7 @@ public final class NATSCluster: Sendable {
         func port() throws -> Int {
             // Three ports per node are picked before any node binds: never hand out one twice.
             while true {
-                let candidate = try MosquittoBroker.freePort()
+                let candidate = try LoopbackPort.free()
                 if taken.insert(candidate).inserted { return candidate }
             }
         }

@@ -37,24 +37,6 @@ struct UHPPOTEEndToEndTests {
         return Controller(id: id, sim: sim, port: port, options: options)
     }
 
-    /// A free UDP port on loopback (bound, read back, released).
-    static func freeUDPPort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
-        }
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     static func writeConfig(directory: String, receiverPort: Int, controllers: [Controller], extraSinks: String = "") throws -> String {
         var devices = ""
         for c in controllers {
@@ -105,7 +87,7 @@ struct UHPPOTEEndToEndTests {
     /// door-a and door-b, both pushing to one listener port, with a long poll interval: after the
     /// first round only a push can make the driver read quickly.
     static func pushingControllers(serials: (UInt32, UInt32)) async throws -> (a: Controller, b: Controller, listen: Int) {
-        let listen = Self.freeUDPPort()
+        let listen = try LoopbackPort.free(Int32(SOCK_DGRAM.rawValue))
         let options = [
             "poll_interval_seconds": "60", "timeout_ms": "300", "listen_port": "\(listen)", "listen_host": "127.0.0.1",
             "set_listener": "127.0.0.1:\(listen)",
@@ -195,7 +177,7 @@ struct UHPPOTEEndToEndTests {
     func lostPushesRecovered() async throws {
         let (receiver, receiverTask, receiverPort) = try await startReceiver()
         defer { receiverTask.cancel() }
-        let listen = Self.freeUDPPort()
+        let listen = try LoopbackPort.free(Int32(SOCK_DGRAM.rawValue))
         let a = try await Self.controller(
             "door-a", serial: 1001, drop: 1.0,
             options: ["poll_interval_seconds": "1", "listen_port": "\(listen)", "listen_host": "127.0.0.1", "set_listener": "127.0.0.1:\(listen)"])
