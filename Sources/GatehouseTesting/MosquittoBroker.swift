@@ -12,15 +12,43 @@ public final class MosquittoBroker: Sendable {
     public static let binary = "/usr/sbin/mosquitto"
     public static var available: Bool { FileManager.default.isExecutableFile(atPath: binary) }
 
+    /// The plain listener (test publishers and subscribers use it).
     public let port: Int
+    /// The TLS listener, when `tls` was given.
+    public let tlsPort: Int?
     public let directory: String
     private let process = Mutex<pid_t?>(nil)
 
-    /// `users` (name → password) switches anonymous access off.
-    public init(users: [String: String] = [:]) throws {
+    /// A second listener, over TLS, with the broker's certificate and the CA it trusts for client certificates.
+    public struct TLS: Sendable {
+        public var caFile: String
+        public var certFile: String
+        public var keyFile: String
+        /// Refuse clients without a certificate signed by `caFile`.
+        public var requireClientCertificate: Bool
+
+        public init(caFile: String, certFile: String, keyFile: String, requireClientCertificate: Bool = false) {
+            self.caFile = caFile
+            self.certFile = certFile
+            self.keyFile = keyFile
+            self.requireClientCertificate = requireClientCertificate
+        }
+
+        /// The server side of `certificates`.
+        public init(_ certificates: TestCertificates, requireClientCertificate: Bool = false) {
+            self.init(
+                caFile: certificates.ca, certFile: certificates.serverCert, keyFile: certificates.serverKey,
+                requireClientCertificate: requireClientCertificate)
+        }
+    }
+
+    /// `users` (name → password) switches anonymous access off (on both listeners); `tls` adds a
+    /// TLS listener on `tlsPort` beside the plain one.
+    public init(users: [String: String] = [:], tls: TLS? = nil) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-mosquitto-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         port = try LoopbackPort.free()
+        tlsPort = try tls.map { _ in try LoopbackPort.free() }
         var lines = [
             // Kept as root when run as root (CI): the broker must read and write its temporary directory.
             "user root", "listener \(port) 127.0.0.1", "persistence true", "persistence_location \(directory)/",
@@ -37,6 +65,13 @@ public final class MosquittoBroker: Sendable {
             }
             lines.append("password_file \(directory)/passwords")
         }
+        if let tls, let tlsPort {
+            // Last: the settings after a `listener` line belong to that listener.
+            lines += [
+                "listener \(tlsPort) 127.0.0.1", "cafile \(tls.caFile)", "certfile \(tls.certFile)", "keyfile \(tls.keyFile)",
+                "require_certificate \(tls.requireClientCertificate)",
+            ]
+        }
         try (lines.joined(separator: "\n") + "\n").write(toFile: "\(directory)/mosquitto.conf", atomically: true, encoding: .utf8)
     }
 
@@ -44,9 +79,9 @@ public final class MosquittoBroker: Sendable {
     public func start() async throws {
         let pid = try Self.spawn(Self.binary, ["-c", "\(directory)/mosquitto.conf"])
         process.withLock { $0 = pid }
-        let port = port
-        guard await eventually(timeout: .seconds(20), { Self.accepts(port: port) }) else {
-            throw BrokerError(message: "mosquitto did not accept connections on \(port); log: \(log)")
+        let ports = [port] + (tlsPort.map { [$0] } ?? [])
+        guard await eventually(timeout: .seconds(20), { ports.allSatisfy { Self.accepts(port: $0) } }) else {
+            throw BrokerError(message: "mosquitto did not accept connections on \(ports); log: \(log)")
         }
     }
 

@@ -25,6 +25,7 @@ public final class NATSCluster: Sendable {
     public let directory: String
     private let processes: Mutex<[Process?]>
 
+    /// `size` 1: one server, no cluster (what a single-broker test needs).
     public init(size: Int = 3) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-nats-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -44,16 +45,20 @@ public final class NATSCluster: Sendable {
         processes = Mutex(Array(repeating: nil, count: size))
         for node in nodes {
             let routes = nodes.filter { $0.name != node.name }.map { "nats-route://127.0.0.1:\($0.routePort)" }
-            let config = """
-                server_name: \(node.name)
-                listen: 127.0.0.1:\(node.clientPort)
-                log_file: "\(directory)/\(node.name).log"
-                jetstream { store_dir: "\(directory)/\(node.name)" }
+            // One node is a plain server: JetStream refuses a cluster without routes.
+            let cluster = size == 1 ? "" : """
                 cluster {
                   name: gatehouse-district
                   listen: 127.0.0.1:\(node.routePort)
                   routes: [\(routes.joined(separator: ", "))]
                 }
+                """
+            let config = """
+                server_name: \(node.name)
+                listen: 127.0.0.1:\(node.clientPort)
+                log_file: "\(directory)/\(node.name).log"
+                jetstream { store_dir: "\(directory)/\(node.name)" }
+                \(cluster)
                 mqtt {
                   listen: 127.0.0.1:\(node.mqttPort)
                   # $MQTT_msgs (where a QoS 1 PUBLISH is stored before its PUBACK) and the session

@@ -1,6 +1,7 @@
 import Foundation
 import GatehouseCore
 import GatehouseQueue
+import GatehouseTesting
 import Hummingbird
 import HummingbirdTLS
 import Logging
@@ -14,41 +15,8 @@ import Testing
 /// The HTTP sink against a real TLS server that trusts only our CA and requires a client certificate.
 @Suite("HTTP sink over mutual TLS")
 struct TLSSinkTests {
-    /// A throwaway CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl.
-    struct Certificates {
-        let directory: String
-        var ca: String { directory + "/ca.pem" }
-        var serverCert: String { directory + "/server.pem" }
-        var serverKey: String { directory + "/server.key" }
-        var clientCert: String { directory + "/client.pem" }
-        var clientKey: String { directory + "/client.key" }
-
-        init() throws {
-            directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-tls-\(UUID().uuidString.prefix(8))").path
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            try """
-                subjectAltName = IP:127.0.0.1
-                """.write(toFile: directory + "/san.cnf", atomically: true, encoding: .utf8)
-            let steps = [
-                "req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=gatehouse-test-ca",
-                "req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1",
-                "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.cnf",
-                "req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=gatehouse-test-client",
-                "x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2",
-            ]
-            for step in steps {
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-                process.arguments = step.split(separator: " ").map(String.init)
-                process.currentDirectoryURL = URL(fileURLWithPath: directory)
-                process.standardOutput = FileHandle.nullDevice
-                process.standardError = FileHandle.nullDevice
-                try process.run()
-                process.waitUntilExit()
-                guard process.terminationStatus == 0 else { throw TLSTestError("openssl \(step) failed") }
-            }
-        }
-    }
+    /// A throwaway CA, a server certificate for 127.0.0.1 and a client certificate (GatehouseTesting).
+    typealias Certificates = TestCertificates
 
     struct TLSTestError: Error, CustomStringConvertible {
         let description: String
