@@ -80,7 +80,7 @@ public struct MQTTDriver: Driver {
                 let delay: Double
                 switch error {
                 case .refused:
-                    // Credentials, authorisation, client id: an operator must act; retry slowly, never in a storm.
+                    // Credentials, authorisation, client id, TLS: an operator must act; retry slowly, never in a storm.
                     delay = settings.refusedRetrySeconds
                 case .transient:
                     delay = backoff * Double.random(in: 0.5...1.0)
@@ -155,7 +155,7 @@ struct MQTTDeviceSettings: Sendable, Equatable {
         OptionDeclaration("connect_timeout_seconds", .double(0.1...300), default: .double(10), "how long to wait for CONNACK"),
         OptionDeclaration("retry_initial_seconds", .double(0.01...3600), default: .double(1), "first pause after a lost connection (doubles, jittered)"),
         OptionDeclaration("retry_max_seconds", .double(0.01...86_400), default: .double(60), "longest pause after a lost connection"),
-        OptionDeclaration("refused_retry_seconds", .double(1...86_400), default: .double(300), "pause after the broker refused the credentials or client id"),
+        OptionDeclaration("refused_retry_seconds", .double(1...86_400), default: .double(300), "pause after the broker refused the credentials or client id, or the TLS handshake failed"),
     ]
 
     init(_ device: DeviceConfig) throws(MQTTConfigError) {

@@ -66,6 +66,9 @@ final class MQTTInboundConnection: Sendable {
         /// CONNACK's code once it arrived.
         var connack: Int32?
         var messages: [MQTTInboundMessage] = []
+        /// The library's error log lines until CONNACK: a failed TLS handshake's reason (OpenSSL's
+        /// "certificate verify failed", a broker's "certificate required" alert) appears only there.
+        var libraryErrors: [String] = []
     }
 
     nonisolated(unsafe) private let handle: OpaquePointer
@@ -102,6 +105,10 @@ final class MQTTInboundConnection: Sendable {
         }
         mosquitto_connect_v5_callback_set(handle) { _, context, rc, _, _ in
             MQTTInboundConnection.from(context)?.state.withLock { $0.connack = rc }
+        }
+        mosquitto_log_callback_set(handle) { _, context, level, text in
+            guard level == MOSQ_LOG_ERR, let text, let connection = MQTTInboundConnection.from(context) else { return }
+            connection.state.withLock { $0.libraryErrors.append(String(cString: text)) }
         }
         mosquitto_message_v5_callback_set(handle) { _, context, message, _ in
             guard let connection = MQTTInboundConnection.from(context), let message else { return }
@@ -149,6 +156,7 @@ final class MQTTInboundConnection: Sendable {
             return (rc, Self.errorText(rc))
         }
         guard rc == MOSQ_ERR_SUCCESS.rawValue else {
+            if let tls = tlsFailure() { throw tls }
             throw .transient("cannot connect to \(settings.host):\(settings.port): \(reason)")
         }
         let deadline = clock.now.adding(seconds: timeoutSeconds)
@@ -159,11 +167,21 @@ final class MQTTInboundConnection: Sendable {
                 guard connack == 0 else { throw .refused(Self.connackText(connack, v5: settings.protocolV5)) }
                 break
             }
-            if let lost { throw .transient("connection to \(settings.host):\(settings.port) lost before CONNACK: \(lost)") }
+            if lost != nil, let tls = tlsFailure() { throw tls }
+            if let lost {
+                // A broker that wants a client certificate sends its alert and closes; when the CONNECT
+                // written after the handshake meets the closed socket, the alert is never read.
+                let hint = settings.useTLS && settings.clientCertificateFile == nil
+                    ? " (a broker that requires a client certificate closes the connection so when it gets none: options.client_certificate_file and client_key_file)"
+                    : ""
+                throw .transient("connection to \(settings.host):\(settings.port) lost before CONNACK: \(lost)\(hint)")
+            }
             if clock.now.milliseconds >= deadline.milliseconds {
                 throw .transient("no answer to CONNECT from \(settings.host):\(settings.port) within \(timeoutSeconds) s")
             }
         }
+        // From here on the library's log (a line per packet) is not needed.
+        await onQueue { [self] in mosquitto_log_callback_set(handle, nil) }
         let failed = await onQueue { [self] () -> String? in
             for topic in settings.topics {
                 let rc = mosquitto_subscribe_v5(handle, nil, topic, 1, 0, nil)
@@ -246,15 +264,28 @@ final class MQTTInboundConnection: Sendable {
         return rc == MOSQ_ERR_SUCCESS.rawValue ? nil : Self.errorText(rc)
     }
 
-    static func errorText(_ rc: Int32) -> String {
-        if rc == MOSQ_ERR_ERRNO.rawValue { return String(cString: strerror(errno)) }
-        return String(cString: mosquitto_strerror(rc))
-    }
+    static func errorText(_ rc: Int32) -> String { String(cString: gatehouse_mosquitto_error_text(rc)) }
 
     /// CONNACK codes as an operator reads them: MQTT 3.1.1 return codes or MQTT 5 reason codes.
     static func connackText(_ code: Int32, v5: Bool) -> String {
-        let reason = v5 ? "\(String(cString: mosquitto_reason_string(code))) (0x\(String(code, radix: 16)))" : String(cString: mosquitto_connack_string(code))
-        return "the broker refused the connection: \(reason) (check auth: username and password, options.client_id and the broker's access rules)"
+        let refusal = String(cString: gatehouse_mosquitto_refusal_text(code, v5 ? Int32(MQTT_PROTOCOL_V5) : Int32(MQTT_PROTOCOL_V311)))
+        return "\(refusal) (check auth: username and password, options.client_id and the broker's access rules)"
+    }
+
+    /// A failed TLS handshake, from OpenSSL's lines in the library's log: an operator must act
+    /// (a CA or client certificate that does not fit the broker), so it is not retried soon.
+    private func tlsFailure() -> MQTTInboundFailure? {
+        let lines = state.withLock { s in defer { s.libraryErrors.removeAll() }; return s.libraryErrors }
+        // "OpenSSL Error[0]: error:0A000086:SSL routines::certificate verify failed": the reason is the last part.
+        var reasons: [String] = []
+        for line in lines where line.hasPrefix("OpenSSL Error") {
+            let reason = line.split(separator: ":").last.map { $0.trimmingCharacters(in: .whitespaces) } ?? line
+            if !reasons.contains(reason) { reasons.append(reason) }
+        }
+        guard !reasons.isEmpty else { return nil }
+        return .refused(
+            "TLS with \(settings.host):\(settings.port) failed: \(reasons.joined(separator: "; ")) "
+                + "(check options.ca_file, the broker's certificate name against the address, and options.client_certificate_file/client_key_file)")
     }
 }
 

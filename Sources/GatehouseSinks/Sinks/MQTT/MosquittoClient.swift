@@ -101,7 +101,7 @@ final class MosquittoClient: Sendable {
 
     private func check(_ rc: Int32, _ what: String) throws {
         guard rc == MOSQ_ERR_SUCCESS.rawValue else {
-            throw Failure.refused("\(what): \(String(cString: mosquitto_strerror(rc)))")
+            throw Failure.refused("\(what): \(Self.errorText(rc))")
         }
     }
 
@@ -240,16 +240,8 @@ final class MosquittoClient: Sendable {
         mosquitto_loop_stop(handle, false)
     }
 
-    private static func errorText(_ rc: Int32) -> String {
-        if rc == MOSQ_ERR_ERRNO.rawValue { return String(cString: strerror(errno)) }
-        return String(cString: mosquitto_strerror(rc))
-    }
+    private static func errorText(_ rc: Int32) -> String { String(cString: gatehouse_mosquitto_error_text(rc)) }
 
     /// CONNACK codes as an operator reads them: MQTT 3.1.1 return codes or MQTT 5 reason codes.
-    static func connackText(_ code: Int32, version: Int32) -> String {
-        if version == Int32(MQTT_PROTOCOL_V5) {
-            return "the broker refused the connection: \(String(cString: mosquitto_reason_string(code))) (0x\(String(code, radix: 16)))"
-        }
-        return "the broker refused the connection: \(String(cString: mosquitto_connack_string(code)))"
-    }
+    static func connackText(_ code: Int32, version: Int32) -> String { String(cString: gatehouse_mosquitto_refusal_text(code, version)) }
 }
