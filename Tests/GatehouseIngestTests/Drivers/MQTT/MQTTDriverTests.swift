@@ -103,9 +103,15 @@ struct MQTTDriverConfigTests {
     "mqtt driver against mosquitto", .serialized,
     .enabled(if: MosquittoBroker.available, "mosquitto is not installed (scripts/test installs it)"))
 struct MQTTDriverBrokerTests {
-    static func settings(port: Int, clientID: String, topic: String) -> MQTTInboundConnection.Settings {
+    /// The driver's `protocol` option values.
+    static let protocols = ["5", "3.1.1"]
+
+    /// How mosquitto's log names the protocol of a client that connected ("as <id> (p5, …").
+    static func logged(_ version: String) -> String { version == "5" ? "p5" : "p2" }
+
+    static func settings(port: Int, clientID: String, topic: String, protocol version: String = "5") -> MQTTInboundConnection.Settings {
         MQTTInboundConnection.Settings(
-            host: "127.0.0.1", port: port, useTLS: false, username: nil, password: nil, protocolV5: true, clientID: clientID,
+            host: "127.0.0.1", port: port, useTLS: false, username: nil, password: nil, protocolV5: version == "5", clientID: clientID,
             keepaliveSeconds: 30, sessionExpirySeconds: 3600, topics: [topic], maxBatch: 50)
     }
 
@@ -136,18 +142,21 @@ struct MQTTDriverBrokerTests {
         return (connection, task, payloads)
     }
 
-    @Test("a message whose commit is held is not acknowledged: after a dropped connection the broker sends it again; once committed, never again")
-    func commitBeforeAcknowledgement() async throws {
+    @Test(
+        "a message whose commit is held is not acknowledged: after a dropped connection the broker sends it again; once committed, never again",
+        arguments: protocols)
+    func commitBeforeAcknowledgement(protocol version: String) async throws {
         let broker = try MosquittoBroker()
         try await broker.start()
         defer { broker.stop() }
-        let settings = Self.settings(port: broker.port, clientID: "gatehouse-held-commit", topic: "held/#")
+        let settings = Self.settings(port: broker.port, clientID: "gatehouse-held-commit", topic: "held/#", protocol: version)
 
         // First connection: the commit of A is held (an emit that blocks) and the connection dies under it.
         let release = WakeUpSignal()
         let (first, firstTask, arrived) = try await Self.receiving(settings, broker: broker, hold: release)
         #expect(try MosquittoPublisher.publish(port: broker.port, topic: "held/a", lines: ["A"]) == 0)
         #expect(await eventually { arrived.all == ["A"] })
+        #expect(broker.log.contains("as gatehouse-held-commit (\(Self.logged(version)),"), "\(broker.log.suffix(2000))")
         first.drop()
         // The commit completes after the connection died: its PUBACK cannot go out any more.
         release.signal()
@@ -167,6 +176,26 @@ struct MQTTDriverBrokerTests {
         #expect(third.all == ["B"])
         thirdTask.cancel()
         await thirdTask.value
+    }
+
+    @Test("a persistent session (clean session off): what is published while the gateway is away arrives when it is back", arguments: protocols)
+    func persistentSession(protocol version: String) async throws {
+        let broker = try MosquittoBroker()
+        try await broker.start()
+        defer { broker.stop() }
+        let settings = Self.settings(port: broker.port, clientID: "gatehouse-away", topic: "away/#", protocol: version)
+        let (_, firstTask, _) = try await Self.receiving(settings, broker: broker)
+        #expect(broker.log.contains("as gatehouse-away (\(Self.logged(version)), c0,"), "\(broker.log.suffix(2000))")
+        // A clean goodbye: the broker keeps the session and its subscription.
+        firstTask.cancel()
+        await firstTask.value
+        #expect(await eventually { broker.log.contains("Client gatehouse-away disconnected.") }, "\(broker.log.suffix(2000))")
+
+        #expect(try MosquittoPublisher.publish(port: broker.port, topic: "away/x", lines: ["X", "Y"]) == 0)
+        let (_, secondTask, back) = try await Self.receiving(settings, broker: broker)
+        #expect(await eventually { back.all == ["X", "Y"] }, "\(back.all) \(broker.log.suffix(2000))")
+        secondTask.cancel()
+        await secondTask.value
     }
 
     @Test("wrong password: one clear log line and the device down with the reason; the next attempt only after refused_retry_seconds on the clock")
@@ -209,8 +238,8 @@ struct MQTTDriverBrokerTests {
         await fixture.finish()
     }
 
-    @Test("messages in, events committed; a malformed payload goes to quarantine with its topic as the route")
-    func messagesToEvents() async throws {
+    @Test("messages in, events committed; a malformed payload goes to quarantine with its topic as the route", arguments: protocols)
+    func messagesToEvents(protocol version: String) async throws {
         let broker = try MosquittoBroker()
         try await broker.start()
         defer { broker.stop() }
@@ -220,11 +249,12 @@ struct MQTTDriverBrokerTests {
                     driver: mqtt
                     type: alarm-panel
                     address: mqtt://127.0.0.1:\(broker.port)
-                    options: {profile: mqtt-alarm-sensor, topic: "sensors/{device}/+", client_id: gatehouse-events}
+                    options: {profile: mqtt-alarm-sensor, topic: "sensors/{device}/+", client_id: gatehouse-events, protocol: "\(version)"}
                 """, extra: "adapters_directory: \(shippedAdapters)")
         let device = try #require(fixture.context.device(id: "hub"))
         let run = Task { try? await MQTTDriver().run(device: device, context: fixture.context) }
         #expect(await eventually { broker.log.contains("gatehouse-events 1 sensors/hub/+") })
+        #expect(broker.log.contains("as gatehouse-events (\(Self.logged(version)),"), "\(broker.log.suffix(2000))")
         let sample = try String(contentsOfFile: shippedAdapters + "/mqtt-alarm-sensor/samples/panic-button.json", encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(try MosquittoPublisher.publish(port: broker.port, topic: "sensors/hub/sos", lines: [sample, #"{"devId":"x","type":"#]) == 0)
