@@ -213,7 +213,7 @@ final class MosquittoClient: Sendable {
             }
             mosquitto_property_free_all(&properties)
             guard rc == MOSQ_ERR_SUCCESS.rawValue else {
-                throw .transient("publish to '\(message.topic)' failed: \(Self.errorText(rc))")
+                throw .transient("publish to '\(message.topic)' failed: \(Self.errorText(rc))" + Self.refusedTopicHint(messages.map(\.topic)))
             }
             state.withLock { s in
                 if s.ackedEarly.remove(mid) == nil { s.pending.insert(mid) }
@@ -227,7 +227,9 @@ final class MosquittoClient: Sendable {
             }
             if pending == 0 { return }
             if current != generation || !connected {
-                throw .transient("connection to \(config.host):\(config.port) lost with \(pending) message(s) unacknowledged")
+                throw .transient(
+                    "connection to \(config.host):\(config.port) lost with \(pending) message(s) unacknowledged"
+                        + Self.refusedTopicHint(messages.map(\.topic)))
             }
             let left = Double(deadline.milliseconds - clock.now.milliseconds) / 1000
             if left <= 0 { throw .transient("\(pending) message(s) not acknowledged within \(config.ackTimeoutSeconds) s") }
@@ -238,6 +240,15 @@ final class MosquittoClient: Sendable {
     func disconnect() {
         mosquitto_disconnect(handle)
         mosquitto_loop_stop(handle, false)
+    }
+
+    /// The MQTT interface of NATS closes the connection of a client that publishes a topic with
+    /// `.` or ` ` in it (its log: "characters ' ' and '.' not supported for MQTT topics"), with no
+    /// PUBACK and no reason the client sees; a batch lost that way names the topic and the fix.
+    static func refusedTopicHint(_ topics: [String]) -> String {
+        guard let topic = topics.first(where: { $0.contains(".") || $0.contains(" ") }) else { return "" }
+        return "; if the broker is the MQTT interface of NATS, it closed the connection for topic '\(topic)', as it refuses '.' and ' ' "
+            + "in topics (set topic_replace_dots: true, and keep '.' and ' ' out of the topic template)"
     }
 
     private static func errorText(_ rc: Int32) -> String { String(cString: gatehouse_mosquitto_error_text(rc)) }

@@ -179,4 +179,69 @@ struct MQTTSinkTests {
         #expect(MQTTSinkConfig.topicProblem("gatehouse/{site}/{kind}") == nil)
         #expect(MQTTSinkConfig.topicProblem("a/{site") != nil)
     }
+
+    @Test("over TLS with a client certificate to a broker that requires one: delivered; without the CA of the broker, not")
+    func overTLS() async throws {
+        let certificates = try TestCertificates()
+        let unrelated = try TestCertificates()
+        defer {
+            certificates.remove()
+            unrelated.remove()
+        }
+        let broker = try MosquittoBroker(tls: .init(certificates, requireClientCertificate: true))
+        try await broker.start()
+        let tlsPort = try #require(broker.tlsPort)
+        func sink(ca: String, clientID: String) throws -> MQTTSink {
+            let config = MQTTSinkConfig(
+                host: "127.0.0.1", port: tlsPort, clientID: clientID, caFile: ca, clientCertificateFile: certificates.clientCert,
+                clientKeyFile: certificates.clientKey, connectTimeoutSeconds: 5)
+            return try MQTTSink(name: "broker", config: config, logger: Logger(label: "mqtt-test"))
+        }
+        let trusted = try sink(ca: certificates.ca, clientID: "gatehouse-tls-sink")
+        #expect(await trusted.send(SinkBatch(sink: "broker", events: try Self.events(5))) == .delivered)
+        // tlsPort is the TLS listener, which speaks nothing else.
+        #expect(broker.log.contains("as gatehouse-tls-sink"), "\(broker.log.suffix(2000))")
+        await trusted.shutdown()
+
+        let untrusting = try sink(ca: unrelated.ca, clientID: "gatehouse-tls-wrong-ca")
+        let result = await untrusting.send(SinkBatch(sink: "broker", events: try Self.events(1)))
+        #expect(result != .delivered)
+        #expect(!broker.log.contains("as gatehouse-tls-wrong-ca"))
+        await untrusting.shutdown()
+    }
+
+    @Test(
+        "NATS's MQTT interface drops the connection for a '.' in a topic: the reason names the topic and topic_replace_dots; with it, delivered",
+        .enabled(if: NATSCluster.available, "nats-server is not installed (scripts/test installs it)"))
+    func topicRefusedByNATS() async throws {
+        let nats = try NATSCluster(size: 1)
+        try await nats.start()
+        try #require(await nats.waitUntilMQTTStores(), "no QoS 1 publish accepted:\n\(nats.log(node: 0).suffix(3000))")
+        func sink(replaceDots: Bool) throws -> MQTTSink {
+            // NATS speaks MQTT 3.1.1; {kind} of a camera intrusion is camera.intrusion.
+            let config = MQTTSinkConfig(
+                host: "127.0.0.1", port: nats.nodes[0].mqttPort, protocolVersion: .v311, clientID: "gatehouse-dots-\(replaceDots)",
+                topic: "gatehouse/{site}/{kind}", connectTimeoutSeconds: 20, ackTimeoutSeconds: 30, replaceDotsInTopic: replaceDots)
+            return try MQTTSink(name: "district", config: config, logger: Logger(label: "mqtt-test"))
+        }
+        let dotted = try sink(replaceDots: false)
+        let refused = await dotted.send(SinkBatch(sink: "district", events: try Self.events(2)))
+        await dotted.shutdown()
+        guard case .retryable(_, let reason) = refused else {
+            Issue.record("expected a retryable outcome, got \(refused)")
+            return
+        }
+        #expect(reason.contains("lost") && reason.contains("'gatehouse/sunny-garden/camera.intrusion'") && reason.contains("topic_replace_dots: true"), "\(reason)")
+        #expect(nats.log(node: 0).contains("not supported for MQTT topics"))
+
+        let replaced = try sink(replaceDots: true)
+        #expect(await replaced.send(SinkBatch(sink: "district", events: try Self.events(2))) == .delivered)
+        await replaced.shutdown()
+    }
+
+    @Test("the hint for a refused topic names only a topic with '.' or ' '")
+    func refusedTopicHint() {
+        #expect(MosquittoClient.refusedTopicHint(["gatehouse/a/access_granted"]).isEmpty)
+        #expect(MosquittoClient.refusedTopicHint(["gatehouse/a/b", "gatehouse/a/access.granted"]).contains("'gatehouse/a/access.granted'"))
+    }
 }
