@@ -79,6 +79,21 @@ public final class GB28181Device: Sendable {
         self.logger = logger
     }
 
+    /// A device talking to a gateway on 127.0.0.1:`port`, logging warnings only, for tests.
+    /// Its response timeout is long: an unanswered request only costs time, never a wrong result.
+    public static func loopback(
+        _ id: String, password: String, port: Int, transport: Transport = .udp, channels: [(id: String, name: String)] = []
+    ) -> GB28181Device {
+        var options = Options(deviceID: id, password: password)
+        options.gatewayPort = port
+        options.transport = transport
+        options.channels = channels
+        options.responseTimeoutSeconds = 20
+        var logger = Logger(label: "gb28181-sim")
+        logger.logLevel = .warning
+        return GB28181Device(options: options, logger: logger)
+    }
+
     public var stats: Stats { state.withLock { $0.stats } }
 
     /// Opens the device's socket (UDP bound to a free loopback port, or a TCP connection to the gateway).

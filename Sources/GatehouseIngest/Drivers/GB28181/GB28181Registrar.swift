@@ -34,6 +34,8 @@ final class GB28181Session: Sendable {
         var registeredAt: Timestamp?
         var expiresAt: Timestamp?
         var lastKeepalive: Timestamp?
+        /// The last REGISTER or readable MESSAGE: any of them shows the device alive.
+        var lastActivity: Timestamp?
         var peer: SIPPeer?
         var charset: TextDecoding.Charset = .gb18030
         /// Channel ID → name, from the last complete Catalog.
@@ -65,7 +67,7 @@ final class GB28181Session: Sendable {
                 s.online = false
                 return "register expired"
             }
-            let last = s.lastKeepalive ?? s.registeredAt ?? now
+            let last = s.lastActivity ?? now
             guard now.seconds - last.seconds > settings.keepaliveTimeoutSeconds else { return nil }
             s.online = false
             return "keepalive timeout"
@@ -222,9 +224,10 @@ final class GB28181Registrar: Sendable {
         if let contact { extra.append(("Contact", contact)) }
         extra.append(("Expires", String(granted)))
         extra.append(("Date", Self.sipDate(now, zone: zone)))
-        reply(200, "OK", extra)
+        // The state first, then the 200: a device sends its first MESSAGE the moment the 200 arrives.
         if granted == 0 {
             session.state.withLock { s in (s.registered, s.online, s.expiresAt) = (false, false, nil) }
+            reply(200, "OK", extra)
             logger.notice("gb28181: device \(deviceID) unregistered")
             await session.context.down(reason: "unregistered")
             return
@@ -235,10 +238,12 @@ final class GB28181Registrar: Sendable {
             s.online = true
             s.registeredAt = now
             s.lastKeepalive = now
+            s.lastActivity = now
             s.expiresAt = now.adding(seconds: Double(granted))
             s.peer = peer
             return fresh
         }
+        reply(200, "OK", extra)
         logger.notice("gb28181: device \(deviceID) registered over \(peer.transport.rawValue) from \(peer.address) for \(granted) s")
         await session.context.seen()
         if fresh { queryAfterRegistration(session) }
@@ -307,16 +312,21 @@ final class GB28181Registrar: Sendable {
             s.charset = body.charset
             // NAT rebinding or a new DHCP lease: answer where the device is now.
             s.peer = peer
+            s.lastActivity = now
+        }
+        let cameBack = session.state.withLock { s -> Bool in
+            defer { s.online = true }
+            return !s.online
+        }
+        if cameBack {
+            logger.notice("gb28181: device \(sender) is sending again")
+            await session.context.seen()
         }
         switch (body.root, body.cmdType) {
         case ("Notify", "Keepalive"):
-            let cameBack = session.state.withLock { s -> Bool in
-                s.lastKeepalive = now
-                defer { s.online = true }
-                return !s.online
-            }
+            session.state.withLock { $0.lastKeepalive = now }
             reply(200, "OK")
-            if cameBack { logger.notice("gb28181: device \(sender) keeps alive again") }
+            // Keeps the device directory's own silence check (offline_after_seconds) quiet too.
             await session.context.seen()
         case ("Notify", "Alarm"):
             await alarm(body, message: message, session: session, peer: peer)

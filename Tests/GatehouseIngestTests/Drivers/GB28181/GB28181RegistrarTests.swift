@@ -53,17 +53,21 @@ struct GB28181RegistrarTests {
         }
 
         func device(_ id: String = GB28181RegistrarTests.ipc, password: String = "gbPass123", transport: GB28181Device.Transport = .udp, channels: [(id: String, name: String)] = []) async throws -> GB28181Device {
-            var options = GB28181Device.Options(deviceID: id, password: password)
-            options.gatewayPort = port
-            options.transport = transport
-            options.channels = channels
-            options.responseTimeoutSeconds = 2
-            var logger = Logger(label: "sim")
-            logger.logLevel = .warning
-            let device = GB28181Device(options: options, logger: logger)
-            // TCP connects only once the listener is bound.
+            await listening()
+            let device = GB28181Device.loopback(id, password: password, port: port, transport: transport, channels: channels)
             #expect(await eventually { (try? await device.start()) != nil })
             return device
+        }
+
+        /// Waits until the listener is bound (a TCP connection to it succeeds), so a first
+        /// datagram is never sent into a closed port.
+        func listening() async {
+            var options = GB28181Device.Options(deviceID: "probe", password: "")
+            options.gatewayPort = port
+            options.transport = .tcp
+            let probe = GB28181Device(options: options, logger: Logger(label: "probe"))
+            _ = await eventually { (try? await probe.start()) != nil }
+            await probe.stop()
         }
 
         /// Registers once the listener is up; the final status.
@@ -195,6 +199,17 @@ struct GB28181RegistrarTests {
         #expect(await eventually { try await h.fixture.queue.quarantineEntries().map(\.reason).contains { $0.hasPrefix("malformed MANSCDP") } })
         #expect(await device.keepalive() == 200)
         await stranger.stop()
+        await device.stop()
+        await h.finish()
+    }
+
+    @Test("subscribe_alarms: after each new registration the device gets an alarm SUBSCRIBE (Event: presence); without it, none")
+    func alarmSubscription() async throws {
+        let h = try Harness(options: "subscribe_alarms: true, query_catalog: false, query_device_info: false")
+        let device = try await h.device()
+        #expect(await h.register(device) == 200)
+        #expect(await eventually { device.stats.subscribes == 1 })
+        #expect(device.stats.queries.isEmpty)
         await device.stop()
         await h.finish()
     }
