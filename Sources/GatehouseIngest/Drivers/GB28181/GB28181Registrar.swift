@@ -57,6 +57,24 @@ final class GB28181Session: Sendable {
     var id: String { settings.deviceID }
     var snapshot: State { state.withLock { $0 } }
 
+    /// Shows the registration, transport, source address, last keepalive and channels in
+    /// `gatehouse status`.
+    func publish() {
+        let s = snapshot
+        var detail = ["registration": s.registered ? "registered" : "not registered"]
+        if let peer = s.peer {
+            detail["transport"] = peer.transport.rawValue
+            detail["source"] = peer.address
+        }
+        if let last = s.lastKeepalive { detail["lastKeepalive"] = last.rfc3339 }
+        if let expires = s.expiresAt, s.registered { detail["expires"] = expires.rfc3339 }
+        if !s.channels.isEmpty {
+            let listed = s.channels.sorted { $0.key < $1.key }.prefix(32).map { "\($0.key) \($0.value)" }
+            detail["channels"] = "\(s.channels.count): " + listed.joined(separator: ", ") + (s.channels.count > 32 ? ", …" : "")
+        }
+        context.describe(detail)
+    }
+
     /// Marks the device offline when its registration ran out or its keepalives stopped for
     /// `keepalive_interval_seconds × keepalive_misses`.
     func sweep(now: Timestamp) async {
@@ -72,7 +90,10 @@ final class GB28181Session: Sendable {
             s.online = false
             return "keepalive timeout"
         }
-        if let reason { await context.down(reason: reason) }
+        if let reason {
+            publish()
+            await context.down(reason: reason)
+        }
     }
 }
 
@@ -228,6 +249,7 @@ final class GB28181Registrar: Sendable {
         if granted == 0 {
             session.state.withLock { s in (s.registered, s.online, s.expiresAt) = (false, false, nil) }
             reply(200, "OK", extra)
+            session.publish()
             logger.notice("gb28181: device \(deviceID) unregistered")
             await session.context.down(reason: "unregistered")
             return
@@ -244,6 +266,7 @@ final class GB28181Registrar: Sendable {
             return fresh
         }
         reply(200, "OK", extra)
+        session.publish()
         logger.notice("gb28181: device \(deviceID) registered over \(peer.transport.rawValue) from \(peer.address) for \(granted) s")
         await session.context.seen()
         if fresh { queryAfterRegistration(session) }
@@ -326,6 +349,7 @@ final class GB28181Registrar: Sendable {
         case ("Notify", "Keepalive"):
             session.state.withLock { $0.lastKeepalive = now }
             reply(200, "OK")
+            session.publish()
             // Keeps the device directory's own silence check (offline_after_seconds) quiet too.
             await session.context.seen()
         case ("Notify", "Alarm"):
@@ -393,6 +417,7 @@ final class GB28181Registrar: Sendable {
             return page.items
         }
         if let complete {
+            session.publish()
             logger.notice("gb28181: device \(session.id) catalog: \(complete.count) channel(s) \(complete.keys.sorted().joined(separator: ", "))")
         }
     }

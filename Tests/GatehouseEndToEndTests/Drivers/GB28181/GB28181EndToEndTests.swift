@@ -63,7 +63,7 @@ struct GB28181EndToEndTests {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let config = try Self.writeConfig(directory: directory, receiverPort: receiverPort, sipPort: sipPort)
-        let (daemon, _, _) = try await DaemonProcess.start(configPath: config)
+        let (daemon, _, admin) = try await DaemonProcess.start(configPath: config)
         #expect(await daemon.waitForLog("gb28181 SIP listener ready"), "\(daemon.log.suffix(2000))")
 
         let ipc = Self.device(Self.ipc, password: "gbPass123", port: sipPort, transport: transport)
@@ -78,6 +78,11 @@ struct GB28181EndToEndTests {
         // The NVR answers the Catalog in two pages (GB2312 names); its channels are logged.
         #expect(await daemon.waitForLog("device \(Self.nvr) catalog: 3 channel(s)"), "\(daemon.log.suffix(2000))")
         #expect(nvr.stats.queries.contains("Catalog") && nvr.stats.queries.contains("DeviceInfo"))
+        // `gatehouse status` lists the NVR's registration, transport, source address and channels.
+        let table = try DaemonProcess.runTool(["status", "--admin", "http://127.0.0.1:\(admin)"])
+        #expect(table.stdout.contains("transport \(transport == .udp ? "UDP" : "TCP")"), "\(table)")
+        #expect(table.stdout.contains("channels 3: 34020000001310000011 北门入口"), "\(table)")
+        #expect(table.stdout.contains("registration registered"), "\(table)")
         #expect(await nvr.alarm(channel: "34020000001310000011", sn: 77, priority: 1, method: 5, type: 6, description: "越界") == 200)
         #expect(await ipc.alarm(sn: 1207, method: 2, type: nil, description: "门磁") == 200)
         #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) {

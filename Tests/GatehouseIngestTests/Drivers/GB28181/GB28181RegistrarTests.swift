@@ -171,6 +171,13 @@ struct GB28181RegistrarTests {
         let session = try #require(h.driver.listeners.registrar(port: h.port)?.session(Self.nvr))
         #expect(await eventually { session.snapshot.channels.count == 3 })
         #expect(session.snapshot.channels["34020000001310000011"] == "北门入口")
+        // `gatehouse status` shows the registration, transport, source and channels under the device.
+        func detail() -> [String: String] { h.fixture.pipeline.devices.healthSnapshot.first { $0.id == "lobby-nvr" }?.detail ?? [:] }
+        #expect(await eventually { detail()["channels"] != nil })
+        let detail = detail()
+        #expect(detail["transport"] == "TCP" && detail["registration"] == "registered")
+        #expect(detail["source"]?.hasPrefix("127.0.0.1:") == true && detail["lastKeepalive"] != nil)
+        #expect(detail["channels"]?.hasPrefix("3: 34020000001310000011 北门入口") == true)
         #expect(await eventually { session.snapshot.deviceInfo["Model"] == "GB-NVR" && session.snapshot.deviceInfo["Online"] == "ONLINE" })
         #expect(await nvr.alarm(channel: "34020000001310000011", sn: 5, type: 2) == 200)
         #expect(await eventually { try await h.events(.cameraMotion).first?.attributes?["pointName"] == .string("北门入口") })
