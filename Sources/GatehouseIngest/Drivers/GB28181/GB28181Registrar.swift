@@ -41,9 +41,12 @@ final class GB28181Session: Sendable {
         /// Channel ID → name, from the last complete Catalog.
         var channels: [String: String] = [:]
         /// Catalog pages being collected, by the SN of our query.
-        var catalogPages: [String: (sum: Int, items: [String: String])] = [:]
+        var catalogPages: [String: (sum: Int, items: [String: String], started: Timestamp)] = [:]
         var deviceInfo: [String: String] = [:]
     }
+
+    /// How long the pages of one Catalog answer are waited for.
+    static let catalogWaitSeconds = 30.0
 
     let settings: GB28181Settings
     let context: DeviceContext
@@ -78,6 +81,17 @@ final class GB28181Session: Sendable {
     /// Marks the device offline when its registration ran out or its keepalives stopped for
     /// `keepalive_interval_seconds × keepalive_misses`.
     func sweep(now: Timestamp) async {
+        // A catalog whose pages stopped short of SumNum: keep what arrived after 30 s.
+        let partial = state.withLock { s -> (got: Int, sum: Int)? in
+            guard let (sn, page) = s.catalogPages.first(where: { now.seconds - $0.value.started.seconds > Self.catalogWaitSeconds }) else { return nil }
+            s.catalogPages[sn] = nil
+            if !page.items.isEmpty { s.channels = page.items }
+            return (page.items.count, page.sum)
+        }
+        if let partial {
+            context.logger.warning("gb28181: device \(id) catalog incomplete after \(Int(Self.catalogWaitSeconds)) s: \(partial.got) of \(partial.sum) channel(s) arrived; keeping those")
+            publish()
+        }
         let reason = state.withLock { s -> String? in
             guard s.registered, s.online else { return nil }
             if let expires = s.expiresAt, now > expires {
@@ -398,6 +412,7 @@ final class GB28181Registrar: Sendable {
     }
 
     private func catalogPage(_ body: MANSCDPBody, session: GB28181Session) {
+        let now = clock.now
         let sum = Int(body.text("SumNum") ?? "") ?? 0
         var items: [String: String] = [:]
         for item in body.element.child("DeviceList")?.children("Item") ?? [] {
@@ -405,7 +420,7 @@ final class GB28181Registrar: Sendable {
             items[id] = item.child("Name")?.trimmedText ?? ""
         }
         let complete = session.state.withLock { s -> [String: String]? in
-            var page = s.catalogPages[body.sn] ?? (sum, [:])
+            var page = s.catalogPages[body.sn] ?? (sum, [:], now)
             page.sum = max(page.sum, sum)
             page.items.merge(items) { _, new in new }
             guard page.items.count >= page.sum else {

@@ -210,6 +210,28 @@ struct GB28181RegistrarTests {
         await h.finish()
     }
 
+    @Test("a registration that runs out without a refresh → offline (register expired); a catalog short of SumNum is kept as it is after 30 s")
+    func registrationExpiryAndPartialCatalog() async throws {
+        let h = try Harness(options: "max_expires_seconds: 60, keepalive_interval_seconds: 600")
+        let channels = [("34020000001310000011", "北门入口"), ("34020000001310000012", "南门")].map { (id: $0.0, name: $0.1) }
+        let nvr = try await h.device(Self.nvr, password: "nvrPass456", channels: channels)
+        #expect(await h.register(nvr) == 200)
+        let session = try #require(h.driver.listeners.registrar(port: h.port)?.session(Self.nvr))
+        #expect(await eventually { session.snapshot.channels.count == 2 })
+        // One page of a catalog that claims three items: it waits, then keeps the one it got.
+        let page = "<Response><CmdType>Catalog</CmdType><SN>4242</SN><DeviceID>\(Self.nvr)</DeviceID><SumNum>3</SumNum><DeviceList Num=\"1\"><Item><DeviceID>34020000001310000019</DeviceID><Name>车库</Name></Item></DeviceList></Response>"
+        #expect(await nvr.message(xml: page) == 200)
+        #expect(await eventually { session.snapshot.catalogPages.count == 1 })
+        #expect(session.snapshot.channels.count == 2)
+        #expect(await eventually {
+            h.clock.advance(by: .seconds(5))
+            return try await h.events(.deviceOffline).first { $0.device.id == "lobby-nvr" }?.attributes?["reason"] == .string("register expired")
+        })
+        #expect(session.snapshot.catalogPages.isEmpty && session.snapshot.channels == ["34020000001310000019": "车库"])
+        await nvr.stop()
+        await h.finish()
+    }
+
     @Test("subscribe_alarms: after each new registration the device gets an alarm SUBSCRIBE (Event: presence); without it, none")
     func alarmSubscription() async throws {
         let h = try Harness(options: "subscribe_alarms: true, query_catalog: false, query_device_info: false")
