@@ -2,6 +2,7 @@ import Foundation
 import GatehouseCore
 import GatehouseQueue
 import Logging
+import Metrics
 import Synchronization
 
 /// Where a SIP message came from and how to answer it: replies go to the packet's source
@@ -17,11 +18,16 @@ struct SIPPeer: Sendable {
     var address: String { "\(host):\(port)" }
 }
 
-/// Messages refused or dropped, by reason; shown by the driver's status line and read by tests.
+/// Messages refused or dropped, by reason: the metric `gatehouse_gb28181_refused_messages_total`
+/// (label `reason`, kebab-case) and, for tests, these counts.
 public final class GB28181Counters: Sendable {
     private let counts = Mutex<[String: Int]>([:])
     public init() {}
-    func record(_ reason: String) { counts.withLock { $0[reason, default: 0] += 1 } }
+    func record(_ reason: String) {
+        counts.withLock { $0[reason, default: 0] += 1 }
+        let label = reason.lowercased().replacingOccurrences(of: " ", with: "-")
+        Counter(label: "gatehouse_gb28181_refused_messages_total", dimensions: [("reason", label)]).increment()
+    }
     public subscript(_ reason: String) -> Int { counts.withLock { $0[reason] ?? 0 } }
     public var snapshot: [String: Int] { counts.withLock { $0 } }
 }
@@ -123,6 +129,8 @@ final class GB28181Registrar: Sendable {
         var failures: [String: (count: Int, bannedUntil: Timestamp?)] = [:]
         var nextSN = 1
         var nextCSeq = 1
+        /// Our UDP requests not answered yet, by Call-ID and CSeq number: retransmitted until they are.
+        var unanswered: Set<String> = []
     }
 
     static let nonceLifetimeSeconds = 300.0
@@ -174,7 +182,10 @@ final class GB28181Registrar: Sendable {
 
     func handle(_ message: SIPMessage, from peer: SIPPeer) async {
         guard let method = message.method else {
-            // Answers to our own MESSAGE/SUBSCRIBE: delivery receipts, nothing to do.
+            // Answers to our own MESSAGE/SUBSCRIBE: delivery receipts; a final one ends retransmission.
+            if let code = message.statusCode, code >= 200, let key = Self.transactionKey(message) {
+                state.withLock { _ = $0.unanswered.remove(key) }
+            }
             if let code = message.statusCode, code >= 300 {
                 logger.debug("gb28181: \(peer.address) answered \(code) to \(message.header("cseq") ?? "?")")
             }
@@ -486,7 +497,31 @@ final class GB28181Registrar: Sendable {
         if method == "SUBSCRIBE" { headers.append(("Contact", "<sip:\(settings.platformID)@\(peer.local)>")) }
         headers += extra.map { (name: $0.0, value: $0.1) }
         let request = SIPMessage(start: .request(method: method, uri: "sip:\(session.id)@\(peer.address)"), headers: headers, body: body)
-        peer.send(request.serialized())
+        let bytes = request.serialized()
+        peer.send(bytes)
+        // UDP loses datagrams: resend until a final answer (RFC 3261 timer E: 0.5 s doubling to 4 s, for 32 s).
+        guard peer.transport == .udp, let key = Self.transactionKey(request) else { return }
+        state.withLock { _ = $0.unanswered.insert(key) }
+        retransmit(bytes, key: key, to: peer, after: 0.5, elapsed: 0)
+    }
+
+    private func retransmit(_ bytes: [UInt8], key: String, to peer: SIPPeer, after interval: Double, elapsed: Double) {
+        _ = clock.schedule(after: .milliseconds(Int64(interval * 1000))) { [weak self] in
+            guard let self, self.state.withLock({ $0.unanswered.contains(key) }) else { return }
+            guard elapsed + interval < 32 else {
+                self.state.withLock { _ = $0.unanswered.remove(key) }
+                self.counters.record("unanswered request")
+                return
+            }
+            peer.send(bytes)
+            self.retransmit(bytes, key: key, to: peer, after: min(interval * 2, 4), elapsed: elapsed + interval)
+        }
+    }
+
+    /// Call-ID and CSeq number: what ties an answer to our request.
+    static func transactionKey(_ message: SIPMessage) -> String? {
+        guard let callID = message.header("call-id"), let cseq = message.header("cseq")?.split(separator: " ").first else { return nil }
+        return "\(callID) \(cseq)"
     }
 
     static func token() -> String { String(UInt64.random(in: 0...UInt64.max), radix: 16) }

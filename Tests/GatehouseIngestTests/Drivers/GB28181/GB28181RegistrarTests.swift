@@ -294,6 +294,19 @@ struct GB28181RegistrarTests {
         #expect(accepted.header("expires") == "3600")
         #expect(accepted.header("via")?.contains("received=127.0.0.1") == true)
         #expect(accepted.header("via")?.contains("rport=5060") == true)
+        // Our queries over UDP are resent on the clock until answered: answer the Catalog one only.
+        let queries = sent.withLock { $0.filter { $0.method == "MESSAGE" } }
+        #expect(queries.count == 3)
+        let catalog = try #require(queries.first { String(decoding: $0.body, as: UTF8.self).contains("<CmdType>Catalog</CmdType>") })
+        await registrar.handle(registrar.response(to: catalog, 200, "OK", peer: peer), from: peer)
+        clock.advance(by: .milliseconds(600))
+        let resent = sent.withLock { $0.filter { $0.method == "MESSAGE" } }.dropFirst(3)
+        #expect(resent.count == 2)
+        #expect(!resent.contains { $0.header("call-id") == catalog.header("call-id") })
+        // Each advance fires the next resend; after 32 s of them the two unanswered ones give up.
+        for _ in 0..<15 { clock.advance(by: .seconds(5)) }
+        #expect(counters["unanswered request"] == 2)
+        #expect(sent.withLock { $0.filter { $0.method == "MESSAGE" } }.count < 3 + 2 * 12)
         let missing = unauthenticated.replacingOccurrences(of: "Expires: 3600\r\n", with: "")
         await registrar.handle(try SIPMessage.parse(Array(missing.utf8)), from: peer)
         #expect(sent.withLock { $0.last { $0.statusCode != nil }?.statusCode } == 400)
