@@ -232,6 +232,33 @@ struct GB28181RegistrarTests {
         await h.finish()
     }
 
+    @Test("check-config: a serial that is not a 20-digit ID, no password and a bad platform ID are each named with what would be valid")
+    func invalidEntries() async throws {
+        let fixture = try IngestFixture(
+            devices: """
+                  - id: bad-cam
+                    driver: gb28181
+                    type: camera
+                    vendor: generic
+                    serial: "1320000001"
+                    options: {platform_id: "3402"}
+                  - id: no-serial
+                    driver: gb28181
+                    type: camera
+                    vendor: generic
+                    auth: {username: x, password: y, scheme: digest}
+                """)
+        let driver = GB28181Driver()
+        let bad = driver.validate(device: try #require(fixture.context.device(id: "bad-cam")))
+        #expect(bad.contains { $0.hasPrefix("serial: '1320000001' is not a GB/T 28181 device ID") })
+        #expect(bad.contains { $0.hasPrefix("auth: required for driver gb28181") })
+        #expect(bad.contains { $0.hasPrefix("options.platform_id: '3402' is not a 20-digit") })
+        #expect(driver.validate(device: try #require(fixture.context.device(id: "no-serial"))) == [
+            "serial: required for driver gb28181 (the device's 20-digit SIP user ID, e.g. 34020000001320000001)"
+        ])
+        await fixture.finish()
+    }
+
     @Test("subscribe_alarms: after each new registration the device gets an alarm SUBSCRIBE (Event: presence); without it, none")
     func alarmSubscription() async throws {
         let h = try Harness(options: "subscribe_alarms: true, query_catalog: false, query_device_info: false")
