@@ -20,6 +20,9 @@ public final class DeviceDirectory: Sendable {
         public var reason: String?
         public var lastSeen: Timestamp?
         public var events: Int64
+        /// What the device's driver adds (a GB/T 28181 device's transport, source address, last
+        /// keepalive and channels), shown under the device by `gatehouse status`.
+        public var detail: [String: String]?
     }
 
     /// A change of health to report.
@@ -89,6 +92,9 @@ public final class DeviceDirectory: Sendable {
         if let transition { log(transition) }
         return transition
     }
+
+    /// Replaces what the driver says about a device beyond its health.
+    public func describe(_ id: String, detail: [String: String]) { state.withLock { $0.health[id]?.detail = detail } }
 
     /// Marks a device down with a reason a driver found (no reply, refused login…); returns the
     /// transition when it was up or still waiting for its first contact.

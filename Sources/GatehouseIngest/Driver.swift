@@ -67,6 +67,7 @@ public enum DriverRegistry {
         { DahuaDriver() },
         { ONVIFDriver() },
         { MQTTDriver() },
+        { GB28181Driver() },
     ]
 
     /// A fresh instance of every driver, for one daemon run, config check or replay.

@@ -93,6 +93,9 @@ public struct DeviceContext: Sendable {
         }
     }
 
+    /// Facts about the device beyond up or down, for `gatehouse status` (no personal data).
+    public func describe(_ detail: [String: String]) { pipeline.devices.describe(config.id, detail: detail) }
+
     /// The device is unreachable or refused us: down with the reason, and `device.offline` queued if it was not.
     public func down(reason: String) async {
         if let transition = pipeline.devices.markDown(config.id, reason: reason, at: clock.now) {

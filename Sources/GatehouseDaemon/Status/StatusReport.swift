@@ -62,6 +62,9 @@ public struct StatusReport: Sendable, Codable, Equatable {
         for d in devices {
             let seen = d.lastSeen.map { "last seen \($0.rfc3339)" } ?? "never seen"
             lines.append("  \(Self.pad(d.id, 24)) \(Self.pad(d.state.rawValue, 7)) since \(d.since.rfc3339)  \(seen)  \(d.reason ?? "")")
+            if let detail = d.detail, !detail.isEmpty {
+                lines.append("    " + detail.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: "  "))
+            }
         }
         lines.append("")
         let age = oldestAgeSeconds.map(Self.duration) ?? "-"

@@ -34,16 +34,19 @@ struct DigestAuthentication: Sendable {
         guard parts.count == 2, let stamp = Double(parts[0]), now.timeIntervalSince1970 - stamp < Self.nonceLifetime,
             self.nonce(at: Date(timeIntervalSince1970: stamp)) == nonce
         else { return false }
-        let ha1 = Self.md5("\(username):\(Self.realm):\(password)")
-        let ha2 = Self.md5("\(method):\(requestURI)")
-        let expected: String
-        if let qop = fields["qop"] {
-            guard qop == "auth", let nc = fields["nc"], let cnonce = fields["cnonce"] else { return false }
-            expected = Self.md5("\(ha1):\(nonce):\(nc):\(cnonce):\(qop):\(ha2)")
-        } else {
-            expected = Self.md5("\(ha1):\(nonce):\(ha2)")
-        }
+        guard let expected = Self.expectedResponse(fields: fields, method: method, password: password) else { return false }
         return DeviceRequests.constantTimeEqual(expected, response.lowercased())
+    }
+
+    /// The `response` a client must send for the fields of its Authorization header (MD5, with
+    /// qop=auth or without qop, RFC 2617); nil when fields are missing. SIP registrars use it too.
+    static func expectedResponse(fields: [String: String], method: String, password: String) -> String? {
+        guard let username = fields["username"], let realm = fields["realm"], let nonce = fields["nonce"], let uri = fields["uri"] else { return nil }
+        let ha1 = md5("\(username):\(realm):\(password)")
+        let ha2 = md5("\(method):\(uri)")
+        guard let qop = fields["qop"] else { return md5("\(ha1):\(nonce):\(ha2)") }
+        guard qop == "auth", let nc = fields["nc"], let cnonce = fields["cnonce"] else { return nil }
+        return md5("\(ha1):\(nonce):\(nc):\(cnonce):\(qop):\(ha2)")
     }
 
     static func md5(_ text: String) -> String {
