@@ -57,11 +57,12 @@ struct PostgresSchema: Sendable {
             // B-tree over every row becomes a partial index over the urgent (alarm) rows. A subject
             // (a keyed hash, a masked plate) is only ever looked up by equality: a hash index keeps
             // 4 bytes per row where the B-tree kept the whole 76-character value.
+            // IF EXISTS: a DBA may already have dropped one of them by hand.
             [
-                "DROP INDEX \(table)_site_idx",
-                "DROP INDEX \(table)_device_idx",
-                "DROP INDEX \(table)_priority_idx",
-                "DROP INDEX \(table)_subject_idx",
+                "DROP INDEX IF EXISTS \(table)_site_idx",
+                "DROP INDEX IF EXISTS \(table)_device_idx",
+                "DROP INDEX IF EXISTS \(table)_priority_idx",
+                "DROP INDEX IF EXISTS \(table)_subject_idx",
                 "CREATE INDEX \(table)_site_device_idx ON \(table) (site, device, occurred_at)",
                 "CREATE INDEX \(table)_alarm_idx ON \(table) (site, occurred_at) WHERE priority = 'alarm'",
                 "CREATE INDEX \(table)_subject_idx ON \(table) USING hash (subject) WHERE subject IS NOT NULL",
