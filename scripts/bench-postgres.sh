@@ -5,10 +5,15 @@
 # is timed from then until the table holds every queued event.
 # Usage: scripts/bench-postgres.sh [--quick]     (--quick: 100,000 events; default 1,000,000)
 #        BATCH=4000 (the sink's batch_max_events)
+#        PG_SETTINGS="max_wal_size=8GB …" (server settings, applied by the restart before the drain;
+#        "default" keeps initdb's; the default is docs/district.md's recommendation for an ingest table)
 # Figures land in benchmarks/results/<timestamp>-postgres/ and are printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BACKLOG=1000000; BATCH=${BATCH:-4000}
+# What a DBA sets for an ingest table: checkpoints (and the full-page writes after each) kept out
+# of a drain, the table's hot pages in shared memory. fsync and synchronous_commit stay on.
+PG_SETTINGS=${PG_SETTINGS:-max_wal_size=8GB checkpoint_timeout=30min shared_buffers=1GB wal_buffers=64MB}
 if [ "${1:-}" = "--quick" ]; then BACKLOG=100000; fi
 
 BENCH_NAME=postgres; source scripts/bench-common.sh
@@ -42,6 +47,9 @@ for _ in $(seq 1 200); do grep -q "ingest listener ready" "$WORK/daemon.log" && 
 # The sink creates its table and partitions on its first connection; wait for that, then crash
 # the server so the backlog builds up in the gateway's queue.
 for _ in $(seq 1 200); do [ "$(psql "$GATEHOUSE_TEST_POSTGRES_URL" -Atc "SELECT to_regclass('bench_events') IS NOT NULL")" = t ] && break; sleep 0.1; done
+if [ "$PG_SETTINGS" != default ]; then
+  for setting in $PG_SETTINGS; do psql "$GATEHOUSE_TEST_POSTGRES_URL" -qc "ALTER SYSTEM SET ${setting%%=*} = '${setting#*=}'"; done
+fi
 scripts/postgres-for-tests.sh halt
 
 echo "== queueing $BACKLOG events with PostgreSQL down"
@@ -76,6 +84,10 @@ postgres_cpu() {
 DAEMON_CPU_START=$(cpu_of "$DAEMON")
 scripts/postgres-for-tests.sh resume
 START=$(date +%s.%N)
+# Checkpoints during the drain (each followed by full-page images of the pages it touches next)
+# and buffers the backends had to write out themselves: what the server settings are for.
+bgwriter() { psql "$GATEHOUSE_TEST_POSTGRES_URL" -Atc "SELECT checkpoints_timed + checkpoints_req, buffers_backend FROM pg_stat_bgwriter"; }
+BGWRITER_START=$(bgwriter)
 # Resident memory sampled through the whole drain, in kB.
 RSS_MAX=0
 while [ "$(psql_has_last)" != 1 ]; do
@@ -91,21 +103,25 @@ for _ in $(seq 1 300); do
   sleep 0.1; ROWS=$(psql_count); END=$(date +%s.%N)
 done
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+BGWRITER_END=$(bgwriter)
+CHECKPOINTS=$(( ${BGWRITER_END%|*} - ${BGWRITER_START%|*} )); BACKEND_WRITES=$(( ${BGWRITER_END#*|} - ${BGWRITER_START#*|} ))
 DAEMON_CPU=$(awk -v a="$DAEMON_CPU_START" -v b="$(cpu_of "$DAEMON")" 'BEGIN {print b - a}')
 POSTGRES_CPU=$(postgres_cpu)
 kill -TERM "$DAEMON"; wait "$DAEMON" || true
 
-python3 - "$OUT" "$DEPTH" "$ROWS" "$START" "$END" "$BATCH" "$RSS_MAX" "$LOAD_START" "$LOAD_END" "$DAEMON_CPU" "$POSTGRES_CPU" <<'PY' | tee "$OUT/summary.md"
+python3 - "$OUT" "$DEPTH" "$ROWS" "$START" "$END" "$BATCH" "$RSS_MAX" "$LOAD_START" "$LOAD_END" "$DAEMON_CPU" "$POSTGRES_CPU" "$PG_SETTINGS" "$CHECKPOINTS" "$BACKEND_WRITES" <<'PY' | tee "$OUT/summary.md"
 import json, os, sys
 out, depth, rows, start, end, batch, rss = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
 seconds = end - start
 result = {"queued": depth, "rows": rows, "drain_seconds": seconds, "events_per_second": depth / seconds,
           "batch_max_events": batch, "rss_max_mb": round(rss / 1024, 1),
           "load_average_start": sys.argv[8], "load_average_end": sys.argv[9],
-          "daemon_cpu_seconds": float(sys.argv[10]), "postgres_cpu_seconds": float(sys.argv[11])}
+          "daemon_cpu_seconds": float(sys.argv[10]), "postgres_cpu_seconds": float(sys.argv[11]),
+          "server_settings": sys.argv[12], "checkpoints": int(sys.argv[13]), "buffers_written_by_backends": int(sys.argv[14])}
 json.dump(result, open(os.path.join(out, "drain-postgres.json"), "w"), indent=2)
 print(f"PostgreSQL drain: {depth:,} events in {seconds:.1f} s = {depth / seconds:,.0f} events/s "
       f"(batch_max_events {batch}); rows in the table {rows:,}; daemon RSS max {result['rss_max_mb']} MB; "
       f"load average {sys.argv[8]} at the start, {sys.argv[9]} at the end; CPU seconds: daemon "
-      f"{float(sys.argv[10]):.1f}, PostgreSQL {float(sys.argv[11]):.1f}")
+      f"{float(sys.argv[10]):.1f}, PostgreSQL {float(sys.argv[11]):.1f}; server settings: {sys.argv[12]}; "
+      f"checkpoints during the drain {sys.argv[13]}, buffers written by backends {sys.argv[14]}")
 PY
