@@ -31,8 +31,8 @@ final class StreamTicker: Sendable {
         self.interval = interval
     }
 
-    /// Whether the clock task runs now (for tests of the lifecycle).
-    var isTicking: Bool { state.withLock { $0.clockTask != nil } }
+    /// How many streams take beats now, and whether the clock task runs (for tests of the lifecycle).
+    var watching: (streams: Int, ticking: Bool) { state.withLock { ($0.streams.count, $0.clockTask != nil) } }
 
     /// Runs `body` with a beat every `interval` on `clock` until it returns. Beats the body has
     /// not taken yet collapse into one, so a slow check never queues a backlog.
