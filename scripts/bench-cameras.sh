@@ -4,20 +4,36 @@
 # central store in its own process, starts the daemon as a separate process against them, holds
 # every subscription and stream at rest, then fires 500 alarms/s on schedule.
 # Figures land in benchmarks/results/<timestamp>-cameras/cameras.json.
-# Usage: scripts/bench-cameras.sh [--quick]      (--quick: 5 s rest and 5 s storm instead of 30 s each)
+# Usage: scripts/bench-cameras.sh [--quick] [--static]
+#   --quick: 5 s rest and 5 s storm instead of 30 s each
+#   --static: the daemon linked as the Debian package links it (--static-swift-stdlib, Swift runtime
+#             and Foundation inside the binary), built in .build-static; the first build is a full one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_PHASE=30
-if [ "${1:-}" = "--quick" ]; then SECONDS_PER_PHASE=5; fi
+STATIC=no
+for argument in "$@"; do
+  case "$argument" in
+    --quick) SECONDS_PER_PHASE=5 ;;
+    --static) STATIC=yes ;;
+    *) echo "bench-cameras: unknown argument '$argument' (expected --quick or --static)" >&2; exit 2 ;;
+  esac
+done
 
 BENCH_NAME=cameras; source scripts/bench-common.sh
 bench_build
+DAEMON="$BIN/gatehouse"
+if [ "$STATIC" = yes ]; then
+  swift build ${BUILD_FLAGS:-} -c release --scratch-path .build-static --product gatehouse --static-swift-stdlib >/dev/null
+  DAEMON=.build-static/release/gatehouse
+fi
 # Cameras and the daemon each hold a few sockets per camera.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
+echo "daemon: $DAEMON (Swift runtime linked $([ "$STATIC" = yes ] && echo statically || echo dynamically))" | tee "$OUT/daemon.txt"
 uptime | tee "$OUT/uptime-before.txt"
 status=0
-"$BIN/gatehouse-bench" cameras --daemon "$BIN/gatehouse" --work "$WORK" \
+"$BIN/gatehouse-bench" cameras --daemon "$DAEMON" --work "$WORK" \
   --onvif 100 --hikvision 100 --dahua 100 --rate 500 \
   --rest "$SECONDS_PER_PHASE" --storm "$SECONDS_PER_PHASE" --json "$OUT/cameras.json" | tee "$OUT/summary.txt" || status=$?
 uptime | tee "$OUT/uptime-after.txt"

@@ -17,14 +17,17 @@ final class DahuaAttachClient: Sendable {
     let client: HTTPClient
     let alarms: DahuaAlarms
     let mapper: DahuaEventMapper
+    /// The driver's beat, shared by all its streams.
+    let ticker: StreamTicker
     private let lastTraffic: Mutex<Timestamp>
 
-    init(settings: DahuaSettings, context: DeviceContext, client: HTTPClient, alarms: DahuaAlarms, mapper: DahuaEventMapper) {
+    init(settings: DahuaSettings, context: DeviceContext, client: HTTPClient, alarms: DahuaAlarms, mapper: DahuaEventMapper, ticker: StreamTicker) {
         self.settings = settings
         self.context = context
         self.client = client
         self.alarms = alarms
         self.mapper = mapper
+        self.ticker = ticker
         self.lastTraffic = Mutex(context.clock.now)
     }
 
@@ -79,37 +82,39 @@ final class DahuaAttachClient: Sendable {
     }
 
     /// One connection: returns when the stream ends (true when it delivered anything), throws
-    /// on refusal, a stall or an error.
+    /// on refusal, a stall or an error. The reader is a child task; this task is its watchdog,
+    /// on the driver's beat rather than in a task of its own per stream.
     func attachOnce() async throws -> Bool {
         lastTraffic.withLock { $0 = context.clock.now }
-        return try await withThrowingTaskGroup(of: Bool?.self) { group in
-            group.addTask { try await self.read() }
-            group.addTask {
-                try await self.watch()
-                return nil
+        return try await ticker.withTicks(clock: context.clock) { ticks in
+            try await withThrowingTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    defer { ticks.end() }
+                    return try await self.read()
+                }
+                var checked = context.clock.now
+                for await _ in ticks.beats {
+                    let now = context.clock.now
+                    // The beat is the driver's; this stream is checked once per heartbeat interval.
+                    guard now.milliseconds - checked.milliseconds >= Int64(settings.heartbeatSeconds) * 1000 else { continue }
+                    checked = now
+                    try await watch(now: now)
+                }
+                // The reader ended the beats: its result, or its error.
+                return try await group.next() ?? false
             }
-            defer { group.cancelAll() }
-            while let result = try await group.next() {
-                if let delivered = result { return delivered }
-            }
-            return false
         }
     }
 
-    /// Stall detection and quiet stops, on the injected clock: no byte for `stallHeartbeats`
-    /// heartbeat intervals ends the connection.
-    func watch() async throws {
-        let interval = Duration.seconds(settings.heartbeatSeconds)
+    /// Stall detection and quiet stops: no byte for `stallHeartbeats` heartbeat intervals
+    /// ends the connection (throwing cancels the reader).
+    func watch(now: Timestamp) async throws {
         let limit = Int64(settings.heartbeatSeconds * settings.stallHeartbeats * 1000)
-        while true {
-            try await context.clock.sleep(for: interval)
-            let now = context.clock.now
-            let quiet = alarms.expire(device: context.config.id, now: now).map(\.draft)
-            if !quiet.isEmpty { await submit(quiet, quarantine: []) }
-            let silent = now.milliseconds - lastTraffic.withLock { $0.milliseconds }
-            if silent >= limit {
-                throw DahuaStreamError(description: "no data, not even a heartbeat, for \(silent / 1000) s (heartbeat=\(settings.heartbeatSeconds)); reconnecting")
-            }
+        let quiet = alarms.expire(device: context.config.id, now: now).map(\.draft)
+        if !quiet.isEmpty { await submit(quiet, quarantine: []) }
+        let silent = now.milliseconds - lastTraffic.withLock { $0.milliseconds }
+        if silent >= limit {
+            throw DahuaStreamError(description: "no data, not even a heartbeat, for \(silent / 1000) s (heartbeat=\(settings.heartbeatSeconds)); reconnecting")
         }
     }
 

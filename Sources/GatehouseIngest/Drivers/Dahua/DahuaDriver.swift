@@ -22,6 +22,8 @@ public struct DahuaDriver: Driver {
     /// decision is each stream's own, on the injected clock (`heartbeat_seconds` ×
     /// `stall_heartbeats`); the read backstop is 12 heartbeats of the longest heartbeat allowed.
     let http = SharedHTTPClient(connectTimeout: .seconds(30), readTimeout: .seconds(12 * 60))
+    /// The beat of every attach stream's watchdog; each stream checks once per heartbeat interval.
+    let ticker = StreamTicker(interval: .seconds(1))
 
     public init() {}
 
@@ -51,7 +53,7 @@ public struct DahuaDriver: Driver {
         }
         logger(deviceContext).info("dahua \(settings.baseURL ?? "?"): attaching to codes [\(settings.codes)], heartbeat \(settings.heartbeatSeconds) s")
         try await http.withClient { client in
-            await DahuaAttachClient(settings: settings, context: deviceContext, client: client, alarms: alarms, mapper: mapper(for: device)).run()
+            await DahuaAttachClient(settings: settings, context: deviceContext, client: client, alarms: alarms, mapper: mapper(for: device), ticker: ticker).run()
         }
     }
 

@@ -136,31 +136,33 @@ final class HikvisionAlertStreamClient: Sendable {
         await device.seen()
         lastByte.withLock { $0 = clock.instant }
         let body = response.body
-        return try await withThrowingTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                var parser = HikvisionAlertStreamParser(boundary: boundary, maxPartBytes: self.options.maxPartBytes)
-                var parts = false
-                for try await chunk in body {
-                    self.lastByte.withLock { $0 = self.clock.instant }
-                    for output in parser.feed(chunk.readableBytesView) {
-                        switch output {
-                        case .part(let part):
-                            parts = true
-                            self.delivered.withLock { $0 = true }
-                            try await self.handle(part, path: path)
-                        case .malformed(let reason, let bytes):
-                            try await self.quarantine(bytes, reason: reason, path: path, contentType: nil)
-                        case .end:
-                            return parts
+        return try await driver.ticker.withTicks(clock: clock) { ticks in
+            try await withThrowingTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    defer { ticks.end() }
+                    var parser = HikvisionAlertStreamParser(boundary: boundary, maxPartBytes: self.options.maxPartBytes)
+                    var parts = false
+                    for try await chunk in body {
+                        self.lastByte.withLock { $0 = self.clock.instant }
+                        for output in parser.feed(chunk.readableBytesView) {
+                            switch output {
+                            case .part(let part):
+                                parts = true
+                                self.delivered.withLock { $0 = true }
+                                try await self.handle(part, path: path)
+                            case .malformed(let reason, let bytes):
+                                try await self.quarantine(bytes, reason: reason, path: path, contentType: nil)
+                            case .end:
+                                return parts
+                            }
                         }
                     }
+                    return parts
                 }
-                return parts
-            }
-            group.addTask {
-                // The watchdog: stall detection and quiet stops, both on the injected clock.
-                while true {
-                    try await self.clock.sleep(for: .milliseconds(250))
+                // The watchdog, in this task on the driver's beat rather than in a task of its
+                // own per stream: stall detection and quiet stops, both on the injected clock.
+                // Throwing here cancels the reader.
+                for await _ in ticks.beats {
                     // Quiet stops first: a camera that went silent also stalls its stream.
                     try await self.driver.closeQuiet(self.device)
                     let last = self.lastByte.withLock { $0 }
@@ -168,10 +170,9 @@ final class HikvisionAlertStreamClient: Sendable {
                         throw StreamEnd.stalled(self.options.stallSeconds)
                     }
                 }
+                // The reader ended the beats: its result, or its error.
+                return try await group.next() ?? false
             }
-            defer { group.cancelAll() }
-            guard let first = try await group.next() else { return false }
-            return first
         }
     }
 

@@ -19,6 +19,8 @@ public final class HikvisionCameraDriver: Driver {
     /// One HTTP client for every camera's alertStream; the stall decision is each stream's, on
     /// the injected clock, so the client needs only a connect timeout.
     private let http = SharedHTTPClient(connectTimeout: .seconds(10))
+    /// The beat every open alertStream's watchdog checks on (stall, quiet stops).
+    let ticker = StreamTicker(interval: .milliseconds(250))
 
     public init() {}
 

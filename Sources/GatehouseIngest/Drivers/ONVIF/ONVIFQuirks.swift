@@ -36,9 +36,11 @@ struct ONVIFQuirkRow: Sendable {
     var firmwarePrefix: String = ""
     var apply: @Sendable (inout ONVIFQuirks) -> Void
 
+    /// Lowercased, not `localizedCaseInsensitiveContains`: that loads ICU's locale data into
+    /// the daemon (~0.5 MB resident) for names that are ASCII in practice.
     func matches(_ info: ONVIFSOAP.DeviceInformation) -> Bool {
-        manufacturer.contains { info.manufacturer.localizedCaseInsensitiveContains($0) }
-            && (model.isEmpty || info.model.localizedCaseInsensitiveContains(model))
+        manufacturer.contains { info.manufacturer.lowercased().contains($0.lowercased()) }
+            && (model.isEmpty || info.model.lowercased().contains(model.lowercased()))
             && (firmwarePrefix.isEmpty || info.firmware.lowercased().hasPrefix(firmwarePrefix.lowercased()))
     }
 }

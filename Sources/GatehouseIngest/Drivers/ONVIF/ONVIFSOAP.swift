@@ -39,7 +39,7 @@ struct ONVIFFault: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// `ter:NotAuthorized` (a wrong password, or a `Created` outside the camera's window).
-    var isNotAuthorized: Bool { subcodes.contains("NotAuthorized") || reason.localizedCaseInsensitiveContains("not authorized") }
+    var isNotAuthorized: Bool { subcodes.contains("NotAuthorized") || reason.lowercased().contains("not authorized") }
 }
 
 /// The SOAP envelopes the PullPoint driver sends and the replies it reads.
