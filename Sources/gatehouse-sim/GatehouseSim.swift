@@ -11,7 +11,7 @@ struct GatehouseSim: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gatehouse-sim", abstract: "Simulated devices and central store for Gatehouse.",
         subcommands: [Push.self, Receiver.self, ZKTecoCommand.self, UHPPOTECommand.self, VendorCommand.self, HikvisionACSCommand.self, UHPPOTEBenchCommand.self,
-            HikvisionCameraCommand.self, DahuaCommand.self, ONVIFCommand.self, SnapshotCameraCommand.self])
+            HikvisionCameraCommand.self, DahuaCommand.self, ONVIFCommand.self, SnapshotCameraCommand.self, RTSPCameraCommand.self])
 
     static func requireLoopback(_ host: String) throws {
         guard ["127.0.0.1", "::1", "localhost"].contains(host) else {

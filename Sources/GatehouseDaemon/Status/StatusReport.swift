@@ -62,6 +62,12 @@ public struct StatusReport: Sendable, Codable, Equatable {
         for d in devices {
             let seen = d.lastSeen.map { "last seen \($0.rfc3339)" } ?? "never seen"
             lines.append("  \(Self.pad(d.id, 24)) \(Self.pad(d.state.rawValue, 7)) since \(d.since.rfc3339)  \(seen)  \(d.reason ?? "")")
+            if let l = d.liveness {
+                let success = l.lastSuccessAt.map { "last success \($0.rfc3339)" } ?? "no success yet"
+                let problem = l.lastProblem.map { "\($0): " } ?? ""
+                let withheld = l.credentialsWithheld ? "  credentials refused, withheld" : ""
+                lines.append("  \(Self.pad("", 24)) liveness \(l.probe), \(success), last: \(problem)\(l.lastResult ?? "-")\(withheld)")
+            }
         }
         lines.append("")
         let age = oldestAgeSeconds.map(Self.duration) ?? "-"
