@@ -272,10 +272,20 @@ struct LivenessTests {
         #expect(await prober.rtsp(.describe, url: "rtsp://127.0.0.1:\(port)/wrong/path", credentials: Self.credentials).problem == .notFound)
         camera.behaviour = .silent
         // The deadline is the injected clock's: it passes when the test moves time, not by waiting.
-        let waiting = Task { await prober.probe(.rtspDescribe, target: url, credentials: Self.credentials) }
+        // Time moves until the probe ends: its deadline timer may be set only after the connection
+        // opens (a busy machine), so one step could land before it and leave the probe waiting.
+        let outcome = Mutex<LivenessProbeResult?>(nil)
+        let waiting = Task {
+            let result = await prober.probe(.rtspDescribe, target: url, credentials: Self.credentials)
+            outcome.withLock { $0 = result }
+        }
         #expect(await eventually { camera.counts.openConnections == 1 })
-        clock.advance(by: .seconds(5))
-        let timedOut = await waiting.value
+        #expect(await eventually(timeout: .seconds(60)) {
+            if outcome.withLock({ $0 }) == nil { clock.advance(by: .seconds(5)) }
+            return outcome.withLock { $0 } != nil
+        })
+        await waiting.value
+        let timedOut = try #require(outcome.withLock { $0 })
         #expect(timedOut.problem == .timeout && timedOut.detail.contains("5 s"), "\(timedOut)")
         #expect(await eventually { camera.counts.openConnections == 0 }, "the probe's connection is closed at its deadline")
         camera.behaviour = .refuse
