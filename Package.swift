@@ -98,7 +98,8 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
-            exclude: documents(of: "GatehouseIngest", under: "Drivers") + documents(of: "GatehouseIngest", under: "PictureHealth"),
+            exclude: documents(of: "GatehouseIngest", under: "Drivers") + documents(of: "GatehouseIngest", under: "PictureHealth")
+                + documents(of: "GatehouseIngest", under: "Liveness"),
             swiftSettings: strict
         ),
         // The Sink protocol, the runner that owns cursors and retries, and Sinks/<Name>/.

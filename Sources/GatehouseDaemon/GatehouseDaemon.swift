@@ -127,6 +127,7 @@ public final class GatehouseDaemon: Sendable {
                     .init(service: status, serviceName: "status"),
                     .init(service: ImageRetentionService(devices: devices, profiles: drivers.lazy.compactMap { $0 as? ProfileDriver }.first, clock: clock, logger: logger), serviceName: "image-retention"),
                     .init(service: PictureHealthService(monitor: PictureHealthMonitor(pipeline: pipeline, settings: config.pictureHealth, devices: config.devices, clock: clock, logger: logger)), serviceName: "picture-health"),
+                    .init(service: LivenessService(monitor: LivenessMonitor(pipeline: pipeline, settings: config.liveness, devices: config.devices, clock: clock, logger: logger)), serviceName: "liveness"),
                     .init(service: reload, serviceName: "reload"),
                 ],
                 gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],

@@ -23,12 +23,16 @@ public final class DeviceDirectory: Sendable {
         /// What the device's driver adds (a GB/T 28181 device's transport, source address, last
         /// keepalive and channels), shown under the device by `gatehouse status`.
         public var detail: [String: String]?
+        /// The last liveness probe, for devices with a `liveness:` block (Liveness/).
+        public var liveness: LivenessFigures?
     }
 
     /// A change of health to report.
     public struct Transition: Sendable, Equatable {
         public var device: DeviceConfig
         public var health: Health
+        /// What the event says beyond the reason, when the change came with its own account (liveness).
+        public var detail: HealthEventDetail?
     }
 
     private struct State {
@@ -83,7 +87,8 @@ public final class DeviceDirectory: Sendable {
             health.lastSeen = now
             health.events += Int64(events)
             defer { s.health[id] = health }
-            guard health.state != .up else { return nil }
+            // A device with a liveness probe is up or down by the probe's verdict alone.
+            guard health.state != .up, device.liveness == nil else { return nil }
             health.state = .up
             health.since = now
             health.reason = nil
@@ -100,7 +105,7 @@ public final class DeviceDirectory: Sendable {
     /// transition when it was up or still waiting for its first contact.
     public func markDown(_ id: String, reason: String, at now: Timestamp) -> Transition? {
         let transition = state.withLock { s -> Transition? in
-            guard var health = s.health[id], let device = s.devices[id] else { return nil }
+            guard var health = s.health[id], let device = s.devices[id], device.liveness == nil else { return nil }
             let changes = health.state != .down
             health.reason = reason
             if changes {
@@ -119,7 +124,8 @@ public final class DeviceDirectory: Sendable {
     public func sweep(now: Timestamp) -> [Transition] {
         let transitions = state.withLock { s -> [Transition] in
             var out: [Transition] = []
-            for (id, device) in s.devices {
+            // Silence says nothing about a camera with a liveness probe and no event protocol.
+            for (id, device) in s.devices where device.liveness == nil {
                 guard var health = s.health[id] else { continue }
                 let limit = Int(device.offlineAfterSeconds)
                 switch health.state {
@@ -141,6 +147,29 @@ public final class DeviceDirectory: Sendable {
         }
         for transition in transitions { log(transition) }
         return transitions
+    }
+
+    /// Liveness's verdict on a device: `up` nil while the probes have not decided. Returns the
+    /// transition to report when the state changes and `announce` is set; without it (a restart
+    /// resuming a state already announced) the state is taken silently.
+    public func applyLiveness(
+        _ id: String, up: Bool?, reason: String?, since: Timestamp, figures: LivenessFigures, announce: Bool, detail: HealthEventDetail?
+    ) -> Transition? {
+        let transition = state.withLock { s -> Transition? in
+            guard var health = s.health[id], let device = s.devices[id] else { return nil }
+            defer { s.health[id] = health }
+            health.liveness = figures
+            guard let up else { return nil }
+            let new: Health.State = up ? .up : .down
+            if new == .down { health.reason = reason }
+            guard health.state != new else { return nil }
+            health.state = new
+            health.since = since
+            health.reason = up ? nil : reason
+            return announce ? Transition(device: device, health: health, detail: detail) : nil
+        }
+        if let transition { log(transition) }
+        return transition
     }
 
     private func log(_ transition: Transition) {

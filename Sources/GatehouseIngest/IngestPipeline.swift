@@ -146,8 +146,14 @@ public final class IngestPipeline: Sendable {
         return makeEvent(draft, device: device, driver: driver, receivedAt: receivedAt)
     }
 
-    private func healthEvent(_ transition: DeviceDirectory.Transition) -> Event {
+    func healthEvent(_ transition: DeviceDirectory.Transition) -> Event {
         let h = transition.health
+        if let detail = transition.detail {
+            let draft = EventDraft(
+                kind: h.state == .up ? .deviceOnline : .deviceOffline, occurredAt: detail.occurredAt, attributes: detail.attributes,
+                dedupKey: detail.dedupKey)
+            return makeEvent(draft, device: transition.device, driver: detail.driver, receivedAt: detail.receivedAt)
+        }
         var attributes: [String: JSONValue] = [:]
         if let reason = h.reason { attributes["reason"] = .string(reason) }
         let draft = EventDraft(

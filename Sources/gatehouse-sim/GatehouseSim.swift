@@ -12,7 +12,7 @@ struct GatehouseSim: AsyncParsableCommand {
         commandName: "gatehouse-sim", abstract: "Simulated devices and central store for Gatehouse.",
         subcommands: [Push.self, Receiver.self, ZKTecoCommand.self, UHPPOTECommand.self, VendorCommand.self, HikvisionACSCommand.self, UHPPOTEBenchCommand.self,
             HikvisionCameraCommand.self, DahuaCommand.self, ONVIFCommand.self, SnapshotCameraCommand.self,
-            GB28181Command.self])
+            GB28181Command.self, RTSPCameraCommand.self])
 
     static func requireLoopback(_ host: String) throws {
         guard ["127.0.0.1", "::1", "localhost"].contains(host) else {

@@ -151,12 +151,14 @@ public enum ConfigLoader {
         }
 
         let pictureHealth = readPictureHealthSettings(top.mapping("picture_health"))
+        let liveness = readLivenessSettings(top.mapping("liveness"))
         var config = GatehouseConfig(
             site: site, stateDirectory: stateDirectory, diskBudgetBytes: diskBudget,
             statusIntervalSeconds: statusInterval, logLevel: logLevel, ingest: ingest, admin: admin, queue: queue,
             clockSkew: clockSkew, privacy: privacy, devices: devices, sinks: sinks, adaptersDirectory: adaptersDirectory,
             images: images)
         config.pictureHealth = pictureHealth
+        config.liveness = liveness
         return config
     }
 
@@ -206,6 +208,7 @@ public enum ConfigLoader {
         device.line = map.mark?.line ?? 0
         device.points = readPoints(map.mapping("points"))
         device.pictureHealth = readCameraPictureHealth(map.mapping("picture_health"), vendor: vendor, address: map.string("address"))
+        device.liveness = readCameraLiveness(map.mapping("liveness"), driver: driver ?? "", vendor: vendor, address: map.string("address"), auth: auth)
         guard id != nil, driver != nil, type != nil, zone != nil else { return nil }
         return device
     }

@@ -21,6 +21,8 @@ public struct GatehouseConfig: Sendable, Equatable {
     public var images = ImageSettings()
     /// What every camera's snapshot fetches share (`picture_health:`).
     public var pictureHealth = PictureHealthSettings()
+    /// What every camera's liveness probes share (`liveness:`).
+    public var liveness = LivenessSettings()
 
     public func device(_ id: String) -> DeviceConfig? { devices.first { $0.id == id } }
 }
@@ -123,6 +125,9 @@ public struct DeviceConfig: Sendable, Equatable {
     public var images = ImageSettings()
     /// Snapshot scoring for a camera (`picture_health:`), whatever its driver; nil: none.
     public var pictureHealth: CameraPictureHealth?
+    /// Liveness probing for a camera (`liveness:`), whatever its driver; nil: none. Its verdict
+    /// decides the device's up/down instead of traffic and `offline_after_seconds`.
+    public var liveness: CameraLiveness?
 
     public var ref: DeviceRef { DeviceRef(id: id, vendor: vendor, model: model, type: type) }
 }

@@ -65,6 +65,12 @@ public struct StatusReport: Sendable, Codable, Equatable {
             if let detail = d.detail, !detail.isEmpty {
                 lines.append("    " + detail.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: "  "))
             }
+            if let l = d.liveness {
+                let success = l.lastSuccessAt.map { "last success \($0.rfc3339)" } ?? "no success yet"
+                let problem = l.lastProblem.map { "\($0): " } ?? ""
+                let withheld = l.credentialsWithheld ? "  credentials refused, withheld" : ""
+                lines.append("  \(Self.pad("", 24)) liveness \(l.probe), \(success), last: \(problem)\(l.lastResult ?? "-")\(withheld)")
+            }
         }
         lines.append("")
         let age = oldestAgeSeconds.map(Self.duration) ?? "-"

@@ -37,8 +37,7 @@ public final class PictureHealthMonitor: Sendable {
     private let cameras: [Camera]
     private let clock: any DriverClock
     private let logger: Logger
-    private let state = Mutex<(figures: [String: CameraFigures], thumbnails: [String: Thumbnail], busy: Set<Int>)>(([:], [:], []))
-    private let slotFreed = WakeUpSignal()
+    private let state = Mutex<(figures: [String: CameraFigures], thumbnails: [String: Thumbnail])>(([:], [:]))
 
     public init(pipeline: IngestPipeline, settings: PictureHealthSettings, devices: [DeviceConfig], clock: any DriverClock, logger: Logger) {
         self.pipeline = pipeline
@@ -66,47 +65,12 @@ public final class PictureHealthMonitor: Sendable {
         logger.info("picture health: \(cameras.count) cameras, at most \(settings.concurrency) snapshots at once")
         // Staggered: camera i's first snapshot falls i/n of its interval after start, so 500
         // cameras on a 10-minute interval make a snapshot every 1.2 s, not a burst.
-        let start = clock.now.milliseconds
-        var due = cameras.enumerated().map { index, camera in
-            start + Int64(camera.settings.intervalSeconds * 1000 * Double(index) / Double(cameras.count))
-        }
-        await withDiscardingTaskGroup { group in
-            while !Task.isCancelled {
-                let now = clock.now.milliseconds
-                // A camera whose last snapshot is still being fetched waits for it: never two at once.
-                for index in cameras.indices where due[index] <= now && !isBusy(index) {
-                    guard takeSlot(index) else { break }
-                    let camera = cameras[index]
-                    // The next time keeps the camera's phase; a camera late past a whole interval skips it.
-                    due[index] += Int64(camera.settings.intervalSeconds * 1000)
-                    if due[index] <= now { due[index] = now + Int64(camera.settings.intervalSeconds * 1000) }
-                    group.addTask {
-                        await self.look(at: camera, fetcher: fetcher)
-                        self.state.withLock { _ = $0.busy.remove(index) }
-                        self.slotFreed.signal()
-                    }
-                }
-                // Until the next due camera that can start, or until a snapshot ends and frees one.
-                let (full, busy) = state.withLock { ($0.busy.count >= settings.concurrency, $0.busy) }
-                let next = full ? nil : cameras.indices.filter { !busy.contains($0) }.map { due[$0] }.min()
-                let delay = next.map { $0 - clock.now.milliseconds }
-                // Already due (time moved while starting the others): start it now rather than wait a tick.
-                if let delay, delay <= 0 { continue }
-                await slotFreed.wait(timeout: delay.map { .milliseconds($0) }, clock: clock)
-            }
+        let cameras = cameras
+        let rounds = StaggeredRounds(intervals: cameras.map(\.settings.intervalSeconds), concurrency: settings.concurrency, clock: clock)
+        await rounds.run(nextDelay: { cameras[$0].settings.intervalSeconds }) { index in
+            await self.look(at: cameras[index], fetcher: fetcher)
         }
         try? await client.shutdown()
-    }
-
-    private func isBusy(_ index: Int) -> Bool { state.withLock { $0.busy.contains(index) } }
-
-    /// Claims one of the `concurrency` slots for camera `index`.
-    private func takeSlot(_ index: Int) -> Bool {
-        state.withLock { s in
-            guard s.busy.count < settings.concurrency else { return false }
-            s.busy.insert(index)
-            return true
-        }
     }
 
     /// One snapshot of one camera: fetch, decode, score, judge, persist.

@@ -12,6 +12,8 @@ struct SnapshotFetcher: Sendable {
 
     struct Failure: Error, CustomStringConvertible {
         var description: String
+        /// The HTTP status that ended the fetch, when one did (liveness classifies by it).
+        var status: UInt? = nil
     }
 
     func fetch(_ url: String, username: String?, password: String?) async throws -> [UInt8] {
@@ -26,13 +28,15 @@ struct SnapshotFetcher: Sendable {
             } else if offered.contains(where: { $0.lowercased().hasPrefix("basic") }) {
                 authorization = HikvisionDigestClient.basic(username: username, password: password)
             } else {
-                throw Failure(description: "401 without a Digest or Basic challenge")
+                throw Failure(description: "401 without a Digest or Basic challenge", status: 401)
             }
             response = try await get(url, authorization: authorization)
-            if response.status == .unauthorized { throw Failure(description: "credentials refused (401 after authenticating)") }
+            if response.status == .unauthorized { throw Failure(description: "credentials refused (401 after authenticating)", status: 401) }
         }
         guard response.status == .ok else {
-            throw Failure(description: "HTTP \(response.status.code)\(response.status == .unauthorized ? " (the device has no username/password in auth:)" : "")")
+            throw Failure(
+                description: "HTTP \(response.status.code)\(response.status == .unauthorized ? " (the device has no username/password in auth:)" : "")",
+                status: response.status.code)
         }
         do {
             return Array(buffer: try await response.body.collect(upTo: maxBytes))

@@ -1,0 +1,188 @@
+import AsyncHTTPClient
+import Foundation
+import GatehouseCore
+import GatehouseQueue
+import Logging
+import Synchronization
+
+/// The last liveness probe of one device, as the status log and `gatehouse status` show it.
+public struct LivenessFigures: Sendable, Codable, Equatable {
+    /// The probe that ran last (`tcp` or `rtsp-options` while credentials are withheld).
+    public var probe: String
+    public var lastProbeAt: Timestamp?
+    public var lastSuccessAt: Timestamp?
+    /// The last probe's problem (`timeout`, `auth-failed`…), nil when it answered cleanly.
+    public var lastProblem: String?
+    /// The last probe's result in words.
+    public var lastResult: String?
+    public var consecutiveFailures: Int
+    /// The camera refused the credentials once: none are sent until the config changes (lockouts).
+    public var credentialsWithheld: Bool
+}
+
+/// What a health change's event carries when its finder gives its own account: liveness says
+/// when the streak began, why, and keys the event by it.
+public struct HealthEventDetail: Sendable, Equatable {
+    public var occurredAt: Timestamp
+    public var receivedAt: Timestamp
+    public var attributes: [String: JSONValue]
+    public var dedupKey: String
+    public var driver: String
+}
+
+/// Probes every device with a `liveness:` block, whatever its driver (camera notes §1, §5):
+/// first probes staggered over one interval, then every interval ± jitter, at most
+/// `liveness.concurrency` at once. Each verdict goes through the camera's `LivenessTracker`, and
+/// its changes through `DeviceDirectory` as `device.offline` / `device.online` with the reason.
+/// The tracker is stored as a device cursor of its own (`liveness:<device id>`) in the
+/// transaction of the event it caused, so a restart neither re-announces nor forgets a streak.
+public final class LivenessMonitor: Sendable {
+    struct Camera: Sendable {
+        var device: DeviceConfig
+        var settings: CameraLiveness
+    }
+
+    private let pipeline: IngestPipeline
+    private let settings: LivenessSettings
+    private let cameras: [Camera]
+    private let clock: any DriverClock
+    private let logger: Logger
+    private let state = Mutex<(trackers: [String: LivenessTracker], withheld: Set<String>, probes: [String: Int])>(([:], [], [:]))
+
+    public init(pipeline: IngestPipeline, settings: LivenessSettings, devices: [DeviceConfig], clock: any DriverClock, logger: Logger) {
+        self.pipeline = pipeline
+        self.settings = settings
+        self.clock = clock
+        self.logger = logger
+        cameras = devices.compactMap { device in
+            guard device.enabled, let liveness = device.liveness, !liveness.target.isEmpty else { return nil }
+            return Camera(device: device, settings: liveness)
+        }
+    }
+
+    /// Cameras this monitor probes.
+    public var cameraCount: Int { cameras.count }
+
+    /// Probes run so far for a device, for tests.
+    public func probes(_ deviceID: String) -> Int { state.withLock { $0.probes[deviceID] ?? 0 } }
+
+    static func cursorKey(_ deviceID: String) -> String { "liveness:\(deviceID)" }
+
+    /// Runs until cancelled.
+    public func run() async {
+        guard !cameras.isEmpty else { return }
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        let prober = LivenessProber(
+            http: client, timeout: .milliseconds(Int64(settings.timeoutSeconds * 1000)), maxSnapshotBytes: 8 << 20, clock: clock)
+        logger.info("liveness: \(cameras.count) cameras, at most \(settings.concurrency) probes at once")
+        // Resume each camera's streaks; the directory takes the stored state without announcing it.
+        for camera in cameras {
+            let tracker = await loadTracker(camera.device.id)
+            state.withLock { $0.trackers[camera.device.id] = tracker }
+        }
+        let cameras = cameras
+        let rounds = StaggeredRounds(intervals: cameras.map(\.settings.intervalSeconds), concurrency: settings.concurrency, clock: clock)
+        await rounds.run(nextDelay: { index in
+            // ± jitter, so cameras started together drift apart instead of probing in step.
+            let settings = cameras[index].settings
+            return settings.intervalSeconds * (1 + Double.random(in: -settings.jitter...settings.jitter))
+        }) { index in
+            await self.probe(cameras[index], prober: prober)
+        }
+        try? await client.shutdown()
+    }
+
+    /// One probe of one camera: run, judge, record in the directory, persist, announce.
+    func probe(_ camera: Camera, prober: LivenessProber) async {
+        let id = camera.device.id
+        var log = logger
+        log[metadataKey: "gatehouse.device"] = "\(id)"
+        let withheld = state.withLock { $0.withheld.contains(id) }
+        let credentials = withheld ? nil : camera.device.credentials
+        let (kind, target) = Self.probe(for: camera.settings, withheld: withheld)
+        // A probe counts at its start: the first failed one dates the offline streak.
+        let now = clock.now
+        let result = await prober.probe(kind, target: target, credentials: credentials)
+        if result.problem == .authFailed, credentials != nil, !withheld {
+            // Lockout pitfall: one refusal, then no more tries with these credentials until the
+            // config changes (a restart tries once more); keep probing without them.
+            state.withLock { _ = $0.withheld.insert(id) }
+            log.warning("liveness: credentials refused; not sending them again until the config changes", metadata: ["result": "\(result.detail)"])
+        }
+        var tracker = state.withLock { s -> LivenessTracker in
+            s.probes[id, default: 0] += 1
+            return s.trackers[id] ?? LivenessTracker()
+        }
+        let before = tracker
+        let transition = tracker.observe(result, at: now, settings: camera.settings)
+        let figures = LivenessFigures(
+            probe: kind.rawValue, lastProbeAt: now, lastSuccessAt: tracker.lastSuccessAt, lastProblem: result.problem?.rawValue,
+            lastResult: result.detail, consecutiveFailures: tracker.consecutiveFailures,
+            credentialsWithheld: state.withLock { $0.withheld.contains(id) })
+        let up: Bool? = tracker.state == .unknown ? nil : tracker.state == .online
+        let reason = "\(kind.rawValue): \(tracker.lastProblem?.rawValue ?? "failed") (\(tracker.lastDetail ?? ""))"
+        let detail = transition.map { Self.detail($0, device: camera.device, probe: kind, at: clock.now) }
+        let health = pipeline.devices.applyLiveness(
+            id, up: up, reason: reason, since: tracker.since ?? now, figures: figures, announce: transition != nil, detail: detail)
+        state.withLock { $0.trackers[id] = tracker }
+        if !result.alive {
+            log.debug("liveness: probe failed", metadata: ["probe": "\(kind.rawValue)", "result": "\(result.detail)", "failures": "\(tracker.consecutiveFailures)"])
+        }
+        // Stored when the streaks or the state moved; a steady online camera writes nothing.
+        guard tracker.state != before.state || tracker.consecutiveFailures != before.consecutiveFailures
+            || (tracker.consecutiveSuccesses != before.consecutiveSuccesses && tracker.state != .online) || health != nil
+        else { return }
+        do {
+            let events = health.map { [pipeline.healthEvent($0)] } ?? []
+            let cursor = String(decoding: try JSONEncoder().encode(tracker), as: UTF8.self)
+            _ = try await pipeline.queue.append(events, cursor: DeviceCursorUpdate(deviceID: Self.cursorKey(id), cursor: cursor), receivedAt: clock.now)
+        } catch {
+            log.error("liveness: could not record the probe's verdict", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// The configured probe, or — after the camera refused the credentials — one that needs none.
+    static func probe(for settings: CameraLiveness, withheld: Bool) -> (LivenessProbeKind, String) {
+        guard withheld else { return (settings.probe, settings.target) }
+        switch settings.probe {
+        case .rtspDescribe: return (.rtspOptions, settings.target)
+        case .snapshot:
+            let url = URL(string: settings.target)
+            let port = url?.port ?? (url?.scheme == "https" ? 443 : 80)
+            return (.tcp, "\(url?.host ?? ""):\(port)")
+        case .rtspOptions, .tcp, .onvif: return (settings.probe, settings.target)
+        }
+    }
+
+    /// The event's account of a change: when the streak began, why, and a key derived from
+    /// device, kind and streak start, so a re-evaluated streak is one event however often it is sent.
+    static func detail(_ transition: LivenessTracker.Transition, device: DeviceConfig, probe: LivenessProbeKind, at now: Timestamp) -> HealthEventDetail {
+        switch transition {
+        case .offline(let since, let problem, let detail, let failures, let lastSuccessAt):
+            var attributes: [String: JSONValue] = [
+                "reason": .string(problem.rawValue), "probe": .string(probe.rawValue), "detail": .string(String(detail.prefix(300))),
+                "consecutiveFailures": .number(Double(failures)),
+            ]
+            if let lastSuccessAt { attributes["lastSuccessAt"] = .string(lastSuccessAt.rfc3339) }
+            return HealthEventDetail(
+                occurredAt: since, receivedAt: now, attributes: attributes,
+                dedupKey: "liveness:\(device.id):device.offline:\(since.milliseconds)", driver: "liveness")
+        case .online(let since, let downSince):
+            var attributes: [String: JSONValue] = ["probe": .string(probe.rawValue)]
+            if let downSince { attributes["downSeconds"] = .number(Double(max(0, since.milliseconds - downSince.milliseconds) / 1000)) }
+            return HealthEventDetail(
+                occurredAt: since, receivedAt: now, attributes: attributes,
+                dedupKey: "liveness:\(device.id):device.online:\(since.milliseconds)", driver: "liveness")
+        }
+    }
+
+    private func loadTracker(_ id: String) async -> LivenessTracker {
+        do {
+            guard let text = try await pipeline.queue.deviceCursor(Self.cursorKey(id)) else { return LivenessTracker() }
+            return try JSONDecoder().decode(LivenessTracker.self, from: Data(text.utf8))
+        } catch {
+            logger.warning("liveness: stored state unreadable, starting unknown", metadata: ["gatehouse.device": "\(id)", "error": "\(error)"])
+            return LivenessTracker()
+        }
+    }
+}
