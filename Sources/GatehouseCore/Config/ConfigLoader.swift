@@ -205,7 +205,7 @@ public enum ConfigLoader {
                 driver: driver ?? "", adaptersDirectory: adaptersDirectory))
         device.line = map.mark?.line ?? 0
         device.points = readPoints(map.mapping("points"))
-        device.pictureHealth = readCameraPictureHealth(map.mapping("picture_health"), vendor: vendor, address: map.string("address"))
+        device.pictureHealth = readCameraPictureHealth(map.mapping("picture_health"), vendor: vendor, address: map.string("address"), driver: driver)
         guard id != nil, driver != nil, type != nil, zone != nil else { return nil }
         return device
     }

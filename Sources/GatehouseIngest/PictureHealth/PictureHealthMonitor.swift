@@ -70,6 +70,8 @@ public final class PictureHealthMonitor: Sendable {
         var busy: Set<String> = []
         var figures: [String: CameraFigures] = [:]
         var thumbnails: [String: Thumbnail] = [:]
+        /// ONVIF cameras' snapshot URIs, as GetSnapshotUri named them; dropped after a failed snapshot.
+        var snapshotURIs: [String: String] = [:]
     }
 
     private let pipeline: IngestPipeline
@@ -89,7 +91,10 @@ public final class PictureHealthMonitor: Sendable {
 
     static func cameras(_ devices: [DeviceConfig]) -> [Camera] {
         devices.compactMap { device in
-            guard device.enabled, let health = device.pictureHealth, let url = health.snapshotURL else { return nil }
+            guard device.enabled, let health = device.pictureHealth else { return nil }
+            // An ONVIF camera's URL is its device service, asked for the snapshot URI.
+            let url = health.source == .onvif ? device.address.map(ONVIFOptions.deviceServiceURL) : health.snapshotURL
+            guard let url else { return nil }
             return Camera(device: device, settings: health, url: url)
         }
     }
@@ -143,6 +148,7 @@ public final class PictureHealthMonitor: Sendable {
             // The device entry itself always differs (its line in the file); what picture health uses is compared.
             guard let previous = old[camera.device.id], previous.settings != camera.settings || previous.url != camera.url else { continue }
             changed.append(camera.device.id)
+            s.snapshotURIs[camera.device.id] = nil
             // A shorter interval takes effect now, not after the old, longer one.
             let interval = Int64(camera.settings.intervalSeconds * 1000)
             if let due = s.due[camera.device.id], due > now + interval { s.due[camera.device.id] = now + interval }
@@ -152,6 +158,7 @@ public final class PictureHealthMonitor: Sendable {
             s.due[id] = nil
             s.figures[id] = nil
             s.thumbnails[id] = nil
+            s.snapshotURIs[id] = nil
         }
         return (added.map(\.device.id), removed, changed)
     }
@@ -222,7 +229,8 @@ public final class PictureHealthMonitor: Sendable {
         let askedAt = clock.now
         record(id) { $0.lastAskedAt = askedAt }
         do {
-            let bytes = try await fetcher.fetch(camera.url, username: camera.device.credentials?.username, password: camera.device.credentials?.password)
+            let url = try await snapshotURL(camera, fetcher: fetcher)
+            let bytes = try await fetcher.fetch(url, username: camera.device.credentials?.username, password: camera.device.credentials?.password)
             let started = ContinuousClock.now
             let picture = try GreyPicture.decodeJPEG(bytes, maxPixels: 50_000_000)
             let previous = state.withLock { $0.thumbnails[id] }
@@ -239,6 +247,8 @@ public final class PictureHealthMonitor: Sendable {
         } catch {
             // Whether the camera is reachable is liveness's question; picture health just has no verdict.
             let failedAt = clock.now
+            // A camera that moved its snapshot (new firmware, a 404) is asked for it again next time.
+            state.withLock { _ = $0.snapshotURIs.removeValue(forKey: id) }
             record(id) {
                 $0.failures += 1
                 $0.lastError = "\(error)"
@@ -271,6 +281,20 @@ public final class PictureHealthMonitor: Sendable {
         } catch {
             log.error("picture health: could not record the snapshot's verdict", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// The URL to fetch: the configured or brand one, or the ONVIF camera's GetSnapshotUri (cached).
+    private func snapshotURL(_ camera: Camera, fetcher: SnapshotFetcher) async throws -> String {
+        guard camera.settings.source == .onvif else { return camera.url }
+        let id = camera.device.id
+        if let cached = state.withLock({ $0.snapshotURIs[id] }) { return cached }
+        let uri = try await ONVIFSnapshotURI.resolve(
+            deviceServiceURL: camera.url, credentials: camera.device.credentials, zone: camera.device.timeZone, http: fetcher.client, clock: clock,
+            timeout: .nanoseconds(fetcher.timeout.nanoseconds))
+        state.withLock { s in
+            if s.cameras[id] != nil { s.snapshotURIs[id] = uri }
+        }
+        return uri
     }
 
     /// Updates a camera's figures (and thumbnail), unless a reload removed it meanwhile.
