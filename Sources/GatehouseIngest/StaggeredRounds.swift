@@ -1,8 +1,8 @@
 import GatehouseCore
 import Synchronization
 
-/// Runs one piece of work per camera, each on its own interval, for the gateway's periodic
-/// camera checks (picture health, liveness): item *i* of *n* first runs *i/n* of its interval
+/// Runs one piece of work per camera, each on its own interval, for the liveness probes (picture
+/// health keeps its own schedule because SIGHUP adds and removes its cameras): item *i* of *n* first runs *i/n* of its interval
 /// after start, then once per interval on that phase, so 500 cameras never make a burst. At most
 /// `concurrency` run at once, never two of one item; a late item skips a round rather than
 /// catching up. Time is the injected clock.

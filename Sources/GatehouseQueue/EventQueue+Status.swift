@@ -36,6 +36,13 @@ extension EventQueue {
         }
     }
 
+    /// Deletes a device cursor (a device or camera no longer configured); no row is fine.
+    public func deleteDeviceCursor(_ deviceID: String) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM device_cursors WHERE device_id = ?", arguments: [deviceID])
+        }
+    }
+
     /// Forgets dedup keys older than the window and returns freed pages to the file system.
     public func maintain(now: Timestamp? = nil) async throws {
         let now = now ?? clock.now

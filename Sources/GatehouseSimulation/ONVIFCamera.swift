@@ -9,7 +9,8 @@ import Synchronization
 
 /// Plays an ONVIF camera's device and event services on 127.0.0.1: GetSystemDateAndTime (no
 /// credentials), GetDeviceInformation, GetServices/GetCapabilities, CreatePullPointSubscription,
-/// PullMessages (long-poll), Renew and Unsubscribe, behind WS-Security UsernameToken digests
+/// PullMessages (long-poll), Renew and Unsubscribe, the media service's GetProfiles and
+/// GetSnapshotUri with the snapshot itself (a JPEG as `SnapshotCamera` makes them), behind WS-Security UsernameToken digests
 /// checked against the camera's own clock (which can be set off), and optionally HTTP Digest.
 /// Subscriptions expire on the camera's clock and a reboot forgets them; faults, unreadable
 /// replies, a wrong password and vendor quirks can be switched on; tests fire alarms by topic.
@@ -83,6 +84,12 @@ public final class ONVIFCamera: Sendable {
         var malformedPulls = 0
         var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
         var inFlight = 0
+        /// What the snapshot shows, the frame count, snapshots served, and the path GetSnapshotUri
+        /// names now (`moveSnapshot()` changes it, so the old URI answers 404).
+        var picture = SnapshotCamera.Picture.sharp
+        var frame = 0
+        var snapshotsServed = 0
+        var snapshotPath = "/onvif/snapshot/1.jpg"
     }
 
     public let username: String
@@ -97,6 +104,8 @@ public final class ONVIFCamera: Sendable {
     private let state: Mutex<State>
     private let server = SimulatedServer(name: "onvif camera simulator")
     private let nonceKey = SymmetricKey(size: .bits256)
+    /// The snapshot URI is protected by HTTP Digest (GET), as on most cameras, with the initial password.
+    private let snapshotDigest: SimulatedDigest
     private let logger: Logger
 
     /// `now` is the gateway-side truth (tests pass their clock); the camera reads it plus
@@ -115,6 +124,7 @@ public final class ONVIFCamera: Sendable {
         self.now = now
         self.logger = logger
         state = Mutex(State(clockOffset: clockOffsetSeconds, password: password))
+        snapshotDigest = SimulatedDigest(username: username, password: password, realm: "IP Camera Snapshot")
     }
 
     // MARK: - Controls
@@ -126,6 +136,18 @@ public final class ONVIFCamera: Sendable {
 
     /// The camera's clock.
     public var cameraNow: Date { state.withLock { cameraTime($0) } }
+
+    /// What the media service's snapshot shows from now on.
+    public func setPicture(_ picture: SnapshotCamera.Picture) { state.withLock { $0.picture = picture } }
+    /// Snapshots served from the URI GetSnapshotUri names.
+    public var snapshotsServed: Int { state.withLock { $0.snapshotsServed } }
+    /// Moves the snapshot to a new path (as a firmware update may): the URI handed out before answers 404.
+    public func moveSnapshot() {
+        state.withLock { s in
+            let next = (Int(s.snapshotPath.split(separator: "/").last?.split(separator: ".").first ?? "1") ?? 1) + 1
+            s.snapshotPath = "/onvif/snapshot/\(next).jpg"
+        }
+    }
 
     public func setClockOffset(_ seconds: Double) { state.withLock { $0.clockOffset = seconds } }
     public func setPassword(_ password: String) { state.withLock { $0.password = password } }
@@ -205,6 +227,7 @@ public final class ONVIFCamera: Sendable {
     func respond(to request: Request) async -> Response {
         state.withLock { $0.inFlight += 1 }
         defer { state.withLock { $0.inFlight -= 1 } }
+        if request.method == .get, request.uri.path.hasPrefix("/onvif/snapshot/") { return snapshot(request) }
         guard request.method == .post else { return Response(status: .methodNotAllowed) }
         let text: String
         do {
@@ -240,22 +263,56 @@ public final class ONVIFCamera: Sendable {
         case "GetServices":
             return Self.ok("""
                 <tds:GetServicesResponse><tds:Service><tds:Namespace>http://www.onvif.org/ver10/device/wsdl</tds:Namespace><tds:XAddr>\(base)/onvif/device_service</tds:XAddr><tds:Version><tt:Major>2</tt:Major><tt:Minor>60</tt:Minor></tds:Version></tds:Service>\
-                <tds:Service><tds:Namespace>http://www.onvif.org/ver10/events/wsdl</tds:Namespace><tds:XAddr>\(base)/onvif/Events</tds:XAddr><tds:Version><tt:Major>2</tt:Major><tt:Minor>60</tt:Minor></tds:Version></tds:Service></tds:GetServicesResponse>
+                <tds:Service><tds:Namespace>http://www.onvif.org/ver10/events/wsdl</tds:Namespace><tds:XAddr>\(base)/onvif/Events</tds:XAddr><tds:Version><tt:Major>2</tt:Major><tt:Minor>60</tt:Minor></tds:Version></tds:Service>\
+                <tds:Service><tds:Namespace>http://www.onvif.org/ver10/media/wsdl</tds:Namespace><tds:XAddr>\(base)/onvif/Media</tds:XAddr><tds:Version><tt:Major>2</tt:Major><tt:Minor>60</tt:Minor></tds:Version></tds:Service></tds:GetServicesResponse>
                 """)
         case "GetCapabilities":
             return Self.ok("""
                 <tds:GetCapabilitiesResponse><tds:Capabilities><tt:Device><tt:XAddr>\(base)/onvif/device_service</tt:XAddr></tt:Device>\
                 <tt:Events><tt:XAddr>\(base)/onvif/Events</tt:XAddr><tt:WSSubscriptionPolicySupport>false</tt:WSSubscriptionPolicySupport>\
-                <tt:WSPullPointSupport>true</tt:WSPullPointSupport><tt:WSPausableSubscriptionManagerInterfaceSupport>false</tt:WSPausableSubscriptionManagerInterfaceSupport></tt:Events></tds:Capabilities></tds:GetCapabilitiesResponse>
+                <tt:WSPullPointSupport>true</tt:WSPullPointSupport><tt:WSPausableSubscriptionManagerInterfaceSupport>false</tt:WSPausableSubscriptionManagerInterfaceSupport></tt:Events>\
+                <tt:Media><tt:XAddr>\(base)/onvif/Media</tt:XAddr><tt:StreamingCapabilities><tt:RTPMulticast>false</tt:RTPMulticast><tt:RTP_TCP>true</tt:RTP_TCP><tt:RTP_RTSP_TCP>true</tt:RTP_RTSP_TCP></tt:StreamingCapabilities></tt:Media></tds:Capabilities></tds:GetCapabilitiesResponse>
                 """)
         case "CreatePullPointSubscription": return createSubscription(text, base: base)
         case "PullMessages": return await pull(text, idx: idx)
         case "Renew": return renew(text, idx: idx)
         case "Unsubscribe": return unsubscribe(text, idx: idx)
         case "SetSynchronizationPoint": return Self.ok("<tev:SetSynchronizationPointResponse/>")
+        case "GetProfiles":
+            return Self.ok("<trt:GetProfilesResponse><trt:Profiles token=\"Profile_1\" fixed=\"true\"><tt:Name>mainStream</tt:Name></trt:Profiles><trt:Profiles token=\"Profile_2\" fixed=\"true\"><tt:Name>subStream</tt:Name></trt:Profiles></trt:GetProfilesResponse>")
+        case "GetSnapshotUri":
+            let path = state.withLock { $0.snapshotPath }
+            return Self.ok("""
+                <trt:GetSnapshotUriResponse><trt:MediaUri><tt:Uri>\(base)\(path)</tt:Uri><tt:InvalidAfterConnect>false</tt:InvalidAfterConnect>\
+                <tt:InvalidAfterReboot>false</tt:InvalidAfterReboot><tt:Timeout>PT0S</tt:Timeout></trt:MediaUri></trt:GetSnapshotUriResponse>
+                """)
         default:
             return Self.fault(subcode: "ter:ActionNotSupported", reason: "operation '\(operation)' not simulated")
         }
+    }
+
+    // MARK: - Snapshot
+
+    /// `GET` of the URI GetSnapshotUri names: a JPEG encoded as `SnapshotCamera` encodes its own,
+    /// behind HTTP Digest; any other snapshot path is 404 (a moved snapshot).
+    private func snapshot(_ request: Request) -> Response {
+        let (path, picture, frame) = state.withLock { s -> (String, SnapshotCamera.Picture, Int) in
+            s.frame += 1
+            return (s.snapshotPath, s.picture, s.frame)
+        }
+        guard request.uri.path == path else { return Response(status: .notFound) }
+        guard let header = request.headers[.authorization], snapshotDigest.verify(header, method: "GET", uri: request.uri.description) else {
+            if request.headers[.authorization] != nil { state.withLock { $0.figures.refusedCredentials += 1 } }
+            var headers = HTTPFields()
+            headers[.wwwAuthenticate] = snapshotDigest.challenge()
+            return Response(status: .unauthorized, headers: headers)
+        }
+        // Frozen repeats frame 1; the others move with the frame, as a live camera's picture does.
+        let (width, height) = (640, 360)
+        let scene = SnapshotCamera.scene(picture == .frozen ? .sharp : picture, frame: picture == .frozen ? 1 : frame, width: width, height: height)
+        guard let jpeg = try? SnapshotCamera.encode(rgb: scene, width: width, height: height) else { return Response(status: .internalServerError) }
+        state.withLock { $0.snapshotsServed += 1 }
+        return Response(status: .ok, headers: [.contentType: "image/jpeg"], body: .init(byteBuffer: ByteBuffer(bytes: jpeg)))
     }
 
     // MARK: - WS-Security
@@ -461,7 +518,7 @@ public final class ONVIFCamera: Sendable {
         xmlns:tds="http://www.onvif.org/ver10/device/wsdl" xmlns:tev="http://www.onvif.org/ver10/events/wsdl" \
         xmlns:wsnt="http://docs.oasis-open.org/wsn/b-2" xmlns:tt="http://www.onvif.org/ver10/schema" \
         xmlns:tns1="http://www.onvif.org/ver10/topics" xmlns:ter="http://www.onvif.org/ver10/error" \
-        xmlns:wsrf-rw="http://docs.oasis-open.org/wsrf/rw-2"
+        xmlns:wsrf-rw="http://docs.oasis-open.org/wsrf/rw-2" xmlns:trt="http://www.onvif.org/ver10/media/wsdl"
         """
 
     static func ok(_ body: String) -> Response {

@@ -34,6 +34,9 @@ public final class SnapshotCamera: Sendable {
     private let server = SimulatedServer(name: "snapshot camera simulator")
     private let logger: Logger
     private let state: Mutex<(picture: Picture, frame: Int, last: [UInt8]?, served: Int, refused: Int)>
+    /// Snapshot requests being answered now, in all and per request target (one target per
+    /// simulated channel), the most ever seen, and whether answers are held back.
+    private let flight = Mutex<(now: Int, most: Int, perTarget: [String: Int], mostPerTarget: Int, held: Bool)>((0, 0, [:], 0, false))
 
     public init(
         username: String = "viewer", password: String = "Cam!2025", width: Int = 640, height: Int = 360, picture: Picture = .sharp,
@@ -60,6 +63,16 @@ public final class SnapshotCamera: Sendable {
     /// Requests refused with 401 although they carried credentials.
     public var refusedCredentials: Int { state.withLock { $0.refused } }
 
+    /// Snapshot requests in flight now (the gateway's requests, counted from arrival to answer).
+    public var snapshotsInFlight: Int { flight.withLock { $0.now } }
+    /// The most snapshot requests ever in flight at once, and the most for one request target.
+    public var mostInFlight: (all: Int, oneTarget: Int) { flight.withLock { ($0.most, $0.mostPerTarget) } }
+
+    /// Holds every snapshot answer until `releaseSnapshots()`, so a test sees the gateway's
+    /// requests pile up without depending on timing.
+    public func holdSnapshots() { flight.withLock { $0.held = true } }
+    public func releaseSnapshots() { flight.withLock { $0.held = false } }
+
     public func run(port: Int = 0) async throws {
         try await server.run(host: "127.0.0.1", port: port, logger: logger) { request in await self.respond(to: request) }
     }
@@ -78,6 +91,22 @@ public final class SnapshotCamera: Sendable {
         }
         guard request.method == .get, ["/cgi-bin/snapshot.cgi", "/ISAPI/Streaming/channels/101/picture"].contains(request.uri.path) else {
             return Response(status: .notFound)
+        }
+        let target = request.uri.description
+        flight.withLock { f in
+            f.now += 1
+            f.most = max(f.most, f.now)
+            f.perTarget[target, default: 0] += 1
+            f.mostPerTarget = max(f.mostPerTarget, f.perTarget[target] ?? 0)
+        }
+        defer {
+            flight.withLock { f in
+                f.now -= 1
+                f.perTarget[target, default: 1] -= 1
+            }
+        }
+        while flight.withLock({ $0.held }), !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(5))
         }
         guard authorized(request.headers[.authorization], uri: request.uri.description) else {
             if request.headers[.authorization] != nil { state.withLock { $0.refused += 1 } }

@@ -3,7 +3,8 @@
 
 Starts `.build/debug/gatehouse-sim onvif --port 0` with a camera clock ten minutes behind and a
 motion alarm toggling, then has the client read the clock, the device information, create a
-PullPoint subscription and pull until the alarm arrives. Exits non-zero with the reason when
+PullPoint subscription and pull until the alarm arrives, then read the media profiles and fetch
+the snapshot GetSnapshotUri names (Digest). Exits non-zero with the reason when
 anything the client saw is not what the simulator served. Every step is bounded in time.
 """
 import asyncio
@@ -72,8 +73,19 @@ async def check(port):
             fail("no NotificationMessage pulled within 30 s")
         manager = await camera.create_subscription_service("PullPointSubscription")
         await asyncio.wait_for(manager.Unsubscribe(), 10)
+        # The media service as picture health uses it: GetProfiles, GetSnapshotUri, the JPEG behind Digest.
+        media = await camera.create_media_service()
+        profiles = await asyncio.wait_for(media.GetProfiles(), 10)
+        if not profiles or not profiles[0].token:
+            fail(f"GetProfiles gave no profile token: {profiles}")
+        uri = await asyncio.wait_for(camera.get_snapshot_uri(profiles[0].token), 10)
+        if not uri or "/onvif/snapshot/" not in uri:
+            fail(f"unexpected GetSnapshotUri {uri!r}")
+        jpeg = await asyncio.wait_for(camera.get_snapshot(profiles[0].token), 20)
+        if not jpeg or jpeg[:2] != b"\xff\xd8":
+            fail(f"get_snapshot did not return a JPEG: {jpeg[:16] if jpeg else jpeg!r}")
         print(f"thirdparty/onvif: ok — onvif-zeep-async read the clock ({behind:.0f} s behind), {info.Manufacturer} {info.Model}, "
-              f"subscribed at {address} and pulled {seen[0][0]} {seen[0][1]}")
+              f"subscribed at {address} and pulled {seen[0][0]} {seen[0][1]}; GetSnapshotUri {uri}, snapshot {len(jpeg)} bytes (Digest)")
     finally:
         await camera.close()
 

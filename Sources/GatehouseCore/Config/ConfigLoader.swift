@@ -207,7 +207,7 @@ public enum ConfigLoader {
                 driver: driver ?? "", adaptersDirectory: adaptersDirectory))
         device.line = map.mark?.line ?? 0
         device.points = readPoints(map.mapping("points"))
-        device.pictureHealth = readCameraPictureHealth(map.mapping("picture_health"), vendor: vendor, address: map.string("address"))
+        device.pictureHealth = readCameraPictureHealth(map.mapping("picture_health"), vendor: vendor, address: map.string("address"), driver: driver)
         device.liveness = readCameraLiveness(map.mapping("liveness"), driver: driver ?? "", vendor: vendor, address: map.string("address"), auth: auth)
         guard id != nil, driver != nil, type != nil, zone != nil else { return nil }
         return device

@@ -20,7 +20,15 @@ public struct PictureHealthSettings: Sendable, Equatable {
 /// A camera's `picture_health:` block: where its snapshot is, how often to look, and when its
 /// picture counts as degraded. Thresholds left out are learned (sharpness) or take the defaults.
 public struct CameraPictureHealth: Sendable, Equatable {
-    /// Full snapshot URL; nil: the brand's default path on the device's `address`.
+    /// Where the snapshot comes from: an HTTP URL (given or the brand's), or the camera's ONVIF
+    /// media service (`GetProfiles`, `GetSnapshotUri` on the device service at `address`).
+    public enum Source: String, Sendable, Equatable, CaseIterable {
+        case url, onvif
+    }
+
+    public var source = Source.url
+    /// Full snapshot URL; nil: the brand's default path on the device's `address`, or with
+    /// `source: onvif` the URI the camera names.
     public var snapshotURL: String?
     public var intervalSeconds: Double = 600
     /// Bad snapshots in a row before `camera.image-degraded`.
@@ -70,11 +78,22 @@ extension ConfigLoader {
             maxSnapshotBytes: map.bytes("max_snapshot_bytes", default: 8 << 20, minimum: 64 << 10))
     }
 
-    static func readCameraPictureHealth(_ map: YAMLMapping?, vendor: String, address: String?) -> CameraPictureHealth? {
+    static func readCameraPictureHealth(_ map: YAMLMapping?, vendor: String, address: String?, driver: String? = nil) -> CameraPictureHealth? {
         guard let map else { return nil }
         defer { map.finish() }
         var health = CameraPictureHealth()
-        if let url = map.string("snapshot_url", expected: "an http:// or https:// URL") {
+        // An onvif camera without a snapshot_url asks its media service; any camera can with `source: onvif`.
+        let source = map.choice("source", default: driver == "onvif" && !map.has("snapshot_url") ? CameraPictureHealth.Source.onvif : .url)
+        health.source = source ?? .url
+        if health.source == .onvif {
+            // The device service URL is made from `address` as the onvif driver makes it.
+            if address == nil {
+                map.log.report(nil, fallback: map.mark, key: map.join("source"), "source: onvif needs the device's address (the ONVIF device service's host[:port] or URL)")
+            }
+            if map.has("snapshot_url") {
+                map.log.report(map.node("snapshot_url"), key: map.join("snapshot_url"), "snapshot_url and source: onvif exclude each other (the ONVIF camera names its snapshot URI)")
+            }
+        } else if let url = map.string("snapshot_url", expected: "an http:// or https:// URL") {
             if let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil {
                 health.snapshotURL = url
             } else {
@@ -84,7 +103,7 @@ extension ConfigLoader {
             health.snapshotURL = CameraPictureHealth.defaultSnapshotURL(vendor: vendor, address: address)
             if health.snapshotURL == nil {
                 let brands = CameraPictureHealth.brandSnapshotPaths.map(\.vendor).joined(separator: ", ")
-                map.log.report(nil, fallback: map.mark, key: map.join("snapshot_url"), "required: no default snapshot path for vendor '\(vendor)'\(address == nil ? " without an address" : "") (expected snapshot_url: http://HOST/PATH, or the device's address with vendor one of \(brands))")
+                map.log.report(nil, fallback: map.mark, key: map.join("snapshot_url"), "required: no default snapshot path for vendor '\(vendor)'\(address == nil ? " without an address" : "") (expected snapshot_url: http://HOST/PATH, source: onvif, or the device's address with vendor one of \(brands))")
             }
         }
         // Seconds, from 1 for tests and demos; cameras are polled every few minutes (old boards take seconds per JPEG).

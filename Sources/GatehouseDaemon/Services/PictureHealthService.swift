@@ -7,11 +7,7 @@ struct PictureHealthService: Service {
     let monitor: PictureHealthMonitor
 
     func run() async throws {
-        // A service that returns ends the whole group: with no camera to look at, wait for the shutdown.
-        guard monitor.cameraCount > 0 else {
-            try? await gracefulShutdown()
-            return
-        }
+        // Runs with no camera too (it waits): a reload may add some.
         await cancelWhenGracefulShutdown { await monitor.run() }
     }
 }

@@ -6,7 +6,7 @@ import ServiceLifecycle
 import UnixSignals
 import Synchronization
 
-/// SIGHUP: re-reads the config and applies what can change safely — devices, sinks, privacy,
+/// SIGHUP: re-reads the config and applies what can change safely — devices, sinks, picture health, privacy,
 /// limits, budget, status interval, log level — without touching queued events. A config with errors is
 /// refused as a whole and the running one stays; listener addresses need a restart.
 final class ReloadService: Service {
@@ -21,6 +21,7 @@ final class ReloadService: Service {
     /// This run's driver instances, told about the new config.
     let driverInstances: [any Driver]
     let status: StatusService
+    let pictureHealth: PictureHealthMonitor
     let logLevel: LogLevelControl?
     let logger: Logger
     private let current: Mutex<GatehouseConfig>
@@ -28,7 +29,7 @@ final class ReloadService: Service {
     init(
         configPath: String?, current: GatehouseConfig, queue: EventQueue, devices: DeviceDirectory, pipeline: IngestPipeline,
         requests: DeviceRequests, sourceGuard: SourceGuard, sinks: SinkSupervisor, drivers: DriverSupervisor,
-        driverInstances: [any Driver], status: StatusService, logLevel: LogLevelControl?, logger: Logger
+        driverInstances: [any Driver], status: StatusService, pictureHealth: PictureHealthMonitor, logLevel: LogLevelControl?, logger: Logger
     ) {
         self.configPath = configPath
         self.current = Mutex(current)
@@ -41,6 +42,7 @@ final class ReloadService: Service {
         self.drivers = drivers
         self.driverInstances = driverInstances
         self.status = status
+        self.pictureHealth = pictureHealth
         self.logLevel = logLevel
         self.logger = logger
     }
@@ -76,6 +78,7 @@ final class ReloadService: Service {
             }
         }
         pipeline.update(config: next)
+        changes += await pictureHealth.apply(settings: next.pictureHealth, devices: next.devices)
         requests.update(config: next.ingest)
         sourceGuard.update(config: next.ingest)
         queue.update(settings: next.queue, diskBudgetBytes: next.diskBudgetBytes)

@@ -13,6 +13,8 @@ final class StatusCollector: Sendable {
     let sinks: SinkSupervisor
     let registry: PrometheusCollectorRegistry
     let site: String
+    /// Picture health's per-camera figures; nil in tests that run without it.
+    let pictureHealth: PictureHealthMonitor?
     let startedAt: Timestamp
     /// Listener name → the address it is bound to, once it is.
     private let listeners = Mutex<[String: String]>([:])
@@ -23,12 +25,15 @@ final class StatusCollector: Sendable {
     /// Devices with a `gatehouse_device_up` series, so a reload that removes one also removes its series.
     private let exportedDevices = Mutex<Set<String>>([])
 
-    init(queue: EventQueue, devices: DeviceDirectory, sinks: SinkSupervisor, registry: PrometheusCollectorRegistry, site: String) {
+    init(queue: EventQueue, devices: DeviceDirectory, sinks: SinkSupervisor, registry: PrometheusCollectorRegistry, site: String,
+        pictureHealth: PictureHealthMonitor? = nil
+    ) {
         self.queue = queue
         self.devices = devices
         self.sinks = sinks
         self.registry = registry
         self.site = site
+        self.pictureHealth = pictureHealth
         // Stamps only (the report's time and uptime shown to the operator): no decision reads them.
         self.startedAt = .now
         registry.makeGauge(
@@ -51,7 +56,7 @@ final class StatusCollector: Sendable {
         }
         let report = StatusReport(
             generatedAt: .now, site: site, startedAt: startedAt, devices: devices.healthSnapshot,
-            queue: try await queue.stats(), sinks: lines, failedSinks: sinks.failed)
+            queue: try await queue.stats(), sinks: lines, failedSinks: sinks.failed, pictureHealth: pictureHealth?.allFigures ?? [:])
         export(report)
         return report
     }

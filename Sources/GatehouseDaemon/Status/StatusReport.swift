@@ -20,6 +20,8 @@ public struct StatusReport: Sendable, Codable, Equatable {
     public var sinks: [SinkLine]
     /// Sinks that could not be started, with the reason.
     public var failedSinks: [String: String]
+    /// Picture health per camera (device id → figures); empty when no camera has a `picture_health:` block.
+    public var pictureHealth: [String: PictureHealthMonitor.CameraFigures] = [:]
 
     public var devicesUp: Int { devices.filter { $0.state == .up }.count }
 
@@ -49,8 +51,26 @@ public struct StatusReport: Sendable, Codable, Equatable {
         } + failedSinks.sorted { $0.key < $1.key }.map { "\($0.key) failed: \($0.value)" }
         parts.append("sinks: " + (sinkText.isEmpty ? "none" : sinkText.joined(separator: ", ")))
         let evicted = queue.evicted.values.reduce(0, +)
+        if let pictureText { parts.append(pictureText) }
         parts.append("quarantined \(queue.quarantined) (\(queue.quarantineWaiting) waiting), evicted \(evicted), duplicates \(queue.duplicates), dedup collisions \(queue.dedupCollisions), disk \(Self.bytes(queue.fileBytes))")
         return "status: " + parts.joined(separator: "; ")
+    }
+
+    /// The status line's picture health part: how many cameras, which are degraded or failing.
+    var pictureText: String? {
+        guard !pictureHealth.isEmpty else { return nil }
+        let sorted = pictureHealth.sorted { $0.key < $1.key }
+        let degraded = sorted.filter { $0.value.degraded != nil }
+        let failing = sorted.filter { $0.value.failing }
+        var text = "picture health \(pictureHealth.count) cameras, \(degraded.count) degraded"
+        if !degraded.isEmpty {
+            text += " (" + degraded.prefix(5).map { "\($0.key): \($0.value.degraded?.rawValue ?? "")" }.joined(separator: "; ") + (degraded.count > 5 ? "; …" : "") + ")"
+        }
+        text += ", \(failing.count) failing"
+        if !failing.isEmpty {
+            text += " (" + failing.prefix(5).map { "\($0.key): \($0.value.lastError ?? "")" }.joined(separator: "; ") + (failing.count > 5 ? "; …" : "") + ")"
+        }
+        return text
     }
 
     /// The human table `gatehouse status` prints.
@@ -84,8 +104,27 @@ public struct StatusReport: Sendable, Codable, Equatable {
             lines.append("  \(Self.pad(s.name, 16)) \(Self.pad(s.type, 8)) \(Self.pad(s.state, 12)) \(Int(s.eventsPerMinute.rounded()))/min  lag \(line.lag)  delivered \(s.deliveredEvents)  \(s.lastError.map { "last error: \($0)" } ?? "")")
         }
         for (name, reason) in failedSinks.sorted(by: { $0.key < $1.key }) { lines.append("  \(Self.pad(name, 16)) failed: \(reason)") }
+        if !pictureHealth.isEmpty {
+            lines.append("")
+            lines.append("PICTURE HEALTH \(pictureHealth.values.filter { $0.degraded != nil }.count)/\(pictureHealth.count) degraded")
+            lines.append("  \(Self.pad("camera", 24)) \(Self.pad("state", 18)) sharpness (baseline, limit)  brightness  change  snapshots  failures  last snapshot")
+            for (id, f) in pictureHealth.sorted(by: { $0.key < $1.key }) {
+                let s = f.lastScores
+                let sharpness = s.map { Self.number($0.sharpness) } ?? "-"
+                let reference = "(\(f.baseline.map(Self.number) ?? "learning"), \(f.sharpnessLimit.map(Self.number) ?? "-"))"
+                let since = f.degradedSince.map { " since \($0.rfc3339)" } ?? ""
+                lines.append(
+                    "  \(Self.pad(id, 24)) \(Self.pad(f.state, 18)) \(Self.pad(sharpness + " " + reference, 28)) \(Self.pad(s.map { Self.number($0.brightness) } ?? "-", 11)) "
+                        + "\(Self.pad(s?.change.map(Self.number) ?? "-", 7)) \(Self.pad("\(f.snapshots)", 10)) \(Self.pad("\(f.failures)", 9)) \(f.lastSnapshotAt?.rfc3339 ?? "never")\(since)")
+                if let error = f.lastError, let at = f.lastErrorAt {
+                    lines.append("  \(Self.pad("", 24)) last error \(at.rfc3339): \(error)")
+                }
+            }
+        }
         return lines.joined(separator: "\n")
     }
+
+    static func number(_ value: Double) -> String { String(format: "%.1f", value) }
 
     static func pad(_ text: String, _ width: Int) -> String {
         text.count >= width ? text : text + String(repeating: " ", count: width - text.count)

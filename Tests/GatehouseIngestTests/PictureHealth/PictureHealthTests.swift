@@ -201,6 +201,42 @@ struct PictureHealthConfigTests {
         #expect(config.pictureHealth == PictureHealthSettings(concurrency: 2, timeoutSeconds: 5))
     }
 
+    @Test("source: onvif is the default for an onvif camera without snapshot_url, can be asked for on any camera, and needs an address and no snapshot_url")
+    func onvifSource() throws {
+        let config = try ConfigLoader.parse(
+            """
+            site: s
+            devices:
+              - {id: a, driver: onvif, type: camera, address: 192.0.2.40, picture_health: {}}
+              - {id: b, driver: onvif, type: camera, address: 192.0.2.41, picture_health: {snapshot_url: "http://192.0.2.41/snap.jpg"}}
+              - {id: c, driver: generic-json, vendor: uniview, type: camera, address: 192.0.2.42:8000, picture_health: {source: onvif}}
+            sinks:
+              - {name: out, type: file, path: /tmp/out}
+            """, file: "test.yaml", knownDrivers: ["generic-json", "onvif"], sinkTypes: SinkRegistry.readers)
+        let health = config.devices.map { $0.pictureHealth }
+        #expect(health[0]?.source == .onvif && health[0]?.snapshotURL == nil)
+        #expect(health[1]?.source == .url && health[1]?.snapshotURL == "http://192.0.2.41/snap.jpg")
+        #expect(health[2]?.source == .onvif)
+        do {
+            _ = try ConfigLoader.parse(
+                """
+                site: s
+                devices:
+                  - {id: a, driver: generic-json, type: camera, picture_health: {source: onvif}}
+                  - {id: b, driver: onvif, type: camera, address: 192.0.2.41, picture_health: {source: onvif, snapshot_url: "http://192.0.2.41/x"}}
+                  - {id: c, driver: onvif, type: camera, address: 192.0.2.41, picture_health: {source: rtsp}}
+                sinks:
+                  - {name: out, type: file, path: /tmp/out}
+                """, file: "test.yaml", knownDrivers: ["generic-json", "onvif"], sinkTypes: SinkRegistry.readers)
+            Issue.record("accepted")
+        } catch {
+            let keys = error.diagnostics.map(\.key)
+            #expect(keys.contains("devices[0].picture_health.source") && error.description.contains("address"), "\(error)")
+            #expect(keys.contains("devices[1].picture_health.snapshot_url"), "\(error)")
+            #expect(keys.contains("devices[2].picture_health.source") && error.description.contains("url, onvif"), "\(error)")
+        }
+    }
+
     @Test("a camera with no snapshot URL and no brand default stops start-up at its line, naming what would be valid")
     func missingURL() {
         do {

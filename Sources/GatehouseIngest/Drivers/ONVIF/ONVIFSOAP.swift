@@ -55,6 +55,7 @@ enum ONVIFSOAP {
     static let events = "http://www.onvif.org/ver10/events/wsdl"
     static let notification = "http://docs.oasis-open.org/wsn/b-2"
     static let schema = "http://www.onvif.org/ver10/schema"
+    static let media = "http://www.onvif.org/ver10/media/wsdl"
 
     /// The operations, with the action URI each is posted with.
     enum Operation: String, Sendable, CaseIterable {
@@ -66,6 +67,8 @@ enum ONVIFSOAP {
         case pullMessages = "http://www.onvif.org/ver10/events/wsdl/PullPointSubscription/PullMessagesRequest"
         case renew = "http://docs.oasis-open.org/wsn/bw-2/SubscriptionManager/RenewRequest"
         case unsubscribe = "http://docs.oasis-open.org/wsn/bw-2/SubscriptionManager/UnsubscribeRequest"
+        case getProfiles = "http://www.onvif.org/ver10/media/wsdl/GetProfiles"
+        case getSnapshotUri = "http://www.onvif.org/ver10/media/wsdl/GetSnapshotUri"
 
         var action: String { rawValue }
 
@@ -88,6 +91,8 @@ enum ONVIFSOAP {
             case .pullMessages: "PullMessages"
             case .renew: "Renew"
             case .unsubscribe: "Unsubscribe"
+            case .getProfiles: "GetProfiles"
+            case .getSnapshotUri: "GetSnapshotUri"
             }
         }
     }
@@ -159,6 +164,12 @@ enum ONVIFSOAP {
     static var getDeviceInformation: String { "<tds:GetDeviceInformation/>" }
     static var getServices: String { "<tds:GetServices><tds:IncludeCapability>false</tds:IncludeCapability></tds:GetServices>" }
     static var getCapabilities: String { "<tds:GetCapabilities><tds:Category>Events</tds:Category></tds:GetCapabilities>" }
+    static var getMediaCapabilities: String { "<tds:GetCapabilities><tds:Category>Media</tds:Category></tds:GetCapabilities>" }
+    // The media namespace is declared on the body element: only these two calls use it.
+    static var getProfiles: String { "<trt:GetProfiles xmlns:trt=\"\(media)\"/>" }
+    static func getSnapshotUri(profile: String) -> String {
+        "<trt:GetSnapshotUri xmlns:trt=\"\(media)\"><trt:ProfileToken>\(escape(profile))</trt:ProfileToken></trt:GetSnapshotUri>"
+    }
 
     /// `termination` is a duration (`PT600S`, `PT10M`) or a UTC time; it is always sent (Tapo refuses the call without it).
     static func createPullPointSubscription(termination: String) -> String {
@@ -279,6 +290,26 @@ enum ONVIFSOAP {
         }
         if let address = body.descendant("Events")?.child("XAddr")?.trimmedText, !address.isEmpty { return address }
         return nil
+    }
+
+    /// The media service address from `GetServicesResponse` or `GetCapabilitiesResponse`.
+    static func mediaAddress(_ body: ONVIFElement) -> String? {
+        for service in body.children("Service") where service.child("Namespace")?.trimmedText == media {
+            if let address = service.child("XAddr")?.trimmedText, !address.isEmpty { return address }
+        }
+        if let address = body.descendant("Media")?.child("XAddr")?.trimmedText, !address.isEmpty { return address }
+        return nil
+    }
+
+    /// The profile tokens of `GetProfilesResponse`, in the camera's order (the first is the main stream).
+    static func profileTokens(_ body: ONVIFElement) -> [String] {
+        body.children("Profiles").compactMap { $0.attributes["token"] }.filter { !$0.isEmpty }
+    }
+
+    /// `GetSnapshotUriResponse/MediaUri/Uri`.
+    static func snapshotURI(_ body: ONVIFElement) -> String? {
+        guard let uri = body.path("MediaUri", "Uri")?.trimmedText, !uri.isEmpty else { return nil }
+        return uri
     }
 
     /// A subscription as `CreatePullPointSubscriptionResponse` gives it.
