@@ -12,6 +12,8 @@ final class StaggeredRounds: Sendable {
     private let clock: any TimerClock
     private let busy = Mutex<Set<Int>>([])
     private let slotFreed = WakeUpSignal()
+    /// Earlier next runs asked for by finished work, by item, in clock milliseconds.
+    private let earlier = Mutex<[Int: Int64]>([:])
 
     /// `intervals` in seconds, one per item.
     init(intervals: [Double], concurrency: Int, clock: any TimerClock) {
@@ -24,8 +26,9 @@ final class StaggeredRounds: Sendable {
     var inFlight: Int { busy.withLock { $0.count } }
 
     /// Runs until cancelled. `nextDelay(index)` is the time in seconds from one run of `index`
-    /// to its next (the interval, or a jittered one).
-    func run(nextDelay: @escaping @Sendable (Int) -> Double, work: @escaping @Sendable (Int) async -> Void) async {
+    /// to its next (the interval, or a jittered one); `work` may ask for an earlier next run by
+    /// returning its delay in seconds from this run's start (a liveness retry).
+    func run(nextDelay: @escaping @Sendable (Int) -> Double, work: @escaping @Sendable (Int) async -> Double?) async {
         guard !intervals.isEmpty else { return }
         let start = clock.now.milliseconds
         var due = intervals.enumerated().map { index, interval in
@@ -33,6 +36,7 @@ final class StaggeredRounds: Sendable {
         }
         await withDiscardingTaskGroup { group in
             while !Task.isCancelled {
+                for (index, earlier) in takeEarlier() { due[index] = min(due[index], earlier) }
                 let now = clock.now.milliseconds
                 for index in intervals.indices where due[index] <= now && !isBusy(index) {
                     guard takeSlot(index) else { break }
@@ -41,7 +45,8 @@ final class StaggeredRounds: Sendable {
                     due[index] += period
                     if due[index] <= now { due[index] = now + period }
                     group.addTask {
-                        await work(index)
+                        let retry = await work(index)
+                        if let retry { self.earlier.withLock { $0[index] = now + Int64(retry * 1000) } }
                         self.busy.withLock { _ = $0.remove(index) }
                         self.slotFreed.signal()
                     }
@@ -54,6 +59,14 @@ final class StaggeredRounds: Sendable {
                 if let delay, delay <= 0 { continue }
                 await slotFreed.wait(timeout: delay.map { .milliseconds($0) }, clock: clock)
             }
+        }
+    }
+
+    private func takeEarlier() -> [Int: Int64] {
+        earlier.withLock { pending in
+            let taken = pending
+            pending = [:]
+            return taken
         }
     }
 

@@ -39,6 +39,9 @@ public struct CameraLiveness: Sendable, Equatable {
     public var jitter: Double = 0.2
     /// Failed probes in a row before `device.offline`.
     public var failuresToOffline = 3
+    /// The delay before the next probe while a streak is on its way to a change (a failure of an
+    /// online camera, an answer from an offline one); default interval / failures_to_offline.
+    public var retrySeconds: Double = 10
     /// Answered probes in a row before `device.online`.
     public var successesToOnline = 1
     /// No change is announced sooner than this after the previous one (flapping links).
@@ -142,6 +145,9 @@ extension ConfigLoader {
         liveness.failuresToOffline = map.int("failures_to_offline", default: 3, range: 1...100)
         liveness.successesToOnline = map.int("successes_to_online", default: 1, range: 1...100)
         liveness.minDwellSeconds = map.double("min_dwell_seconds", default: 120, range: 0...86_400)
+        // Confirming a change faster than the interval: down within about two intervals at the defaults.
+        let retryDefault = max(1, liveness.intervalSeconds / Double(liveness.failuresToOffline))
+        liveness.retrySeconds = map.double("retry_seconds", default: retryDefault, range: 1...max(1, liveness.intervalSeconds))
         return liveness
     }
 

@@ -92,8 +92,12 @@ public final class LivenessMonitor: Sendable {
         try? await client.shutdown()
     }
 
-    /// One probe of one camera: run, judge, record in the directory, persist, announce.
-    func probe(_ camera: Camera, prober: LivenessProber) async {
+    /// One probe of one camera: run, judge, record in the directory, persist, announce. Returns
+    /// the retry delay while a streak is on its way to a change: confirmed at `retry_seconds`
+    /// instead of the whole interval, a camera going down is announced within about one interval
+    /// plus (failures_to_offline − 1) retries.
+    @discardableResult
+    func probe(_ camera: Camera, prober: LivenessProber) async -> Double? {
         let id = camera.device.id
         var log = logger
         log[metadataKey: "gatehouse.device"] = "\(id)"
@@ -125,13 +129,14 @@ public final class LivenessMonitor: Sendable {
         let health = pipeline.devices.applyLiveness(
             id, up: up, reason: reason, since: tracker.since ?? now, figures: figures, announce: transition != nil, detail: detail)
         state.withLock { $0.trackers[id] = tracker }
+        let retry = (result.alive ? tracker.state != .online : tracker.state != .offline) ? camera.settings.retrySeconds : nil
         if !result.alive {
             log.debug("liveness: probe failed", metadata: ["probe": "\(kind.rawValue)", "result": "\(result.detail)", "failures": "\(tracker.consecutiveFailures)"])
         }
         // Stored when the streaks or the state moved; a steady online camera writes nothing.
         guard tracker.state != before.state || tracker.consecutiveFailures != before.consecutiveFailures
             || (tracker.consecutiveSuccesses != before.consecutiveSuccesses && tracker.state != .online) || health != nil
-        else { return }
+        else { return retry }
         do {
             let events = health.map { [pipeline.healthEvent($0)] } ?? []
             let cursor = String(decoding: try JSONEncoder().encode(tracker), as: UTF8.self)
@@ -139,6 +144,7 @@ public final class LivenessMonitor: Sendable {
         } catch {
             log.error("liveness: could not record the probe's verdict", metadata: ["error": "\(error)"])
         }
+        return retry
     }
 
     /// The configured probe, or — after the camera refused the credentials — one that needs none.

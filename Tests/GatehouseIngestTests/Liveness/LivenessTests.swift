@@ -194,6 +194,7 @@ struct LivenessTests {
         let hik = try #require(config.device("hik")?.liveness)
         #expect(hik.probe == .rtspDescribe && hik.target == "rtsp://192.0.2.31:554/Streaming/Channels/102")
         #expect(hik.intervalSeconds == 30 && hik.jitter == 0.2 && hik.failuresToOffline == 3 && hik.successesToOnline == 1 && hik.minDwellSeconds == 120)
+        #expect(hik.retrySeconds == 10, "interval / failures_to_offline")
         let dahua = try #require(config.device("dahua")?.liveness)
         #expect(dahua.probe == .rtspOptions && dahua.target == "rtsp://192.0.2.32:554/cam/realmonitor?channel=1&subtype=1")
         let tapo = try #require(config.device("tapo")?.liveness)
@@ -213,6 +214,7 @@ struct LivenessTests {
             ("liveness: {url: \"rtsp://admin:pw@h/x\"}", ["devices[0].liveness.url", "credentials go in auth:"]),
             ("liveness: {probe: tcp, url: \"h:554\", failures_to_offline: 0}", ["devices[0].liveness.failures_to_offline", "1 to 100"]),
             ("liveness: {probe: tcp, url: \"h:554\", every: 3}", ["devices[0].liveness.every", "unknown key"]),
+            ("liveness: {probe: tcp, url: \"h:554\", interval_seconds: 20, retry_seconds: 30}", ["devices[0].liveness.retry_seconds", "1 to 20"]),
         ]
         for (block, expected) in cases {
             do {
@@ -393,6 +395,43 @@ struct LivenessMonitorTests {
         #expect(online.attributes?["downSeconds"] != nil && online.occurredAt.milliseconds > offline.occurredAt.milliseconds)
         rerunning.cancel()
         await rerunning.value
+        await fixture.finish()
+    }
+
+    @Test("a change is confirmed at retry_seconds: a silent camera is offline one retry per further failure after the first, not one interval each")
+    func retryConfirmsSooner() async throws {
+        let camera = RTSPCamera(logger: LivenessTests.quietLogger())
+        let server = Task { try await camera.run() }
+        defer { server.cancel() }
+        let url = camera.url(port: try await camera.waitUntilRunning())
+        let clock = ManualClock()
+        let devices = """
+              - id: cam
+                driver: generic-json
+                vendor: hikvision
+                type: camera
+                auth: {username: viewer, password: "Cam!2025", scheme: digest}
+                liveness: {url: "\(url)", interval_seconds: 120, jitter: 0, failures_to_offline: 3, retry_seconds: 10, min_dwell_seconds: 0}
+            """
+        let fixture = try IngestFixture(devices: devices, extra: "liveness: {timeout_seconds: 5}", clock: clock)
+        var logger = Logger(label: "liveness-tests")
+        logger.logLevel = .critical
+        let monitor = LivenessMonitor(pipeline: fixture.pipeline, settings: fixture.config.liveness, devices: fixture.config.devices, clock: clock, logger: logger)
+        let running = Task { await monitor.run() }
+        #expect(await eventually(timeout: .seconds(60)) { Self.health(fixture, "cam")?.state == .up })
+        camera.behaviour = .silent
+        #expect(await eventually(timeout: .seconds(120)) {
+            if Self.health(fixture, "cam")?.state != .down { clock.advance(by: .seconds(5)) }
+            return Self.health(fixture, "cam")?.state == .down
+        })
+        let offline = try #require(try await fixture.events().last)
+        #expect(offline.kind == .deviceOffline && offline.attributes?["consecutiveFailures"] == .number(3))
+        // From the first failed probe's start to the announcement: two retries (20 s) and the last
+        // probe's 5 s deadline, with a step of slack per probe; without retries it is ≥ 240 s.
+        let confirming = offline.receivedAt.milliseconds - offline.occurredAt.milliseconds
+        #expect(confirming >= 20_000 && confirming <= 45_000, "\(confirming) ms")
+        running.cancel()
+        await running.value
         await fixture.finish()
     }
 
