@@ -8,8 +8,10 @@
 # Figures land in benchmarks/results/<timestamp>-camera-health/camera-health.json.
 # Usage: scripts/bench-camera-health.sh [--quick]   (--quick: 50 cameras, 20 s interval)
 #
-# Liveness (issue 12 item 1) joins the same run with one config block: define
-# bench_liveness_config (below) to print each camera's `liveness:` keys and the top-level block.
+# Liveness (issue 12 item 1) runs on the same cameras: a snapshot probe every LIVENESS_INTERVAL
+# seconds (default 30, the product default); at the end DOWN cameras hang (take requests, answer
+# none) and the time until `gatehouse status` shows each one down is measured, in probe intervals.
+# LIVENESS=0 runs picture health alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CAMERAS=${CAMERAS:-500}
@@ -23,10 +25,14 @@ BENCH_NAME=camera-health; source scripts/bench-common.sh
 bench_build gatehouse gatehouse-sim
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-# Hooks for the liveness probes: extra keys per camera (one YAML flow-map fragment, e.g.
-# ", liveness: {probe: http}") and a top-level block. Empty: picture health only.
-bench_liveness_device_keys() { :; }
-bench_liveness_config() { :; }
+LIVENESS=${LIVENESS:-1}
+LIVENESS_INTERVAL=${LIVENESS_INTERVAL:-30}
+DOWN=10
+bench_liveness_device_keys() {
+  [ "$LIVENESS" = 1 ] && echo ", liveness: {probe: snapshot, url: \"http://127.0.0.1:${PORTS[$1]}/cgi-bin/snapshot.cgi\", interval_seconds: $LIVENESS_INTERVAL, min_dwell_seconds: 0}"
+  return 0
+}
+bench_liveness_config() { [ "$LIVENESS" = 1 ] && echo "liveness: {concurrency: 16, timeout_seconds: 5}"; return 0; }
 
 INGEST=$(free_port)
 ADMIN=$(free_port)
@@ -100,11 +106,35 @@ with open(path, "a") as detected:
   [ "$(wc -l < "$WORK/detected.txt")" -ge "$COVERED" ] && break
   sleep 1
 done
+
+# Hang cameras that were not covered and time each one's device.offline, polled once a second.
+: > "$WORK/down.txt"
+HUNG=0
+if [ "$LIVENESS" = 1 ]; then
+  HUNG=$(date +%s.%N)
+  for i in $(seq "$COVERED" $((COVERED + DOWN - 1))); do curl -s -X POST "http://127.0.0.1:${PORTS[$i]}/control/answers?mode=hold" > /dev/null; done
+  DEADLINE=$(( $(date +%s) + 4 * LIVENESS_INTERVAL ))
+  while [ "$(date +%s)" -lt "$DEADLINE" ]; do
+    NOW=$(date +%s.%N)
+    status_json | python3 -c '
+import json, sys
+now, first, count, path = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+devices = {d["id"]: d for d in json.load(sys.stdin)["devices"]}
+seen = {line.split()[0] for line in open(path)}
+with open(path, "a") as down:
+    for i in range(first, first + count):
+        if devices.get(f"cam-{i}", {}).get("state") == "down" and f"cam-{i}" not in seen:
+            print(f"cam-{i} {now}", file=down)
+' "$NOW" "$COVERED" "$DOWN" "$WORK/down.txt"
+    [ "$(wc -l < "$WORK/down.txt")" -ge "$DOWN" ] && break
+    sleep 1
+  done
+fi
 uptime | tee "$OUT/uptime-after.txt"
 
-python3 - "$WORK" "$OUT" "$CAMERAS" "$INTERVAL" "$T0" "$T1" "$C0" "$C1" "$(getconf CLK_TCK)" "$RSS" "$HWM" "$SWITCHED" "$COVERED" "$RAISE_AFTER" "$LOAD" <<'PY' | tee "$OUT/summary.txt"
+python3 - "$WORK" "$OUT" "$CAMERAS" "$INTERVAL" "$T0" "$T1" "$C0" "$C1" "$(getconf CLK_TCK)" "$RSS" "$HWM" "$SWITCHED" "$COVERED" "$RAISE_AFTER" "$LOAD" "$LIVENESS" "$LIVENESS_INTERVAL" "$HUNG" "$DOWN" <<'PY' | tee "$OUT/summary.txt"
 import json, sys
-work, out, cameras, interval, t0, t1, c0, c1, hz, rss, hwm, switched, covered, raise_after, load = sys.argv[1:]
+work, out, cameras, interval, t0, t1, c0, c1, hz, rss, hwm, switched, covered, raise_after, load, liveness, liveness_interval, hung, down = sys.argv[1:]
 cameras, interval, covered, raise_after = int(cameras), float(interval), int(covered), int(raise_after)
 t0, t1, switched = float(t0), float(t1), float(switched)
 s0 = json.load(open(f"{work}/status-0.json"))["pictureHealth"]
@@ -129,6 +159,13 @@ report = {
     "detect_intervals_max": round(delays[-1], 2) if delays else None,
     "load_average_during": load,
 }
+if liveness == "1":
+    gone = sorted((float(line.split()[1]) - float(hung)) / float(liveness_interval) for line in open(f"{work}/down.txt"))
+    report.update({
+        "liveness_interval_seconds": float(liveness_interval), "hung_cameras": int(down), "hung_detected": len(gone),
+        "down_detect_intervals_min": round(gone[0], 2) if gone else None,
+        "down_detect_intervals_max": round(gone[-1], 2) if gone else None,
+    })
 json.dump(report, open(f"{out}/camera-health.json", "w"), indent=2)
 for key, value in report.items(): print(f"{key:36} {value}")
 PY

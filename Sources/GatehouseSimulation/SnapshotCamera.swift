@@ -12,7 +12,8 @@ import Synchronization
 /// API, through the same C target the gateway decodes with) of the picture chosen now: sharp,
 /// blurred, dark, covered (uniform) or frozen. Every sharp, blurred and dark frame differs from the
 /// previous one (a moving block and sensor noise), as a live camera's does; frozen repeats the last
-/// frame byte for byte. `POST /control/picture?mode=…` switches it at run time from outside.
+/// frame byte for byte. `POST /control/picture?mode=…` switches it at run time from outside, and
+/// `POST /control/answers?mode=hold|normal` makes it hang (take requests, answer none) and come back.
 public final class SnapshotCamera: Sendable {
     public enum Picture: String, Sendable, CaseIterable {
         case sharp, blurred, dark, covered, frozen
@@ -88,6 +89,15 @@ public final class SnapshotCamera: Sendable {
             }
             picture = mode
             return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "picture \(mode.rawValue)\n")))
+        }
+        if request.method == .post, request.uri.path == "/control/answers" {
+            // A camera that hangs (network gone, firmware stuck): requests are taken, never answered.
+            switch request.uri.queryParameters.get("mode") {
+            case "hold": holdSnapshots()
+            case "normal": releaseSnapshots()
+            default: return Response(status: .badRequest, body: .init(byteBuffer: ByteBuffer(string: "mode must be one of hold, normal\n")))
+            }
+            return Response(status: .ok)
         }
         guard request.method == .get, ["/cgi-bin/snapshot.cgi", "/ISAPI/Streaming/channels/101/picture"].contains(request.uri.path) else {
             return Response(status: .notFound)
