@@ -101,6 +101,17 @@ public final class DeviceDirectory: Sendable {
     /// Replaces what the driver says about a device beyond its health.
     public func describe(_ id: String, detail: [String: String]) { state.withLock { $0.health[id]?.detail = detail } }
 
+    /// Takes a device up without a transition to report: a driver resuming, after a restart, a
+    /// state it had announced before (a GB/T 28181 registration still valid), so nothing is said twice.
+    public func markResumed(_ id: String, at now: Timestamp) {
+        state.withLock { s in
+            // A device with a liveness probe is up or down by the probe's verdict alone.
+            guard var health = s.health[id], health.state != .up, s.devices[id]?.liveness == nil else { return }
+            (health.state, health.since, health.reason, health.lastSeen) = (.up, now, nil, now)
+            s.health[id] = health
+        }
+    }
+
     /// Marks a device down with a reason a driver found (no reply, refused login…); returns the
     /// transition when it was up or still waiting for its first contact.
     public func markDown(_ id: String, reason: String, at now: Timestamp) -> Transition? {

@@ -86,6 +86,15 @@ public struct DeviceContext: Sendable {
         try await pipeline.queue.deviceCursor(config.id)
     }
 
+    /// Stores the device's cursor alone, without events and without marking the device seen: a
+    /// driver's own state that must survive a restart (a GB/T 28181 registration).
+    public func saveCursor(_ cursor: String) async throws {
+        _ = try await pipeline.queue.append([], cursor: DeviceCursorUpdate(deviceID: config.id, cursor: cursor))
+    }
+
+    /// The device is up as it was announced before a restart: up again without a `device.online`.
+    public func resume() { pipeline.devices.markResumed(config.id, at: clock.now) }
+
     /// The device answered or sent something: up, and `device.online` queued if it was not.
     public func seen() async {
         if let transition = pipeline.devices.markSeen(config.id, events: 0, at: clock.now) {

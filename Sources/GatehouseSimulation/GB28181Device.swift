@@ -22,6 +22,8 @@ public final class GB28181Device: Sendable {
         public var domain = "3402000000"
         public var gatewayHost = "127.0.0.1"
         public var gatewayPort = 5060
+        /// The loopback address the device's UDP socket binds (127.0.0.2 plays another host in tests).
+        public var localHost = "127.0.0.1"
         public var transport = Transport.udp
         /// Channel ID → name (an NVR's cameras); empty for an IPC, whose one channel is itself.
         public var channels: [(id: String, name: String)] = []
@@ -45,6 +47,8 @@ public final class GB28181Device: Sendable {
         /// SNs of the Alarm Responses the platform sent.
         public var alarmAcks: [String] = []
         public var subscribes = 0
+        /// The last 32 responses from the platform, as received (retransmissions get the same answer).
+        public var responses: [String] = []
         /// The `Date` header of the last 200 to a REGISTER.
         public var registeredDate: String?
     }
@@ -104,7 +108,7 @@ public final class GB28181Device: Sendable {
         case .udp:
             channel = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(UDPIn(device: self)) } }
-                .bind(host: "127.0.0.1", port: 0).get()
+                .bind(host: options.localHost, port: 0).get()
         case .tcp:
             channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(TCPIn(device: self)) } }
@@ -157,25 +161,37 @@ public final class GB28181Device: Sendable {
     @discardableResult
     public func alarm(
         channel: String? = nil, sn: Int? = nil, priority: Int = 3, method: Int = 5, type: Int? = 2, time: String = "2025-03-14T10:16:02",
-        description: String = "motion"
+        description: String = "motion", copies: Int = 1
     ) async -> Int? {
         let sn = sn ?? nextSN()
         let info = type.map { "<Info><AlarmType>\($0)</AlarmType></Info>\r\n" } ?? ""
         return await message(
             xml: "<Notify>\r\n<CmdType>Alarm</CmdType>\r\n<SN>\(sn)</SN>\r\n<DeviceID>\(channel ?? options.deviceID)</DeviceID>\r\n"
                 + "<AlarmPriority>\(priority)</AlarmPriority>\r\n<AlarmMethod>\(method)</AlarmMethod>\r\n<AlarmTime>\(time)</AlarmTime>\r\n"
-                + "<AlarmDescription>\(description)</AlarmDescription>\r\n\(info)</Notify>\r\n")
+                + "<AlarmDescription>\(description)</AlarmDescription>\r\n\(info)</Notify>\r\n", copies: copies)
     }
 
-    /// A MESSAGE whose body is `xml` after the declaration (malformed on purpose, if a test wants).
+    /// A catalog notification for one channel (`ON`, `OFF`, `VLOST`, `DEFECT`, `ADD`, `UPDATE`, `DEL`),
+    /// as a NOTIFY (catalog subscription) or a MESSAGE.
     @discardableResult
-    public func message(xml: String) async -> Int? {
+    public func channelEvent(_ channel: String, event: String, name: String? = nil, method: String = "NOTIFY") async -> Int? {
+        let nameElement = name.map { "<Name>\($0)</Name>" } ?? ""
+        return await message(
+            xml: "<Notify>\r\n<CmdType>Catalog</CmdType>\r\n<SN>\(nextSN())</SN>\r\n<DeviceID>\(options.deviceID)</DeviceID>\r\n<SumNum>1</SumNum>\r\n"
+                + "<DeviceList Num=\"1\"><Item><DeviceID>\(channel)</DeviceID>\(nameElement)<Event>\(event)</Event></Item></DeviceList>\r\n</Notify>\r\n",
+            method: method)
+    }
+
+    /// A MESSAGE (or `method`) whose body is `xml` after the declaration (malformed on purpose, if
+    /// a test wants); `copies` > 1 sends the same datagram again, as a UDP retransmission does.
+    @discardableResult
+    public func message(xml: String, method: String = "MESSAGE", copies: Int = 1) async -> Int? {
         let label = options.gb2312 ? "GB2312" : "UTF-8"
         let text = "<?xml version=\"1.0\" encoding=\"\(label)\"?>\r\n" + xml
         let body = options.gb2312 ? (Self.gb2312(text) ?? Array(text.utf8)) : Array(text.utf8)
         return await request(
-            "MESSAGE", uri: "sip:\(options.platformID)@\(options.domain)",
-            to: "<sip:\(options.platformID)@\(options.domain)>", extra: [("Content-Type", "Application/MANSCDP+xml")], body: body)?.status
+            method, uri: "sip:\(options.platformID)@\(options.domain)",
+            to: "<sip:\(options.platformID)@\(options.domain)>", extra: [("Content-Type", "Application/MANSCDP+xml")], body: body, copies: copies)?.status
     }
 
     /// Sends bytes as they are (a malformed message).
@@ -218,7 +234,7 @@ public final class GB28181Device: Sendable {
     }
 
     private func request(
-        _ method: String, uri: String, to: String? = nil, extra: [(String, String)] = [], body: [UInt8] = []
+        _ method: String, uri: String, to: String? = nil, extra: [(String, String)] = [], body: [UInt8] = [], copies: Int = 1
     ) async -> Message? {
         let (cseq, callID, tag, local) = state.withLock { s -> (Int, String, String, String) in
             s.cseq += 1
@@ -236,7 +252,7 @@ public final class GB28181Device: Sendable {
         let key = "\(cseq) \(method)"
         return await withCheckedContinuation { continuation in
             state.withLock { $0.waiting[key] = continuation }
-            sendRaw(Array(text.utf8) + body)
+            for _ in 0..<max(1, copies) { sendRaw(Array(text.utf8) + body) }
             let timeout = options.responseTimeoutSeconds
             Task {
                 try? await Task.sleep(for: .milliseconds(Int(timeout * 1000)))
@@ -253,6 +269,10 @@ public final class GB28181Device: Sendable {
     fileprivate func received(_ bytes: [UInt8]) {
         guard let message = Self.parse(bytes) else { return }
         if message.status != nil {
+            state.withLock { s in
+                s.stats.responses.append(String(decoding: bytes, as: UTF8.self))
+                if s.stats.responses.count > 32 { s.stats.responses.removeFirst() }
+            }
             guard let cseq = message.header("CSeq") ?? message.header("cseq") else { return }
             resolve(cseq.trimmingCharacters(in: .whitespaces), with: message)
             return

@@ -79,17 +79,7 @@ struct CamerasCommand: AsyncParsableCommand {
     private func measure(fleet: CameraFleet, receiver: CentralReceiver) async throws -> CamerasReport {
         let ports = try await fleet.ports()
         let centralPort = try await receiver.waitUntilRunning()
-        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-        let configPath = work + "/cameras.yaml"
-        try config(fleet: fleet, ports: ports, centralPort: centralPort).write(toFile: configPath, atomically: true, encoding: .utf8)
-
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: daemon)
-        process.arguments = ["run", "--config", configPath]
-        guard FileManager.default.createFile(atPath: work + "/daemon.log", contents: nil) else { throw BenchError("cannot create \(work)/daemon.log") }
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: work + "/daemon.log"))
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        let process = try BenchDaemon.start(daemon, config: config(fleet: fleet, ports: ports, centralPort: centralPort), name: "cameras.yaml", work: work)
         let pid = String(process.processIdentifier)
         defer { if process.isRunning { process.terminate() } }
 
@@ -107,13 +97,13 @@ struct CamerasCommand: AsyncParsableCommand {
         print("all \(fleet.count) cameras held after \(Format.fixed(heldAfter)) s; resting \(Format.fixed(rest, 0)) s")
         let baseline = receiver.progress.totalReceived
 
-        let restFigures = try await sample(pid: pid, seconds: rest) { }
+        let restFigures = try await Self.sample(pid: pid, seconds: rest) { }
         print("rest: \(Format.fixed(restFigures.cpuPercent)) % of one core, rss max \(Format.fixed(restFigures.rssMaxMB)) MB")
 
         print("storm: \(Format.fixed(rate, 0)) alarms/s for \(Format.fixed(storm, 0)) s")
         let counts = StormFigures()
         let (rate, seconds) = (rate, storm)
-        let stormFigures = try await sample(pid: pid, seconds: storm) {
+        let stormFigures = try await Self.sample(pid: pid, seconds: storm) {
             await Self.fire(fleet: fleet, rate: rate, seconds: seconds, into: counts)
         }
         let fired = counts.result()
@@ -140,7 +130,7 @@ struct CamerasCommand: AsyncParsableCommand {
 
     /// CPU share of one core and resident memory of `pid` while `work` runs (or, with nothing to
     /// do, for `seconds`): CPU from `/proc/<pid>/stat` at both ends, memory sampled every 250 ms.
-    private func sample(pid: String, seconds: Double, while work: @escaping @Sendable () async -> Void) async throws -> PhaseFigures {
+    static func sample(pid: String, seconds: Double, while work: @escaping @Sendable () async -> Void) async throws -> PhaseFigures {
         let clock = ContinuousClock()
         let started = clock.now
         let cpuStart = try ProcFS.cpuSeconds(pid: pid)
@@ -186,28 +176,11 @@ struct CamerasCommand: AsyncParsableCommand {
     }
 
     private func config(fleet: CameraFleet, ports: [Int], centralPort: Int) -> String {
-        var lines = [
-            "site: bench",
-            "state_directory: \(work)/state",
-            "disk_budget_bytes: 8GiB",
-            "status_interval_seconds: 10",
-            "log_level: notice",
-            "ingest: {host: 127.0.0.1, port: \(ingestPort)}",
-            "admin: {host: 127.0.0.1, port: \(adminPort)}",
-            "devices:",
-        ]
+        var lines = BenchDaemon.configHead(work: work, ingestPort: ingestPort, adminPort: adminPort)
         for (index, port) in ports.enumerated() {
             lines.append("  - " + fleet.deviceLine(index: index, port: port))
         }
-        lines += [
-            "sinks:",
-            "  - name: central",
-            "    type: http",
-            "    url: http://127.0.0.1:\(centralPort)/events",
-            "    gzip: false",
-            "    batch_max_events: 2000",
-            "    backoff_max_seconds: 0.2",
-        ]
+        lines += BenchDaemon.centralSink(port: centralPort)
         return lines.joined(separator: "\n") + "\n"
     }
 }

@@ -7,6 +7,6 @@ struct GatehouseBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gatehouse-bench",
         abstract: "Load generator and measurements for the Gatehouse daemon.",
-        subcommands: [HTTPLoadCommand.self, SQLiteCeilingCommand.self, ProcCommand.self, CamerasCommand.self]
+        subcommands: [HTTPLoadCommand.self, SQLiteCeilingCommand.self, ProcCommand.self, CamerasCommand.self, GB28181Command.self]
     )
 }

@@ -46,8 +46,21 @@ public struct GB28181Driver: Driver {
     public func run(device: DeviceConfig, context: DriverContext) async throws {
         let settings = try GB28181Settings.parse(device).get()
         let deviceContext = context.device(device)
-        let session = GB28181Session(settings: settings, context: deviceContext)
-        _ = try await listeners.acquire(session, host: settings.listenHost, port: settings.listenPort, clock: context.clock, logger: context.logger)
+        let session = GB28181Session(settings: settings, context: deviceContext, counters: counters)
+        // A registration from before a restart, still valid: taken back before the port opens, so
+        // the device's next keepalive is accepted and nothing is announced twice.
+        let saved = GB28181SavedRegistration.decode(try? await deviceContext.cursor())
+        let restored = saved.map { session.restore($0, peer: nil, now: context.clock.now) } ?? false
+        let listener = try await listeners.acquire(session, host: settings.listenHost, port: settings.listenPort, clock: context.clock, logger: context.logger)
+        if let saved, restored {
+            // Over UDP the gateway can reach the device at once; over TCP only once it connects again.
+            if saved.transport == SIPPeer.Transport.udp.rawValue, let host = saved.host, let port = saved.port, let peer = listener.udpPeer(host: host, port: port) {
+                session.state.withLock { s in if s.peer == nil { s.peer = peer } }
+            }
+            if saved.online { deviceContext.resume() }
+            session.publish()
+            deviceContext.logger.notice("gb28181: device \(settings.deviceID) registration taken back from before the restart (until \(saved.expiresAt?.rfc3339 ?? "?"), \(saved.channels.count) channel(s))")
+        }
         // Checks at least every 5 s, so an offline is seen within the timeout plus 5 s.
         let check = Duration.milliseconds(Int64(min(5, settings.keepaliveIntervalSeconds) * 1000))
         while !Task.isCancelled {

@@ -43,12 +43,16 @@ final class GB28181Session: Sendable {
         /// The last REGISTER or readable MESSAGE: any of them shows the device alive.
         var lastActivity: Timestamp?
         var peer: SIPPeer?
+        /// The IP the device registered from: MESSAGEs in its name must come from there.
+        var registeredHost: String?
         var charset: TextDecoding.Charset = .gb18030
-        /// Channel ID → name, from the last complete Catalog.
-        var channels: [String: String] = [:]
+        /// Channel ID → name and status, from the last complete Catalog and catalog notifications.
+        var channels: [String: GB28181Channel] = [:]
         /// Catalog pages being collected, by the SN of our query.
-        var catalogPages: [String: (sum: Int, items: [String: String], started: Timestamp)] = [:]
+        var catalogPages: [String: (sum: Int, items: [String: GB28181Channel], started: Timestamp)] = [:]
         var deviceInfo: [String: String] = [:]
+        /// Messages in this device's name refused, by reason (status line).
+        var refused: [String: Int] = [:]
     }
 
     /// How long the pages of one Catalog answer are waited for.
@@ -56,11 +60,14 @@ final class GB28181Session: Sendable {
 
     let settings: GB28181Settings
     let context: DeviceContext
+    /// The driver's counters, for the port-wide refusals shown beside the device's own.
+    let counters: GB28181Counters?
     let state = Mutex(State())
 
-    init(settings: GB28181Settings, context: DeviceContext) {
+    init(settings: GB28181Settings, context: DeviceContext, counters: GB28181Counters? = nil) {
         self.settings = settings
         self.context = context
+        self.counters = counters
     }
 
     var id: String { settings.deviceID }
@@ -78,10 +85,56 @@ final class GB28181Session: Sendable {
         if let last = s.lastKeepalive { detail["lastKeepalive"] = last.rfc3339 }
         if let expires = s.expiresAt, s.registered { detail["expires"] = expires.rfc3339 }
         if !s.channels.isEmpty {
-            let listed = s.channels.sorted { $0.key < $1.key }.prefix(32).map { "\($0.key) \($0.value)" }
+            let listed = s.channels.sorted { $0.key < $1.key }.prefix(32).map { "\($0.key) \($0.value.name) \($0.value.status ?? "?")" }
             detail["channels"] = "\(s.channels.count): " + listed.joined(separator: ", ") + (s.channels.count > 32 ? ", …" : "")
+            let down = s.channels.values.filter { $0.status != nil && $0.status != "ON" }.count
+            if down > 0 { detail["channelsDown"] = String(down) }
         }
+        if !s.refused.isEmpty { detail["refused"] = Self.summary(s.refused) }
+        // Refusals no device can be named for (unreadable SIP, unknown IDs, overload): the port's, beside each device.
+        let portWide = (counters?.snapshot ?? [:]).filter { Self.portWideReasons.contains($0.key) }
+        if !portWide.isEmpty { detail["listenerRefused"] = Self.summary(portWide) }
         context.describe(detail)
+    }
+
+    static let portWideReasons: Set<String> = ["malformed SIP", "truncated", "bad Content-Length", "too large", "unknown device", "overloaded", "unsupported method"]
+
+    static func summary(_ counts: [String: Int]) -> String {
+        counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+    }
+
+    /// The registration as it must survive a restart.
+    var saved: GB28181SavedRegistration {
+        let s = snapshot
+        return GB28181SavedRegistration(
+            registered: s.registered, online: s.online, expiresAt: s.expiresAt, transport: s.peer?.transport.rawValue ?? "UDP",
+            registeredHost: s.registeredHost, host: s.peer?.host, port: s.peer?.port, utf8: s.charset == .utf8, channels: s.channels)
+    }
+
+    /// Stores the registration in the device's cursor (logged, not thrown: the device works on without it).
+    func save() async {
+        do {
+            try await context.saveCursor(saved.encoded)
+        } catch {
+            context.logger.warning("gb28181: device \(id) registration not saved: \(error)")
+        }
+    }
+
+    /// Takes back a registration saved before a restart while it is still valid; returns whether it was.
+    /// The device gets a full keepalive timeout from now: it kept sending while the gateway was away.
+    func restore(_ saved: GB28181SavedRegistration, peer: SIPPeer?, now: Timestamp) -> Bool {
+        guard saved.registered, let expires = saved.expiresAt, expires > now else { return false }
+        state.withLock { s in
+            s.registered = true
+            s.online = saved.online
+            s.expiresAt = expires
+            s.lastActivity = now
+            s.registeredHost = saved.registeredHost
+            s.peer = peer
+            s.charset = saved.utf8 ? .utf8 : .gb18030
+            s.channels = saved.channels
+        }
+        return true
     }
 
     /// Marks the device offline when its registration ran out or its keepalives stopped for
@@ -112,7 +165,11 @@ final class GB28181Session: Sendable {
         }
         if let reason {
             publish()
+            await save()
             await context.down(reason: reason)
+        } else if counters != nil {
+            // Port-wide refusal counts move without this device doing anything.
+            publish()
         }
     }
 }
@@ -131,6 +188,8 @@ final class GB28181Registrar: Sendable {
         var nextCSeq = 1
         /// Our UDP requests not answered yet, by Call-ID and CSeq number: retransmitted until they are.
         var unanswered: Set<String> = []
+        /// Answers to the devices' UDP requests, for their retransmissions.
+        var transactions = GB28181TransactionCache()
     }
 
     static let nonceLifetimeSeconds = 300.0
@@ -191,6 +250,30 @@ final class GB28181Registrar: Sendable {
             }
             return
         }
+        // UDP retransmits a request until its answer arrives: the same transaction gets the same
+        // answer, and is handled once (an alarm is never submitted twice). TCP does not retransmit.
+        var peer = peer
+        var transaction: String?
+        if peer.transport == .udp, method != "ACK", let key = GB28181TransactionCache.key(message) {
+            let now = clock.now
+            let send = peer.send
+            guard state.withLock({ $0.transactions.begin(key, now: now, send: send) }) else {
+                counters.record("retransmission")
+                return
+            }
+            transaction = key
+            let clock = clock
+            peer.send = { [weak self] bytes in
+                // Only a response is kept (a request of ours to the device also goes through `send`).
+                var waiting: [@Sendable ([UInt8]) -> Void] = []
+                if bytes.starts(with: Self.responsePrefix) {
+                    waiting = self?.state.withLock { $0.transactions.answered(key, bytes: bytes, now: clock.now) } ?? []
+                }
+                send(bytes)
+                for retransmission in waiting { retransmission(bytes) }
+            }
+        }
+        defer { if let transaction { state.withLock { $0.transactions.end(transaction) } } }
         switch method {
         case "REGISTER": await register(message, from: peer)
         case "MESSAGE", "NOTIFY": await manscdp(message, from: peer)
@@ -201,6 +284,14 @@ final class GB28181Registrar: Sendable {
             counters.record("unsupported method")
             peer.send(response(to: message, 501, "Not Implemented", peer: peer).serialized())
         }
+    }
+
+    static let responsePrefix = Array("SIP/2.0 ".utf8)
+
+    /// Counts a refusal, under the device too when it is known.
+    func refuse(_ reason: String, session: GB28181Session?) {
+        counters.record(reason)
+        session?.state.withLock { $0.refused[reason, default: 0] += 1 }
     }
 
     // MARK: - REGISTER
@@ -216,7 +307,8 @@ final class GB28181Registrar: Sendable {
         let now = clock.now
         let banKey = "\(deviceID)@\(peer.host)"
         if let until = state.withLock({ $0.failures[banKey]?.bannedUntil }), now < until {
-            counters.record("banned")
+            refuse("banned", session: session(deviceID))
+            session(deviceID)?.publish()
             return reply(403, "Forbidden")
         }
         guard let session = session(deviceID) else {
@@ -247,7 +339,7 @@ final class GB28181Registrar: Sendable {
         let expected = fields["realm"] == settings.domain
             ? DigestAuthentication.expectedResponse(fields: fields, method: "REGISTER", password: settings.password) : nil
         guard let expected, let response = fields["response"], DeviceRequests.constantTimeEqual(expected, response.lowercased()) else {
-            counters.record("auth failure")
+            refuse("auth failure", session: session)
             let banned = state.withLock { s -> Bool in
                 var entry = s.failures[banKey] ?? (0, nil)
                 entry.count += 1
@@ -261,8 +353,13 @@ final class GB28181Registrar: Sendable {
                 defer { (s.registered, s.online) = (false, false) }
                 return s.online || s.registeredAt == nil
             }
-            if wasOnline { await session.context.down(reason: "auth failure") }
-            return reply(403, "Forbidden")
+            reply(403, "Forbidden")
+            session.publish()
+            if wasOnline {
+                await session.save()
+                await session.context.down(reason: "auth failure")
+            }
+            return
         }
         state.withLock { _ = $0.failures.removeValue(forKey: banKey) }
         let granted = min(requested, settings.maxExpiresSeconds)
@@ -272,10 +369,11 @@ final class GB28181Registrar: Sendable {
         extra.append(("Date", Self.sipDate(now, zone: zone)))
         // The state first, then the 200: a device sends its first MESSAGE the moment the 200 arrives.
         if granted == 0 {
-            session.state.withLock { s in (s.registered, s.online, s.expiresAt) = (false, false, nil) }
+            session.state.withLock { s in (s.registered, s.online, s.expiresAt, s.registeredHost) = (false, false, nil, nil) }
             reply(200, "OK", extra)
             session.publish()
             logger.notice("gb28181: device \(deviceID) unregistered")
+            await session.save()
             await session.context.down(reason: "unregistered")
             return
         }
@@ -288,11 +386,13 @@ final class GB28181Registrar: Sendable {
             s.lastActivity = now
             s.expiresAt = now.adding(seconds: Double(granted))
             s.peer = peer
+            s.registeredHost = peer.host
             return fresh
         }
         reply(200, "OK", extra)
         session.publish()
         logger.notice("gb28181: device \(deviceID) registered over \(peer.transport.rawValue) from \(peer.address) for \(granted) s")
+        await session.save()
         await session.context.seen()
         if fresh { queryAfterRegistration(session) }
     }
@@ -338,16 +438,28 @@ final class GB28181Registrar: Sendable {
             counters.record("unknown device")
             return reply(403, "Forbidden")
         }
-        guard session.state.withLock({ $0.registered }) else {
-            // After a gateway restart: 404 makes most devices register again (wvp does the same).
-            counters.record("not registered")
+        let (registered, registeredHost) = session.state.withLock { ($0.registered, $0.registeredHost) }
+        guard registered else {
+            // 404 makes most devices register again (wvp does the same).
+            refuse("not registered", session: session)
+            session.publish()
+            return reply(404, "Not Found")
+        }
+        // MESSAGEs carry no credentials: one in a registered device's name must come from the IP it
+        // registered from. Only the IP: NAT rebinding changes the port. A device whose IP changed
+        // (DHCP) gets 404 and registers again from the new one.
+        if let registeredHost, registeredHost != peer.host {
+            refuse("wrong source address", session: session)
+            session.publish()
+            logger.warning("gb28181: MESSAGE in the name of \(sender) from \(peer.host), but it registered from \(registeredHost): refused (404)")
             return reply(404, "Not Found")
         }
         let body: MANSCDPBody
         do {
             body = try MANSCDPBody.parse(message.body)
         } catch {
-            counters.record(error.counter)
+            refuse(error.counter, session: session)
+            session.publish()
             logger.warning("gb28181: device \(sender) sent a body the gateway cannot read: \(error)")
             _ = try? await session.context.quarantine(
                 QuarantineRecord(
@@ -356,11 +468,13 @@ final class GB28181Registrar: Sendable {
             return reply(400, "Bad Request")
         }
         let now = clock.now
-        session.state.withLock { s in
+        let moved = session.state.withLock { s -> Bool in
             s.charset = body.charset
-            // NAT rebinding or a new DHCP lease: answer where the device is now.
+            // NAT rebinding: answer where the device is now.
+            let moved = s.peer?.address != peer.address || s.peer?.transport != peer.transport
             s.peer = peer
             s.lastActivity = now
+            return moved
         }
         let cameBack = session.state.withLock { s -> Bool in
             defer { s.online = true }
@@ -370,6 +484,7 @@ final class GB28181Registrar: Sendable {
             logger.notice("gb28181: device \(sender) is sending again")
             await session.context.seen()
         }
+        if cameBack || moved { await session.save() }
         switch (body.root, body.cmdType) {
         case ("Notify", "Keepalive"):
             session.state.withLock { $0.lastKeepalive = now }
@@ -379,10 +494,19 @@ final class GB28181Registrar: Sendable {
             await session.context.seen()
         case ("Notify", "Alarm"):
             await alarm(body, message: message, session: session, peer: peer)
+        case ("Notify", "Catalog") where body.element.child("DeviceList")?.children("Item").contains(where: { $0.child("Event") != nil }) == true:
+            // A catalog notification: changes of channels, not a whole catalog. Answered once kept.
+            await channelChanges(body, message: message, session: session, peer: peer)
         case ("Response", "Catalog"), ("Notify", "Catalog"):
             reply(200, "OK")
-            catalogPage(body, session: session)
+            await catalogPage(body, session: session)
             await session.context.seen()
+        case ("Response", "DeviceStatus") where body.deviceID != session.id:
+            // The status of one channel (an NVR asked for it, or a device reporting on its own).
+            reply(200, "OK")
+            if let online = body.text("Online") {
+                await applyChannelStatus([(body.deviceID, online.uppercased() == "ONLINE" ? "ON" : "OFF", nil)], sn: body.sn, session: session)
+            }
         case ("Response", "DeviceInfo"), ("Response", "DeviceStatus"):
             reply(200, "OK")
             let fields = ["Manufacturer", "Model", "Firmware", "Channel", "Online", "Status", "Encode", "Record"]
@@ -395,14 +519,15 @@ final class GB28181Registrar: Sendable {
             // Results of controls and subscriptions: delivered, nothing to keep.
             reply(200, "OK")
         default:
-            counters.record("unknown CmdType")
+            refuse("unknown CmdType", session: session)
+            session.publish()
             logger.info("gb28181: device \(sender) sent <\(body.root)> CmdType \(body.cmdType), which the gateway does not handle")
             reply(400, "Bad Request")
         }
     }
 
     private func alarm(_ body: MANSCDPBody, message: SIPMessage, session: GB28181Session, peer: SIPPeer) async {
-        let channelName = session.state.withLock { $0.channels[body.deviceID] }
+        let channelName = session.state.withLock { $0.channels[body.deviceID]?.name }
         let draft = GB28181AlarmKinds.draft(
             body, deviceID: session.id, zone: session.context.config.timeZone, overrides: session.settings.kinds, channelName: channelName)
         do {
@@ -422,15 +547,16 @@ final class GB28181Registrar: Sendable {
         send("MESSAGE", body: ack, to: session)
     }
 
-    private func catalogPage(_ body: MANSCDPBody, session: GB28181Session) {
+    private func catalogPage(_ body: MANSCDPBody, session: GB28181Session) async {
         let now = clock.now
         let sum = Int(body.text("SumNum") ?? "") ?? 0
-        var items: [String: String] = [:]
+        var items: [String: GB28181Channel] = [:]
         for item in body.element.child("DeviceList")?.children("Item") ?? [] {
             guard let id = item.child("DeviceID")?.trimmedText, !id.isEmpty else { continue }
-            items[id] = item.child("Name")?.trimmedText ?? ""
+            let status = item.child("Status")?.trimmedText.uppercased()
+            items[id] = GB28181Channel(name: item.child("Name")?.trimmedText ?? "", status: status?.isEmpty == false ? status : nil)
         }
-        let complete = session.state.withLock { s -> [String: String]? in
+        let complete = session.state.withLock { s -> [String: GB28181Channel]? in
             var page = s.catalogPages[body.sn] ?? (sum, [:], now)
             page.sum = max(page.sum, sum)
             page.items.merge(items) { _, new in new }
@@ -439,13 +565,102 @@ final class GB28181Registrar: Sendable {
                 return nil
             }
             s.catalogPages[body.sn] = nil
-            s.channels = page.items
             return page.items
         }
-        if let complete {
-            session.publish()
-            logger.notice("gb28181: device \(session.id) catalog: \(complete.count) channel(s) \(complete.keys.sorted().joined(separator: ", "))")
+        guard let complete else { return }
+        logger.notice("gb28181: device \(session.id) catalog: \(complete.count) channel(s) \(complete.keys.sorted().joined(separator: ", "))")
+        // Names first (the whole catalog replaces the list), then each channel's status as a change.
+        let statuses = session.state.withLock { s -> [(String, String, String?)] in
+            let old = s.channels
+            s.channels = Dictionary(uniqueKeysWithValues: complete.map { id, channel in (id, GB28181Channel(name: channel.name, status: old[id]?.status)) })
+            return complete.compactMap { id, channel in channel.status.map { (id, $0, nil) } }
         }
+        await applyChannelStatus(statuses, sn: body.sn, session: session)
+        session.publish()
+        await session.save()
+    }
+
+    /// A catalog notification (NOTIFY, or MESSAGE `Notify`/`Catalog`) whose items carry `Event`:
+    /// ON/OFF/VLOST/DEFECT change a channel's status, ADD/UPDATE its entry, DEL removes it. The
+    /// events and the new registration are committed before the 200, so a refused commit is re-sent.
+    private func channelChanges(_ body: MANSCDPBody, message: SIPMessage, session: GB28181Session, peer: SIPPeer) async {
+        var statuses: [(String, String, String?)] = []
+        for item in body.element.child("DeviceList")?.children("Item") ?? [] {
+            guard let id = item.child("DeviceID")?.trimmedText, !id.isEmpty, let event = item.child("Event")?.trimmedText.uppercased() else { continue }
+            let name = item.child("Name")?.trimmedText
+            switch event {
+            case "ON", "OFF", "VLOST", "DEFECT":
+                statuses.append((id, event, name))
+            case "ADD", "UPDATE":
+                let status = item.child("Status")?.trimmedText.uppercased()
+                session.state.withLock { s in
+                    var channel = s.channels[id] ?? GB28181Channel(name: "", status: nil)
+                    if let name, !name.isEmpty { channel.name = name }
+                    s.channels[id] = channel
+                }
+                if let status, !status.isEmpty { statuses.append((id, status, name)) }
+                logger.notice("gb28181: device \(session.id) channel \(id) \(event == "ADD" ? "added" : "updated")")
+            case "DEL":
+                session.state.withLock { _ = $0.channels.removeValue(forKey: id) }
+                logger.notice("gb28181: device \(session.id) channel \(id) deleted")
+            default:
+                logger.info("gb28181: device \(session.id) channel \(id): catalog event \(event) not known; ignored")
+            }
+        }
+        guard await applyChannelStatus(statuses, sn: body.sn, session: session) else { return }
+        peer.send(response(to: message, 200, "OK", peer: peer).serialized())
+        session.publish()
+        await session.context.seen()
+    }
+
+    /// Sets channel statuses and commits the events their changes make, with the registration
+    /// as the device's cursor in the same transaction: OFF → `device.offline` and back ON →
+    /// `device.online` (point = channel), VLOST → `camera.video-loss`, DEFECT → `vendor.other`.
+    /// A channel first seen ON says nothing; first seen in another status, it is news.
+    /// Returns false when the queue did not take them (the device's message stays unanswered).
+    @discardableResult
+    private func applyChannelStatus(_ changes: [(id: String, status: String, name: String?)], sn: String, session: GB28181Session) async -> Bool {
+        var drafts: [EventDraft] = []
+        session.state.withLock { s in
+            for change in changes {
+                var channel = s.channels[change.id] ?? GB28181Channel(name: change.name ?? "", status: nil)
+                if let name = change.name, !name.isEmpty { channel.name = name }
+                let old = channel.status
+                channel.status = change.status
+                s.channels[change.id] = channel
+                guard old != change.status, old != nil || change.status != "ON" else { continue }
+                let kind: EventKind
+                var attributes: [String: JSONValue] = ["channelStatus": .string(change.status)]
+                switch change.status {
+                case "ON": kind = .deviceOnline
+                case "OFF":
+                    kind = .deviceOffline
+                    attributes["reason"] = .string("channel off")
+                case "VLOST": kind = .cameraVideoLoss
+                case "DEFECT":
+                    kind = .vendorOther
+                    attributes["description"] = .string("channel defect")
+                default: continue
+                }
+                if let old { attributes["previousStatus"] = .string(old) }
+                if !channel.name.isEmpty { attributes["pointName"] = .string(channel.name) }
+                drafts.append(EventDraft(kind: kind, point: change.id, attributes: attributes))
+            }
+        }
+        guard !drafts.isEmpty else { return true }
+        do {
+            let outcomes = try await session.context.submit(drafts, cursor: session.saved.encoded)
+            guard outcomes.allSatisfy(\.isAccepted) else {
+                logger.warning("gb28181: channel status of \(session.id) refused by the queue (\(outcomes)); not acknowledged")
+                return false
+            }
+        } catch {
+            logger.warning("gb28181: channel status of \(session.id) not committed: \(error); not acknowledged")
+            return false
+        }
+        for draft in drafts { logger.notice("gb28181: device \(session.id) channel \(draft.point ?? "?"): \(draft.kind.rawValue)") }
+        session.publish()
+        return true
     }
 
     // MARK: - Our own requests (UAC)

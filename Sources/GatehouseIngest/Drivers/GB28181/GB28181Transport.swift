@@ -10,6 +10,7 @@ final class GB28181Listener: Sendable {
     let registrar: GB28181Registrar
     let host: String
     private let channels = Mutex<[any Channel]>([])
+    private let udpChannel = Mutex<(any Channel)?>(nil)
     /// UDP datagrams being handled; past `maxInFlight` new ones are dropped (and counted) so a
     /// flood cannot grow tasks without bound. The device retransmits.
     private let inFlight = Atomic<Int>(0)
@@ -30,6 +31,7 @@ final class GB28181Listener: Sendable {
             .bind(host: host, port: port).get()
         let udpPort = udp.localAddress?.port ?? port
         channels.withLock { $0.append(udp) }
+        udpChannel.withLock { $0 = udp }
         let tcp: any Channel
         do {
             tcp = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -56,17 +58,29 @@ final class GB28181Listener: Sendable {
         return "\(ip == "0.0.0.0" ? host : ip):\(port)"
     }
 
+    /// A peer reached through the UDP socket, for a device known from a saved registration.
+    func udpPeer(host: String, port: Int) -> SIPPeer? {
+        guard let channel = udpChannel.withLock({ $0 }),
+            let remote = try? SocketAddress(ipAddress: host, port: port)
+        else { return nil }
+        return peer(remote, channel: channel)
+    }
+
+    private func peer(_ remote: SocketAddress, channel: any Channel) -> SIPPeer {
+        SIPPeer(
+            transport: .udp, host: remote.ipAddress ?? "?", port: remote.port ?? 0, local: local(channel),
+            send: { bytes in
+                channel.writeAndFlush(AddressedEnvelope(remoteAddress: remote, data: ByteBuffer(bytes: bytes)), promise: nil)
+            })
+    }
+
     fileprivate func datagram(_ bytes: [UInt8], from remote: SocketAddress, channel: any Channel) {
         guard inFlight.add(1, ordering: .relaxed).newValue <= Self.maxInFlight else {
             inFlight.subtract(1, ordering: .relaxed)
             registrar.counters.record("overloaded")
             return
         }
-        let peer = SIPPeer(
-            transport: .udp, host: remote.ipAddress ?? "?", port: remote.port ?? 0, local: local(channel),
-            send: { bytes in
-                channel.writeAndFlush(AddressedEnvelope(remoteAddress: remote, data: ByteBuffer(bytes: bytes)), promise: nil)
-            })
+        let peer = peer(remote, channel: channel)
         Task {
             await registrar.receive(datagram: bytes, from: peer)
             inFlight.subtract(1, ordering: .relaxed)

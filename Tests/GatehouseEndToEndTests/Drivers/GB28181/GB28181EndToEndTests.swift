@@ -54,7 +54,7 @@ struct GB28181EndToEndTests {
         }
     }
 
-    @Test("register → online → GB2312 alarm committed with kind and point → catalog channels → keepalive loss → offline → restart → registers again", arguments: [GB28181Device.Transport.udp, .tcp])
+    @Test("register → online → GB2312 alarm committed with kind and point → catalog channels → keepalive loss → offline → restart → registration taken back → unregister → registers again", arguments: [GB28181Device.Transport.udp, .tcp])
     func wholeLife(transport: GB28181Device.Transport) async throws {
         let (receiver, receiverTask, receiverPort) = try await startReceiver()
         defer { receiverTask.cancel() }
@@ -103,7 +103,8 @@ struct GB28181EndToEndTests {
             Self.events(receiver).contains { $0.kind == .deviceOffline && $0.device.id == "gate-ipc" && $0.attributes?["reason"] == .string("keepalive timeout") }
         }, "\(daemon.log.suffix(2000))")
 
-        // A restart forgets registrations: the device's keepalive is refused, it registers again.
+        // The registration outlives the restart: the keepalive is accepted without a REGISTER, and
+        // the device, announced offline before, is online again.
         #expect(try await daemon.stop() == 0)
         await ipc.stop()
         await nvr.stop()
@@ -112,8 +113,13 @@ struct GB28181EndToEndTests {
         let ipc2 = Self.device(Self.ipc, password: "gbPass123", port: sipPort, transport: transport)
         #expect(await eventually(timeout: .seconds(60), poll: .milliseconds(100)) {
             if (try? await ipc2.start()) == nil { return false }
-            return await ipc2.keepalive() == 404
+            if await ipc2.keepalive() == 200 { return true }
+            await ipc2.stop()
+            return false
         }, "\(again.log.suffix(2000))")
+        // Unregistered, a keepalive is refused so the device registers again.
+        #expect(await ipc2.register(expires: 0) == 200)
+        #expect(await ipc2.keepalive() == 404)
         #expect(await ipc2.register() == 200)
         #expect(await ipc2.keepalive() == 200)
         #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) {
@@ -121,6 +127,55 @@ struct GB28181EndToEndTests {
         }, "\(again.log.suffix(2000))")
         #expect(try await again.stop() == 0)
         await ipc2.stop()
+    }
+
+    @Test("a registration survives a gateway restart: the device keeps alive without a new REGISTER, no second device.online, alarms accepted", arguments: [GB28181Device.Transport.udp, .tcp])
+    func registrationSurvivesRestart(transport: GB28181Device.Transport) async throws {
+        let (receiver, receiverTask, receiverPort) = try await startReceiver()
+        defer { receiverTask.cancel() }
+        let sipPort = try LoopbackPort.free()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-gb28181-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var site = TestSite(directory: directory, receiverPort: receiverPort)
+        site.devices = 0
+        // A long keepalive timeout: the restart must not be what decides.
+        site.extraDevices = Self.entry(
+            "gate-ipc", type: "camera", serial: Self.ipc, password: "gbPass123",
+            options: "{listen_host: 127.0.0.1, listen_port: \(sipPort), keepalive_interval_seconds: 60, query_catalog: false, query_device_info: false}")
+        let config = try site.write()
+        let (daemon, _, _) = try await DaemonProcess.start(configPath: config)
+        #expect(await daemon.waitForLog("gb28181 SIP listener ready"), "\(daemon.log.suffix(2000))")
+        let ipc = Self.device(Self.ipc, password: "gbPass123", port: sipPort, transport: transport)
+        #expect(await Self.registered(ipc), "\(daemon.log.suffix(2000))")
+        #expect(await ipc.keepalive() == 200)
+        #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) {
+            Self.events(receiver).contains { $0.kind == .deviceOnline && $0.device.id == "gate-ipc" }
+        }, "\(daemon.log.suffix(2000))")
+        #expect(try await daemon.stop() == 0)
+
+        let (again, _, admin) = try await DaemonProcess.start(configPath: config)
+        #expect(await again.waitForLog("registration taken back from before the restart"), "\(again.log.suffix(2000))")
+        #expect(await again.waitForLog("gb28181 SIP listener ready"), "\(again.log.suffix(2000))")
+        // No REGISTER: the same device (over TCP it connects again, as devices do) keeps alive and raises an alarm.
+        #expect(await eventually(timeout: .seconds(60), poll: .milliseconds(100)) {
+            if transport == .tcp {
+                await ipc.stop()
+                if (try? await ipc.start()) == nil { return false }
+            }
+            return await ipc.keepalive() == 200
+        }, "\(again.log.suffix(2000))")
+        #expect(await ipc.alarm(sn: 31, method: 5, type: 2) == 200)
+        #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) {
+            Self.events(receiver).contains { $0.kind == .cameraMotion && $0.device.id == "gate-ipc" }
+        }, "\(again.log.suffix(2000))")
+        // Queue order: a device.online caused by the keepalive would have reached the receiver before the alarm.
+        #expect(Self.events(receiver).filter { $0.kind == .deviceOnline && $0.device.id == "gate-ipc" }.count == 1)
+        #expect(!Self.events(receiver).contains { $0.kind == .deviceOffline && $0.device.id == "gate-ipc" })
+        let table = try DaemonProcess.runTool(["status", "--admin", "http://127.0.0.1:\(admin)"])
+        #expect(table.stdout.contains("registration registered"), "\(table)")
+        #expect(try await again.stop() == 0)
+        await ipc.stop()
     }
 }
 

@@ -61,7 +61,9 @@ struct GB28181RegistrarTests {
 
         /// Waits until the listener is bound (a TCP connection to it succeeds), so a first
         /// datagram is never sent into a closed port.
-        func listening() async {
+        func listening() async { await Harness.listening(port: port) }
+
+        static func listening(port: Int) async {
             var options = GB28181Device.Options(deviceID: "probe", password: "")
             options.gatewayPort = port
             options.transport = .tcp
@@ -170,7 +172,7 @@ struct GB28181RegistrarTests {
         #expect(await eventually { Set(nvr.stats.queries) == ["Catalog", "DeviceInfo", "DeviceStatus"] })
         let session = try #require(h.driver.listeners.registrar(port: h.port)?.session(Self.nvr))
         #expect(await eventually { session.snapshot.channels.count == 3 })
-        #expect(session.snapshot.channels["34020000001310000011"] == "北门入口")
+        #expect(session.snapshot.channels["34020000001310000011"] == GB28181Channel(name: "北门入口", status: "ON"))
         // `gatehouse status` shows the registration, transport, source and channels under the device.
         func detail() -> [String: String] { h.fixture.pipeline.devices.healthSnapshot.first { $0.id == "lobby-nvr" }?.detail ?? [:] }
         #expect(await eventually { detail()["channels"] != nil })
@@ -227,9 +229,153 @@ struct GB28181RegistrarTests {
             h.clock.advance(by: .seconds(5))
             return try await h.events(.deviceOffline).first { $0.device.id == "lobby-nvr" }?.attributes?["reason"] == .string("register expired")
         })
-        #expect(session.snapshot.catalogPages.isEmpty && session.snapshot.channels == ["34020000001310000019": "车库"])
+        #expect(session.snapshot.catalogPages.isEmpty && session.snapshot.channels == ["34020000001310000019": GB28181Channel(name: "车库", status: nil)])
         await nvr.stop()
         await h.finish()
+    }
+
+    @Test("a UDP retransmission (same Via branch, Call-ID, CSeq) is answered from the transaction cache: one event, three identical 200s; the same SN with other content is a second event")
+    func retransmissions() async throws {
+        let h = try Harness(options: "query_catalog: false, query_device_info: false")
+        let device = try await h.device()
+        #expect(await h.register(device) == 200)
+        #expect(await device.alarm(channel: "34020000001310000001", sn: 1207, type: 2, copies: 3) == 200)
+        func answers() -> [String] { device.stats.responses.filter { $0.contains(" MESSAGE\r\n") } }
+        #expect(await eventually { answers().count == 3 })
+        #expect(Set(answers()).count == 1 && answers().first?.hasPrefix("SIP/2.0 200") == true)
+        #expect(h.driver.counters["retransmission"] == 2)
+        // Handled once: one event, one Alarm Response.
+        #expect(await eventually { device.stats.alarmAcks == ["1207"] })
+        #expect(try await h.events(.cameraMotion).count == 1)
+        // A vendor's counter is not an identity: SN 1207 again with other content → another event.
+        #expect(await device.alarm(channel: "34020000001310000001", sn: 1207, type: 2, time: "2025-03-14T10:20:00") == 200)
+        #expect(await eventually { try await h.events(.cameraMotion).count == 2 })
+        await device.stop()
+        await h.finish()
+    }
+
+    @Test("MESSAGEs are checked against the registration: an unconfigured ID 403, a configured unregistered one 404, another IP 404 (counted), another port of the same IP accepted (NAT rebinding)")
+    func messagesCheckedAgainstRegistration() async throws {
+        let h = try Harness(options: "query_catalog: false, query_device_info: false")
+        let stranger = try await h.device("34020000001329999999", password: "x")
+        #expect(await stranger.keepalive() == 403)
+        let device = try await h.device()
+        #expect(await device.keepalive() == 404)
+        #expect(await h.register(device) == 200)
+        #expect(await device.keepalive() == 200)
+        // The same device ID from another host: refused, and counted under the device.
+        var options = GB28181Device.Options(deviceID: Self.ipc, password: "gbPass123")
+        options.gatewayPort = h.port
+        options.localHost = "127.0.0.2"
+        options.responseTimeoutSeconds = 20
+        let impostor = GB28181Device(options: options, logger: Logger(label: "impostor"))
+        try await impostor.start()
+        #expect(await impostor.alarm(sn: 1, type: 2) == 404)
+        #expect(h.driver.counters["wrong source address"] == 1)
+        #expect(try await h.events(.cameraMotion).isEmpty)
+        // The same host from a new port (a NAT mapping renewed): accepted.
+        let rebound = try await h.device()
+        #expect(await rebound.keepalive() == 200)
+        func detail() -> [String: String] { h.fixture.pipeline.devices.healthSnapshot.first { $0.id == "gate-ipc" }?.detail ?? [:] }
+        #expect(detail()["refused"] == "not registered 1, wrong source address 1")
+        #expect(detail()["listenerRefused"] == "unknown device 1")
+        await stranger.stop()
+        await impostor.stop()
+        await rebound.stop()
+        await device.stop()
+        await h.finish()
+    }
+
+    @Test("catalog notifications and DeviceStatus set each channel's status: OFF → device.offline, ON → device.online, VLOST → camera.video-loss for the channel; ADD/DEL; shown under the device")
+    func channelStatus() async throws {
+        let h = try Harness(options: "query_device_info: false")
+        let channels = [("34020000001310000011", "北门入口"), ("34020000001310000012", "南门")].map { (id: $0.0, name: $0.1) }
+        let nvr = try await h.device(Self.nvr, password: "nvrPass456", channels: channels)
+        #expect(await h.register(nvr) == 200)
+        let session = try #require(h.driver.listeners.registrar(port: h.port)?.session(Self.nvr))
+        #expect(await eventually { session.snapshot.channels.count == 2 })
+        // First seen ON in the catalog: nothing to announce.
+        #expect(try await h.events().filter { $0.point != nil }.isEmpty)
+        #expect(await nvr.channelEvent("34020000001310000011", event: "OFF") == 200)
+        #expect(await nvr.channelEvent("34020000001310000011", event: "OFF") == 200)
+        #expect(await nvr.channelEvent("34020000001310000012", event: "VLOST", method: "MESSAGE") == 200)
+        #expect(await nvr.channelEvent("34020000001310000011", event: "ON") == 200)
+        let offline = try await h.events(.deviceOffline).filter { $0.point != nil }
+        #expect(offline.count == 1)
+        #expect(offline.first?.point == "34020000001310000011" && offline.first?.device.id == "lobby-nvr")
+        #expect(offline.first?.attributes?["pointName"] == .string("北门入口"))
+        #expect(try await h.events(.cameraVideoLoss).map(\.point) == ["34020000001310000012"])
+        #expect(try await h.events(.deviceOnline).filter { $0.point == "34020000001310000011" }.count == 1)
+        // The NVR itself stayed online throughout.
+        #expect(try await h.events(.deviceOffline).filter { $0.point == nil }.isEmpty)
+        #expect(await nvr.channelEvent("34020000001310000013", event: "ADD", name: "车库") == 200)
+        #expect(await nvr.channelEvent("34020000001310000012", event: "DEL") == 200)
+        #expect(Set(session.snapshot.channels.keys) == ["34020000001310000011", "34020000001310000013"])
+        // A DeviceStatus answer for a channel: OFFLINE is that channel going off.
+        let status = "<Response><CmdType>DeviceStatus</CmdType><SN>9</SN><DeviceID>34020000001310000013</DeviceID><Result>OK</Result><Online>OFFLINE</Online><Status>OK</Status></Response>"
+        #expect(await nvr.message(xml: status) == 200)
+        #expect(await eventually { session.snapshot.channels["34020000001310000013"] == GB28181Channel(name: "车库", status: "OFF") })
+        #expect(await eventually { try await h.events(.deviceOffline).filter { $0.point == "34020000001310000013" }.count == 1 })
+        func detail() -> [String: String] { h.fixture.pipeline.devices.healthSnapshot.first { $0.id == "lobby-nvr" }?.detail ?? [:] }
+        #expect(detail()["channels"] == "2: 34020000001310000011 北门入口 ON, 34020000001310000013 车库 OFF")
+        #expect(detail()["channelsDown"] == "1")
+        await nvr.stop()
+        await h.finish()
+    }
+
+    @Test("a registration is saved with the device's cursor and taken back after a restart: the keepalive is accepted without a REGISTER, no second device.online; an expired one is not")
+    func registrationSurvivesRestart() async throws {
+        let clock = ManualClock()
+        let port = try LoopbackPort.free()
+        let fixture = try IngestFixture(
+            devices: """
+                  - id: gate-ipc
+                    driver: gb28181
+                    type: camera
+                    vendor: generic
+                    serial: "\(Self.ipc)"
+                    auth: {username: "\(Self.ipc)", password: gbPass123, scheme: digest}
+                    options: {listen_host: 127.0.0.1, listen_port: \(port), query_catalog: false, query_device_info: false, max_expires_seconds: 600}
+                """, clock: clock)
+        let context = fixture.context
+        let config = try #require(context.device(id: "gate-ipc"))
+        func start() -> (GB28181Driver, Task<Void, any Error>) {
+            let driver = GB28181Driver()
+            return (driver, Task { try await driver.run(device: config, context: context) })
+        }
+        var (driver, task) = start()
+        await Harness.listening(port: port)
+        let device = GB28181Device.loopback(Self.ipc, password: "gbPass123", port: port)
+        try await device.start()
+        #expect(await eventually { await device.register() == 200 })
+        #expect(await device.keepalive() == 200)
+        #expect(await eventually { (try? await context.device(config).cursor()).flatMap(GB28181SavedRegistration.decode)?.registered == true })
+        let saved = try #require(GB28181SavedRegistration.decode(try await context.device(config).cursor()))
+        #expect(saved.online && saved.registeredHost == "127.0.0.1" && saved.transport == "UDP")
+        #expect(try await fixture.events().filter { $0.kind == .deviceOnline }.count == 1)
+        // The gateway restarts: a new driver, and the device directory as a new daemon has it.
+        task.cancel()
+        _ = try? await task.value
+        fixture.pipeline.devices.replace([])
+        fixture.pipeline.devices.replace([config], waitingReason: "waiting since restart")
+        (driver, task) = start()
+        await Harness.listening(port: port)
+        #expect(driver.listeners.registrar(port: port)?.session(Self.ipc)?.snapshot.registered == true)
+        #expect(fixture.pipeline.devices.healthSnapshot.first?.state == .up)
+        #expect(await eventually { await device.keepalive() == 200 })
+        #expect(try await fixture.events().filter { $0.kind == .deviceOnline }.count == 1)
+        #expect(try await fixture.events().filter { $0.kind == .deviceOffline }.isEmpty)
+        // Past its expiry a saved registration is not taken back: the device must register again.
+        task.cancel()
+        _ = try? await task.value
+        clock.advance(by: .seconds(601))
+        (driver, task) = start()
+        await Harness.listening(port: port)
+        #expect(await eventually { await device.keepalive() == 404 })
+        task.cancel()
+        _ = try? await task.value
+        await device.stop()
+        await fixture.finish()
     }
 
     @Test("check-config: a serial that is not a 20-digit ID, no password and a bad platform ID are each named with what would be valid")
@@ -312,7 +458,8 @@ struct GB28181RegistrarTests {
         fields["nonce"] = DigestAuthentication.parse(String(second.dropFirst(7)))["nonce"]
         fields["response"] = nil
         fields["response"] = try #require(DigestAuthentication.expectedResponse(fields: fields, method: "REGISTER", password: "gbPass123"))
-        let ok = unauthenticated.replacingOccurrences(of: "Max-Forwards", with: "Authorization: Digest " + fields.map { "\($0.key)=\"\($0.value)\"" }.joined(separator: ", ") + "\r\nMax-Forwards")
+        // A new transaction (a device counts CSeq up): the same one would be answered from the transaction cache.
+        let ok = unauthenticated.replacingOccurrences(of: "CSeq: 2", with: "CSeq: 4").replacingOccurrences(of: "Max-Forwards", with: "Authorization: Digest " + fields.map { "\($0.key)=\"\($0.value)\"" }.joined(separator: ", ") + "\r\nMax-Forwards")
         await registrar.handle(try SIPMessage.parse(Array(ok.utf8)), from: peer)
         // The 200 comes first; the Catalog and DeviceInfo queries of the new registration follow it.
         let accepted = try #require(sent.withLock { $0.last { $0.statusCode != nil } })
