@@ -75,3 +75,15 @@ final class SharedHTTPClient: Sendable {
         try? await closing?.shutdown()
     }
 }
+
+extension HTTPClient.Configuration {
+    /// For checks that ask each camera once per interval (picture health, liveness): a kept-alive
+    /// connection would sit idle until the next one, and 500 of them held the daemon's memory up
+    /// (docs/benchmarks.md "Camera health": 153 → 70 MiB for picture health, 220 → see there with
+    /// liveness), so a connection goes after 5 s idle.
+    static var periodicChecks: HTTPClient.Configuration {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.idleTimeout = .seconds(5)
+        return configuration
+    }
+}

@@ -71,7 +71,7 @@ public final class LivenessMonitor: Sendable {
     /// Runs until cancelled.
     public func run() async {
         guard !cameras.isEmpty else { return }
-        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .periodicChecks)
         let prober = LivenessProber(
             http: client, timeout: .milliseconds(Int64(settings.timeoutSeconds * 1000)), maxSnapshotBytes: 8 << 20, clock: clock)
         logger.info("liveness: \(cameras.count) cameras, at most \(settings.concurrency) probes at once")

@@ -176,11 +176,7 @@ public final class PictureHealthMonitor: Sendable {
 
     /// Runs until cancelled; with no camera it waits for a reload that adds some.
     public func run() async {
-        var configuration = HTTPClient.Configuration()
-        // A camera is asked once per interval (minutes): a kept-alive connection would sit idle until
-        // the next snapshot, and 500 of them held the daemon's memory up (docs/benchmarks.md).
-        configuration.connectionPool.idleTimeout = .seconds(5)
-        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .periodicChecks)
         let (count, concurrency) = state.withLock { ($0.order.count, $0.settings.concurrency) }
         if count > 0 { logger.info("picture health: \(count) cameras, at most \(concurrency) snapshots at once") }
         await withDiscardingTaskGroup { group in
