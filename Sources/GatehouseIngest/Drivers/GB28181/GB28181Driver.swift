@@ -51,13 +51,13 @@ public struct GB28181Driver: Driver {
         // the device's next keepalive is accepted and nothing is announced twice.
         let saved = GB28181SavedRegistration.decode(try? await deviceContext.cursor())
         let restored = saved.map { session.restore($0, peer: nil, now: context.clock.now) } ?? false
+        if let saved, restored, saved.online { deviceContext.resume() }
         let listener = try await listeners.acquire(session, host: settings.listenHost, port: settings.listenPort, clock: context.clock, logger: context.logger)
         if let saved, restored {
             // Over UDP the gateway can reach the device at once; over TCP only once it connects again.
             if saved.transport == SIPPeer.Transport.udp.rawValue, let host = saved.host, let port = saved.port, let peer = listener.udpPeer(host: host, port: port) {
                 session.state.withLock { s in if s.peer == nil { s.peer = peer } }
             }
-            if saved.online { deviceContext.resume() }
             session.publish()
             deviceContext.logger.notice("gb28181: device \(settings.deviceID) registration taken back from before the restart (until \(saved.expiresAt?.rfc3339 ?? "?"), \(saved.channels.count) channel(s))")
         }
