@@ -80,28 +80,31 @@ public final class EventQueue: Sendable {
         // once was in the file (a payload from before sealing) does not linger in free space.
         config.prepareDatabase { db in try db.execute(sql: "PRAGMA secure_delete = FAST") }
         let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        do {
+            if !directory.isEmpty { try DurableDirectory.create(directory) }
+            // Refuses a file that is not ours, or is from a newer version, before writing a byte.
+            try QueueFile.inspect(path: path, knownMigrations: QueueSchema.migrator.migrations)
+            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? nil
+            if (size ?? 0) == 0 { try QueueFile.create(path: path) }
+            pool = try DatabasePool(path: path, configuration: config)
+            // FULL: a WAL commit is fsynced before `append` returns; group commit pays for it.
+            // Set on the writer after opening, because GRDB switches WAL pools to NORMAL while
+            // opening them, and read back so that a library change cannot weaken it unnoticed.
+            let synchronous = try pool.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+                return try Int.fetchOne(db, sql: "PRAGMA synchronous")
+            }
+            guard synchronous == 2 else {
+                throw QueueOpenError(description: "SQLite refused synchronous=FULL (got \(synchronous ?? -1)); commits would not be durable")
+            }
+            let applied = try pool.read { db in
+                try db.tableExists("grdb_migrations") ? String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations") : []
+            }
+            try QueueFile.refuseNewer(path: path, applied: applied, known: QueueSchema.migrator.migrations)
+            try QueueSchema.migrator.migrate(pool)
+        } catch {
+            throw QueueFile.openError(path: path, error)
         }
-        // auto_vacuum must be set before the first table exists; it lets maintenance return freed pages.
-        let fresh = !FileManager.default.fileExists(atPath: path)
-        if fresh {
-            let queue = try DatabaseQueue(path: path)
-            try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL") }
-            try queue.close()
-        }
-        pool = try DatabasePool(path: path, configuration: config)
-        // FULL: a WAL commit is fsynced before `append` returns; group commit pays for it.
-        // Set on the writer after opening, because GRDB switches WAL pools to NORMAL while
-        // opening them, and read back so that a library change cannot weaken it unnoticed.
-        let synchronous = try pool.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-            return try Int.fetchOne(db, sql: "PRAGMA synchronous")
-        }
-        guard synchronous == 2 else {
-            throw QueueOpenError(description: "SQLite refused synchronous=FULL (got \(synchronous ?? -1)); commits would not be durable")
-        }
-        try QueueSchema.migrator.migrate(pool)
         try sealLegacyQuarantine()
     }
 

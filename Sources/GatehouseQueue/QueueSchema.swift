@@ -97,6 +97,11 @@ enum QueueSchema {
                 ALTER TABLE quarantine ADD COLUMN reason_sealed BLOB;
                 """)
         }
+        migrator.registerMigration("v3-application-id") { db in
+            // Marks the file as a Gatehouse queue (queues created since 0.9 have it from the start),
+            // so that a database that is not ours is recognised and refused before it is written.
+            try db.execute(sql: "PRAGMA application_id = \(QueueFile.applicationID)")
+        }
         return migrator
     }
 }
