@@ -17,6 +17,7 @@ need_packages() {
     command -v mosquitto_sub >/dev/null || need+=(mosquitto-clients)  # their consumer
     [ -x /usr/sbin/nats-server ] || need+=(nats-server)           # the three-node cluster of the district test
     command -v sipp >/dev/null || need+=(sip-tester)             # SIPp, the gb28181 interoperability test
+    command -v strace >/dev/null || need+=(strace)               # scripts/strace-durability.py
   fi
   if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
