@@ -26,6 +26,7 @@ public final class EventQueue: Sendable {
     private let sinkCursors = Mutex<[String: [Int: Int64]]>([:])
     private let processStats = Mutex<(commits: Int64, events: Int64)>((0, 0))
     private let collisions = DedupCollisionLog()
+    private let evictionLog = IntervalSummary<Int>()
     /// Stamps receive times not given by the caller, cursor updates, replays and the dedup window.
     public let clock: any TimerClock
 
@@ -415,12 +416,16 @@ public final class EventQueue: Sendable {
         settings.withLock { ($0.budgetBytes, $0.quarantineMaxPayloadBytes) }
     }
 
+    /// One warning per class (priority, or quarantine) and minute, with what was evicted since
+    /// the class's last line: a full budget evicts on every commit.
     func report(_ evictions: [Int: (count: Int64, bytes: Int64)]) {
+        let now = clock.now
         for (rank, eviction) in evictions.sorted(by: { $0.key < $1.key }) {
+            guard let (count, bytes) = evictionLog.note(rank, count: eviction.count, bytes: eviction.bytes, now: now) else { continue }
             let what = rank < 0 ? "quarantine entries" : "\(Priority(rank: rank)?.rawValue ?? "\(rank)") events"
             logger.warning(
-                "disk budget reached: evicted \(eviction.count) oldest \(what) (\(eviction.bytes) bytes)",
-                metadata: ["gatehouse.evicted": "\(eviction.count)"])
+                "disk budget reached: evicted \(count) oldest \(what) (\(bytes) bytes) since the last such line",
+                metadata: ["gatehouse.evicted": "\(count)"])
         }
     }
 
