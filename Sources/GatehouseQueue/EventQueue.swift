@@ -242,6 +242,8 @@ public final class EventQueue: Sendable {
         var duplicates: Int64
         var collisions: Int64
         var quarantined: Int64
+        /// Queued events per priority rank, so a sink's lag needs no count over the backlog.
+        var queuedByRank: [Int: Int64] = [:]
         var evictions: [Int: (count: Int64, bytes: Int64)] = [:]  // rank → ; -1 is quarantine
 
         init(_ db: Database) throws {
@@ -254,6 +256,7 @@ public final class EventQueue: Sendable {
             duplicates = values[Counter.duplicates] ?? 0
             collisions = values[Counter.dedupCollisions] ?? 0
             quarantined = values[Counter.quarantined] ?? 0
+            for priority in Priority.allCases { queuedByRank[priority.rank] = values[Counter.queued(priority.rank)] ?? 0 }
         }
 
         var usedBytes: Int64 { queuedBytes + quarantineBytes }
@@ -264,6 +267,7 @@ public final class EventQueue: Sendable {
                 (Counter.quarantineBytes, quarantineBytes), (Counter.duplicates, duplicates),
                 (Counter.dedupCollisions, collisions), (Counter.quarantined, quarantined),
             ]
+            updates += queuedByRank.map { (Counter.queued($0.key), $0.value) }
             let statement = try db.cachedStatement(
                 sql: "INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value")
             for (rank, eviction) in evictions {
@@ -311,6 +315,7 @@ public final class EventQueue: Sendable {
             }
             try insertEvent.execute(arguments: [row.rank, row.deviceID, row.receivedMs, row.body])
             ledger.queuedEvents += 1
+            ledger.queuedByRank[row.rank, default: 0] += 1
             ledger.queuedBytes += size
             if collision {
                 ledger.collisions += 1
@@ -378,6 +383,7 @@ public final class EventQueue: Sendable {
                 freed += bytes
                 ledger.queuedBytes -= bytes
                 ledger.queuedEvents -= count
+                ledger.queuedByRank[rank, default: 0] -= count
                 ledger.evictions[rank, default: (0, 0)].count += count
                 ledger.evictions[rank, default: (0, 0)].bytes += bytes
             }

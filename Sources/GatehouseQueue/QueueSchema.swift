@@ -102,6 +102,15 @@ enum QueueSchema {
             // so that a database that is not ours is recognised and refused before it is written.
             try db.execute(sql: "PRAGMA application_id = \(QueueFile.applicationID)")
         }
+        migrator.registerMigration("v4-queued-per-priority") { db in
+            // Queued events per priority, kept with the other counters, so a sink's lag is read
+            // without counting the backlog. The one count here runs once, at the upgrade.
+            try db.execute(sql: """
+                INSERT INTO counters(name, value)
+                    SELECT 'queued_events_p' || priority, COUNT(*) FROM events WHERE true GROUP BY priority
+                    ON CONFLICT(name) DO UPDATE SET value = excluded.value
+                """)
+        }
         return migrator
     }
 }
@@ -110,6 +119,7 @@ enum QueueSchema {
 enum Counter {
     static let queuedEvents = "queued_events"
     static let queuedBytes = "queued_bytes"
+    static func queued(_ rank: Int) -> String { "queued_events_p\(rank)" }
     static let quarantineBytes = "quarantine_bytes"
     static let quarantined = "quarantined_total"
     static let duplicates = "duplicates_total"

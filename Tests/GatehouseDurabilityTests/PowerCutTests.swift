@@ -140,11 +140,12 @@ struct PowerCutTests {
         let queue = try EventQueue(
             path: directory.appendingPathComponent("queue.sqlite").path, settings: QueueSettings(),
             diskBudgetBytes: 1 << 30, clock: MachineClock(), logger: testLogger("gatehouse.powercut"))
-        let (integrity, bodies, depth) = try await queue.pool.read { db in
+        let (integrity, bodies, depth, depthByPriority) = try await queue.pool.read { db in
             (
                 try String.fetchAll(db, sql: "PRAGMA integrity_check"),
                 try Data.fetchAll(db, sql: "SELECT body FROM events"),
-                try Int64.fetchOne(db, sql: "SELECT value FROM counters WHERE name = 'queued_events'") ?? 0
+                try Int64.fetchOne(db, sql: "SELECT value FROM counters WHERE name = 'queued_events'") ?? 0,
+                try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(value), 0) FROM counters WHERE name LIKE 'queued_events_p%'") ?? 0
             )
         }
         try queue.pool.close()
@@ -153,6 +154,7 @@ struct PowerCutTests {
         let lost = record.acknowledged.subtracting(record.handedToSink).subtracting(present)
         #expect(lost.isEmpty, "\(context): \(lost.count) acknowledged events lost, \(present.count) present")
         #expect(depth == Int64(bodies.count), "\(context): depth counter \(depth), rows \(bodies.count)")
+        #expect(depthByPriority == depth, "\(context): per-priority counters \(depthByPriority), depth \(depth)")
     }
 }
 
