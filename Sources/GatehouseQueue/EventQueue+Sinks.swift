@@ -111,8 +111,12 @@ extension EventQueue {
             for priority in Priority.allCases {
                 let rank = priority.rank
                 let after = cursor[rank] ?? 0
-                let span = try Row.fetchOne(db, sql: "SELECT MIN(seq), MAX(seq) FROM events WHERE priority = ?", arguments: [rank])
-                guard let low: Int64 = span?[0], let high: Int64 = span?[1], after < high else { continue }
+                // Two queries: SQLite answers MIN or MAX alone from the index end, but both at once by a scan.
+                guard
+                    let low = try Int64.fetchOne(db, sql: "SELECT MIN(seq) FROM events WHERE priority = ?", arguments: [rank]),
+                    let high = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM events WHERE priority = ?", arguments: [rank]),
+                    after < high
+                else { continue }
                 let queued = try Int64.fetchOne(db, sql: "SELECT value FROM counters WHERE name = ?", arguments: [Counter.queued(rank)]) ?? 0
                 if after < low {
                     total += queued
