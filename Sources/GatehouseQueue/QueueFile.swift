@@ -10,7 +10,6 @@ enum QueueFile {
     /// `PRAGMA application_id` of queues created since 0.9 ("GHQ1"); older queues have 0 and are
     /// recognised by their tables.
     static let applicationID: Int32 = 0x4748_5131
-    static let ourTables: Set<String> = ["events", "dedup", "sink_cursors", "device_cursors", "quarantine", "counters", "grdb_migrations"]
     static let sqliteHeader = Array("SQLite format 3\0".utf8)
 
     /// Throws a `QueueOpenError` for anything at `path` the queue must not write to. A missing
