@@ -215,6 +215,12 @@ let package = Package(
             path: "benchmarks/LoadGenerator",
             swiftSettings: strict
         ),
+        // A SQLite VFS that loses what was not synced (power-cut tests); linked into tests only.
+        .target(name: "CPowerCutVFS", path: "Tests/CPowerCutVFS", linkerSettings: [.linkedLibrary("sqlite3")]),
+        .testTarget(
+            name: "GatehouseDurabilityTests",
+            dependencies: ["CPowerCutVFS", "GatehouseCore", "GatehouseQueue", "GatehouseSimulation", "GatehouseTesting", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         .testTarget(name: "GatehouseCoreTests", dependencies: ["GatehouseCore", "GatehouseIngest", "GatehouseSinks", "GatehouseTesting"]),
         .testTarget(name: "GatehouseQueueTests", dependencies: ["GatehouseCore", "GatehouseQueue", "GatehouseTesting"]),
         .testTarget(name: "GatehouseProfilesTests", dependencies: ["GatehouseCore", "GatehouseProfiles", "GatehouseTesting"]),

@@ -19,6 +19,7 @@ need_packages() {
     command -v sipp >/dev/null || need+=(sip-tester)             # SIPp, the gb28181 interoperability test
     dpkg -s gstreamer1.0-plugins-good >/dev/null 2>&1 && /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" >/dev/null 2>&1 \
       || need+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-plugins-base gstreamer1.0-plugins-good)  # the real RTSP server of the liveness test
+    command -v strace >/dev/null || need+=(strace)               # scripts/strace-durability.py
   fi
   if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -93,21 +93,40 @@ extension EventQueue {
                 let bytes: Int64 = row?[1] ?? 0
                 try db.execute(sql: "DELETE FROM events WHERE priority = ? AND seq <= ?", arguments: [rank, floor])
                 ledger.queuedEvents -= count
+                ledger.queuedByRank[rank, default: 0] -= count
                 ledger.queuedBytes -= bytes + count * Int64(Self.rowOverhead)
             }
             try ledger.save(db)
         }
     }
 
-    /// Events this sink has still to deliver.
+    /// Events this sink has still to deliver. Cheap with any backlog (status lines, /readyz and
+    /// start-up ask for it): per priority, from the queued counter and the first and last seq (index
+    /// look-ups), counting rows only on the shorter side of the cursor, which is empty for the
+    /// slowest sink (what it delivered is deleted) and for a sink whose centre is down.
     public func lag(sink: String) async throws -> Int64 {
         let cursor = sinkCursor(sink)
         return try await pool.read { db in
             var total: Int64 = 0
             for priority in Priority.allCases {
-                total += try Int64.fetchOne(
-                    db, sql: "SELECT COUNT(*) FROM events WHERE priority = ? AND seq > ?",
-                    arguments: [priority.rank, cursor[priority.rank] ?? 0]) ?? 0
+                let rank = priority.rank
+                let after = cursor[rank] ?? 0
+                // Two queries: SQLite answers MIN or MAX alone from the index end, but both at once by a scan.
+                guard
+                    let low = try Int64.fetchOne(db, sql: "SELECT MIN(seq) FROM events WHERE priority = ?", arguments: [rank]),
+                    let high = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM events WHERE priority = ?", arguments: [rank]),
+                    after < high
+                else { continue }
+                let queued = try Int64.fetchOne(db, sql: "SELECT value FROM counters WHERE name = ?", arguments: [Counter.queued(rank)]) ?? 0
+                if after < low {
+                    total += queued
+                } else if high - after <= after - low {
+                    total += try Int64.fetchOne(
+                        db, sql: "SELECT COUNT(*) FROM events WHERE priority = ? AND seq > ?", arguments: [rank, after]) ?? 0
+                } else {
+                    total += queued - (try Int64.fetchOne(
+                        db, sql: "SELECT COUNT(*) FROM events WHERE priority = ? AND seq <= ?", arguments: [rank, after]) ?? 0)
+                }
             }
             return total
         }

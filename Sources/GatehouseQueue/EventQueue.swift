@@ -26,6 +26,7 @@ public final class EventQueue: Sendable {
     private let sinkCursors = Mutex<[String: [Int: Int64]]>([:])
     private let processStats = Mutex<(commits: Int64, events: Int64)>((0, 0))
     private let collisions = DedupCollisionLog()
+    private let evictionLog = IntervalSummary<Int>()
     /// Stamps receive times not given by the caller, cursor updates, replays and the dedup window.
     public let clock: any TimerClock
 
@@ -80,28 +81,31 @@ public final class EventQueue: Sendable {
         // once was in the file (a payload from before sealing) does not linger in free space.
         config.prepareDatabase { db in try db.execute(sql: "PRAGMA secure_delete = FAST") }
         let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        do {
+            if !directory.isEmpty { try DurableDirectory.create(directory) }
+            // Refuses a file that is not ours, or is from a newer version, before writing a byte.
+            try QueueFile.inspect(path: path, knownMigrations: QueueSchema.migrator.migrations)
+            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? nil
+            if (size ?? 0) == 0 { try QueueFile.create(path: path) }
+            pool = try DatabasePool(path: path, configuration: config)
+            // FULL: a WAL commit is fsynced before `append` returns; group commit pays for it.
+            // Set on the writer after opening, because GRDB switches WAL pools to NORMAL while
+            // opening them, and read back so that a library change cannot weaken it unnoticed.
+            let synchronous = try pool.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+                return try Int.fetchOne(db, sql: "PRAGMA synchronous")
+            }
+            guard synchronous == 2 else {
+                throw QueueOpenError(description: "SQLite refused synchronous=FULL (got \(synchronous ?? -1)); commits would not be durable")
+            }
+            let applied = try pool.read { db in
+                try db.tableExists("grdb_migrations") ? String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations") : []
+            }
+            try QueueFile.refuseNewer(path: path, applied: applied, known: QueueSchema.migrator.migrations)
+            try QueueSchema.migrator.migrate(pool)
+        } catch {
+            throw QueueFile.openError(path: path, error)
         }
-        // auto_vacuum must be set before the first table exists; it lets maintenance return freed pages.
-        let fresh = !FileManager.default.fileExists(atPath: path)
-        if fresh {
-            let queue = try DatabaseQueue(path: path)
-            try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL") }
-            try queue.close()
-        }
-        pool = try DatabasePool(path: path, configuration: config)
-        // FULL: a WAL commit is fsynced before `append` returns; group commit pays for it.
-        // Set on the writer after opening, because GRDB switches WAL pools to NORMAL while
-        // opening them, and read back so that a library change cannot weaken it unnoticed.
-        let synchronous = try pool.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-            return try Int.fetchOne(db, sql: "PRAGMA synchronous")
-        }
-        guard synchronous == 2 else {
-            throw QueueOpenError(description: "SQLite refused synchronous=FULL (got \(synchronous ?? -1)); commits would not be durable")
-        }
-        try QueueSchema.migrator.migrate(pool)
         try sealLegacyQuarantine()
     }
 
@@ -238,6 +242,8 @@ public final class EventQueue: Sendable {
         var duplicates: Int64
         var collisions: Int64
         var quarantined: Int64
+        /// Queued events per priority rank, so a sink's lag needs no count over the backlog.
+        var queuedByRank: [Int: Int64] = [:]
         var evictions: [Int: (count: Int64, bytes: Int64)] = [:]  // rank → ; -1 is quarantine
 
         init(_ db: Database) throws {
@@ -250,6 +256,7 @@ public final class EventQueue: Sendable {
             duplicates = values[Counter.duplicates] ?? 0
             collisions = values[Counter.dedupCollisions] ?? 0
             quarantined = values[Counter.quarantined] ?? 0
+            for priority in Priority.allCases { queuedByRank[priority.rank] = values[Counter.queued(priority.rank)] ?? 0 }
         }
 
         var usedBytes: Int64 { queuedBytes + quarantineBytes }
@@ -260,6 +267,7 @@ public final class EventQueue: Sendable {
                 (Counter.quarantineBytes, quarantineBytes), (Counter.duplicates, duplicates),
                 (Counter.dedupCollisions, collisions), (Counter.quarantined, quarantined),
             ]
+            updates += queuedByRank.map { (Counter.queued($0.key), $0.value) }
             let statement = try db.cachedStatement(
                 sql: "INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value")
             for (rank, eviction) in evictions {
@@ -307,6 +315,7 @@ public final class EventQueue: Sendable {
             }
             try insertEvent.execute(arguments: [row.rank, row.deviceID, row.receivedMs, row.body])
             ledger.queuedEvents += 1
+            ledger.queuedByRank[row.rank, default: 0] += 1
             ledger.queuedBytes += size
             if collision {
                 ledger.collisions += 1
@@ -374,6 +383,7 @@ public final class EventQueue: Sendable {
                 freed += bytes
                 ledger.queuedBytes -= bytes
                 ledger.queuedEvents -= count
+                ledger.queuedByRank[rank, default: 0] -= count
                 ledger.evictions[rank, default: (0, 0)].count += count
                 ledger.evictions[rank, default: (0, 0)].bytes += bytes
             }
@@ -412,12 +422,16 @@ public final class EventQueue: Sendable {
         settings.withLock { ($0.budgetBytes, $0.quarantineMaxPayloadBytes) }
     }
 
+    /// One warning per class (priority, or quarantine) and minute, with what was evicted since
+    /// the class's last line: a full budget evicts on every commit.
     func report(_ evictions: [Int: (count: Int64, bytes: Int64)]) {
+        let now = clock.now
         for (rank, eviction) in evictions.sorted(by: { $0.key < $1.key }) {
+            guard let (count, bytes) = evictionLog.note(rank, count: eviction.count, bytes: eviction.bytes, now: now) else { continue }
             let what = rank < 0 ? "quarantine entries" : "\(Priority(rank: rank)?.rawValue ?? "\(rank)") events"
             logger.warning(
-                "disk budget reached: evicted \(eviction.count) oldest \(what) (\(eviction.bytes) bytes)",
-                metadata: ["gatehouse.evicted": "\(eviction.count)"])
+                "disk budget reached: evicted \(count) oldest \(what) (\(bytes) bytes) since the last such line",
+                metadata: ["gatehouse.evicted": "\(count)"])
         }
     }
 

@@ -97,6 +97,20 @@ enum QueueSchema {
                 ALTER TABLE quarantine ADD COLUMN reason_sealed BLOB;
                 """)
         }
+        migrator.registerMigration("v3-application-id") { db in
+            // Marks the file as a Gatehouse queue (queues created since 0.9 have it from the start),
+            // so that a database that is not ours is recognised and refused before it is written.
+            try db.execute(sql: "PRAGMA application_id = \(QueueFile.applicationID)")
+        }
+        migrator.registerMigration("v4-queued-per-priority") { db in
+            // Queued events per priority, kept with the other counters, so a sink's lag is read
+            // without counting the backlog. The one count here runs once, at the upgrade.
+            try db.execute(sql: """
+                INSERT INTO counters(name, value)
+                    SELECT 'queued_events_p' || priority, COUNT(*) FROM events WHERE true GROUP BY priority
+                    ON CONFLICT(name) DO UPDATE SET value = excluded.value
+                """)
+        }
         return migrator
     }
 }
@@ -105,6 +119,7 @@ enum QueueSchema {
 enum Counter {
     static let queuedEvents = "queued_events"
     static let queuedBytes = "queued_bytes"
+    static func queued(_ rank: Int) -> String { "queued_events_p\(rank)" }
     static let quarantineBytes = "quarantine_bytes"
     static let quarantined = "quarantined_total"
     static let duplicates = "duplicates_total"

@@ -368,11 +368,11 @@ enum Wire {
     }
 }
 
-/// A small seeded generator, so simulated packet loss repeats run to run.
-struct SplitMix: Sendable {
+/// A small seeded generator, so simulated packet loss (and the power-cut tests' cut points) repeat run to run.
+public struct SplitMix: Sendable {
     var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9

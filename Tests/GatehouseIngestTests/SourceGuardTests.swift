@@ -32,6 +32,24 @@ struct SourceGuardTests {
         #expect(guard_.check("10.0.0.7", now: t0 + 3600) != nil)
     }
 
+    @Test("sources idle until their bucket refilled are forgotten, and a drained one is still limited")
+    func idleSourcesForgotten() throws {
+        let guard_ = SourceGuard(config: Self.ingest(rate: 1, burst: 2), clock: ManualClock())
+        for n in 0..<1000 { #expect(guard_.check("10.1.\(n / 250).\(n % 250)", now: 0) == nil) }
+        #expect(guard_.trackedSources == 1000)
+        // 10.9.9.9 drains its bucket just before the sweep.
+        #expect(guard_.check("10.9.9.9", now: 2.9) == nil)
+        #expect(guard_.check("10.9.9.9", now: 2.9) == nil)
+        #expect(guard_.check("10.9.9.9", now: 2.9) != nil)
+        // Three seconds later every one-request source has refilled to the burst: forgotten.
+        #expect(guard_.check("10.2.0.1", now: 3) == nil)
+        #expect(guard_.trackedSources == 2)
+        #expect(guard_.check("10.9.9.9", now: 3) != nil, "forgetting never lets a drained source through early")
+        #expect(guard_.check("10.1.0.0", now: 3) == nil)
+        #expect(guard_.check("10.1.0.0", now: 3) == nil)
+        #expect(guard_.check("10.1.0.0", now: 3) != nil, "a forgotten source comes back with exactly a full burst")
+    }
+
     @Test("Retry-After says how long one token takes at a slow rate")
     func retryAfterAtASlowRate() throws {
         // One token per 8 s (a power of two, so the arithmetic is exact).

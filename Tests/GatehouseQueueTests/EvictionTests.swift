@@ -198,3 +198,31 @@ struct EvictionTests {
         #expect(try await queue.appendNow([again]) == [.duplicate(of: original.id)])
     }
 }
+
+@Suite("Eviction log")
+struct EvictionLogTests {
+    @Test("evictions are logged as one line per priority and minute, with everything evicted since the last line")
+    func oneSummaryPerClassAndInterval() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-eviction-log-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let clock = ManualClock()
+        let (logger, lines) = CapturingLogHandler.logger()
+        let queue = try EventQueue(
+            path: directory.appendingPathComponent("queue.sqlite").path, settings: QueueSettings(), diskBudgetBytes: 64 << 10,
+            clock: clock, logger: logger)
+        _ = try await EvictionTests.fill(queue, .cameraMotion, count: 100)
+        // Each access event evicts telemetry in its own commit.
+        for _ in 0..<20 { _ = try await EvictionTests.fill(queue, .accessGranted, count: 1) }
+        var summaries = lines.all.filter { $0.message.hasPrefix("disk budget reached") }
+        #expect(summaries.count == 1, "\(summaries.map(\.message))")
+        #expect(summaries.first?.message.contains("telemetry events") == true)
+
+        clock.advance(by: .seconds(61))
+        _ = try await EvictionTests.fill(queue, .accessGranted, count: 1)
+        summaries = lines.all.filter { $0.message.hasPrefix("disk budget reached") }
+        #expect(summaries.count == 2)
+        let logged = summaries.compactMap { $0.metadata["gatehouse.evicted"].flatMap { Int64($0) } }.reduce(0, +)
+        #expect(logged == (try await queue.stats().evicted["telemetry"]), "the lines add up to the counter")
+        #expect(logged > 2)
+    }
+}

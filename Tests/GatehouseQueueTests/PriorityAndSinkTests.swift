@@ -216,3 +216,38 @@ struct PriorityAndSinkTests {
         #expect(mixed.dropLast().reduce(0) { $0 + $1.body.count } < maxBytes)
     }
 }
+
+@Suite("Sink lag")
+struct SinkLagTests {
+    @Test("lag from the per-priority counters equals the events each sink has still to read, at every cursor position")
+    func lagMatchesWhatIsLeft() async throws {
+        let fixture = try QueueFixture()
+        defer { fixture.remove() }
+        let queue = fixture.queue
+        try await queue.registerSinks(["fast", "slow"])
+        let priorities: [Priority] = [.alarm, .access, .telemetry]
+        let events = (0..<90).map { makeEvent(priority: priorities[($0 * 7) % 3 == 0 ? 0 : $0 % 3]) }
+        _ = try await queue.appendNow(events)
+
+        func check(_ step: String) async throws {
+            for sink in ["fast", "slow"] {
+                let left = try await queue.everything(sink: sink).count
+                #expect(try await queue.lag(sink: sink) == Int64(left), "\(sink) after \(step)")
+            }
+        }
+        try await check("appending")
+        // The fast sink moves ahead in steps; the slow one holds everything back, then follows.
+        for round in 0..<12 {
+            let batch = try await queue.nextBatch(sink: "fast", maxEvents: 8)
+            try await queue.acknowledge(sink: "fast", batch)
+            try await check("fast round \(round)")
+            if round % 3 == 2 {
+                let slow = try await queue.nextBatch(sink: "slow", maxEvents: 11)
+                try await queue.acknowledge(sink: "slow", slow)
+                try await check("slow round \(round)")
+            }
+        }
+        let stats = try await queue.stats()
+        #expect(stats.depth == Int64(try await queue.everything(sink: "__audit__").count))
+    }
+}

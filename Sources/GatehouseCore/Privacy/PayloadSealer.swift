@@ -65,9 +65,9 @@ public struct PayloadSealer: Sendable {
         let path = (directory as NSString).appendingPathComponent(generatedKeyFileName)
         if FileManager.default.fileExists(atPath: path) { return try readGenerated(path) }
         do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try DurableDirectory.create(directory)
         } catch {
-            throw Failure(description: "cannot create \(directory) for the quarantine key: \(error.localizedDescription)")
+            throw Failure(description: "cannot create \(directory) for the quarantine key: \(error.description)")
         }
         let text = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0).base64EncodedString() }
         // O_EXCL: of two processes starting at once, one writes the key and the other reads it.
@@ -84,6 +84,8 @@ public struct PayloadSealer: Sendable {
             unlink(path)
             throw Failure(description: "cannot write quarantine key file \(path): errno \(errno)")
         }
+        // The key's directory entry must outlive a power cut too, or sealed entries become unreadable.
+        do { try DurableDirectory.sync(directory) } catch { throw Failure(description: error.description) }
         return PayloadSealer(secret: Secret(value: text, origin: "generated file \(path)"))
     }
 

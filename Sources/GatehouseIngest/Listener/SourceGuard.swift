@@ -16,6 +16,18 @@ public final class SourceGuard: Sendable {
         var ratePerSecond: Double
         var burst: Double
         var buckets: [String: Bucket] = [:]
+        var lastSweep: Double?
+
+        /// Forgets sources whose bucket has refilled to the burst: such a bucket is the same as none,
+        /// so forgetting is exact, and the table holds only sources heard from within about one
+        /// refill time (an NVR or relay behind one address is one entry). Sweeps at most once per
+        /// refill time, so a request costs O(1) on average.
+        mutating func forgetIdle(now: Double) {
+            let refill = max(1, burst / ratePerSecond)
+            if let lastSweep, now - lastSweep < refill { return }
+            lastSweep = now
+            buckets = buckets.filter { $0.value.tokens + (now - $0.value.updated) * ratePerSecond < burst }
+        }
     }
 
     private let state: Mutex<State>
@@ -35,6 +47,9 @@ public final class SourceGuard: Sendable {
         }
     }
 
+    /// Sources with a bucket in the table (tests).
+    var trackedSources: Int { state.withLock { $0.buckets.count } }
+
     /// Nil when the request may proceed.
     public func check(_ address: String?, now: Double? = nil) -> Rejection? {
         let now = now ?? clock.now.seconds
@@ -48,8 +63,7 @@ public final class SourceGuard: Sendable {
             bucket.updated = now
             defer {
                 s.buckets[address] = bucket
-                // Bound memory: forget sources that have refilled completely.
-                if s.buckets.count > 10_000 { s.buckets = s.buckets.filter { $0.value.tokens < s.burst } }
+                s.forgetIdle(now: now)
             }
             guard bucket.tokens >= 1 else {
                 let wait = Int(((1 - bucket.tokens) / s.ratePerSecond).rounded(.up))
