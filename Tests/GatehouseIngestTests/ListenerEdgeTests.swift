@@ -10,7 +10,7 @@ import Testing
 @testable import GatehouseIngest
 
 /// The edges of the ingest listener on a real server: bodies over the limit (declared, chunked,
-/// announced with `Expect: 100-continue`) and numbers kept exactly.
+/// announced with `Expect: 100-continue`), numbers kept exactly, and overload refused at once.
 @Suite("listener edges")
 struct ListenerEdgeTests {
     /// A small body limit, and an idle timeout far longer than any wait here: a connection that
@@ -123,6 +123,31 @@ struct ListenerEdgeTests {
         let entries = try await fixture.queue.quarantineEntries(limit: 10)
         #expect(entries.count == 1)
         #expect(entries.first?.reason.contains("AlarmInfoPlate.result.PlateResult.plateid") == true, "\(entries.first?.reason ?? "")")
+        await fixture.finish()
+    }
+
+    @Test("over queue.max_waiting_appends, every push driver gets 503 overloaded with Retry-After 1 at once; the admitted commit")
+    func overloaded() async throws {
+        let fixture = try IngestFixture(devices: PushPathTests.devices, extra: PushPathTests.extra + "\nqueue: {max_waiting_appends: 1}")
+        let gate = Gate()
+        fixture.queue.beforeCommit.withLock { $0 = { await gate.pass() } }
+        // One append held in the committer, one waiting in line: the line is full.
+        let queue = fixture.queue
+        let held = Task { try await queue.append([fixture.pipeline.makeEvent(EventDraft(kind: .doorOpened), device: fixture.config.devices[0], driver: "test", receivedAt: .now)]) }
+        #expect(await eventually { gate.holding == 1 })
+        let waiting = Task { try await queue.append([fixture.pipeline.makeEvent(EventDraft(kind: .doorOpened), device: fixture.config.devices[0], driver: "test", receivedAt: .now)]) }
+        #expect(await eventually { queue.waitingAppends == 1 })
+        let replies = try await PushPathTests.send(to: fixture)
+        #expect(replies.count == 4)
+        for (driver, reply) in replies.sorted(by: { $0.key < $1.key }) {
+            #expect(reply.status == 503, "\(driver): \(reply.body)")
+            #expect(reply.retryAfter == String(PushRefusal.overloadedRetryAfterSeconds), "\(driver)")
+            let expected = driver == "zkteco" ? "ERROR:" : "\"error\":\"overloaded\""
+            #expect(reply.body.contains(expected), "\(driver): \(reply.body)")
+        }
+        gate.open()
+        #expect(try await held.value.allSatisfy(\.isAccepted))
+        #expect(try await waiting.value.allSatisfy(\.isAccepted))
         await fixture.finish()
     }
 }
