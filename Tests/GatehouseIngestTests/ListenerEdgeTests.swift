@@ -75,8 +75,27 @@ struct ListenerEdgeTests {
             port: port, [Self.head + "Transfer-Encoding: chunked\r\n\r\n"] + Array(repeating: chunk, count: 5))
         #expect(reply.hasPrefix("HTTP/1.1 413"), "\(reply)")
         #expect(reply.lowercased().contains("connection: close"), "\(reply)")
+        // The sender went silent without ending its body: closed after a short linger, not the idle timeout.
         #expect(closed, "the connection was left open")
         #expect(try await fixture.events().isEmpty)
+        await fixture.finish()
+    }
+
+    @Test("a declared body over the limit sent without Expect gets 413, is read to its end, and the connection stays usable")
+    func declaredTooLargeSent() async throws {
+        let (fixture, server, port) = try await Self.serve()
+        defer { server.cancel() }
+        // Closing while the client still sends would reset the connection and lose the reply.
+        let body = String(repeating: " ", count: 100_000)
+        let next = #"{"kind":"door.opened","dedupKey":"after-413"}"#
+        let (reply, closed) = try await Self.exchange(port: port, [
+            Self.head + "Content-Length: \(body.utf8.count)\r\n\r\n", body,
+            Self.head + "Content-Length: \(next.utf8.count)\r\nConnection: close\r\n\r\n", next,
+        ])
+        #expect(reply.hasPrefix("HTTP/1.1 413"), "\(reply)")
+        #expect(reply.contains("HTTP/1.1 200"), "\(reply)")
+        #expect(closed)
+        #expect(try await fixture.events().filter { $0.kind != .deviceOnline }.map(\.source.dedupKey) == ["after-413"])
         await fixture.finish()
     }
 
