@@ -58,7 +58,23 @@ extension Profile {
                 throw items.count > 1 ? MappingError("record \(index): \(error.reason)") : error
             }
         }
+        // The reply the device will get must not carry a number it cannot be given back exactly.
+        let replyContext = MappingContext(item: document.root, document: document, request: request, device: device)
+        if let chosen = replies.first(where: { spec in spec.when.allSatisfy { $0.holds(replyContext, first: events.first, failed: false) } }) {
+            try Self.refuseBeyondRange(chosen.body.fieldPaths, replyContext, usedIn: "the reply")
+        }
         return events
+    }
+
+    /// Refuses a field holding a number beyond the range of a double (e.g. `1e400`) where it
+    /// would become part of a dedup key or a reply: as a double it is infinity, so two different
+    /// reads would share the key `…:inf` and the reply would not be JSON. Attributes keep it as sent.
+    static func refuseBeyondRange(_ paths: [FieldPath], _ context: MappingContext, usedIn use: String) throws(MappingError) {
+        for path in paths {
+            if let value = context.value(path), value.isBeyondDoubleRange {
+                throw MappingError("field '\(path)' holds \(value.numberText ?? "a number") beyond the range of a double; it cannot be used in \(use) (expected a number within ±1.8e308)")
+            }
+        }
     }
 
     func mapItem(_ context: MappingContext) throws(MappingError) -> MappedEvent? {
@@ -125,6 +141,7 @@ extension Profile {
             }
         }
         mapped.attributes = attributes.isEmpty ? nil : attributes
+        if let spec = event.dedup { try Self.refuseBeyondRange(spec.fieldPaths, context, usedIn: "the dedup key") }
         if let spec = event.dedup, let key = spec.evaluate(context, tables: tables), !key.isEmpty {
             guard key.utf8.count <= 200 else { throw MappingError("dedup key of \(key.utf8.count) bytes is too long (at most 200)") }
             mapped.dedupKey = key

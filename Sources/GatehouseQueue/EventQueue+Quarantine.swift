@@ -8,14 +8,15 @@ extension EventQueue {
     @discardableResult
     public func quarantine(_ record: QuarantineRecord, receivedAt: Timestamp? = nil) async throws -> Int64 {
         let receivedAt = receivedAt ?? clock.now
+        try await ensureSpace()
         let sealed = try seal(record)
         let budget = settingsSnapshot().budget
-        let result = try await pool.write { db -> (Int64?, [Int: (count: Int64, bytes: Int64)]) in
+        let result = try await mappingDiskFull { try await self.pool.write { db -> (Int64?, [Int: (count: Int64, bytes: Int64)]) in
             var ledger = try Ledger(db)
             let id = try self.insertQuarantine(sealed, receivedAt: receivedAt, budget: budget, db: db, ledger: &ledger)
             try ledger.save(db)
             return (id, ledger.evictions)
-        }
+        } }
         report(result.1)
         guard let id = result.0 else {
             throw QueueFullError(description: "disk budget of \(budget) bytes is full; quarantine entry of \(sealed.payload.count) bytes refused")

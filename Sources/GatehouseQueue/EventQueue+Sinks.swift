@@ -65,16 +65,29 @@ extension EventQueue {
     public func acknowledge(sink: String, _ events: [StoredEvent]) async throws {
         guard !events.isEmpty else { return }
         let highest = events.reduce(into: [Int: Int64]()) { $0[$1.priority.rank] = max($0[$1.priority.rank] ?? 0, $1.seq) }
-        let updated = try await pool.write { db -> [Int: Int64] in
-            for (rank, seq) in highest {
-                try db.execute(
-                    sql: "UPDATE sink_cursors SET seq = max(seq, ?) WHERE sink = ? AND priority = ?",
-                    arguments: [seq, sink, rank])
+        // The delivery is a fact before it is on disk: the cursor in memory moves first, so that a
+        // full disk (which refuses the write) cannot make the sink send the same batch again and
+        // again. Every write stores the whole cursor, so the next one that fits catches up; a
+        // crash before then re-delivers once, a duplicate the centre drops by event id.
+        sinkCursorsAdvance(sink: sink, to: highest)
+        let cursor = sinkCursor(sink)
+        do {
+            try await pool.write { db in
+                for (rank, seq) in cursor {
+                    try db.execute(
+                        sql: "UPDATE sink_cursors SET seq = max(seq, ?) WHERE sink = ? AND priority = ?",
+                        arguments: [seq, sink, rank])
+                }
             }
-            return highest
+        } catch where Self.isDiskFull(error) {
+            _ = noteDiskFull(error)
+            return
         }
-        sinkCursorsAdvance(sink: sink, to: updated)
-        try await pruneDelivered(ranks: Array(updated.keys))
+        do {
+            try await pruneDelivered(ranks: Array(highest.keys))
+        } catch is QueueDiskFullError {
+            // Deleted by a later acknowledgement once there is room; the delivery itself is recorded.
+        }
     }
 
     /// Deletes events at or below the slowest sink's cursor of their priority.
@@ -82,6 +95,11 @@ extension EventQueue {
         let all = sinkCursorsSnapshot()
         guard !all.isEmpty else { return }
         let floors = ranks.map { rank in (rank, all.values.map { $0[rank] ?? 0 }.min() ?? 0) }
+        try await mappingDiskFull { try await pruneDelivered(floors: floors) }
+        await compactAfterDiskFull()
+    }
+
+    private func pruneDelivered(floors: [(Int, Int64)]) async throws {
         try await pool.write { db in
             var ledger = try Ledger(db)
             for (rank, floor) in floors where floor > 0 {

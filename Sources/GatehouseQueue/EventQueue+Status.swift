@@ -22,6 +22,8 @@ extension EventQueue {
                 duplicates: values[Counter.duplicates] ?? 0, dedupCollisions: values[Counter.dedupCollisions] ?? 0,
                 fileBytes: 0, commits: process.commits, committedEvents: process.events)
         }
+        stats.diskFull = diskFullReason
+        stats.waitingAppends = waitingAppends
         stats.fileBytes = [path, path + "-wal"].reduce(Int64(0)) { total, file in
             let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int64) ?? nil
             return total + (size ?? 0)

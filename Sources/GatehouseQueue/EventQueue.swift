@@ -27,6 +27,9 @@ public final class EventQueue: Sendable {
     private let processStats = Mutex<(commits: Int64, events: Int64)>((0, 0))
     private let collisions = DedupCollisionLog()
     private let evictionLog = IntervalSummary<Int>()
+    let diskState = Mutex(DiskState())
+    /// Test hook: awaited before each group commit, so a test can hold the committer.
+    let beforeCommit = Mutex<(@Sendable () async -> Void)?>(nil)
     /// Stamps receive times not given by the caller, cursor updates, replays and the dedup window.
     public let clock: any TimerClock
 
@@ -35,6 +38,7 @@ public final class EventQueue: Sendable {
         var commitMaxEvents: Int
         var quarantineMaxPayloadBytes: Int
         var dedupWindowHours: Double
+        var maxWaitingAppends: Int
     }
 
     struct EncodedEvent {
@@ -74,7 +78,7 @@ public final class EventQueue: Sendable {
             Settings(
                 budgetBytes: diskBudgetBytes, commitMaxEvents: settings.commitMaxEvents,
                 quarantineMaxPayloadBytes: settings.quarantineMaxPayloadBytes,
-                dedupWindowHours: settings.dedupWindowHours))
+                dedupWindowHours: settings.dedupWindowHours, maxWaitingAppends: settings.maxWaitingAppends))
         var config = Configuration()
         config.busyMode = .timeout(10)
         // Deleted or rewritten rows are overwritten in their pages, so that a clear value that
@@ -117,6 +121,7 @@ public final class EventQueue: Sendable {
             $0.commitMaxEvents = settings.commitMaxEvents
             $0.quarantineMaxPayloadBytes = settings.quarantineMaxPayloadBytes
             $0.dedupWindowHours = settings.dedupWindowHours
+            $0.maxWaitingAppends = settings.maxWaitingAppends
         }
     }
 
@@ -132,36 +137,45 @@ public final class EventQueue: Sendable {
     public func append(
         _ events: [Event], quarantine: [QuarantineRecord] = [], cursor: DeviceCursorUpdate? = nil, receivedAt: Timestamp? = nil
     ) async throws -> [AppendOutcome] {
+        try await ensureSpace()
         let receivedAt = receivedAt ?? clock.now
         let rows = try encode(events)
         let sealed = try quarantine.map(seal)
+        let maxWaiting = settings.withLock { $0.maxWaitingAppends }
         return try await withCheckedThrowingContinuation { continuation in
-            let accepted = pending.withLock { state -> Bool in
-                guard !state.closed else { return false }
+            // Admission: a bounded line in front of the committer, so that under overload a
+            // request is refused at once rather than answered after a long wait (or a timeout).
+            let refusal = pending.withLock { state -> (any Error)? in
+                guard !state.closed else { return CancellationError() }
+                guard state.items.count < maxWaiting else { return QueueOverloadedError(waiting: state.items.count) }
                 state.items.append(
                     PendingAppend(rows: rows, quarantine: sealed, receivedAt: receivedAt, cursor: cursor, continuation: continuation))
-                return true
+                return nil
             }
-            if accepted {
-                committerWake.signal()
+            if let refusal {
+                continuation.resume(throwing: refusal)
             } else {
-                continuation.resume(throwing: CancellationError())
+                committerWake.signal()
             }
         }
     }
+
+    /// Appends waiting for the group commit now.
+    public var waitingAppends: Int { pending.withLock { $0.items.count } }
 
     /// Commits in a transaction of its own, without the group committer (CLI tools, replay).
     /// `deduplicate: false` re-queues events that were accepted before (an event a sink's target
     /// rejected): their dedup key is already recorded and must not turn them into duplicates.
     public func appendNow(_ events: [Event], cursor: DeviceCursorUpdate? = nil, deduplicate: Bool = true) async throws -> [AppendOutcome] {
+        try await ensureSpace()
         let rows = try encode(events, deduplicate: deduplicate)
-        let (outcomes, evictions) = try await pool.write { db in
+        let (outcomes, evictions) = try await mappingDiskFull { try await self.pool.write { db in
             var ledger = try Ledger(db)
             var kept: [(SealedQuarantine, Int64)] = []
             let outcomes = try self.commit(rows: rows, quarantine: [], receivedAt: self.clock.now, cursor: cursor, db: db, ledger: &ledger, kept: &kept)
             try ledger.save(db)
             return (outcomes, ledger.evictions)
-        }
+        } }
         report(evictions)
         notifySubscribers()
         return outcomes
@@ -178,6 +192,12 @@ public final class EventQueue: Sendable {
     /// The group committer: takes everything waiting (up to `commit_max_events`), commits it in
     /// one transaction and answers every caller. Returns after `close()` once nothing is waiting.
     public func run() async {
+        // Room for deletes and cursor updates on a full file system (EventQueue+DiskFull).
+        if setReserveAside() {
+            diskState.withLock { $0.reserveMissing = false }
+        } else {
+            logger.warning("could not set aside the queue's disk reserve; deliveries may stall if the disk fills", metadata: ["gatehouse.directory": "\(directory)"])
+        }
         while !Task.isCancelled, !pending.withLock({ $0.closed }) {
             await committerWake.wait()
             await drainPending()
@@ -207,6 +227,7 @@ public final class EventQueue: Sendable {
                 return batch
             }
             if batch.isEmpty { return }
+            if let hold = beforeCommit.withLock({ $0 }) { await hold() }
             do {
                 let (results, evictions, kept) = try await pool.write { db in
                     var ledger = try Ledger(db)
@@ -228,7 +249,10 @@ public final class EventQueue: Sendable {
                 report(evictions)
                 notifySubscribers()
             } catch {
-                logger.error("queue commit failed", metadata: ["error": "\(error)", "gatehouse.batch": "\(batch.count)"])
+                let error: any Error = Self.isDiskFull(error) ? noteDiskFull(error) : error
+                if !(error is QueueDiskFullError) {
+                    logger.error("queue commit failed", metadata: ["error": "\(error)", "gatehouse.batch": "\(batch.count)"])
+                }
                 for item in batch { item.continuation.resume(throwing: error) }
             }
         }
@@ -413,6 +437,15 @@ public final class EventQueue: Sendable {
             ledger.evictions[-1, default: (0, 0)].bytes += bytes
         }
         return freed
+    }
+
+    /// Runs a write, turning SQLITE_FULL into the disk-full state and `QueueDiskFullError`.
+    func mappingDiskFull<T>(_ write: () async throws -> T) async throws -> T {
+        do {
+            return try await write()
+        } catch where Self.isDiskFull(error) {
+            throw noteDiskFull(error)
+        }
     }
 
     func processCounters() -> (commits: Int64, events: Int64) { processStats.withLock { $0 } }

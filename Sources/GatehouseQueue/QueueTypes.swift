@@ -132,11 +132,33 @@ public struct QueueStats: Sendable, Codable, Equatable {
     /// Since this process started: transactions and events committed by the group committer.
     public var commits: Int64
     public var committedEvents: Int64
+    /// Why the queue is refusing appends for lack of file-system space (`disk full: …`); nil when it is not.
+    public var diskFull: String? = nil
+    /// Appends waiting for the group commit now.
+    public var waitingAppends: Int? = nil
 }
 
 /// Raised when the disk budget cannot take an item and nothing less important can be evicted.
 public struct QueueFullError: Error, Sendable, CustomStringConvertible {
     public var description: String
+}
+
+/// Raised when more appends wait for the group commit than `queue.max_waiting_appends`: the
+/// caller is refused at once (503 with Retry-After) instead of queueing for ever longer.
+public struct QueueOverloadedError: Error, Sendable, CustomStringConvertible {
+    public var waiting: Int
+    public var description: String {
+        "\(waiting) requests are already waiting for the queue's commit (queue.max_waiting_appends); nothing was stored"
+    }
+}
+
+/// Raised when the file system holding the queue is full (SQLITE_FULL, or no room for the
+/// reserve while the queue waits for space): nothing of the append was stored.
+public struct QueueDiskFullError: Error, Sendable, CustomStringConvertible {
+    public var directory: String
+    public var description: String {
+        "the file system holding the queue (\(directory)) is full; nothing was stored; space returns as sinks deliver (or free space there)"
+    }
 }
 
 /// Raised when the queue file cannot be opened with the guarantees the delivery contract needs.

@@ -17,15 +17,37 @@ struct JSONTextTests {
         #expect(try JSONValue.parse(Array(ours.jsonText.utf8)) == ours)
     }
 
-    @Test("integers longer than 15 digits keep their exact text, so ids built from them stay distinct")
+    @Test("integers longer than 15 digits stay numbers with their exact text, so ids built from them stay distinct")
     func longIntegers() throws {
-        // Both round to the same double (12345678901234568): as numbers two records would share a key.
+        // Both round to the same double (12345678901234568): as doubles two records would share a key.
         let parsed = try JSONValue.parse(Array(#"[12345678901234567, 12345678901234568, -98765432109876543, 123456789012345, 1.5]"#.utf8))
         #expect(parsed == .array([
-            .string("12345678901234567"), .string("12345678901234568"), .string("-98765432109876543"),
+            .exactNumber("12345678901234567"), .exactNumber("12345678901234568"), .exactNumber("-98765432109876543"),
             .number(123_456_789_012_345), .number(1.5),
         ]))
-        #expect(parsed.jsonText == #"["12345678901234567","12345678901234568","-98765432109876543",123456789012345,1.5]"#)
+        #expect(parsed.jsonText == #"[12345678901234567,12345678901234568,-98765432109876543,123456789012345,1.5]"#)
+    }
+
+    @Test("numbers a double cannot hold exactly are written back exactly as sent, never as null or inf", arguments: [
+        "9007199254740993", "18446744073709551617", "1e400", "-1E+400", "1e-400", "0.1000000000000000055511151231257827",
+        "3.14159265358979323846", "123456789012345678901234567890.5",
+    ])
+    func exactNumbers(text: String) throws {
+        let parsed = try JSONValue.parse(Array("[\(text)]".utf8))
+        #expect(parsed == .array([.exactNumber(text)]))
+        #expect(parsed.jsonText == "[\(text)]")
+        #expect(JSONValue.exactNumber(text).numberText == text)
+    }
+
+    @Test("only numbers beyond the double range count as out of range")
+    func beyondRange() throws {
+        #expect(JSONValue.exactNumber("1e400").isBeyondDoubleRange)
+        #expect(JSONValue.exactNumber("-1e400").isBeyondDoubleRange)
+        #expect(!JSONValue.exactNumber("18446744073709551617").isBeyondDoubleRange)
+        #expect(!JSONValue.number(1.5).isBeyondDoubleRange)
+        // Short decimals stay doubles: they round-trip exactly.
+        #expect(try JSONValue.parse(Array("0.1".utf8)) == .number(0.1))
+        #expect(try JSONValue.parse(Array("1.5e3".utf8)).jsonText == "1500")
     }
 
     @Test("refuses malformed text with the byte offset", arguments: [

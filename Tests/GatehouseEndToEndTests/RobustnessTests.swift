@@ -300,22 +300,7 @@ enum SlowClient {
         return (ended, String(decoding: received, as: UTF8.self))
     }
 
-    static func connectLoopback(port: Int) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw DaemonError("socket failed") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else {
-            close(fd)
-            throw DaemonError("connect failed")
-        }
-        return fd
-    }
+    static func connectLoopback(port: Int) throws -> Int32 { try LoopbackPort.connect(port: port) }
 
     /// Seconds until the server closed the connection, or nil if it never did within `maxSeconds`.
     static func trickle(port: Int, bytesEvery interval: Duration, maxSeconds: Double) async throws -> Double? {

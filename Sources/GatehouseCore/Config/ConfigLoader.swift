@@ -83,8 +83,10 @@ public enum ConfigLoader {
             idleTimeoutSeconds: ingestMap?.double("idle_timeout_seconds", default: 30, range: 1...3600) ?? 30,
             requestTimeoutSeconds: ingestMap?.double("request_timeout_seconds", default: 10, range: 0.1...600) ?? 10,
             allowFrom: ingestMap?.addressRanges("allow_from") ?? [],
-            rateLimitPerSecond: ingestMap?.double("rate_limit_per_second", default: 500, range: 0...1_000_000) ?? 500,
-            rateLimitBurst: ingestMap?.int("rate_limit_burst", default: 1000, range: 1...10_000_000) ?? 1000)
+            // Per source address, and an NVR or relay sends for many devices from one address: the
+            // default lets one take the box's whole commit rate; overload is `queue.max_waiting_appends`'s job.
+            rateLimitPerSecond: ingestMap?.double("rate_limit_per_second", default: 2000, range: 0...1_000_000) ?? 2000,
+            rateLimitBurst: ingestMap?.int("rate_limit_burst", default: 4000, range: 1...10_000_000) ?? 4000)
         ingestMap?.finish()
 
         let adminMap = top.mapping("admin")
@@ -98,7 +100,8 @@ public enum ConfigLoader {
         let queue = QueueSettings(
             commitMaxEvents: queueMap?.int("commit_max_events", default: 2000, range: 1...100_000) ?? 2000,
             quarantineMaxPayloadBytes: Int(queueMap?.bytes("quarantine_max_payload_bytes", default: 256 << 10, minimum: 1024) ?? (256 << 10)),
-            dedupWindowHours: queueMap?.double("dedup_window_hours", default: 72, range: 0...8760) ?? 72)
+            dedupWindowHours: queueMap?.double("dedup_window_hours", default: 72, range: 0...8760) ?? 72,
+            maxWaitingAppends: queueMap?.int("max_waiting_appends", default: 1000, range: 1...1_000_000) ?? 1000)
         queueMap?.finish()
 
         let skewMap = top.mapping("clock_skew")

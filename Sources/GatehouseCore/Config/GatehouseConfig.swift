@@ -57,11 +57,18 @@ public struct QueueSettings: Sendable, Equatable {
     public var quarantineMaxPayloadBytes: Int
     /// How long a device's dedup keys are remembered.
     public var dedupWindowHours: Double
+    /// Most appends (pushed requests, polled batches) waiting for the group commit; beyond it a
+    /// request is refused with 503 and Retry-After at once, so replies never queue for long and
+    /// memory stays bounded under overload.
+    public var maxWaitingAppends: Int
 
-    public init(commitMaxEvents: Int = 2000, quarantineMaxPayloadBytes: Int = 256 << 10, dedupWindowHours: Double = 72) {
+    public init(
+        commitMaxEvents: Int = 2000, quarantineMaxPayloadBytes: Int = 256 << 10, dedupWindowHours: Double = 72, maxWaitingAppends: Int = 1000
+    ) {
         self.commitMaxEvents = commitMaxEvents
         self.quarantineMaxPayloadBytes = quarantineMaxPayloadBytes
         self.dedupWindowHours = dedupWindowHours
+        self.maxWaitingAppends = maxWaitingAppends
     }
 }
 

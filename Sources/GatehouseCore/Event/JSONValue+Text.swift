@@ -29,14 +29,8 @@ extension JSONValue {
         switch self {
         case .null: out += "null"
         case .bool(let value): out += value ? "true" : "false"
-        case .number(let value):
-            if value.rounded() == value, abs(value) < 1e15 {
-                out += String(Int64(value))
-            } else if value.isFinite {
-                out += "\(value)"
-            } else {
-                out += "null"  // JSON has no NaN or infinity
-            }
+        case .number, .exactNumber:
+            out += numberText ?? "null"  // JSON has no NaN or infinity
         case .string(let value): Self.writeString(value, to: &out)
         case .array(let items):
             out += "["
@@ -178,15 +172,27 @@ struct JSONTextParser {
         index += count
     }
 
-    /// A number; an integer of more than 15 digits is kept as its text, because a double cannot
-    /// hold it exactly and vendor record ids that long are identities (a dedup key built from a
-    /// rounded id would make different records look the same).
+    /// A number. One that a double holds exactly as written (at most 15 significant digits, in
+    /// the normal range) becomes `.number`; any other keeps its text as `.exactNumber`: vendor
+    /// record ids longer than 2^53 are identities (a rounded id would make different records share
+    /// a dedup key), and a value beyond the double range would otherwise turn into infinity.
     mutating func number() throws(JSONValue.ParseError) -> JSONValue {
         let start = index
         if bytes[index] == UInt8(ascii: "-") { index += 1 }
+        // Significant digits of the mantissa: from the first non-zero digit to the last one.
+        var digitCount = 0
+        var firstNonZero: Int?
+        var lastNonZero = 0
         func digits() -> Int {
             let begin = index
-            while index < bytes.count, bytes[index] >= 0x30, bytes[index] <= 0x39 { index += 1 }
+            while index < bytes.count, bytes[index] >= 0x30, bytes[index] <= 0x39 {
+                if bytes[index] != 0x30 {
+                    if firstNonZero == nil { firstNonZero = digitCount }
+                    lastNonZero = digitCount
+                }
+                digitCount += 1
+                index += 1
+            }
             return index - begin
         }
         let integerDigits = digits()
@@ -200,6 +206,7 @@ struct JSONTextParser {
             integral = false
             guard digits() > 0 else { throw error("invalid number: no digits after '.'") }
         }
+        let significant = firstNonZero.map { lastNonZero - $0 + 1 } ?? 0
         if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
             index += 1
             integral = false
@@ -207,9 +214,10 @@ struct JSONTextParser {
             guard digits() > 0 else { throw error("invalid number: no digits in the exponent") }
         }
         let text = String(decoding: bytes[start..<index], as: UTF8.self)
-        if integral, integerDigits > 15 { return .string(text) }
         guard let value = Double(text) else { throw error("invalid number") }
-        return .number(value)
+        // A long integer stays digits (an id never turns into `1.2e+20`).
+        let exact = !(integral && integerDigits > 15) && significant <= 15 && value.isFinite && (significant == 0 || abs(value) >= Double.leastNormalMagnitude)
+        return exact ? .number(value) : .exactNumber(text)
     }
 
     mutating func string() throws(JSONValue.ParseError) -> String {

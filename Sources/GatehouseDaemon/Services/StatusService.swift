@@ -38,6 +38,7 @@ final class StatusService: Service {
         var lastSummary = clock.now
         var nextMaintenance = clock.now.adding(seconds: 60)
         var nextWatchdog = clock.now
+        var nextBudgetCheck = clock.now
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
                 try await clock.sleep(for: .seconds(1))
@@ -60,6 +61,13 @@ final class StatusService: Service {
                     logger.error("status: cannot read queue figures: \(error)")
                 }
                 lastSummary = now
+            }
+            if now >= nextBudgetCheck {
+                // At start and hourly: a budget the file system cannot hold means a full disk, not evictions.
+                if let used = try? await collector.queue.stats().usedBytes, let warning = collector.queue.budgetWarning(usedBytes: used) {
+                    logger.warning("\(warning)")
+                }
+                nextBudgetCheck = now.adding(seconds: 3600)
             }
             if now >= nextMaintenance {
                 do {

@@ -77,6 +77,12 @@ final class StatusCollector: Sendable {
         }
         do {
             let report = try await report()
+            if let diskFull = report.queue.diskFull {
+                // Events cannot be taken: not ready, though deliveries (which free space) go on.
+                readiness.ready = false
+                readiness.queue = diskFull
+                readiness.degraded.append(diskFull)
+            }
             for device in report.devices where device.state == .down {
                 readiness.degraded.append("device \(device.id) down: \(device.reason ?? "unknown reason")")
             }
@@ -129,6 +135,8 @@ final class StatusCollector: Sendable {
         gauge("gatehouse_queue_used_bytes", "Bytes counted against the disk budget", Double(q.usedBytes))
         gauge("gatehouse_queue_budget_bytes", "The disk budget", Double(q.budgetBytes))
         gauge("gatehouse_queue_file_bytes", "SQLite file and WAL size", Double(q.fileBytes))
+        gauge("gatehouse_queue_disk_full", "1 while the file system holding the queue is full and appends get 503", q.diskFull == nil ? 0 : 1)
+        gauge("gatehouse_queue_waiting_appends", "Appends waiting for the group commit", Double(q.waitingAppends ?? 0))
         counter("gatehouse_quarantined_total", "Payloads quarantined since the queue was created", q.quarantined)
         gauge("gatehouse_quarantine_waiting", "Quarantined payloads not replayed", Double(q.quarantineWaiting))
         counter("gatehouse_duplicates_total", "Re-sent events recognised and stored once, since the queue was created", q.duplicates)

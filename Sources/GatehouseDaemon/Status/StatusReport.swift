@@ -44,6 +44,7 @@ public struct StatusReport: Sendable, Codable, Equatable {
         parts.append(deviceText)
         let age = oldestAgeSeconds.map { ", oldest \(Self.duration($0))" } ?? ""
         parts.append("queue \(queue.depth) events\(age), \(Self.bytes(queue.usedBytes)) of \(Self.bytes(queue.budgetBytes)) budget")
+        if let diskFull = queue.diskFull { parts.append(diskFull) }
         let sinkText = sinks.map { line in
             let s = line.status
             let error = s.lastError.map { ", last error: \($0)" } ?? ""
@@ -96,6 +97,7 @@ public struct StatusReport: Sendable, Codable, Equatable {
         let age = oldestAgeSeconds.map(Self.duration) ?? "-"
         lines.append("QUEUE depth \(queue.depth), oldest \(age), \(Self.bytes(queue.usedBytes)) of \(Self.bytes(queue.budgetBytes)), file \(Self.bytes(queue.fileBytes))")
         lines.append("  quarantined \(queue.quarantined) (\(queue.quarantineWaiting) waiting)  duplicates \(queue.duplicates)  dedup collisions \(queue.dedupCollisions)")
+        if let diskFull = queue.diskFull { lines.append("  \(diskFull)") }
         lines.append("  evicted " + queue.evicted.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         lines.append("")
         lines.append("SINKS")

@@ -3,6 +3,7 @@ import Foundation
 import GatehouseCore
 import HTTPTypes
 import Hummingbird
+import NIOCore
 import NIOPosix
 import Synchronization
 
@@ -21,6 +22,9 @@ public final class DeviceRequests: Sendable {
     public func update(config: IngestListenerConfig) {
         limits.withLock { $0 = (config.maxBodyBytes, config.requestTimeoutSeconds) }
     }
+
+    /// `max_body_bytes` as configured now.
+    public var maxBodyBytes: Int { limits.withLock { $0.maxBodyBytes } }
 
     /// The configured device `id`, if this request may speak for it.
     public func authorize(deviceID id: String, request: Request, context: IngestRequestContext) throws(Rejection) -> DeviceConfig {
@@ -89,6 +93,9 @@ public final class DeviceRequests: Sendable {
             if timedOut.load(ordering: .relaxed) { throw CancellationError() }
             return buffer
         } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw Rejection(.contentTooLarge, "body-too-large", "body exceeds the limit of \(maxBytes) bytes")
+        } catch is NIOTooManyBytesError {
+            // A chunked body (no Content-Length to refuse up front) that grew past the limit.
             throw Rejection(.contentTooLarge, "body-too-large", "body exceeds the limit of \(maxBytes) bytes")
         } catch {
             if timedOut.load(ordering: .relaxed) {

@@ -20,7 +20,7 @@ public enum IngestListener {
             router: router,
             server: .http1(
                 configuration: .init(
-                    additionalChannelHandlers: [ExpectContinueHandler()],
+                    additionalChannelHandlers: [ExpectContinueHandler(maxBodyBytes: { [requests = context.requests] in requests.maxBodyBytes })],
                     idleTimeout: .seconds(Int64(config.idleTimeoutSeconds.rounded(.up))))),
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: "gatehouse"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? config.port) },

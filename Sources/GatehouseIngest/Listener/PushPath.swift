@@ -14,6 +14,8 @@ import Hummingbird
 /// | body larger than `max_body_bytes` / slower than `request_timeout_seconds` / unreadable | 413 / 408 / 400 | `body-too-large`, `body-timeout`, `body-unreadable` | — |
 /// | body cannot be mapped, kept in quarantine | 422 (or the driver's protocol reply) | `invalid-event` with `quarantineId` | — |
 /// | disk budget full (events or quarantine refused) | 503 | `queue-full` | 30 s: space frees only as sinks deliver |
+/// | file system holding the queue full | 503 | `disk-full` | 30 s: space frees as sinks deliver |
+/// | more requests waiting for the commit than `queue.max_waiting_appends` | 503 | `overloaded` | 1 s: the line is short |
 /// | the queue failed to commit | 503 | `not-stored` | 5 s: a transient fault |
 ///
 /// Drivers whose protocol has its own reply format (ZKTeco's text, a profile's reply) keep their
@@ -21,6 +23,7 @@ import Hummingbird
 public enum PushRefusal {
     public static let queueFullRetryAfterSeconds = 30
     public static let notStoredRetryAfterSeconds = 5
+    public static let overloadedRetryAfterSeconds = 1
 
     /// The disk budget refused what the device sent: it must keep it and send it again.
     public static func queueFull(_ message: String) -> Rejection {
@@ -42,6 +45,10 @@ public enum PushRefusal {
         switch error {
         case let rejection as Rejection: rejection
         case let full as QueueFullError: queueFull(full.description)
+        case let full as QueueDiskFullError:
+            Rejection(.serviceUnavailable, "disk-full", full.description, retryAfterSeconds: queueFullRetryAfterSeconds)
+        case let overloaded as QueueOverloadedError:
+            Rejection(.serviceUnavailable, "overloaded", overloaded.description, retryAfterSeconds: overloadedRetryAfterSeconds)
         default: notStored(error)
         }
     }
@@ -95,7 +102,7 @@ public struct PushRequest: Sendable {
         } catch let full as QueueFullError {
             throw PushRefusal.queueFull("\(reason); and the disk budget is full, so it was not kept (\(full))")
         } catch {
-            throw PushRefusal.notStored(error)
+            throw PushRefusal.refusal(for: error)
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseCore
 import HTTPTypes
 import Hummingbird
 import Metrics
@@ -35,23 +36,37 @@ public struct Rejection: Error, Sendable, Equatable, CustomStringConvertible {
     /// `{"error": code, "message": …}` with Retry-After where it applies. Building it counts
     /// the refusal in `gatehouse_ingest_refusals_total{driver, reason}`.
     public var response: Response {
-        var object: [String: String] = extra
-        object["error"] = code
-        object["message"] = message
-        let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
-        return response(body: Array(body), contentType: "application/json")
+        response(body: jsonBody, contentType: "application/json")
+    }
+
+    /// The `{"error": code, "message": …}` body.
+    var jsonBody: [UInt8] {
+        var object: [String: JSONValue] = extra.mapValues(JSONValue.string)
+        object["error"] = .string(code)
+        object["message"] = .string(message)
+        return Array(JSONValue.object(object).jsonText.utf8)
     }
 
     /// This refusal's status and headers with a body in the device's own protocol (ZKTeco's text,
     /// generic-json's per-event results); counted like `response`.
     public func response(body: [UInt8], contentType: String) -> Response {
+        count()
+        return Response(status: status, headers: headerFields(contentType: contentType), body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    /// Counts this refusal in `gatehouse_ingest_refusals_total{driver, reason}`.
+    func count() {
         Counter(label: "gatehouse_ingest_refusals_total", dimensions: [("driver", Self.driver ?? "listener"), ("reason", code)])
             .increment()
+    }
+
+    /// Content-Type, Retry-After where it applies, and the challenge of a 401.
+    func headerFields(contentType: String) -> HTTPFields {
         var headers = HTTPFields()
         headers[.contentType] = contentType
         if let retryAfterSeconds { headers[.retryAfter] = String(retryAfterSeconds) }
         if status == .unauthorized { headers[.wwwAuthenticate] = authenticate ?? "Basic realm=\"gatehouse\", charset=\"UTF-8\"" }
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        return headers
     }
 }
 

@@ -73,9 +73,7 @@ extension JSONValue {
         case .null: return nil
         case .string(let text): return text
         case .bool(let value): return value ? "true" : "false"
-        case .number(let n):
-            if n.rounded() == n, abs(n) < 1e15 { return String(Int64(n)) }
-            return String(n)
+        case .number, .exactNumber: return numberText
         case .array, .object: return jsonText
         }
     }

@@ -34,6 +34,11 @@ public struct Template: Sendable, Equatable {
         return .success(Template(pieces: pieces, source: text))
     }
 
+    /// The fields the placeholders read.
+    var fieldPaths: [FieldPath] {
+        pieces.compactMap { if case .field(let path, _) = $0 { path } else { nil } }
+    }
+
     /// The text with placeholders filled; nil when a field without fallback is missing.
     /// `escape` is applied to substituted values only (JSON string escaping for JSON replies).
     func render(_ context: MappingContext, escape: (String) -> String = { $0 }) -> String? {
@@ -62,7 +67,12 @@ public struct Template: Sendable, Equatable {
             switch piece {
             case .literal(let text): out += text
             case .field(let path, let fallback):
-                if let value = context.text(path), !value.isEmpty { out += escape(value) } else { out += fallback ?? "" }
+                // A number beyond the double range is left out like a missing field (see `Profile.refuseBeyondRange`).
+                if context.value(path)?.isBeyondDoubleRange != true, let value = context.text(path), !value.isEmpty {
+                    out += escape(value)
+                } else {
+                    out += fallback ?? ""
+                }
             }
         }
         return out

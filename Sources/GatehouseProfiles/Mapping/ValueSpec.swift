@@ -37,6 +37,15 @@ public struct ValueSpec: Sendable, Equatable {
         return value ?? defaultValue
     }
 
+    /// The fields this value reads.
+    var fieldPaths: [FieldPath] {
+        switch source {
+        case .paths(let paths): paths
+        case .constant: []
+        case .template(let template): template.fieldPaths
+        }
+    }
+
     /// The raw value before transforms and lookup, for error messages.
     func raw(_ context: MappingContext) -> String? {
         if case .paths(let paths) = source { return paths.lazy.compactMap { context.text($0) }.first }

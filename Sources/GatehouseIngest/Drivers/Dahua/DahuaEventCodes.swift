@@ -201,7 +201,7 @@ struct DahuaEventMapper: Sendable {
     static func number(_ value: JSONValue?) -> Double? {
         switch value {
         case .number(let number)?: number
-        case .string(let text)?: Double(text)
+        case .string(let text)?, .exactNumber(let text)?: Double(text)
         default: nil
         }
     }
@@ -213,7 +213,7 @@ struct DahuaEventMapper: Sendable {
     static func text(_ value: JSONValue) -> String? {
         switch value {
         case .string(let text): text
-        case .number(let number): number.rounded() == number && abs(number) < 1e15 ? String(Int64(number)) : String(number)
+        case .number, .exactNumber: value.numberText
         default: nil
         }
     }

@@ -59,12 +59,13 @@ public enum GenericJSONDecoder {
                 throw PayloadError("\(label(path, "occurredAt")): '\(text)' is not a time (expected RFC 3339 like 2026-11-24T08:00:00+08:00, or local time 2026-11-24 08:00:00, between 1970 and 2199)")
             }
             draft.occurredAt = time
-        case .number(let number)?:
-            guard let time = DeviceTimeParser.fromEpoch(number) else {
-                throw PayloadError("\(label(path, "occurredAt")): \(JSONValue.number(number).compactText) is not a time between 1970 and 2199 (expected epoch seconds or milliseconds)")
+        case let number? where number.numberText != nil:
+            let text = number.compactText
+            guard let seconds = Double(text), seconds.isFinite, let time = DeviceTimeParser.fromEpoch(seconds) else {
+                throw PayloadError("\(label(path, "occurredAt")): \(text) is not a time between 1970 and 2199 (expected epoch seconds or milliseconds)")
             }
             draft.occurredAt = time
-            draft.deviceTime = JSONValue.number(number).compactText
+            draft.deviceTime = text
         default:
             throw PayloadError("\(label(path, "occurredAt")): expected a string or a number of seconds since 1970")
         }
@@ -130,7 +131,7 @@ extension JSONValue {
         switch self {
         case .null: "null"
         case .bool: "a boolean"
-        case .number: "a number"
+        case .number, .exactNumber: "a number"
         case .string: "a string"
         case .array: "an array"
         case .object: "an object"
@@ -138,8 +139,7 @@ extension JSONValue {
     }
 
     var compactText: String {
-        if case .number(let n) = self, n.rounded() == n, abs(n) < 1e15 { return String(Int64(n)) }
-        if case .number(let n) = self { return String(n) }
+        if let text = numberText { return text }
         if case .string(let s) = self { return s }
         return "\(self)"
     }

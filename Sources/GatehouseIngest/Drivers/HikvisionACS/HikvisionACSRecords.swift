@@ -104,7 +104,7 @@ enum HikvisionACSRecords {
     static func int(_ value: JSONValue?) -> Int? {
         switch value {
         case .number(let n)? where n == n.rounded() && abs(n) < 1e15: Int(n)
-        case .string(let s)?: Int(s)
+        case .string(let s)?, .exactNumber(let s)?: Int(s)
         default: nil
         }
     }

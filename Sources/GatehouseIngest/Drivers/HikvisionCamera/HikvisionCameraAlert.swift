@@ -82,8 +82,7 @@ struct HikvisionCameraAlert: Equatable {
     static func text(_ value: JSONValue?) -> String? {
         switch value {
         case .string(let s)?: s.trimmingCharacters(in: .whitespacesAndNewlines)
-        case .number(let n)? where n == n.rounded() && abs(n) < 1e15: String(Int(n))
-        case .number(let n)?: String(n)
+        case let number? where number.numberText != nil: number.numberText
         case .bool(let b)?: String(b)
         default: nil
         }

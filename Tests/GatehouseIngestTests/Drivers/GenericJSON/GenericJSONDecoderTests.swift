@@ -23,8 +23,9 @@ struct GenericJSONDecoderTests {
         (#"{"kind":"door.opened","direction":"sideways"}"#, "field 'direction': 'sideways' is not valid (expected one of in, out)"),
         (#"[{"kind":"door.opened"},{"kind":"door.opened","result":7}]"#, "field '[1].result': expected a string, found a number"),
         (#"{"kind":"door.opened","occurredAt":999999999999999}"#, "is not a time between 1970 and 2199"),
-        // Integers longer than 15 digits are kept as their exact text, then read as a time string.
-        (#"{"kind":"door.opened","occurredAt":99999999999999999}"#, "'99999999999999999' is not a time"),
+        // Integers longer than 15 digits keep their exact text, and are still numbers of seconds.
+        (#"{"kind":"door.opened","occurredAt":99999999999999999}"#, "99999999999999999 is not a time between 1970 and 2199"),
+        (#"{"kind":"door.opened","occurredAt":1e400}"#, "1e400 is not a time between 1970 and 2199"),
         (#"{"kind":"door.opened","occurredAt":"2026-02-30 10:00:00"}"#, "is not a time"),
         (#"[]"#, "empty array"),
         (#""just a string""#, "expected a JSON object or an array of objects"),

@@ -1,0 +1,172 @@
+import AsyncHTTPClient
+import Foundation
+@testable import GatehouseCore
+@testable import GatehouseQueue
+import GatehouseTesting
+import NIOCore
+import Synchronization
+import Testing
+
+@testable import GatehouseIngest
+
+/// The edges of the ingest listener on a real server: bodies over the limit (declared, chunked,
+/// announced with `Expect: 100-continue`), numbers kept exactly, and overload refused at once.
+@Suite("listener edges")
+struct ListenerEdgeTests {
+    /// A small body limit, and an idle timeout far longer than any wait here: a connection that
+    /// ends did so because the listener ended it, not because it idled out.
+    static let extra = PushPathTests.extra.replacingOccurrences(
+        of: "ingest: {host: 127.0.0.1, port: 0}", with: "ingest: {host: 127.0.0.1, port: 0, max_body_bytes: 2048, idle_timeout_seconds: 600}")
+
+    /// Sends `parts` on a new connection and reads until the server closes it; `closed` is false
+    /// when it was still open after `bound` (a safety net, far beyond any normal exchange).
+    static func exchange(port: Int, _ parts: [String], bound: Duration = .seconds(60)) async throws -> (reply: String, closed: Bool) {
+        let fd = try LoopbackPort.connect(port: port)
+        defer { close(fd) }
+        for part in parts {
+            _ = Array(part.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        }
+        var received: [UInt8] = []
+        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let deadline = ContinuousClock.now + bound
+        while ContinuousClock.now < deadline {
+            if poll(&poller, 1, 0) > 0 {
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                let n = recv(fd, &buffer, buffer.count, 0)
+                if n <= 0 { return (String(decoding: received, as: UTF8.self), true) }
+                received += buffer.prefix(n)
+            } else {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
+        return (String(decoding: received, as: UTF8.self), false)
+    }
+
+    /// A fixture with `extra` config and its listener; cancel the task and finish the fixture after.
+    static func serve(_ extra: String = Self.extra) async throws -> (IngestFixture, Task<Void, any Error>, Int) {
+        let fixture = try IngestFixture(devices: PushPathTests.devices, extra: extra)
+        let (server, port) = try await PushPathTests.listen(fixture)
+        return (fixture, server, port)
+    }
+
+    static let head = "POST /v1/devices/gj-1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+
+    @Test("a Content-Length over max_body_bytes gets 413 without 100 Continue, and the connection ends")
+    func declaredTooLarge() async throws {
+        let (fixture, server, port) = try await Self.serve()
+        defer { server.cancel() }
+        // The client waits for 100 Continue before sending its 100 kB: it must get the 413 instead.
+        let (reply, closed) = try await Self.exchange(port: port, [Self.head + "Content-Length: 100000\r\nExpect: 100-continue\r\n\r\n"])
+        #expect(reply.hasPrefix("HTTP/1.1 413"), "\(reply)")
+        #expect(!reply.contains("100 Continue"), "\(reply)")
+        #expect(reply.contains("body-too-large") && reply.contains("100000 bytes exceeds the limit of 2048"), "\(reply)")
+        #expect(closed, "the connection was left open")
+        #expect(try await fixture.events().isEmpty)
+        await fixture.finish()
+    }
+
+    @Test("a chunked body that grows past max_body_bytes gets 413, and the connection ends")
+    func chunkedTooLarge() async throws {
+        let (fixture, server, port) = try await Self.serve()
+        defer { server.cancel() }
+        // Five 1000-byte chunks and no last chunk: the sender would go on.
+        let chunk = "3e8\r\n" + String(repeating: " ", count: 1000) + "\r\n"
+        let (reply, closed) = try await Self.exchange(
+            port: port, [Self.head + "Transfer-Encoding: chunked\r\n\r\n"] + Array(repeating: chunk, count: 5))
+        #expect(reply.hasPrefix("HTTP/1.1 413"), "\(reply)")
+        #expect(reply.lowercased().contains("connection: close"), "\(reply)")
+        // The sender went silent without ending its body: closed after a short linger, not the idle timeout.
+        #expect(closed, "the connection was left open")
+        #expect(try await fixture.events().isEmpty)
+        await fixture.finish()
+    }
+
+    @Test("a declared body over the limit sent without Expect gets 413, is read to its end, and the connection stays usable")
+    func declaredTooLargeSent() async throws {
+        let (fixture, server, port) = try await Self.serve()
+        defer { server.cancel() }
+        // Closing while the client still sends would reset the connection and lose the reply.
+        let body = String(repeating: " ", count: 100_000)
+        let next = #"{"kind":"door.opened","dedupKey":"after-413"}"#
+        let (reply, closed) = try await Self.exchange(port: port, [
+            Self.head + "Content-Length: \(body.utf8.count)\r\n\r\n", body,
+            Self.head + "Content-Length: \(next.utf8.count)\r\nConnection: close\r\n\r\n", next,
+        ])
+        #expect(reply.hasPrefix("HTTP/1.1 413"), "\(reply)")
+        #expect(reply.contains("HTTP/1.1 200"), "\(reply)")
+        #expect(closed)
+        #expect(try await fixture.events().filter { $0.kind != .deviceOnline }.map(\.source.dedupKey) == ["after-413"])
+        await fixture.finish()
+    }
+
+    @Test("within the limit, Expect: 100-continue still gets 100 Continue and the event is stored")
+    func expectWithinLimit() async throws {
+        let (fixture, server, port) = try await Self.serve()
+        defer { server.cancel() }
+        let body = #"{"kind":"door.opened","dedupKey":"e-1"}"#
+        let (reply, _) = try await Self.exchange(
+            port: port, [Self.head + "Content-Length: \(body.utf8.count)\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n", body])
+        #expect(reply.hasPrefix("HTTP/1.1 100 Continue"), "\(reply)")
+        #expect(reply.contains("HTTP/1.1 200"), "\(reply)")
+        #expect(try await fixture.events().filter { $0.kind != .deviceOnline }.map(\.source.dedupKey) == ["e-1"])
+        await fixture.finish()
+    }
+
+    @Test("pushed numbers are stored exactly as sent: ids above 2^53, long decimals, values beyond a double")
+    func numbersKeptExactly() async throws {
+        let (fixture, server, port) = try await Self.serve(PushPathTests.extra)
+        defer { server.cancel() }
+        // Keys in sorted order, as the queue writes them.
+        let attributes = #"{"big":1e400,"precise":0.1000000000000000055511151231257827,"recordId":18446744073709551617,"small":1.5}"#
+        let body = #"{"kind":"door.opened","dedupKey":"n-1","attributes":"# + attributes + "}"
+        let (reply, _) = try await Self.exchange(
+            port: port, [Self.head + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n", body])
+        #expect(reply.hasPrefix("HTTP/1.1 200"), "\(reply)")
+        try await fixture.queue.registerSinks(["test"])
+        let stored = try await fixture.queue.nextBatch(sink: "test", maxEvents: 10).map { String(decoding: $0.body, as: UTF8.self) }
+        let event = try #require(stored.first { $0.contains("n-1") })
+        #expect(event.contains(#""attributes":"# + attributes), "\(event)")
+        await fixture.finish()
+    }
+
+    @Test("a profile refuses a number beyond a double in its dedup key: quarantined with the field named, the reply without it")
+    func profileBeyondRange() async throws {
+        let (fixture, server, port) = try await Self.serve(PushPathTests.extra)
+        defer { server.cancel() }
+        let sample = try String(contentsOf: PushPathTests.repository.appendingPathComponent("adapters/zhenshi-lpr/samples/plateid-beyond-double.json"), encoding: .utf8)
+        let (reply, _) = try await Self.exchange(
+            port: port,
+            ["POST /v1/push/zhenshi-lpr/cam-1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(sample.utf8.count)\r\nConnection: close\r\n\r\n", sample])
+        #expect(reply.contains(#""plateid":0"#) && !reply.contains(":inf"), "\(reply)")
+        #expect(try await fixture.events().filter { $0.kind != .deviceOnline }.isEmpty)
+        let entries = try await fixture.queue.quarantineEntries(limit: 10)
+        #expect(entries.count == 1)
+        #expect(entries.first?.reason.contains("AlarmInfoPlate.result.PlateResult.plateid") == true, "\(entries.first?.reason ?? "")")
+        await fixture.finish()
+    }
+
+    @Test("over queue.max_waiting_appends, every push driver gets 503 overloaded with Retry-After 1 at once; the admitted commit")
+    func overloaded() async throws {
+        let fixture = try IngestFixture(devices: PushPathTests.devices, extra: PushPathTests.extra + "\nqueue: {max_waiting_appends: 1}")
+        let gate = Gate()
+        fixture.queue.beforeCommit.withLock { $0 = { await gate.pass() } }
+        // One append held in the committer, one waiting in line: the line is full.
+        let queue = fixture.queue
+        let held = Task { try await queue.append([fixture.pipeline.makeEvent(EventDraft(kind: .doorOpened), device: fixture.config.devices[0], driver: "test", receivedAt: .now)]) }
+        #expect(await eventually { gate.holding == 1 })
+        let waiting = Task { try await queue.append([fixture.pipeline.makeEvent(EventDraft(kind: .doorOpened), device: fixture.config.devices[0], driver: "test", receivedAt: .now)]) }
+        #expect(await eventually { queue.waitingAppends == 1 })
+        let replies = try await PushPathTests.send(to: fixture)
+        #expect(replies.count == 4)
+        for (driver, reply) in replies.sorted(by: { $0.key < $1.key }) {
+            #expect(reply.status == 503, "\(driver): \(reply.body)")
+            #expect(reply.retryAfter == String(PushRefusal.overloadedRetryAfterSeconds), "\(driver)")
+            let expected = driver == "zkteco" ? "ERROR:" : "\"error\":\"overloaded\""
+            #expect(reply.body.contains(expected), "\(driver): \(reply.body)")
+        }
+        gate.open()
+        #expect(try await held.value.allSatisfy(\.isAccepted))
+        #expect(try await waiting.value.allSatisfy(\.isAccepted))
+        await fixture.finish()
+    }
+}
