@@ -17,6 +17,11 @@ need_packages() {
     command -v mosquitto_sub >/dev/null || need+=(mosquitto-clients)  # their consumer
     [ -x /usr/sbin/nats-server ] || need+=(nats-server)           # the three-node cluster of the district test
     command -v sipp >/dev/null || need+=(sip-tester)             # SIPp, the gb28181 interoperability test
+    # The web console's browser test: headless Chromium driven by Debian's selenium, a CJK font for the Chinese pages.
+    command -v chromium >/dev/null || need+=(chromium)
+    command -v chromedriver >/dev/null || need+=(chromium-driver)
+    /usr/bin/python3 -c "import selenium" >/dev/null 2>&1 || need+=(python3-selenium)
+    dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || need+=(fonts-wqy-microhei)
   fi
   if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
