@@ -155,7 +155,7 @@ let package = Package(
         .target(
             name: "GatehouseConsole",
             dependencies: [
-                "GatehouseCore", "GatehouseQueue", "GatehouseIngest", "GatehouseSinks",
+                "GatehouseCore", "GatehouseQueue", "GatehouseIngest", "GatehouseSinks", "GatehouseProfiles",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -5,8 +5,9 @@ central store and a vendor profile. It checks that
 
 - a device that stops sending shows as down on the live Devices page, without a page reload;
 - replay without a login is refused, and a logged-in replay with a forged CSRF token is refused;
-- the capture -> profile -> reload -> replay flow runs from the pages, and the replayed event
-  arrives at the central store;
+- a captured payload goes through a profile in the tester, and the capture -> profile ->
+  reload -> replay flow runs from the pages (the device's switch to the profile is a config
+  edit: the console cannot edit the config yet), and the replayed event arrives at the central store;
 
 and takes a screenshot of each page: into a scratch folder by default, into docs/console/ (shown
 in the README and docs/console.md) with `--screenshots docs/console`. Every wait is bounded; none
@@ -180,6 +181,16 @@ def main():
             fail("a replay with a forged CSRF token changed the entry")
         if "川F12345" not in browser.find_element(By.ID, "payload").text:
             fail("the decoded payload is not shown after login")
+
+        # The captured payload through a profile in the tester, before the device is switched to it.
+        browser.find_element(By.ID, "test-with-profile").click()
+        until(lambda: "川F12345" in browser.find_element(By.ID, "payload-field").get_attribute("value"), "the captured payload in the tester")
+        browser.find_element(By.ID, "run-test").click()
+        until(lambda: '"vehicle.detected"' in browser.find_element(By.ID, "test-result").text, "the tester's events")
+        browser.save_screenshot(os.path.join(shots, "profile-tester.png"))
+        browser.get(base + "/console/profiles")
+        until(lambda: "zhenshi-lpr" in browser.find_element(By.CSS_SELECTOR, 'tbody[data-table="profiles"]').text, "the profile list")
+        browser.save_screenshot(os.path.join(shots, "profiles.png"))
 
         # The installer switched the device to the profile (config edit); reload from the console.
         write_config(config, directory, admin, ingest, receiver_port, unreachable, password_hash, "{profile: zhenshi-lpr}")

@@ -46,11 +46,15 @@ public struct ConsoleBackend: Sendable {
     public var replay: @Sendable (QuarantineEntry) async throws -> [EventID]
     /// Re-reads the config file, as SIGHUP does; the outcome goes to the log.
     public var reload: @Sendable () async -> Void
+    /// Where the vendor profiles live in the config in force.
+    public var adaptersDirectory: @Sendable () -> String
 
     public init(
         status: @escaping @Sendable () async throws -> ConsoleStatus, queue: EventQueue,
-        replay: @escaping @Sendable (QuarantineEntry) async throws -> [EventID], reload: @escaping @Sendable () async -> Void
+        replay: @escaping @Sendable (QuarantineEntry) async throws -> [EventID], reload: @escaping @Sendable () async -> Void,
+        adaptersDirectory: @escaping @Sendable () -> String
     ) {
+        self.adaptersDirectory = adaptersDirectory
         self.status = status
         self.queue = queue
         self.replay = replay

@@ -16,8 +16,8 @@ public struct WebConsole: Sendable {
     let logger: Logger
 
     static let cookieName = "gatehouse_console"
-    /// Forms are a few fields; anything bigger is not one of ours.
-    static let maxFormBytes = 64 << 10
+    /// Forms are a few fields, or one pasted payload in the profile tester.
+    static let maxFormBytes = 1 << 20
 
     public init(settings: ConsoleSettings, backend: ConsoleBackend, clock: any TimerClock, logger: Logger) throws {
         self.settings = settings
@@ -121,6 +121,20 @@ public struct WebConsole: Sendable {
                     visitor, overview(visitor, status: try await backend.status()),
                     flash: Flash(text: "\(visitor.t("reload")): ✓ (gatehouse log)", isError: false))
             }
+        }
+        router.get("/console/profiles") { request, _ in
+            let visitor = visitor(request)
+            return try await page(visitor, profiles(visitor))
+        }
+        router.get("/console/profiles/test") { request, _ in
+            let visitor = visitor(request)
+            var form: [String: String] = [:]
+            for (name, value) in request.uri.queryParameters { form[String(name)] = String(value) }
+            return try await page(visitor, try await profileTester(visitor, form: form))
+        }
+        router.post("/console/profiles/test") { request, _ in
+            let visitor = visitor(request)
+            return try await page(visitor, try await profileTester(visitor, form: try await Self.form(request)))
         }
         router.get("/console/login") { request, _ in
             let visitor = visitor(request)

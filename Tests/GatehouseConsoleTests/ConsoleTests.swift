@@ -54,7 +54,8 @@ final class ConsoleHarness: Sendable {
                 try await queue.markReplayed(id: entry.id, eventIDs: [])
                 return []
             },
-            reload: { calls.reloads.withLock { $0 += 1 } })
+            reload: { calls.reloads.withLock { $0 += 1 } },
+            adaptersDirectory: { fixture.directory.appendingPathComponent("adapters").path })
         let console = try WebConsole(settings: settings, backend: backend, clock: clock, logger: logger)
         let router = Router()
         console.register(on: router)
@@ -207,6 +208,60 @@ struct ConsolePageTests {
         let shown = try await harness.get("/console/quarantine/\(id)", cookie: cookie)
         #expect(shown.body.contains("川A12345"))
         #expect(try await harness.get("/console/quarantine/999999").status == 404)
+        try await harness.shutdown()
+    }
+}
+
+@Suite("Console profiles")
+struct ConsoleProfileTests {
+    /// The shipped zhenshi-lpr profile and one that does not load, in the harness's adapters folder.
+    static func adapters(_ harness: ConsoleHarness) throws -> URL {
+        let folder = harness.fixture.directory.appendingPathComponent("adapters")
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("broken"), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(
+            at: GatehouseTesting.repositoryRoot.appendingPathComponent("adapters/zhenshi-lpr"), to: folder.appendingPathComponent("zhenshi-lpr"))
+        try "format: 1\nname: broken\nvendor: x\nbody: {format: jsno}\n".write(
+            to: folder.appendingPathComponent("broken/profile.yaml"), atomically: true, encoding: .utf8)
+        return folder
+    }
+
+    @Test("the profiles page lists loaded profiles and names a broken one's file, line and key")
+    func list() async throws {
+        let harness = try await ConsoleHarness()
+        _ = try Self.adapters(harness)
+        let page = try await harness.get("/console/profiles")
+        #expect(page.body.contains("zhenshi-lpr"))
+        #expect(page.body.contains("broken/profile.yaml:4"), "\(page.body)")
+        #expect(page.body.contains("body.format"))
+        try await harness.shutdown()
+    }
+
+    @Test("the tester maps a pasted payload into events and the reply, and shows why one does not map")
+    func tester() async throws {
+        let harness = try await ConsoleHarness()
+        let folder = try Self.adapters(harness)
+        let sample = try String(contentsOf: folder.appendingPathComponent("zhenshi-lpr/samples/entry-read.json"), encoding: .utf8)
+        let mapped = try await harness.post("/console/profiles/test", form: ["profile": "zhenshi-lpr", "payload": sample])
+        #expect(mapped.status == 200)
+        #expect(mapped.body.contains("id=\"test-result\""))
+        #expect(mapped.body.contains("vehicle.detected"), "\(mapped.body)")
+        #expect(mapped.body.contains("&quot;reply&quot;"))
+        let truncated = try String(contentsOf: folder.appendingPathComponent("zhenshi-lpr/samples/malformed-truncated.json"), encoding: .utf8)
+        let unmapped = try await harness.post("/console/profiles/test", form: ["profile": "zhenshi-lpr", "payload": truncated])
+        #expect(unmapped.body.contains("&quot;error&quot;"), "\(unmapped.body)")
+        try await harness.shutdown()
+    }
+
+    @Test("a quarantined payload is loaded into the tester only for a logged-in user")
+    func fromQuarantine() async throws {
+        let harness = try await ConsoleHarness()
+        _ = try Self.adapters(harness)
+        let id = try await harness.quarantine(#"{"plate":"川A12345"}"#)
+        let anonymous = try await harness.get("/console/profiles/test?quarantine=\(id)&profile=zhenshi-lpr")
+        #expect(!anonymous.body.contains("川A12345"))
+        let (cookie, _) = try await harness.login()
+        let shown = try await harness.get("/console/profiles/test?quarantine=\(id)&profile=zhenshi-lpr", cookie: cookie)
+        #expect(shown.body.contains("川A12345"))
         try await harness.shutdown()
     }
 }

@@ -50,6 +50,11 @@ enum Words {
         "timesHint": "Times as RFC 3339, e.g. 2026-12-01T08:00:00Z", "noEvents": "No events match.",
         "consoleDisabledLogin": "No console users are configured (admin.console.users): the console is read-only.",
         "bytes": "Bytes", "sealedUnder": "Sealed under key",
+        "profiles": "Profiles", "vendor": "Vendor", "samples": "Samples", "summary": "Summary", "profileErrors": "Profiles that do not load",
+        "file": "File:line", "key": "Key", "adaptersDirectory": "Profiles folder", "profileTester": "Test a payload against a profile",
+        "profile": "Profile", "contentType": "Content type", "timeZone": "Device time zone", "serial": "Device serial",
+        "pastePayload": "Paste the payload the device sent", "runTest": "Test", "testResult": "Events and reply",
+        "testQuarantined": "Does not map: it would be quarantined (reason and reply)", "testWithProfile": "Test with a profile",
     ]
 
     static let chinese: [String: String] = [
@@ -70,5 +75,10 @@ enum Words {
         "timesHint": "时间格式为 RFC 3339，例如 2026-12-01T08:00:00Z", "noEvents": "没有符合条件的事件。",
         "consoleDisabledLogin": "未配置控制台用户（admin.console.users）：控制台为只读。",
         "bytes": "字节", "sealedUnder": "加密密钥",
+        "profiles": "厂商配置", "vendor": "厂商", "samples": "样例", "summary": "说明", "profileErrors": "无法加载的配置",
+        "file": "文件:行", "key": "字段", "adaptersDirectory": "配置目录", "profileTester": "用配置测试一段数据",
+        "profile": "配置", "contentType": "内容类型", "timeZone": "设备时区", "serial": "设备序列号",
+        "pastePayload": "粘贴设备发送的数据", "runTest": "测试", "testResult": "事件与回复",
+        "testQuarantined": "无法映射：将被隔离（原因与回复）", "testWithProfile": "用配置测试",
     ]
 }

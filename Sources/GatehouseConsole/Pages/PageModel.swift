@@ -75,6 +75,7 @@ struct Templates: Sendable {
         try library.register(Self.actionForm, named: "action-form")
         try library.register(Self.payload, named: "payload")
         try library.register(Self.note, named: "note")
+        try library.register(Self.profileTester, named: "profile-tester")
         self.library = library
     }
 
@@ -87,7 +88,7 @@ struct Templates: Sendable {
         <html lang="{{lang}}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
         <title>{{title}} · Gatehouse {{site}}</title><link rel="stylesheet" href="/console/assets/console.css"></head>
         <body><header><span class="site">Gatehouse · {{site}}</span>
-        <a href="/console">{{t.overview}}</a><a href="/console/devices">{{t.devices}}</a><a href="/console/events">{{t.events}}</a><a href="/console/quarantine">{{t.quarantine}}</a>
+        <a href="/console">{{t.overview}}</a><a href="/console/devices">{{t.devices}}</a><a href="/console/events">{{t.events}}</a><a href="/console/quarantine">{{t.quarantine}}</a><a href="/console/profiles">{{t.profiles}}</a>
         <span class="user">{{#user}}{{t.signedInAs}} <b id="signed-in-user">{{user}}</b>
         <form class="inline" method="post" action="/console/logout"><input type="hidden" name="csrf" value="{{csrf}}"><button id="logout">{{t.logout}}</button></form>{{/user}}{{^user}}<a id="login" href="/console/login">{{t.login}}</a>{{/user}}</span></header>
         {{#flash}}<p class="flash{{#flashIsError}} error{{/flashIsError}}" id="flash">{{flash}}</p>{{/flash}}
@@ -133,6 +134,17 @@ struct Templates: Sendable {
         """
 
     static let note = "<p class=\"note\">{{text}}</p>"
+
+    /// POST because a payload can be long; it changes nothing, so it needs neither login nor CSRF token.
+    static let profileTester = """
+        <form method="post" action="/console/profiles/test" id="profile-test">
+        <p><label>{{t.profile}} <select name="profile" id="profile-field">{{#profiles}}<option{{#selected}} selected{{/selected}}>{{name}}</option>{{/profiles}}</select></label>
+        <label>{{t.contentType}} <input name="content_type" id="content-type-field" value="{{contentType}}"></label>
+        <label>{{t.timeZone}} <input name="time_zone" value="{{timeZone}}"></label>
+        <label>{{t.serial}} <input name="serial" value="{{serial}}"></label></p>
+        <p><textarea name="payload" id="payload-field" rows="12" cols="100" placeholder="{{t.pastePayload}}">{{payload}}</textarea></p>
+        <button id="run-test">{{t.runTest}}</button></form>
+        """
 }
 
 /// Option of a `<select>`.

@@ -52,8 +52,9 @@ extension WebConsole {
         }
         let actions = entry.replayedAt == nil
             ? actionForm(visitor, action: "/console/quarantine/\(entry.id)/replay", label: visitor.t("replay"), buttonID: "replay") : ""
+        let tester = loggedIn ? "<p><a id=\"test-with-profile\" href=\"/console/profiles/test?quarantine=\(entry.id)\">\(visitor.t("testWithProfile"))</a></p>" : ""
         return PageBody(
             title: "\(visitor.t("quarantine")) #\(entry.id)", cards: [Card(title: "#\(entry.id)", fields: fields)],
-            before: actions, after: templates.render("payload", payload))
+            before: actions + tester, after: templates.render("payload", payload))
     }
 }

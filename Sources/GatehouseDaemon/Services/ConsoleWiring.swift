@@ -21,7 +21,8 @@ extension WebConsole {
             replay: { entry in
                 try await QuarantineReplayer(config: reload.currentConfig, queue: queue).replay(entry).get()
             },
-            reload: { await reload.reload() })
+            reload: { await reload.reload() },
+            adaptersDirectory: { reload.currentConfig.adaptersDirectory })
         return try WebConsole(settings: config.admin.console, backend: backend, clock: clock, logger: logger)
     }
 }
