@@ -220,6 +220,18 @@ def main():
             fail("the events page shows a plate in clear although the policy masks plates")
         browser.save_screenshot(os.path.join(shots, "events.png"))
 
+        # The same console for a browser that prefers Chinese.
+        chinese = webdriver.ChromeOptions()
+        chinese.binary_location = "/usr/bin/chromium"
+        for argument in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900", "--lang=zh-CN"]:
+            chinese.add_argument(argument)
+        chinese.add_experimental_option("prefs", {"intl.accept_languages": "zh-CN,zh"})
+        browser.quit()
+        browser = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=chinese)
+        browser.get(base + "/console")
+        until(lambda: browser.find_element(By.TAG_NAME, "h1").text == "概览", "the overview in Chinese")
+        browser.save_screenshot(os.path.join(shots, "overview-zh.png"))
+
         with open(os.path.join(directory, "daemon.log")) as f:
             audit = f.read()
         for line in ["installer logged in", "replay refused: not logged in", "refused: missing or wrong CSRF token",

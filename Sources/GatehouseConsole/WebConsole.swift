@@ -12,6 +12,7 @@ public struct WebConsole: Sendable {
     let settings: ConsoleSettings
     let backend: ConsoleBackend
     let sessions: SessionStore
+    let throttle: LoginThrottle
     let templates: Templates
     let logger: Logger
 
@@ -23,6 +24,7 @@ public struct WebConsole: Sendable {
         self.settings = settings
         self.backend = backend
         self.sessions = SessionStore(clock: clock, lifetimeMinutes: settings.sessionMinutes)
+        self.throttle = LoginThrottle(clock: clock)
         self.templates = try Templates()
         self.logger = logger
     }
@@ -97,7 +99,8 @@ public struct WebConsole: Sendable {
                     return try await notFound(visitor)
                 }
                 let message = await replay(entry, by: session.user)
-                return try await page(visitor, try await quarantineEntry(visitor, entry: try await backend.queue.quarantineEntry(id: id) ?? entry), flash: message)
+                let updated = try await backend.queue.quarantineEntry(id: id) ?? entry
+                return try await page(visitor, quarantineEntry(visitor, entry: updated), flash: message)
             }
         }
         router.post("/console/quarantine/replay-all") { request, _ in
@@ -144,12 +147,20 @@ public struct WebConsole: Sendable {
             let visitor = visitor(request)
             let form = try await Self.form(request)
             let name = form["user"] ?? ""
+            if let seconds = throttle.lockedFor(name) {
+                logger.warning("console: login refused: too many wrong passwords, locked for \(Int(seconds.rounded(.up))) s", metadata: ["console.user": "\(name.prefix(64))"])
+                var response = try await page(visitor, loginBody(visitor), flash: Flash(text: "\(visitor.t("loginLocked")) (\(Int(seconds.rounded(.up))) s)", isError: true))
+                response.status = .tooManyRequests
+                return response
+            }
             guard let user = authenticate(name: name, password: form["password"] ?? "") else {
+                throttle.failed(name)
                 logger.warning("console: failed login", metadata: ["console.user": "\(name.prefix(64))"])
                 var response = try await page(visitor, loginBody(visitor), flash: Flash(text: visitor.t("loginFailed"), isError: true))
                 response.status = .unauthorized
                 return response
             }
+            throttle.succeeded(user)
             let (token, session) = sessions.open(user: user)
             logger.notice("console: \(user) logged in", metadata: ["console.user": "\(user)", "console.action": "login"])
             var response = Response(status: .seeOther, headers: [.location: "/console"])

@@ -319,6 +319,20 @@ struct ConsoleAccessTests {
         try await harness.shutdown()
     }
 
+    @Test("after five wrong passwords the user name is locked for a minute on the console's clock, then works again")
+    func loginThrottle() async throws {
+        let harness = try await ConsoleHarness()
+        for _ in 0..<5 {
+            #expect(try await harness.post("/console/login", form: ["user": "installer", "password": "guess"]).status == 401)
+        }
+        let locked = try await harness.post("/console/login", form: ["user": "installer", "password": ConsoleHarness.password])
+        #expect(locked.status == 429)
+        #expect(locked.cookie == nil)
+        harness.clock.advance(by: .seconds(61))
+        #expect(try await harness.post("/console/login", form: ["user": "installer", "password": ConsoleHarness.password]).status == 303)
+        try await harness.shutdown()
+    }
+
     @Test("a session expires after session_minutes on the console's clock")
     func sessionExpires() async throws {
         let harness = try await ConsoleHarness(sessionMinutes: 5)

@@ -55,6 +55,7 @@ enum Words {
         "profile": "Profile", "contentType": "Content type", "timeZone": "Device time zone", "serial": "Device serial",
         "pastePayload": "Paste the payload the device sent", "runTest": "Test", "testResult": "Events and reply",
         "testQuarantined": "Does not map: it would be quarantined (reason and reply)", "testWithProfile": "Test with a profile",
+        "devicesDown": "Devices down", "loginLocked": "Too many wrong passwords for this user; try again later",
     ]
 
     static let chinese: [String: String] = [
@@ -80,5 +81,6 @@ enum Words {
         "profile": "配置", "contentType": "内容类型", "timeZone": "设备时区", "serial": "设备序列号",
         "pastePayload": "粘贴设备发送的数据", "runTest": "测试", "testResult": "事件与回复",
         "testQuarantined": "无法映射：将被隔离（原因与回复）", "testWithProfile": "用配置测试",
+        "devicesDown": "离线设备", "loginLocked": "该用户密码错误次数过多，请稍后再试",
     ]
 }

@@ -46,7 +46,7 @@ extension WebConsole {
                 Table(
                     id: "sinks", title: visitor.t("sinks"),
                     headers: ["name", "type", "state", "rate", "lag", "lastError"].map(visitor.t), rows: sinkRows),
-                Table(id: "down", title: "\(visitor.t("devices")): down", headers: ["device", "reason", "since"].map(visitor.t), rows: downRows),
+                Table(id: "down", title: visitor.t("devicesDown"), headers: ["device", "reason", "since"].map(visitor.t), rows: downRows),
             ],
             live: "/console/api/overview",
             after: actionForm(visitor, action: "/console/reload", label: visitor.t("reload"), buttonID: "reload"))
