@@ -5,7 +5,8 @@ central store and a vendor profile. It checks that
 
 - a device that stops sending shows as down on the live Devices page, without a page reload;
 - replay without a login is refused, and a logged-in replay with a forged CSRF token is refused;
-- a captured payload goes through a profile in the tester, and the capture -> profile ->
+- a draft profile is scaffolded from the captured payload, the payload goes through a profile
+  in the tester, and the capture -> profile ->
   reload -> replay flow runs from the pages (the device's switch to the profile is a config
   edit: the console cannot edit the config yet), and the replayed event arrives at the central store;
 
@@ -188,8 +189,16 @@ def main():
         browser.find_element(By.ID, "run-test").click()
         until(lambda: '"vehicle.detected"' in browser.find_element(By.ID, "test-result").text, "the tester's events")
         browser.save_screenshot(os.path.join(shots, "profile-tester.png"))
+        # Scaffold a draft profile from the device's captured payloads, from the entry's page.
+        browser.get(entry_url)
+        browser.find_element(By.ID, "scaffold-name").send_keys("acme-lpr")
+        browser.find_element(By.ID, "scaffold").click()
+        until(lambda: "name: acme-lpr" in browser.find_element(By.ID, "scaffolded").text, "the scaffolded draft")
+        if not os.path.exists(os.path.join(directory, "adapters", "acme-lpr", "profile.yaml")):
+            fail("the scaffold wrote no profile.yaml")
         browser.get(base + "/console/profiles")
-        until(lambda: "zhenshi-lpr" in browser.find_element(By.CSS_SELECTOR, 'tbody[data-table="profiles"]').text, "the profile list")
+        listed = lambda: browser.find_element(By.CSS_SELECTOR, 'tbody[data-table="profiles"]').text
+        until(lambda: "zhenshi-lpr" in listed() and "acme-lpr" in listed(), "the profile list with the draft")
         browser.save_screenshot(os.path.join(shots, "profiles.png"))
 
         # The installer switched the device to the profile (config edit); reload from the console.
@@ -234,7 +243,7 @@ def main():
 
         with open(os.path.join(directory, "daemon.log")) as f:
             audit = f.read()
-        for line in ["installer logged in", "replay refused: not logged in", "refused: missing or wrong CSRF token",
+        for line in ["installer logged in", "installer scaffolded profile acme-lpr", "replay refused: not logged in", "refused: missing or wrong CSRF token",
                      "installer asked for a config reload", "installer replayed quarantine entry"]:
             if line not in audit:
                 fail(f"the log lacks the audit line '{line}'")

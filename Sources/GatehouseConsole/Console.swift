@@ -48,13 +48,16 @@ public struct ConsoleBackend: Sendable {
     public var reload: @Sendable () async -> Void
     /// Where the vendor profiles live in the config in force.
     public var adaptersDirectory: @Sendable () -> String
+    /// A configured device's time zone identifier, for a scaffolded profile's samples.
+    public var deviceTimeZone: @Sendable (String) -> String?
 
     public init(
         status: @escaping @Sendable () async throws -> ConsoleStatus, queue: EventQueue,
         replay: @escaping @Sendable (QuarantineEntry) async throws -> [EventID], reload: @escaping @Sendable () async -> Void,
-        adaptersDirectory: @escaping @Sendable () -> String
+        adaptersDirectory: @escaping @Sendable () -> String, deviceTimeZone: @escaping @Sendable (String) -> String? = { _ in nil }
     ) {
         self.adaptersDirectory = adaptersDirectory
+        self.deviceTimeZone = deviceTimeZone
         self.status = status
         self.queue = queue
         self.replay = replay

@@ -94,7 +94,7 @@ public struct WebConsole: Sendable {
             return try await page(visitor, quarantineEntry(visitor, entry: entry))
         }
         router.post("/console/quarantine/:id/replay") { request, context in
-            try await changing(request, action: "replay") { visitor, session in
+            try await changing(request, action: "replay") { visitor, session, _ in
                 guard let id = context.parameters.get("id", as: Int64.self), let entry = try await backend.queue.quarantineEntry(id: id) else {
                     return try await notFound(visitor)
                 }
@@ -104,7 +104,7 @@ public struct WebConsole: Sendable {
             }
         }
         router.post("/console/quarantine/replay-all") { request, _ in
-            try await changing(request, action: "replay all") { visitor, session in
+            try await changing(request, action: "replay all") { visitor, session, _ in
                 let waiting = try await backend.queue.quarantineEntries(limit: 10_000, pendingOnly: true)
                 var replayed = 0
                 var failed = 0
@@ -117,7 +117,7 @@ public struct WebConsole: Sendable {
             }
         }
         router.post("/console/reload") { request, _ in
-            try await changing(request, action: "reload") { visitor, session in
+            try await changing(request, action: "reload") { visitor, session, _ in
                 logger.notice("console: \(session.user) asked for a config reload", metadata: ["console.user": "\(session.user)", "console.action": "reload"])
                 await backend.reload()
                 return try await page(
@@ -138,6 +138,12 @@ public struct WebConsole: Sendable {
         router.post("/console/profiles/test") { request, _ in
             let visitor = visitor(request)
             return try await page(visitor, try await profileTester(visitor, form: try await Self.form(request)))
+        }
+        router.post("/console/profiles/scaffold") { request, _ in
+            try await changing(request, action: "scaffold") { visitor, session, form in
+                let (body, flash) = try await scaffold(visitor, device: form["device"] ?? "", name: form["name"] ?? "", user: session.user)
+                return try await page(visitor, body, flash: flash)
+            }
         }
         router.get("/console/login") { request, _ in
             let visitor = visitor(request)
@@ -172,7 +178,7 @@ public struct WebConsole: Sendable {
             return response
         }
         router.post("/console/logout") { request, _ in
-            try await changing(request, action: "logout") { visitor, session in
+            try await changing(request, action: "logout") { visitor, session, _ in
                 sessions.close(token: visitor.token)
                 logger.notice("console: \(session.user) logged out", metadata: ["console.user": "\(session.user)", "console.action": "logout"])
                 var response = Response(status: .seeOther, headers: [.location: "/console"])
@@ -198,7 +204,7 @@ public struct WebConsole: Sendable {
     /// Runs a changing action: refused (401) without a live session, refused (403) when the
     /// form's CSRF token is not the session's; both refusals are logged.
     func changing(
-        _ request: Request, action: String, _ perform: (Visitor, SessionStore.Session) async throws -> Response
+        _ request: Request, action: String, _ perform: (Visitor, SessionStore.Session, [String: String]) async throws -> Response
     ) async throws -> Response {
         let visitor = visitor(request)
         let form = try await Self.form(request)
@@ -214,7 +220,7 @@ public struct WebConsole: Sendable {
                 metadata: ["console.user": "\(session.user)", "console.action": "\(action)"])
             return Response(status: .forbidden, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "CSRF token missing or wrong\n")))
         }
-        return try await perform(visitor, session)
+        return try await perform(visitor, session, form)
     }
 
     func replay(_ entry: QuarantineEntry, by user: String) async -> Flash {

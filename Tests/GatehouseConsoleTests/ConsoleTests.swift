@@ -252,6 +252,31 @@ struct ConsoleProfileTests {
         try await harness.shutdown()
     }
 
+    @Test("a draft profile is scaffolded from a device's captured payloads only by a logged-in user, with the CSRF token, and logged")
+    func scaffold() async throws {
+        let harness = try await ConsoleHarness()
+        let folder = try Self.adapters(harness)
+        _ = try await harness.quarantine(#"{"Plate":{"number":"川A12345","time":"2026-12-01 08:00:00","lane":"1"}}"#)
+        let form = ["device": "gate-1", "name": "acme-lpr"]
+        #expect(try await harness.post("/console/profiles/scaffold", form: form).status == 401)
+        let (cookie, csrf) = try await harness.login()
+        #expect(try await harness.post("/console/profiles/scaffold", form: form, cookie: cookie).status == 403)
+        let bad = try await harness.post("/console/profiles/scaffold", form: ["device": "gate-1", "name": "../etc", "csrf": csrf], cookie: cookie)
+        #expect(bad.body.contains("flash error"))
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("acme-lpr").path))
+        let made = try await harness.post("/console/profiles/scaffold", form: form.merging(["csrf": csrf]) { $1 }, cookie: cookie)
+        #expect(made.status == 200)
+        #expect(made.body.contains("id=\"scaffolded\""))
+        let draft = try String(contentsOf: folder.appendingPathComponent("acme-lpr/profile.yaml"), encoding: .utf8)
+        #expect(draft.contains("name: acme-lpr"))
+        let samples = try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("acme-lpr/samples").path)
+        let sample = try #require(samples.first { $0.hasSuffix(".json") })
+        let sampleText = try String(contentsOf: folder.appendingPathComponent("acme-lpr/samples/\(sample)"), encoding: .utf8)
+        #expect(!sampleText.contains("川A12345"), "the scaffold's samples replace personal values: \(sampleText)")
+        #expect(harness.log.all.contains { $0.message.contains("installer scaffolded profile acme-lpr") })
+        try await harness.shutdown()
+    }
+
     @Test("a quarantined payload is loaded into the tester only for a logged-in user")
     func fromQuarantine() async throws {
         let harness = try await ConsoleHarness()

@@ -55,7 +55,9 @@ enum Words {
         "profile": "Profile", "contentType": "Content type", "timeZone": "Device time zone", "serial": "Device serial",
         "pastePayload": "Paste the payload the device sent", "runTest": "Test", "testResult": "Events and reply",
         "testQuarantined": "Does not map: it would be quarantined (reason and reply)", "testWithProfile": "Test with a profile",
-        "devicesDown": "Devices down", "loginLocked": "Too many wrong passwords for this user; try again later",
+        "devicesDown": "Devices down", "newProfileName": "New profile named", "scaffold": "Scaffold a draft from this device's captured payloads",
+        "scaffolded": "Draft profile written", "redacted": "personal values replaced by stand-ins", "noCaptured": "no waiting captured payloads",
+        "profileNameRule": "use letters, digits, '-' and '_' (e.g. acme-lpr)", "loginLocked": "Too many wrong passwords for this user; try again later",
     ]
 
     static let chinese: [String: String] = [
@@ -81,6 +83,8 @@ enum Words {
         "profile": "配置", "contentType": "内容类型", "timeZone": "设备时区", "serial": "设备序列号",
         "pastePayload": "粘贴设备发送的数据", "runTest": "测试", "testResult": "事件与回复",
         "testQuarantined": "无法映射：将被隔离（原因与回复）", "testWithProfile": "用配置测试",
-        "devicesDown": "离线设备", "loginLocked": "该用户密码错误次数过多，请稍后再试",
+        "devicesDown": "离线设备", "newProfileName": "新配置名称", "scaffold": "用该设备捕获的数据生成配置草稿",
+        "scaffolded": "配置草稿已写入", "redacted": "个人信息已替换为占位值", "noCaptured": "没有待处理的捕获数据",
+        "profileNameRule": "只用字母、数字、'-' 和 '_'（例如 acme-lpr）", "loginLocked": "该用户密码错误次数过多，请稍后再试",
     ]
 }

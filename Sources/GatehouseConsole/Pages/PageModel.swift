@@ -76,6 +76,7 @@ struct Templates: Sendable {
         try library.register(Self.payload, named: "payload")
         try library.register(Self.note, named: "note")
         try library.register(Self.profileTester, named: "profile-tester")
+        try library.register(Self.scaffoldForm, named: "scaffold-form")
         self.library = library
     }
 
@@ -127,6 +128,13 @@ struct Templates: Sendable {
     /// A changing action: a POST carrying the session's CSRF token.
     static let actionForm = """
         <form class="inline" method="post" action="{{action}}"><input type="hidden" name="csrf" value="{{csrf}}"><button id="{{buttonID}}">{{label}}</button></form>
+        """
+
+    /// Writes a draft profile folder: a change, so it carries the CSRF token.
+    static let scaffoldForm = """
+        <form method="post" action="/console/profiles/scaffold" id="scaffold-form"><input type="hidden" name="csrf" value="{{csrf}}">
+        <input type="hidden" name="device" value="{{device}}"><label>{{t.newProfileName}} <input name="name" id="scaffold-name" placeholder="acme-lpr"></label>
+        <button id="scaffold">{{t.scaffold}}</button></form>
         """
 
     static let payload = """

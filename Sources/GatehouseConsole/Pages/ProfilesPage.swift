@@ -83,3 +83,38 @@ extension WebConsole {
             after: result == nil ? "" : templates.render("payload", output).replacingOccurrences(of: "id=\"payload\"", with: "id=\"test-result\""))
     }
 }
+
+extension WebConsole {
+    /// A draft profile folder from a device's captured (quarantined) payloads, as
+    /// `gatehouse adapters scaffold --from-quarantine` writes it: samples with personal values
+    /// replaced by stand-ins, a README inventory and a profile.yaml with its guesses marked.
+    func scaffold(_ visitor: Visitor, device: String, name: String, user: String) async throws -> (PageBody, Flash) {
+        guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else {
+            return (profiles(visitor), Flash(text: "\(visitor.t("profile")) '\(name)': \(visitor.t("profileNameRule"))", isError: true))
+        }
+        let entries = try await backend.queue.quarantineEntries(limit: 50, pendingOnly: true, deviceID: device)
+            .filter { !$0.driver.hasPrefix("sink:") && $0.unreadable == nil }.reversed()
+        guard !entries.isEmpty else {
+            return (profiles(visitor), Flash(text: "\(device): \(visitor.t("noCaptured"))", isError: true))
+        }
+        let payloads = entries.map {
+            CapturedPayload(body: Array($0.payload), contentType: $0.contentType, route: $0.route, receivedAt: $0.receivedAt.rfc3339, quarantineID: $0.id)
+        }
+        let draft = ProfileScaffold(name: name, deviceID: device, timeZone: backend.deviceTimeZone(device), payloads: payloads)
+        let folder = (backend.adaptersDirectory() as NSString).appendingPathComponent(name)
+        do {
+            try draft.write(to: folder)
+        } catch {
+            logger.warning("console: \(user) could not scaffold profile \(name): \(error)", metadata: ["console.user": "\(user)", "console.action": "scaffold"])
+            return (profiles(visitor), Flash(text: "\(error)", isError: true))
+        }
+        logger.notice(
+            "console: \(user) scaffolded profile \(name) from \(payloads.count) payload(s) of device \(device) into \(folder)",
+            metadata: ["console.user": "\(user)", "console.action": "scaffold"])
+        var body = profiles(visitor)
+        let profileText = (try? String(contentsOfFile: (folder as NSString).appendingPathComponent(ProfileLoader.fileName), encoding: .utf8)) ?? ""
+        body.after += templates.render("payload", ["title": "\(folder)/\(ProfileLoader.fileName)", "text": profileText])
+            .replacingOccurrences(of: "id=\"payload\"", with: "id=\"scaffolded\"")
+        return (body, Flash(text: "\(visitor.t("scaffolded")): \(folder) (\(payloads.count), \(draft.redactions) \(visitor.t("redacted")))", isError: false))
+    }
+}

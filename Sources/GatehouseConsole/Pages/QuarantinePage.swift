@@ -52,7 +52,11 @@ extension WebConsole {
         }
         let actions = entry.replayedAt == nil
             ? actionForm(visitor, action: "/console/quarantine/\(entry.id)/replay", label: visitor.t("replay"), buttonID: "replay") : ""
-        let tester = loggedIn ? "<p><a id=\"test-with-profile\" href=\"/console/profiles/test?quarantine=\(entry.id)\">\(visitor.t("testWithProfile"))</a></p>" : ""
+        var tester = loggedIn ? "<p><a id=\"test-with-profile\" href=\"/console/profiles/test?quarantine=\(entry.id)\">\(visitor.t("testWithProfile"))</a></p>" : ""
+        if let device = entry.deviceID, !entry.driver.hasPrefix("sink:") {
+            tester += templates.render(
+                "scaffold-form", ["t": visitor.words, "device": device, "csrf": visitor.session?.csrfToken ?? ""] as [String: Any])
+        }
         return PageBody(
             title: "\(visitor.t("quarantine")) #\(entry.id)", cards: [Card(title: "#\(entry.id)", fields: fields)],
             before: actions + tester, after: templates.render("payload", payload))

@@ -22,7 +22,8 @@ extension WebConsole {
                 try await QuarantineReplayer(config: reload.currentConfig, queue: queue).replay(entry).get()
             },
             reload: { await reload.reload() },
-            adaptersDirectory: { reload.currentConfig.adaptersDirectory })
+            adaptersDirectory: { reload.currentConfig.adaptersDirectory },
+            deviceTimeZone: { reload.currentConfig.device($0)?.timeZone.identifier })
         return try WebConsole(settings: config.admin.console, backend: backend, clock: clock, logger: logger)
     }
 }
