@@ -13,6 +13,7 @@ public struct WebConsole: Sendable {
     let backend: ConsoleBackend
     let sessions: SessionStore
     let throttle: LoginThrottle
+    let statusCache: StatusCache
     let templates: Templates
     let logger: Logger
 
@@ -25,6 +26,7 @@ public struct WebConsole: Sendable {
         self.backend = backend
         self.sessions = SessionStore(clock: clock, lifetimeMinutes: settings.sessionMinutes)
         self.throttle = LoginThrottle(clock: clock)
+        self.statusCache = StatusCache(clock: clock, load: backend.status)
         self.templates = try Templates()
         self.logger = logger
     }
@@ -51,17 +53,17 @@ public struct WebConsole: Sendable {
 
         router.get("/console") { request, _ in
             let visitor = visitor(request)
-            return try await page(visitor, overview(visitor, status: try await backend.status()))
+            return try await page(visitor, overview(visitor, status: try await statusCache.status()))
         }
         router.get("/console/api/overview") { request, _ in
-            try Self.json(overview(visitor(request), status: try await backend.status()).liveData)
+            try Self.json(overview(visitor(request), status: try await statusCache.status()).liveData)
         }
         router.get("/console/devices") { request, _ in
             let visitor = visitor(request)
-            return try await page(visitor, devices(visitor, status: try await backend.status()))
+            return try await page(visitor, devices(visitor, status: try await statusCache.status()))
         }
         router.get("/console/api/devices") { request, _ in
-            try Self.json(devices(visitor(request), status: try await backend.status()).liveData)
+            try Self.json(devices(visitor(request), status: try await statusCache.status()).liveData)
         }
         router.get("/console/devices/:id") { request, context in
             let visitor = visitor(request)
@@ -121,7 +123,7 @@ public struct WebConsole: Sendable {
                 logger.notice("console: \(session.user) asked for a config reload", metadata: ["console.user": "\(session.user)", "console.action": "reload"])
                 await backend.reload()
                 return try await page(
-                    visitor, overview(visitor, status: try await backend.status()),
+                    visitor, overview(visitor, status: try await statusCache.status()),
                     flash: Flash(text: "\(visitor.t("reload")): ✓ (gatehouse log)", isError: false))
             }
         }
@@ -220,6 +222,9 @@ public struct WebConsole: Sendable {
                 metadata: ["console.user": "\(session.user)", "console.action": "\(action)"])
             return Response(status: .forbidden, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "CSRF token missing or wrong\n")))
         }
+        // The page after a change must show its effect, not a report from before it.
+        statusCache.invalidate()
+        defer { statusCache.invalidate() }
         return try await perform(visitor, session, form)
     }
 
@@ -250,7 +255,7 @@ public struct WebConsole: Sendable {
     }
 
     func page(_ visitor: Visitor, _ body: PageBody, flash: Flash? = nil) async throws -> Response {
-        let site = (try? await backend.status().site) ?? ""
+        let site = (try? await statusCache.status().site) ?? ""
         // Absent keys, not nil values: a section on a boxed nil would count as present.
         var bodyContext: [String: Any] = [
             "t": visitor.words, "title": body.title, "before": body.before, "after": body.after,

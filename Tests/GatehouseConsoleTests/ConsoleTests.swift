@@ -20,6 +20,7 @@ final class ConsoleHarness: Sendable {
     final class Calls: Sendable {
         let replayed = Mutex<[Int64]>([])
         let reloads = Mutex(0)
+        let statusReports = Mutex(0)
     }
     let calls = Calls()
     let log: CapturingLogHandler.Store
@@ -44,7 +45,8 @@ final class ConsoleHarness: Sendable {
         let calls = self.calls
         let backend = ConsoleBackend(
             status: {
-                ConsoleStatus(
+                calls.statusReports.withLock { $0 += 1 }
+                return ConsoleStatus(
                     site: "lakeside", startedAt: Timestamp(milliseconds: Timestamp.now.milliseconds - 3_600_000), generatedAt: .now,
                     devices: Self.devices, queue: try await queue.stats(), sinks: [], failedSinks: ["central": "connection refused"])
             },
@@ -148,6 +150,22 @@ struct ConsolePageTests {
         let fields = try #require(json?["fields"] as? [String: String])
         #expect(fields["devices-up"] == "1/2")
         #expect(fields["depth"] == "0")
+        try await harness.shutdown()
+    }
+
+    @Test("live pages polled within a second share one status report; a change or a second later makes a new one")
+    func statusShared() async throws {
+        let harness = try await ConsoleHarness()
+        for _ in 0..<5 { _ = try await harness.get("/console/api/overview") }
+        _ = try await harness.get("/console/api/devices")
+        #expect(harness.calls.statusReports.withLock { $0 } == 1)
+        harness.clock.advance(by: .seconds(1))
+        _ = try await harness.get("/console/api/overview")
+        #expect(harness.calls.statusReports.withLock { $0 } == 2)
+        let (cookie, csrf) = try await harness.login()
+        let before = harness.calls.statusReports.withLock { $0 }
+        _ = try await harness.post("/console/reload", form: ["csrf": csrf], cookie: cookie)
+        #expect(harness.calls.statusReports.withLock { $0 } > before, "the page after a reload reads a fresh report")
         try await harness.shutdown()
     }
 

@@ -24,7 +24,7 @@ extension WebConsole {
 
     /// One device: its health, what its driver adds, its recent events and quarantined payloads.
     func device(_ visitor: Visitor, id: String) async throws -> PageBody? {
-        guard let health = try await backend.status().devices.first(where: { $0.id == id }) else { return nil }
+        guard let health = try await statusCache.status().devices.first(where: { $0.id == id }) else { return nil }
         var fields = [
             Field(id: "driver", label: visitor.t("driver"), value: health.driver),
             Field(id: "state", label: visitor.t("state"), value: health.state.rawValue),

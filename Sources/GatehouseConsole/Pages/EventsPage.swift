@@ -23,7 +23,7 @@ extension WebConsole {
         }
         if let kind = filter.kind, EventKind(rawValue: kind) == nil { problems.append("\(visitor.t("kind")): \(kind)?") }
         let found = problems.isEmpty ? try await backend.queue.browse(filter) : []
-        let devices = try await backend.status().devices.map(\.id)
+        let devices = try await statusCache.status().devices.map(\.id)
         let search = templates.render(
             "event-search",
             [
