@@ -49,6 +49,7 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
         .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         // Event schema, kinds, ids, time, config model and validation, privacy. No NIO.
@@ -139,13 +140,27 @@ let package = Package(
         .target(
             name: "GatehouseDaemon",
             dependencies: [
-                "GatehouseCore", "GatehouseQueue", "GatehouseIngest", "GatehouseSinks",
+                "GatehouseCore", "GatehouseQueue", "GatehouseIngest", "GatehouseSinks", "GatehouseConsole",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // The web console on the admin listener: server-rendered pages (templates embedded as Swift
+        // strings, so the binary stays self-contained), login, CSRF, sessions.
+        .target(
+            name: "GatehouseConsole",
+            dependencies: [
+                "GatehouseCore", "GatehouseQueue", "GatehouseIngest", "GatehouseSinks", "GatehouseProfiles",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -181,7 +196,7 @@ let package = Package(
         .executableTarget(
             name: "gatehouse",
             dependencies: [
-                "GatehouseCore", "GatehouseQueue", "GatehouseIngest", "GatehouseDaemon", "GatehouseSimulation",
+                "GatehouseCore", "GatehouseQueue", "GatehouseIngest", "GatehouseDaemon", "GatehouseSimulation", "GatehouseConsole",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -223,6 +238,15 @@ let package = Package(
         ),
         .testTarget(name: "GatehouseCoreTests", dependencies: ["GatehouseCore", "GatehouseIngest", "GatehouseSinks", "GatehouseTesting"]),
         .testTarget(name: "GatehouseQueueTests", dependencies: ["GatehouseCore", "GatehouseQueue", "GatehouseTesting"]),
+        .testTarget(
+            name: "GatehouseConsoleTests",
+            dependencies: [
+                "GatehouseCore", "GatehouseQueue", "GatehouseIngest", "GatehouseSinks", "GatehouseConsole", "GatehouseTesting",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "GatehouseProfilesTests", dependencies: ["GatehouseCore", "GatehouseProfiles", "GatehouseTesting"]),
         .testTarget(
             name: "GatehouseIngestTests",

@@ -20,6 +20,11 @@ need_packages() {
     dpkg -s gstreamer1.0-plugins-good >/dev/null 2>&1 && /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" >/dev/null 2>&1 \
       || need+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-plugins-base gstreamer1.0-plugins-good)  # the real RTSP server of the liveness test
     command -v strace >/dev/null || need+=(strace)               # scripts/strace-durability.py
+    # The web console's browser test: headless Chromium driven by Debian's selenium, a CJK font for the Chinese pages.
+    command -v chromium >/dev/null || need+=(chromium)
+    command -v chromedriver >/dev/null || need+=(chromium-driver)
+    /usr/bin/python3 -c "import selenium" >/dev/null 2>&1 || need+=(python3-selenium)
+    dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || need+=(fonts-wqy-microhei)
   fi
   if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseConsole
 import GatehouseCore
 import GatehouseIngest
 import GatehouseQueue
@@ -105,8 +106,9 @@ public final class GatehouseDaemon: Sendable {
                 await onListening("ingest", port)
             })
         let adminConfig = config.admin
-        let admin = AdminListener.make(config: config.admin, status: collector, logger: logger.withLevel(.warning)) { port in
-            logger.notice("admin listener ready on \(adminConfig.host):\(port) (GET /status, /metrics, /healthz, /readyz)")
+        let console = try WebConsole.forDaemon(config: config, collector: collector, queue: queue, reload: reload, clock: clock, logger: logger)
+        let admin = AdminListener.make(config: config.admin, status: collector, console: console, logger: logger.withLevel(.warning)) { port in
+            logger.notice("admin listener ready on \(adminConfig.host):\(port) (GET /status, /metrics, /healthz, /readyz\(console == nil ? "" : ", /console"))")
             collector.listenerBound("admin", address: "\(adminConfig.host):\(port)")
             await onListening("admin", port)
         }

@@ -12,6 +12,7 @@ struct Gatehouse: AsyncParsableCommand {
             RunCommand.self, CheckConfigCommand.self, StatusCommand.self, QuarantineCommand.self, DemoCommand.self,
             AdaptersCommand.self,
             DiscoverCommand.self,
+            ConsoleCommand.self,
         ],
         defaultSubcommand: RunCommand.self)
 }

@@ -90,9 +90,10 @@ public enum ConfigLoader {
         ingestMap?.finish()
 
         let adminMap = top.mapping("admin")
-        let admin = AdminListenerConfig(
+        var admin = AdminListenerConfig(
             host: adminMap?.string("host") ?? "127.0.0.1",
             port: adminMap?.int("port", default: 9108, range: 0...65_535) ?? 9108)
+        admin.console = adminMap?.consoleSettings(adminHost: admin.host) ?? ConsoleSettings()
         adminMap?.finish()
         reportSharedPort(ingest: ingest, admin: admin, ingestNode: ingestMap?.node("port"), adminMap: adminMap, top: top)
 

@@ -47,6 +47,8 @@ public struct IngestListenerConfig: Sendable, Equatable {
 public struct AdminListenerConfig: Sendable, Equatable {
     public var host: String
     public var port: Int
+    /// The web console served on this listener (`admin.console:`).
+    public var console = ConsoleSettings()
 }
 
 /// Tuning of the durable queue.

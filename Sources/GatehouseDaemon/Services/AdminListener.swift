@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseConsole
 import GatehouseCore
 import Hummingbird
 import Logging
@@ -6,12 +7,15 @@ import NIOCore
 
 /// The local admin listener: `GET /status` (JSON for `gatehouse status`), `GET /metrics`
 /// (Prometheus text), `GET /healthz` (the process answers) and `GET /readyz` (queue open,
-/// listeners bound; 503 until then). Bound to 127.0.0.1 by default.
+/// listeners bound; 503 until then), and the web console under `/console` (docs/console.md).
+/// Bound to 127.0.0.1 by default.
 enum AdminListener {
     static func make(
-        config: AdminListenerConfig, status: StatusCollector, logger: Logger, onRunning: @escaping @Sendable (Int) async -> Void
+        config: AdminListenerConfig, status: StatusCollector, console: WebConsole? = nil, logger: Logger,
+        onRunning: @escaping @Sendable (Int) async -> Void
     ) -> some ApplicationProtocol {
         let router = Router()
+        console?.register(on: router)
         router.get("/healthz") { _, _ -> Response in
             struct Alive: Encodable {
                 var status = "alive"

@@ -47,6 +47,9 @@ final class ReloadService: Service {
         self.logger = logger
     }
 
+    /// The config in force: the start one, or the last one a reload applied.
+    var currentConfig: GatehouseConfig { current.withLock { $0 } }
+
     func run() async throws {
         for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
             await reload()

@@ -1,0 +1,398 @@
+import AsyncHTTPClient
+import Foundation
+import GatehouseConsole
+@testable import GatehouseCore
+@testable import GatehouseIngest
+import GatehouseQueue
+import GatehouseTesting
+import Hummingbird
+import Logging
+import NIOCore
+import Synchronization
+import Testing
+
+/// A real console on 127.0.0.1, port 0, over a real queue; the daemon's own status collector and
+/// replayer are exercised by the browser test (scripts/console-browser-test.py).
+final class ConsoleHarness: Sendable {
+    let fixture: QueueFixture
+    let clock = ManualClock(start: .now)
+    /// What the console asked the backend to do.
+    final class Calls: Sendable {
+        let replayed = Mutex<[Int64]>([])
+        let reloads = Mutex(0)
+        let statusReports = Mutex(0)
+    }
+    let calls = Calls()
+    let log: CapturingLogHandler.Store
+    let server: Task<Void, any Error>
+    let port: Int
+    let client = HTTPClient(configuration: .init(redirectConfiguration: .disallow))
+    static let password = "correct horse battery staple"
+    static let devices = [
+        DeviceDirectory.Health(id: "gate-1", driver: "generic-json", state: .up, since: .now, reason: nil, lastSeen: .now, events: 3, detail: nil),
+        DeviceDirectory.Health(
+            id: "door-2", driver: "zkteco", state: .down, since: .now, reason: "no heartbeat for 90 s", lastSeen: nil, events: 0, detail: nil),
+    ]
+
+    init(sessionMinutes: Double = 30) async throws {
+        let fixture = try QueueFixture()
+        self.fixture = fixture
+        let (logger, store) = CapturingLogHandler.logger()
+        log = store
+        let hash = try PasswordCheck.hash(Self.password, logRounds: 10)
+        let settings = ConsoleSettings(users: [.init(name: "installer", passwordHash: hash)], sessionMinutes: sessionMinutes)
+        let queue = fixture.queue
+        let calls = self.calls
+        let backend = ConsoleBackend(
+            status: {
+                calls.statusReports.withLock { $0 += 1 }
+                return ConsoleStatus(
+                    site: "lakeside", startedAt: Timestamp(milliseconds: Timestamp.now.milliseconds - 3_600_000), generatedAt: .now,
+                    devices: Self.devices, queue: try await queue.stats(), sinks: [], failedSinks: ["central": "connection refused"])
+            },
+            queue: queue,
+            replay: { entry in
+                calls.replayed.withLock { $0.append(entry.id) }
+                try await queue.markReplayed(id: entry.id, eventIDs: [])
+                return []
+            },
+            reload: { calls.reloads.withLock { $0 += 1 } },
+            adaptersDirectory: { fixture.directory.appendingPathComponent("adapters").path })
+        let console = try WebConsole(settings: settings, backend: backend, clock: clock, logger: logger)
+        let router = Router()
+        console.register(on: router)
+        let bound = Mutex<Int?>(nil)
+        let app = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in bound.withLock { $0 = channel.localAddress?.port } }, logger: testLogger())
+        server = Task { try await app.runService() }
+        _ = await eventually(timeout: .seconds(60)) { bound.withLock { $0 } != nil }
+        port = bound.withLock { $0 } ?? 0
+    }
+
+    func shutdown() async throws {
+        server.cancel()
+        try await client.shutdown()
+        fixture.remove()
+    }
+
+    struct Answer {
+        var status: Int
+        var body: String
+        var cookie: String?
+        var headers: [String: String]
+    }
+
+    func get(_ path: String, cookie: String? = nil, language: String? = nil) async throws -> Answer {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+        if let cookie { request.headers.add(name: "Cookie", value: cookie) }
+        if let language { request.headers.add(name: "Accept-Language", value: language) }
+        return try await send(request)
+    }
+
+    func post(_ path: String, form: [String: String], cookie: String? = nil) async throws -> Answer {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+        if let cookie { request.headers.add(name: "Cookie", value: cookie) }
+        var components = URLComponents()
+        components.queryItems = form.map { URLQueryItem(name: $0.key, value: $0.value) }
+        request.body = .bytes(ByteBuffer(string: components.percentEncodedQuery ?? ""))
+        return try await send(request)
+    }
+
+    private func send(_ request: HTTPClientRequest) async throws -> Answer {
+        let response = try await client.execute(request, timeout: .seconds(30))
+        let body = try await response.body.collect(upTo: 4 << 20)
+        let cookie = response.headers["Set-Cookie"].first.flatMap { $0.split(separator: ";").first.map(String.init) }
+        var headers: [String: String] = [:]
+        for header in response.headers { headers[header.name.lowercased()] = header.value }
+        return Answer(status: Int(response.status.code), body: String(buffer: body), cookie: cookie, headers: headers)
+    }
+
+    /// Logs in; the session cookie and the CSRF token the pages carry.
+    func login() async throws -> (cookie: String, csrf: String) {
+        let answer = try await post("/console/login", form: ["user": "installer", "password": Self.password])
+        #expect(answer.status == 303)
+        let cookie = try #require(answer.cookie)
+        let page = try await get("/console", cookie: cookie)
+        return (cookie, try #require(Self.csrf(in: page.body)))
+    }
+
+    static func csrf(in html: String) -> String? {
+        guard let range = html.range(of: "name=\"csrf\" value=\"") else { return nil }
+        let rest = html[range.upperBound...]
+        return rest.firstIndex(of: "\"").map { String(rest[..<$0]) }
+    }
+
+    func quarantine(_ body: String, device: String? = "gate-1") async throws -> Int64 {
+        try await fixture.queue.quarantine(
+            QuarantineRecord(deviceID: device, driver: "generic-json", route: "/push/gate-1", contentType: "application/json", remote: "10.0.0.9",
+                reason: "no mapping for field 'plate' value \"川A12345\"", payload: Data(body.utf8)))
+    }
+}
+
+@Suite("Console pages")
+struct ConsolePageTests {
+    @Test("the overview shows the status figures and a down device, live from its JSON endpoint")
+    func overview() async throws {
+        let harness = try await ConsoleHarness()
+        let page = try await harness.get("/console")
+        #expect(page.status == 200)
+        #expect(page.body.contains("lakeside"))
+        #expect(page.body.contains(GatehouseVersion.current))
+        #expect(page.body.contains("data-live=\"/console/api/overview\""))
+        #expect(page.body.contains("no heartbeat for 90 s"))
+        #expect(page.body.contains("connection refused"))
+        #expect(page.headers["content-security-policy"]?.contains("default-src 'self'") == true)
+        let live = try await harness.get("/console/api/overview")
+        let json = try JSONSerialization.jsonObject(with: Data(live.body.utf8)) as? [String: Any]
+        let fields = try #require(json?["fields"] as? [String: String])
+        #expect(fields["devices-up"] == "1/2")
+        #expect(fields["depth"] == "0")
+        try await harness.shutdown()
+    }
+
+    @Test("live pages polled within a second share one status report; a change or a second later makes a new one")
+    func statusShared() async throws {
+        let harness = try await ConsoleHarness()
+        for _ in 0..<5 { _ = try await harness.get("/console/api/overview") }
+        _ = try await harness.get("/console/api/devices")
+        #expect(harness.calls.statusReports.withLock { $0 } == 1)
+        harness.clock.advance(by: .seconds(1))
+        _ = try await harness.get("/console/api/overview")
+        #expect(harness.calls.statusReports.withLock { $0 } == 2)
+        let (cookie, csrf) = try await harness.login()
+        let before = harness.calls.statusReports.withLock { $0 }
+        _ = try await harness.post("/console/reload", form: ["csrf": csrf], cookie: cookie)
+        #expect(harness.calls.statusReports.withLock { $0 } > before, "the page after a reload reads a fresh report")
+        try await harness.shutdown()
+    }
+
+    @Test("the browser's language picks Chinese or English")
+    func language() async throws {
+        #expect(Language.preferred(acceptLanguage: "zh-CN,zh;q=0.9,en;q=0.8") == .zh)
+        #expect(Language.preferred(acceptLanguage: "en-US,zh;q=0.5") == .en)
+        #expect(Language.preferred(acceptLanguage: "fr, zh-TW;q=0.3") == .zh)
+        #expect(Language.preferred(acceptLanguage: nil) == .en)
+        #expect(Set(Language.en.words.keys) == Set(Language.zh.words.keys))
+        let harness = try await ConsoleHarness()
+        let page = try await harness.get("/console/devices", language: "zh-CN,zh;q=0.9")
+        #expect(page.body.contains("<html lang=\"zh\""))
+        #expect(page.body.contains("设备"))
+        #expect(page.body.contains("state-down"))
+        try await harness.shutdown()
+    }
+
+    @Test("event search filters by kind, device and time range; subjects appear as stored")
+    func eventSearch() async throws {
+        let harness = try await ConsoleHarness()
+        let ids = EventIDGenerator()
+        let now = Timestamp.now
+        func event(_ kind: EventKind, _ device: String, _ plate: String, at time: Timestamp) -> Event {
+            Event(
+                id: ids.next(), kind: kind, occurredAt: time, receivedAt: time, site: "lakeside",
+                device: DeviceRef(id: device, vendor: "v", type: .doorController), subject: Subject(type: .plate, value: plate, treatment: .masked),
+                source: Source(driver: "test"))
+        }
+        _ = try await harness.fixture.queue.appendNow([
+            event(.vehicleEntry, "gate-1", "川A1***5", at: now),
+            event(.accessDenied, "door-2", "川B2***6", at: now),
+            event(.vehicleEntry, "gate-1", "川C3***7", at: Timestamp(milliseconds: now.milliseconds - 86_400_000)),
+        ])
+        let byKind = try await harness.get("/console/events?kind=vehicle.entry")
+        #expect(byKind.body.contains("川A1***5") && byKind.body.contains("川C3***7") && !byKind.body.contains("川B2***6"))
+        let byDevice = try await harness.get("/console/api/events?device=door-2")
+        #expect(byDevice.body.contains("access.denied") && !byDevice.body.contains("vehicle.entry"))
+        let from = Timestamp(milliseconds: now.milliseconds - 3_600_000).rfc3339
+        let recent = try await harness.get("/console/events?kind=vehicle.entry&from=\(from)")
+        #expect(recent.body.contains("川A1***5") && !recent.body.contains("川C3***7"))
+        let bad = try await harness.get("/console/events?from=yesterday")
+        #expect(bad.body.contains("yesterday?"))
+        try await harness.shutdown()
+    }
+
+    @Test("quarantine lists the redacted reason; the decoded payload needs a login")
+    func quarantineShow() async throws {
+        let harness = try await ConsoleHarness()
+        let id = try await harness.quarantine(#"{"plate":"川A12345"}"#)
+        let list = try await harness.get("/console/quarantine")
+        #expect(list.body.contains("/console/quarantine/\(id)"))
+        #expect(!list.body.contains("川A12345"))
+        let anonymous = try await harness.get("/console/quarantine/\(id)")
+        #expect(anonymous.body.contains("payload-hidden"))
+        #expect(!anonymous.body.contains("川A12345"))
+        let (cookie, _) = try await harness.login()
+        let shown = try await harness.get("/console/quarantine/\(id)", cookie: cookie)
+        #expect(shown.body.contains("川A12345"))
+        #expect(try await harness.get("/console/quarantine/999999").status == 404)
+        try await harness.shutdown()
+    }
+}
+
+@Suite("Console profiles")
+struct ConsoleProfileTests {
+    /// The shipped zhenshi-lpr profile and one that does not load, in the harness's adapters folder.
+    static func adapters(_ harness: ConsoleHarness) throws -> URL {
+        let folder = harness.fixture.directory.appendingPathComponent("adapters")
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("broken"), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(
+            at: GatehouseTesting.repositoryRoot.appendingPathComponent("adapters/zhenshi-lpr"), to: folder.appendingPathComponent("zhenshi-lpr"))
+        try "format: 1\nname: broken\nvendor: x\nbody: {format: jsno}\n".write(
+            to: folder.appendingPathComponent("broken/profile.yaml"), atomically: true, encoding: .utf8)
+        return folder
+    }
+
+    @Test("the profiles page lists loaded profiles and names a broken one's file, line and key")
+    func list() async throws {
+        let harness = try await ConsoleHarness()
+        _ = try Self.adapters(harness)
+        let page = try await harness.get("/console/profiles")
+        #expect(page.body.contains("zhenshi-lpr"))
+        #expect(page.body.contains("broken/profile.yaml:4"), "\(page.body)")
+        #expect(page.body.contains("body.format"))
+        try await harness.shutdown()
+    }
+
+    @Test("the tester maps a pasted payload into events and the reply, and shows why one does not map")
+    func tester() async throws {
+        let harness = try await ConsoleHarness()
+        let folder = try Self.adapters(harness)
+        let sample = try String(contentsOf: folder.appendingPathComponent("zhenshi-lpr/samples/entry-read.json"), encoding: .utf8)
+        let mapped = try await harness.post("/console/profiles/test", form: ["profile": "zhenshi-lpr", "payload": sample])
+        #expect(mapped.status == 200)
+        #expect(mapped.body.contains("id=\"test-result\""))
+        #expect(mapped.body.contains("vehicle.detected"), "\(mapped.body)")
+        #expect(mapped.body.contains("&quot;reply&quot;"))
+        let truncated = try String(contentsOf: folder.appendingPathComponent("zhenshi-lpr/samples/malformed-truncated.json"), encoding: .utf8)
+        let unmapped = try await harness.post("/console/profiles/test", form: ["profile": "zhenshi-lpr", "payload": truncated])
+        #expect(unmapped.body.contains("&quot;error&quot;"), "\(unmapped.body)")
+        try await harness.shutdown()
+    }
+
+    @Test("a draft profile is scaffolded from a device's captured payloads only by a logged-in user, with the CSRF token, and logged")
+    func scaffold() async throws {
+        let harness = try await ConsoleHarness()
+        let folder = try Self.adapters(harness)
+        _ = try await harness.quarantine(#"{"Plate":{"number":"川A12345","time":"2026-12-01 08:00:00","lane":"1"}}"#)
+        let form = ["device": "gate-1", "name": "acme-lpr"]
+        #expect(try await harness.post("/console/profiles/scaffold", form: form).status == 401)
+        let (cookie, csrf) = try await harness.login()
+        #expect(try await harness.post("/console/profiles/scaffold", form: form, cookie: cookie).status == 403)
+        let bad = try await harness.post("/console/profiles/scaffold", form: ["device": "gate-1", "name": "../etc", "csrf": csrf], cookie: cookie)
+        #expect(bad.body.contains("flash error"))
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("acme-lpr").path))
+        let made = try await harness.post("/console/profiles/scaffold", form: form.merging(["csrf": csrf]) { $1 }, cookie: cookie)
+        #expect(made.status == 200)
+        #expect(made.body.contains("id=\"scaffolded\""))
+        let draft = try String(contentsOf: folder.appendingPathComponent("acme-lpr/profile.yaml"), encoding: .utf8)
+        #expect(draft.contains("name: acme-lpr"))
+        let samples = try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("acme-lpr/samples").path)
+        let sample = try #require(samples.first { $0.hasSuffix(".json") })
+        let sampleText = try String(contentsOf: folder.appendingPathComponent("acme-lpr/samples/\(sample)"), encoding: .utf8)
+        #expect(!sampleText.contains("川A12345"), "the scaffold's samples replace personal values: \(sampleText)")
+        #expect(harness.log.all.contains { $0.message.contains("installer scaffolded profile acme-lpr") })
+        try await harness.shutdown()
+    }
+
+    @Test("a quarantined payload is loaded into the tester only for a logged-in user")
+    func fromQuarantine() async throws {
+        let harness = try await ConsoleHarness()
+        _ = try Self.adapters(harness)
+        let id = try await harness.quarantine(#"{"plate":"川A12345"}"#)
+        let anonymous = try await harness.get("/console/profiles/test?quarantine=\(id)&profile=zhenshi-lpr")
+        #expect(!anonymous.body.contains("川A12345"))
+        let (cookie, _) = try await harness.login()
+        let shown = try await harness.get("/console/profiles/test?quarantine=\(id)&profile=zhenshi-lpr", cookie: cookie)
+        #expect(shown.body.contains("川A12345"))
+        try await harness.shutdown()
+    }
+}
+
+@Suite("Console access")
+struct ConsoleAccessTests {
+    @Test("a replay without login is refused and changes nothing")
+    func refusedWithoutLogin() async throws {
+        let harness = try await ConsoleHarness()
+        let id = try await harness.quarantine("{}")
+        let answer = try await harness.post("/console/quarantine/\(id)/replay", form: ["csrf": "guess"])
+        #expect(answer.status == 401)
+        #expect(harness.calls.replayed.withLock { $0 }.isEmpty)
+        #expect(try await harness.fixture.queue.quarantineEntry(id: id)?.replayedAt == nil)
+        #expect(try await harness.post("/console/reload", form: [:]).status == 401)
+        #expect(harness.calls.reloads.withLock { $0 } == 0)
+        try await harness.shutdown()
+    }
+
+    @Test("a logged-in change without the session's CSRF token is refused")
+    func csrfRefused() async throws {
+        let harness = try await ConsoleHarness()
+        let id = try await harness.quarantine("{}")
+        let (cookie, csrf) = try await harness.login()
+        #expect(try await harness.post("/console/quarantine/\(id)/replay", form: [:], cookie: cookie).status == 403)
+        #expect(try await harness.post("/console/quarantine/\(id)/replay", form: ["csrf": csrf + "x"], cookie: cookie).status == 403)
+        #expect(harness.calls.replayed.withLock { $0 }.isEmpty)
+        #expect(harness.log.all.contains { $0.message.contains("CSRF") && $0.metadata["console.user"] == "installer" })
+        try await harness.shutdown()
+    }
+
+    @Test("a logged-in replay and reload run and are logged with who and what")
+    func auditedChange() async throws {
+        let harness = try await ConsoleHarness()
+        let id = try await harness.quarantine("{}")
+        let (cookie, csrf) = try await harness.login()
+        let answer = try await harness.post("/console/quarantine/\(id)/replay", form: ["csrf": csrf], cookie: cookie)
+        #expect(answer.status == 200)
+        #expect(harness.calls.replayed.withLock { $0 } == [id])
+        #expect(try await harness.fixture.queue.quarantineEntry(id: id)?.replayedAt != nil)
+        #expect(harness.log.all.contains { $0.message.contains("installer replayed quarantine entry \(id)") && $0.metadata["console.action"] == "replay" })
+        #expect(try await harness.post("/console/reload", form: ["csrf": csrf], cookie: cookie).status == 200)
+        #expect(harness.calls.reloads.withLock { $0 } == 1)
+        #expect(harness.log.all.contains { $0.message.contains("installer asked for a config reload") })
+        try await harness.shutdown()
+    }
+
+    @Test("a wrong password gets no session")
+    func wrongPassword() async throws {
+        let harness = try await ConsoleHarness()
+        let answer = try await harness.post("/console/login", form: ["user": "installer", "password": "wrong"])
+        #expect(answer.status == 401)
+        #expect(answer.cookie == nil)
+        #expect(try await harness.post("/console/login", form: ["user": "nobody", "password": ConsoleHarness.password]).status == 401)
+        try await harness.shutdown()
+    }
+
+    @Test("after five wrong passwords the user name is locked for a minute on the console's clock, then works again")
+    func loginThrottle() async throws {
+        let harness = try await ConsoleHarness()
+        for _ in 0..<5 {
+            #expect(try await harness.post("/console/login", form: ["user": "installer", "password": "guess"]).status == 401)
+        }
+        let locked = try await harness.post("/console/login", form: ["user": "installer", "password": ConsoleHarness.password])
+        #expect(locked.status == 429)
+        #expect(locked.cookie == nil)
+        harness.clock.advance(by: .seconds(61))
+        #expect(try await harness.post("/console/login", form: ["user": "installer", "password": ConsoleHarness.password]).status == 303)
+        try await harness.shutdown()
+    }
+
+    @Test("a session expires after session_minutes on the console's clock")
+    func sessionExpires() async throws {
+        let harness = try await ConsoleHarness(sessionMinutes: 5)
+        let id = try await harness.quarantine("{}")
+        let (cookie, csrf) = try await harness.login()
+        harness.clock.advance(by: .seconds(5 * 60 + 1))
+        #expect(try await harness.post("/console/quarantine/\(id)/replay", form: ["csrf": csrf], cookie: cookie).status == 401)
+        #expect(harness.calls.replayed.withLock { $0 }.isEmpty)
+        try await harness.shutdown()
+    }
+
+    @Test("a password hash survives its text form and checks only the right password")
+    func passwordHash() throws {
+        let hash = try PasswordCheck.hash("s3cret", logRounds: 10)
+        let parsed = try #require(ConsolePasswordHash(hash.description))
+        #expect(PasswordCheck.verify("s3cret", against: parsed))
+        #expect(!PasswordCheck.verify("s3cret ", against: parsed))
+        #expect(ConsolePasswordHash("bcrypt$10$abc") == nil)
+    }
+}
