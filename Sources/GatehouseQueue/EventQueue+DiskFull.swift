@@ -7,7 +7,7 @@ import GatehouseCore
 /// When SQLite reports SQLITE_FULL, the queue removes its reserve file (space set aside while
 /// there was room) so that sinks can still record deliveries and delete what they delivered,
 /// and refuses appends at once — without touching the database — until there is room again:
-/// the reserve can be set aside, or deliveries freed at least as much inside the database file
+/// the reserve can be set aside with as much again left free, or deliveries freed at least as much inside the database file
 /// (the reserve is then set aside again once the file system has room). Nothing acknowledged is
 /// lost: a commit that failed was never acknowledged.
 extension EventQueue {
@@ -71,7 +71,9 @@ extension EventQueue {
         }
         if retryReserve, setReserveAside() { diskState.withLock { $0.reserveMissing = false } }
         guard full else { return }
-        if setReserveAside() {
+        // The reserve given back on entering the state is free space now, so its fitting again
+        // proves nothing: room means the reserve fits with as much left over for appends.
+        if (freeBytes() ?? 0) >= 2 * Self.reserveBytes, setReserveAside() {
             diskState.withLock { $0.reserveMissing = false }
         } else {
             // Deliveries deleted events: their pages are free inside the file, where appends go first.
@@ -120,12 +122,17 @@ extension EventQueue {
     /// queue (its free space plus what the queue already uses): the budget would never be
     /// reached, and the disk would fill first. Nil when the budget fits.
     public func budgetWarning(usedBytes: Int64) -> String? {
-        var fs = statvfs()
-        guard statvfs(directory, &fs) == 0 else { return nil }
-        let free = Int64(fs.f_bavail) * Int64(fs.f_frsize)
+        guard let free = freeBytes() else { return nil }
         let budget = settingsSnapshot().budget
         guard budget > usedBytes + free else { return nil }
         return "disk_budget_bytes (\(budget) bytes) exceeds what the file system holding \(directory) can give the queue "
             + "(\(free) bytes free + \(usedBytes) used): the disk will fill before the budget evicts; lower the budget or free space"
+    }
+
+    /// What the file system holding the queue can still give an unprivileged writer.
+    func freeBytes() -> Int64? {
+        var fs = statvfs()
+        guard statvfs(directory, &fs) == 0 else { return nil }
+        return Int64(fs.f_bavail) * Int64(fs.f_frsize)
     }
 }
