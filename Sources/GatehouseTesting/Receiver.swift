@@ -24,6 +24,34 @@ public func withReceiver<T: Sendable>(_ receiver: CentralReceiver, _ body: (Int)
     }
 }
 
+/// `withReceiver` for a store that comes back on the port it had: the port was free, but on a
+/// shared machine another process may hold it for a moment (the kernel hands released ports out
+/// again), so a receiver that cannot bind is replaced by a fresh one from `make` until it can,
+/// for up to `timeout`. Errors from `body` are not retried.
+public func withReceiver<T: Sendable>(
+    reusing port: Int, timeout: Duration = .seconds(60), make: (Int) -> CentralReceiver, _ body: (CentralReceiver) async throws -> T
+) async throws -> T {
+    let deadline = ContinuousClock.now + timeout
+    while true {
+        let receiver = make(port)
+        do {
+            return try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await receiver.run() }
+                do { _ = try await receiver.waitUntilRunning() } catch { throw ReceiverNotBound(error: error) }
+                let result = try await body(receiver)
+                group.cancelAll()
+                return result
+            }
+        } catch let failed as ReceiverNotBound {
+            guard "\(failed.error)".contains("Address already in use"), ContinuousClock.now < deadline else { throw failed.error }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+}
+
+/// A receiver that could not bind its port, as `withReceiver(reusing:)` sees it.
+private struct ReceiverNotBound: Error { let error: any Error }
+
 extension CentralReceiver {
     /// The events the centre holds from `device`, leaving out the gateway's own reports about it
     /// (`device.online`, `device.clock-skew`…), which come and go with timing.

@@ -87,9 +87,11 @@ import Testing
         #expect(running.runner.status.state == "backing-off" || running.runner.status.state == "sending")
 
         // Phase 2: the store answers 503 with Retry-After: 1; alarms arrive meanwhile.
-        let second = CentralReceiver(port: port, logger: testLogger())
-        second.setMode(.unavailable)
-        let snapshot = try await withReceiver(second) { _ in
+        let snapshot = try await withReceiver(reusing: port, make: { port in
+            let second = CentralReceiver(port: port, logger: testLogger())
+            second.setMode(.unavailable)
+            return second
+        }) { second in
             let alarms = try await store.append(40, .alarmFire)
             #expect(await advancing { second.snapshot.requests >= 1 })
             #expect(await advancing { running.runner.status.lastError?.contains("503") == true })
