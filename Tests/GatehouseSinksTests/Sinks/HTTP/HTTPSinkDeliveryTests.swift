@@ -21,7 +21,7 @@ import Testing
             let running = try RunningSink(
                 httpSinkConfig(port: port, batch: 128, format: format, gzip: true, bearer: "token-1", hmac: "shared-key"),
                 queue: store.queue)
-            let arrived = await receiver.waitFor(uniqueCount: events.count, timeout: .seconds(30))
+            let arrived = await receiver.waitFor(uniqueCount: events.count, timeout: .seconds(120))
             await running.finish()
             #expect(arrived)
             #expect(running.runner.status.deliveredEvents == Int64(events.count))
@@ -127,7 +127,7 @@ import Testing
 
         let snapshot = try await withReceiver(receiver) { port in
             let running = try RunningSink(httpSinkConfig(port: port, batch: 64), queue: store.queue)
-            let arrived = await receiver.waitFor(uniqueCount: events.count - 1, timeout: .seconds(30))
+            let arrived = await receiver.waitFor(uniqueCount: events.count - 1, timeout: .seconds(120))
             let drained = await eventually { try await store.queue.lag(sink: "central") == 0 }
             await running.finish()
             #expect(arrived && drained)
@@ -157,7 +157,7 @@ import Testing
 
         let snapshot = try await withReceiver(receiver) { port in
             let running = try RunningSink(httpSinkConfig(port: port, batch: 50), queue: store.queue)
-            #expect(await receiver.waitFor(uniqueCount: 500, timeout: .seconds(30)))
+            #expect(await receiver.waitFor(uniqueCount: 500, timeout: .seconds(120)))
             _ = await running.finish()
             return receiver.snapshot
         }
