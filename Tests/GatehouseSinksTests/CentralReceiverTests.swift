@@ -41,15 +41,22 @@ import Testing
                 request.method = .POST
                 if let bearer { request.headers.add(name: "Authorization", value: "Bearer \(bearer)") }
                 request.body = .bytes(ByteBuffer(string: body))
-                let response = try await client.execute(request, timeout: .seconds(5))
+                let response = try await client.execute(request, timeout: .seconds(60))
                 _ = try await response.body.collect(upTo: 1 << 16)
                 return Int(response.status.code)
             }
-            let statuses = [
-                try await post(#"{"id":"e1"}"#, bearer: "wrong"),
-                try await post(#"{"kind":"x"}"#, bearer: "t"),
-                try await post(#"{"id":"e1"}"#, bearer: "t"),
-            ]
+            // A client dropped without shutdown() stops the whole test process: shut down on failure too.
+            let statuses: [Int]
+            do {
+                statuses = [
+                    try await post(#"{"id":"e1"}"#, bearer: "wrong"),
+                    try await post(#"{"kind":"x"}"#, bearer: "t"),
+                    try await post(#"{"id":"e1"}"#, bearer: "t"),
+                ]
+            } catch {
+                try? await client.shutdown()
+                throw error
+            }
             try await client.shutdown()
             #expect(statuses == [401, 400, 200])
         }
@@ -69,15 +76,20 @@ import Testing
                 var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/events")
                 request.method = .POST
                 request.body = .bytes(ByteBuffer(string: body))
-                let response = try await client.execute(request, timeout: .seconds(5))
+                let response = try await client.execute(request, timeout: .seconds(60))
                 _ = try await response.body.collect(upTo: 1 << 16)
                 #expect(response.status.code == 200)
             }
-            marks.append(Date())
-            try await post(#"{"id":"e1"}"#)
-            marks.append(Date())
-            try await post(#"{"id":"e1"}"# + "\n" + #"{"id":"e2"}"#)
-            marks.append(Date())
+            do {
+                marks.append(Date())
+                try await post(#"{"id":"e1"}"#)
+                marks.append(Date())
+                try await post(#"{"id":"e1"}"# + "\n" + #"{"id":"e2"}"#)
+                marks.append(Date())
+            } catch {
+                try? await client.shutdown()
+                throw error
+            }
             try await client.shutdown()
         }
         let arrivals = receiver.snapshot.firstArrivedAt
