@@ -85,13 +85,14 @@ public final class GatehouseDaemon: Sendable {
         try await sinks.apply(config.sinks)
         let notifier = SystemdNotifier()
         let pictureHealth = PictureHealthMonitor(pipeline: pipeline, settings: config.pictureHealth, devices: config.devices, clock: clock, logger: logger)
+        let liveness = LivenessMonitor(pipeline: pipeline, settings: config.liveness, devices: config.devices, clock: clock, logger: logger)
         let collector = StatusCollector(queue: queue, devices: devices, sinks: sinks, registry: registry, site: config.site, pictureHealth: pictureHealth)
         let status = StatusService(
             collector: collector, pipeline: pipeline, notifier: notifier, interval: config.statusIntervalSeconds, clock: clock, logger: logger)
         let reload = ReloadService(
             configPath: configPath, current: config, queue: queue, devices: devices, pipeline: pipeline,
             requests: requests, sourceGuard: sourceGuard, sinks: sinks, drivers: driverTasks, driverInstances: drivers, status: status,
-            pictureHealth: pictureHealth, logLevel: logLevel, logger: logger)
+            pictureHealth: pictureHealth, liveness: liveness, logLevel: logLevel, logger: logger)
 
         let ingestConfig = config.ingest
         let onListening = self.onListening
@@ -130,7 +131,7 @@ public final class GatehouseDaemon: Sendable {
                     .init(service: status, serviceName: "status"),
                     .init(service: ImageRetentionService(devices: devices, profiles: drivers.lazy.compactMap { $0 as? ProfileDriver }.first, clock: clock, logger: logger), serviceName: "image-retention"),
                     .init(service: PictureHealthService(monitor: pictureHealth), serviceName: "picture-health"),
-                    .init(service: LivenessService(monitor: LivenessMonitor(pipeline: pipeline, settings: config.liveness, devices: config.devices, clock: clock, logger: logger)), serviceName: "liveness"),
+                    .init(service: LivenessService(monitor: liveness), serviceName: "liveness"),
                     .init(service: reload, serviceName: "reload"),
                 ],
                 gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],

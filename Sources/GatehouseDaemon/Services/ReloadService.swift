@@ -22,6 +22,7 @@ final class ReloadService: Service {
     let driverInstances: [any Driver]
     let status: StatusService
     let pictureHealth: PictureHealthMonitor
+    let liveness: LivenessMonitor
     let logLevel: LogLevelControl?
     let logger: Logger
     private let current: Mutex<GatehouseConfig>
@@ -29,7 +30,8 @@ final class ReloadService: Service {
     init(
         configPath: String?, current: GatehouseConfig, queue: EventQueue, devices: DeviceDirectory, pipeline: IngestPipeline,
         requests: DeviceRequests, sourceGuard: SourceGuard, sinks: SinkSupervisor, drivers: DriverSupervisor,
-        driverInstances: [any Driver], status: StatusService, pictureHealth: PictureHealthMonitor, logLevel: LogLevelControl?, logger: Logger
+        driverInstances: [any Driver], status: StatusService, pictureHealth: PictureHealthMonitor, liveness: LivenessMonitor, logLevel: LogLevelControl?,
+        logger: Logger
     ) {
         self.configPath = configPath
         self.current = Mutex(current)
@@ -43,6 +45,7 @@ final class ReloadService: Service {
         self.driverInstances = driverInstances
         self.status = status
         self.pictureHealth = pictureHealth
+        self.liveness = liveness
         self.logLevel = logLevel
         self.logger = logger
     }
@@ -82,6 +85,7 @@ final class ReloadService: Service {
         }
         pipeline.update(config: next)
         changes += await pictureHealth.apply(settings: next.pictureHealth, devices: next.devices)
+        changes += liveness.apply(settings: next.liveness, devices: next.devices)
         requests.update(config: next.ingest)
         sourceGuard.update(config: next.ingest)
         queue.update(settings: next.queue, diskBudgetBytes: next.diskBudgetBytes)

@@ -42,45 +42,127 @@ public final class LivenessMonitor: Sendable {
         var settings: CameraLiveness
     }
 
+    private struct State {
+        var settings: LivenessSettings
+        var cameras: [Camera]
+        var trackers: [String: LivenessTracker] = [:]
+        var withheld: Set<String> = []
+        var probes: [String: Int] = [:]
+        /// Cameras removed by a reload whose stored state is deleted once their last probe has ended.
+        var forgotten: Set<String> = []
+        /// Ends the running round when a reload changes the cameras or settings.
+        var reloaded: AsyncStream<Void>.Continuation?
+    }
+
     private let pipeline: IngestPipeline
-    private let settings: LivenessSettings
-    private let cameras: [Camera]
     private let clock: any DriverClock
     private let logger: Logger
-    private let state = Mutex<(trackers: [String: LivenessTracker], withheld: Set<String>, probes: [String: Int])>(([:], [], [:]))
+    private let state: Mutex<State>
 
     public init(pipeline: IngestPipeline, settings: LivenessSettings, devices: [DeviceConfig], clock: any DriverClock, logger: Logger) {
         self.pipeline = pipeline
-        self.settings = settings
         self.clock = clock
         self.logger = logger
-        cameras = devices.compactMap { device in
+        state = Mutex(State(settings: settings, cameras: Self.cameras(devices)))
+    }
+
+    static func cameras(_ devices: [DeviceConfig]) -> [Camera] {
+        devices.compactMap { device in
             guard device.enabled, let liveness = device.liveness, !liveness.target.isEmpty else { return nil }
             return Camera(device: device, settings: liveness)
         }
     }
 
     /// Cameras this monitor probes.
-    public var cameraCount: Int { cameras.count }
+    public var cameraCount: Int { state.withLock { $0.cameras.count } }
 
     /// Probes run so far for a device, for tests.
     public func probes(_ deviceID: String) -> Int { state.withLock { $0.probes[deviceID] ?? 0 } }
 
+    /// SIGHUP: takes the new `liveness:` settings and cameras. The running round ends and a new one
+    /// starts, staggered over the interval like at start; kept cameras keep their streaks (in
+    /// memory and stored), a camera whose credentials changed may send them again after a
+    /// refusal, and a removed camera's stored state is deleted. Returns what changed, for the
+    /// reload log line.
+    public func apply(settings: LivenessSettings, devices: [DeviceConfig]) -> [String] {
+        let next = Self.cameras(devices)
+        return state.withLock { s in
+            var changes: [String] = []
+            if s.settings != settings { changes.append("liveness settings changed") }
+            let old = Dictionary(s.cameras.map { ($0.device.id, $0) }, uniquingKeysWith: { first, _ in first })
+            let kept = Set(next.map(\.device.id))
+            for camera in next {
+                guard let previous = old[camera.device.id] else {
+                    changes.append("liveness on \(camera.device.id)")
+                    s.forgotten.remove(camera.device.id)
+                    continue
+                }
+                // Compared by value: a secret's origin names its line, which moves when other entries do.
+                let (was, now) = (previous.device.credentials, camera.device.credentials)
+                let sameCredentials = was?.username == now?.username && was?.password == now?.password
+                if !sameCredentials { s.withheld.remove(camera.device.id) }
+                if previous.settings != camera.settings || !sameCredentials {
+                    changes.append("liveness of \(camera.device.id) changed")
+                }
+            }
+            for id in old.keys.sorted() where !kept.contains(id) {
+                changes.append("liveness off \(id)")
+                s.trackers[id] = nil
+                s.withheld.remove(id)
+                s.forgotten.insert(id)
+            }
+            guard !changes.isEmpty else { return [] }
+            s.settings = settings
+            s.cameras = next
+            s.reloaded?.yield()
+            return changes
+        }
+    }
+
     static func cursorKey(_ deviceID: String) -> String { "liveness:\(deviceID)" }
 
-    /// Runs until cancelled.
+    /// Runs until cancelled; with no camera it waits for a reload that adds some.
     public func run() async {
-        guard !cameras.isEmpty else { return }
+        while !Task.isCancelled {
+            let (reloaded, signal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+            let (cameras, settings) = state.withLock { s in
+                s.reloaded = signal
+                return (s.cameras, s.settings)
+            }
+            // Resume each new camera's streaks; the directory takes the stored state without announcing it.
+            for camera in cameras where state.withLock({ $0.trackers[camera.device.id] == nil }) {
+                let tracker = await loadTracker(camera.device.id)
+                state.withLock { $0.trackers[camera.device.id] = tracker }
+            }
+            if !cameras.isEmpty { logger.info("liveness: \(cameras.count) cameras, at most \(settings.concurrency) probes at once") }
+            await withTaskGroup(of: Void.self) { group in
+                if !cameras.isEmpty {
+                    group.addTask { await self.probeRounds(cameras, settings: settings) }
+                }
+                group.addTask { for await _ in reloaded { return } }
+                await group.next()
+                group.cancelAll()
+            }
+            // Every probe of the ended round has returned, so none can store a removed camera's state again.
+            let forgotten = state.withLock { s in
+                defer { s.forgotten = [] }
+                for id in s.forgotten { s.trackers[id] = nil }
+                return s.forgotten
+            }
+            for id in forgotten.sorted() {
+                do {
+                    try await pipeline.queue.deleteDeviceCursor(Self.cursorKey(id))
+                } catch {
+                    logger.warning("liveness: could not delete the state of a removed camera", metadata: ["gatehouse.device": "\(id)", "error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    private func probeRounds(_ cameras: [Camera], settings: LivenessSettings) async {
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .periodicChecks)
         let prober = LivenessProber(
             http: client, timeout: .milliseconds(Int64(settings.timeoutSeconds * 1000)), maxSnapshotBytes: 8 << 20, clock: clock)
-        logger.info("liveness: \(cameras.count) cameras, at most \(settings.concurrency) probes at once")
-        // Resume each camera's streaks; the directory takes the stored state without announcing it.
-        for camera in cameras {
-            let tracker = await loadTracker(camera.device.id)
-            state.withLock { $0.trackers[camera.device.id] = tracker }
-        }
-        let cameras = cameras
         let rounds = StaggeredRounds(intervals: cameras.map(\.settings.intervalSeconds), concurrency: settings.concurrency, clock: clock)
         await rounds.run(nextDelay: { index in
             // ± jitter, so cameras started together drift apart instead of probing in step.
@@ -107,6 +189,8 @@ public final class LivenessMonitor: Sendable {
         // A probe counts at its start: the first failed one dates the offline streak.
         let now = clock.now
         let result = await prober.probe(kind, target: target, credentials: credentials)
+        // Cut short by a reload or the shutdown: not the camera's verdict.
+        guard !Task.isCancelled else { return nil }
         if result.problem == .authFailed, credentials != nil, !withheld {
             // Lockout pitfall: one refusal, then no more tries with these credentials until the
             // config changes (a restart tries once more); keep probing without them.

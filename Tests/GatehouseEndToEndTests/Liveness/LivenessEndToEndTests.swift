@@ -77,6 +77,14 @@ struct LivenessEndToEndTests {
         #expect(events.last?.attributes?["downSeconds"] != nil, "\(String(describing: events.last?.attributes))")
         #expect(camera.counts.others == 0, "a probe sent SETUP or PLAY")
         #expect(camera.counts.basic == 0, "Basic was picked although Digest was offered")
+
+        // SIGHUP adds a second camera: probed without a restart, announced online once.
+        site.extraDevices = Self.camera("gate-cam", url: camera.url(port: cameraPort)) + "\n" + Self.camera("yard-cam", url: camera.url(port: cameraPort))
+        _ = try site.write()
+        daemon.sendSignal(SIGHUP)
+        #expect(await eventually(timeout: .seconds(60)) { daemon.log.contains("liveness on yard-cam") }, "\(daemon.log.suffix(1500))")
+        #expect(await eventually(timeout: .seconds(60)) { try Self.events(receiver, device: "yard-cam").map(\.kind) == [.deviceOnline] }, "\(daemon.log.suffix(2000))")
+        #expect(try Self.events(receiver, device: "gate-cam").count == 3, "the reload announced the kept camera again")
         #expect(try await daemon.stop() == 0)
     }
 

@@ -474,6 +474,52 @@ struct LivenessMonitorTests {
         await fixture.finish()
     }
 
+    @Test("reload: an unchanged config restarts nothing; a changed password is tried once more; an added camera is probed; a removed one no more, its stored state deleted")
+    func reload() async throws {
+        let camera = RTSPCamera(behaviour: .wrongPassword, logger: LivenessTests.quietLogger())
+        let server = Task { try await camera.run() }
+        defer { server.cancel() }
+        let url = camera.url(port: try await camera.waitUntilRunning())
+        let clock = ManualClock()
+        let fixture = try IngestFixture(devices: Self.camera("a", url: url), clock: clock)
+        var logger = Logger(label: "liveness-tests")
+        logger.logLevel = .critical
+        let monitor = LivenessMonitor(pipeline: fixture.pipeline, settings: fixture.config.liveness, devices: fixture.config.devices, clock: clock, logger: logger)
+        let running = Task { await monitor.run() }
+        // Time moves only while the round's own timer is the one armed: no probe is in flight, so
+        // every verdict is the camera's, never a deadline's.
+        func probe(until done: @escaping @Sendable () -> Bool) async -> Bool {
+            await eventually(timeout: .seconds(60)) {
+                if !done(), clock.pendingTimers == 1 { clock.advance(by: .seconds(10)) }
+                return done()
+            }
+        }
+        #expect(await probe { monitor.probes("a") >= 2 })
+        #expect(camera.counts.refusedCredentials == 1)
+        #expect(monitor.apply(settings: fixture.config.liveness, devices: fixture.config.devices) == [], "the same config changes nothing")
+
+        let changed = try LivenessTests.load(
+            Self.camera("a", url: url).replacingOccurrences(of: "Cam!2025", with: "Cam!2026") + "\n" + Self.camera("b", url: url))
+        #expect(monitor.apply(settings: changed.liveness, devices: changed.devices) == ["liveness of a changed", "liveness on b"])
+        let before = monitor.probes("a")
+        #expect(await probe { monitor.probes("b") >= 2 && monitor.probes("a") >= before + 2 })
+        // a's new password and b's once each, and no more.
+        #expect(camera.counts.refusedCredentials == 3, "\(camera.counts)")
+        #expect(try await fixture.queue.deviceCursor(LivenessMonitor.cursorKey("a")) != nil)
+
+        let onlyB = try LivenessTests.load(Self.camera("b", url: url))
+        #expect(monitor.apply(settings: onlyB.liveness, devices: onlyB.devices) == ["liveness off a"])
+        let probedA = monitor.probes("a")
+        let probedB = monitor.probes("b")
+        #expect(await probe { monitor.probes("b") >= probedB + 3 })
+        #expect(monitor.probes("a") == probedA, "a removed camera is probed no more")
+        #expect(try await fixture.queue.deviceCursor(LivenessMonitor.cursorKey("a")) == nil, "its stored state is deleted")
+        #expect(camera.counts.refusedCredentials == 3)
+        running.cancel()
+        await running.value
+        await fixture.finish()
+    }
+
     @Test("500 cameras with a limit of 4: every camera probed, never more than 4 probes in flight as the camera counts them")
     func boundedAndStaggered() async throws {
         let camera = RTSPCamera(authentication: .none, behaviour: .slow, slowDelay: .milliseconds(20), logger: LivenessTests.quietLogger())
