@@ -169,7 +169,13 @@ struct GB28181EndToEndTests {
         #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) {
             Self.events(receiver).contains { $0.kind == .cameraMotion && $0.device.id == "gate-ipc" }
         }, "\(again.log.suffix(2000))")
-        // Queue order: a device.online caused by the keepalive would have reached the receiver before the alarm.
+        // Everything committed so far is delivered once the queue is empty, whatever order the
+        // priorities forward it in: a device.online caused by the keepalive would be at the receiver.
+        #expect(await eventually(timeout: .seconds(60), poll: .milliseconds(100)) {
+            let status = try DaemonProcess.runTool(["status", "--admin", "http://127.0.0.1:\(admin)", "--json"])
+            let queue = (try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])?["queue"] as? [String: Any]
+            return (queue?["depth"] as? Int) == 0
+        }, "\(again.log.suffix(2000))")
         #expect(Self.events(receiver).filter { $0.kind == .deviceOnline && $0.device.id == "gate-ipc" }.count == 1)
         #expect(!Self.events(receiver).contains { $0.kind == .deviceOffline && $0.device.id == "gate-ipc" })
         let table = try DaemonProcess.runTool(["status", "--admin", "http://127.0.0.1:\(admin)"])
