@@ -50,6 +50,9 @@ for _ in $(seq 1 200); do [ "$(psql "$GATEHOUSE_TEST_POSTGRES_URL" -Atc "SELECT 
 if [ "$PG_SETTINGS" != default ]; then
   for setting in $PG_SETTINGS; do psql "$GATEHOUSE_TEST_POSTGRES_URL" -qc "ALTER SYSTEM SET ${setting%%=*} = '${setting#*=}'"; done
 fi
+# WAL position before the crash: the drain's WAL is everything written from here (the restart's
+# end-of-recovery checkpoint adds a few kB).
+WAL_START=$(psql "$GATEHOUSE_TEST_POSTGRES_URL" -Atc "SELECT pg_current_wal_lsn()")
 scripts/postgres-for-tests.sh halt
 
 echo "== queueing $BACKLOG events with PostgreSQL down"
@@ -105,11 +108,16 @@ done
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 BGWRITER_END=$(bgwriter)
 CHECKPOINTS=$(( ${BGWRITER_END%|*} - ${BGWRITER_START%|*} )); BACKEND_WRITES=$(( ${BGWRITER_END#*|} - ${BGWRITER_START#*|} ))
+WAL_BYTES=$(psql "$GATEHOUSE_TEST_POSTGRES_URL" -Atc "SELECT pg_current_wal_lsn() - '$WAL_START'::pg_lsn")
+# The sink's own backend (it connected after the restart, so its CPU is the drain's): the server's
+# work per row, apart from the WAL writer, the checkpointer and the polling sessions.
+SINK_BACKEND=$(psql "$GATEHOUSE_TEST_POSTGRES_URL" -Atc "SELECT pid FROM pg_stat_activity WHERE application_name = 'gatehouse/warehouse' LIMIT 1")
+BACKEND_CPU=$(cpu_of "$SINK_BACKEND" 2>/dev/null || echo 0)
 DAEMON_CPU=$(awk -v a="$DAEMON_CPU_START" -v b="$(cpu_of "$DAEMON")" 'BEGIN {print b - a}')
 POSTGRES_CPU=$(postgres_cpu)
 kill -TERM "$DAEMON"; wait "$DAEMON" || true
 
-python3 - "$OUT" "$DEPTH" "$ROWS" "$START" "$END" "$BATCH" "$RSS_MAX" "$LOAD_START" "$LOAD_END" "$DAEMON_CPU" "$POSTGRES_CPU" "$PG_SETTINGS" "$CHECKPOINTS" "$BACKEND_WRITES" <<'PY' | tee "$OUT/summary.md"
+python3 - "$OUT" "$DEPTH" "$ROWS" "$START" "$END" "$BATCH" "$RSS_MAX" "$LOAD_START" "$LOAD_END" "$DAEMON_CPU" "$POSTGRES_CPU" "$PG_SETTINGS" "$CHECKPOINTS" "$BACKEND_WRITES" "$WAL_BYTES" "$BACKEND_CPU" <<'PY' | tee "$OUT/summary.md"
 import json, os, sys
 out, depth, rows, start, end, batch, rss = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
 seconds = end - start
@@ -117,11 +125,20 @@ result = {"queued": depth, "rows": rows, "drain_seconds": seconds, "events_per_s
           "batch_max_events": batch, "rss_max_mb": round(rss / 1024, 1),
           "load_average_start": sys.argv[8], "load_average_end": sys.argv[9],
           "daemon_cpu_seconds": float(sys.argv[10]), "postgres_cpu_seconds": float(sys.argv[11]),
-          "server_settings": sys.argv[12], "checkpoints": int(sys.argv[13]), "buffers_written_by_backends": int(sys.argv[14])}
+          "server_settings": sys.argv[12], "checkpoints": int(sys.argv[13]), "buffers_written_by_backends": int(sys.argv[14]),
+          "wal_bytes": int(sys.argv[15]), "sink_backend_cpu_seconds": float(sys.argv[16])}
+# Figures that do not depend on the box's load: work per row, whatever the rate.
+per_row = {"daemon_cpu_us_per_event": result["daemon_cpu_seconds"] / depth * 1e6,
+           "postgres_cpu_us_per_row": result["postgres_cpu_seconds"] / depth * 1e6,
+           "sink_backend_cpu_s_per_100k_rows": result["sink_backend_cpu_seconds"] / depth * 1e5,
+           "wal_bytes_per_row": result["wal_bytes"] / depth}
+result.update(per_row)
 json.dump(result, open(os.path.join(out, "drain-postgres.json"), "w"), indent=2)
 print(f"PostgreSQL drain: {depth:,} events in {seconds:.1f} s = {depth / seconds:,.0f} events/s "
       f"(batch_max_events {batch}); rows in the table {rows:,}; daemon RSS max {result['rss_max_mb']} MB; "
       f"load average {sys.argv[8]} at the start, {sys.argv[9]} at the end; CPU seconds: daemon "
       f"{float(sys.argv[10]):.1f}, PostgreSQL {float(sys.argv[11]):.1f}; server settings: {sys.argv[12]}; "
       f"checkpoints during the drain {sys.argv[13]}, buffers written by backends {sys.argv[14]}")
+print(f"Per row: daemon CPU {per_row['daemon_cpu_us_per_event']:.1f} µs/event; PostgreSQL CPU {per_row['postgres_cpu_us_per_row']:.1f} µs/row "
+      f"(the sink's backend alone {per_row['sink_backend_cpu_s_per_100k_rows']:.2f} s per 100,000 rows); WAL {per_row['wal_bytes_per_row']:.0f} bytes/row")
 PY

@@ -1,0 +1,115 @@
+import Foundation
+@testable import GatehouseCore
+import GatehouseQueue
+@testable import GatehouseSinks
+import GatehouseTesting
+import NIOCore
+import Testing
+
+/// The COPY path and its `INSERT … ON CONFLICT` fallback. Part of the serialized PostgreSQL suite.
+extension PostgresSinkTests {
+    func storedBatch(_ events: some Sequence<Event>, firstSeq: Int64 = 1) throws -> SinkBatch {
+        let stored = try events.enumerated().map {
+            StoredEvent(seq: firstSeq + Int64($0.offset), priority: $0.element.priority, body: try EventCoding.encode($0.element))
+        }
+        return SinkBatch(sink: "warehouse", events: stored)
+    }
+
+    @Test func aCopyBatchMeetingStoredIdsFallsBackToTheInsertAndLandsExactlyOnce() async throws {
+        let table = TestPostgres.uniqueTable()
+        let store = try await TestQueue(sinks: ["warehouse"])
+        defer { store.remove() }
+        let events = try await append(store, 40)
+        let sink = try #require(try SinkRegistry.make(sinkConfig(table: table), logger: testLogger()) as? PostgresSink)
+
+        #expect(await sink.send(try storedBatch(events[0..<10])) == .delivered)
+        #expect(await sink.copiedBatches == 1)
+        // Overlaps the first batch by five ids, as a batch resent after a lost COMMIT answer or
+        // cut at other bounds by a split does: COPY refuses it whole, the insert adds the rest.
+        #expect(await sink.send(try storedBatch(events[5..<25], firstSeq: 6)) == .delivered)
+        #expect(await sink.copiedBatches == 1)
+        #expect(await sink.insertedBatches == 1)
+        #expect(postgres.logLines(containing: "duplicate key value violates unique constraint \"\(table)") >= 1)
+        // The connection is usable after the rolled-back COPY: the next fresh batch goes by COPY again.
+        #expect(await sink.send(try storedBatch(events[25..<40], firstSeq: 26)) == .delivered)
+        #expect(await sink.copiedBatches == 2)
+        await sink.shutdown()
+
+        #expect(try await postgres.count("SELECT count(*) FROM \(table)") == events.count)
+        #expect(Set(try await ids(in: table)) == Set(events.map(\.id.description)))
+    }
+
+    @Test func awkwardCharactersInBodiesAndColumnsArriveUnchanged() async throws {
+        let table = TestPostgres.uniqueTable()
+        let store = try await TestQueue(sinks: ["warehouse"])
+        defer { store.remove() }
+        // What would end or re-read a COPY text field (tab, newline, carriage return, backslash,
+        // the `\N` of a NULL), JSON's own escapes, and text beyond ASCII.
+        let awkward = [
+            "tab\there", "line\nbreak", "carriage\rreturn", "back\\slash", "\\N", "ends with \\", "quote \" and \\\"",
+            "川F1***5 门禁", "emoji 🚗🚪", "\u{1}\u{1f} control", "\\t not a tab",
+        ]
+        let now = Timestamp.now
+        let events = awkward.enumerated().map { index, text in
+            Event(
+                id: store.ids.next(), kind: .accessGranted, occurredAt: now, receivedAt: now, site: "site \(text)",
+                device: DeviceRef(id: "door\t\(index)", vendor: "acme", type: .doorController), point: "door-1",
+                subject: Subject(type: .card, value: text), attributes: ["note": .string(text)], source: Source(driver: "test"))
+        }
+        _ = try await store.queue.appendNow(events)
+        let sink = try #require(try SinkRegistry.make(sinkConfig(table: table), logger: testLogger()) as? PostgresSink)
+        #expect(await sink.send(try storedBatch(events)) == .delivered)
+        #expect(await sink.copiedBatches == 1)
+        await sink.shutdown()
+
+        for (event, text) in zip(events, awkward) {
+            let body = try #require(String(data: try EventCoding.encode(event), encoding: .utf8))
+            let literal = body.replacingOccurrences(of: "'", with: "''")
+            // Each column equal to the value the insert's `->>` reads from the same body, and the body equal to it.
+            let sameAsInsert = try await postgres.count(
+                """
+                SELECT count(*) FROM \(table) t, (SELECT '\(literal)'::jsonb AS e) b WHERE t.id = '\(event.id)'
+                AND t.body = b.e AND t.site = b.e->>'site' AND t.device = b.e#>>'{device,id}'
+                AND t.subject = b.e#>>'{subject,value}' AND t.body#>>'{attributes,note}' = t.subject
+                """)
+            #expect(sameAsInsert == 1, "\(text.debugDescription)")
+            #expect(try await postgres.column("SELECT subject FROM \(table) WHERE id = '\(event.id)'") == [text])
+        }
+    }
+}
+
+@Suite struct PostgresCopyRowsTests {
+    func text(_ chunks: [ByteBuffer]) -> String {
+        chunks.map { String(buffer: $0) }.joined()
+    }
+
+    @Test func escapesWhatWouldEndOrReReadAField() {
+        var buffer = ByteBuffer()
+        Array("a\tb\nc\rd\\e 川".utf8).withUnsafeBytes { buffer.writeCopyEscaped($0) }
+        #expect(String(buffer: buffer) == #"a\tb\nc\rd\\e 川"#)
+    }
+
+    @Test func oneLinePerBodyWithNullForAMissingSubject() throws {
+        let body = #"{"id":"0190b7e2-0000-7000-8000-000000000001","occurredAt":"2026-12-01T00:00:00Z","receivedAt":"2026-12-01T00:00:01Z","site":"s","device":{"id":"d"},"kind":"door.opened","priority":"access","attributes":{"n":"a\\b"}}"#
+        let rows = try #require(PostgresCopyRows([Data(body.utf8), Data(body.utf8)]))
+        let line = "0190b7e2-0000-7000-8000-000000000001\t2026-12-01T00:00:00Z\t2026-12-01T00:00:01Z\ts\td\tdoor.opened\taccess\t\\N\t\\N\t"
+            + body.replacingOccurrences(of: "\\", with: "\\\\") + "\n"
+        #expect(text(rows.chunks) == line + line)
+    }
+
+    @Test func aBodyWithoutItsColumnsOrWithANulGoesByTheInsert() {
+        #expect(PostgresCopyRows([Data(#"{"id":"x"}"#.utf8)]) == nil)
+        #expect(PostgresCopyRows([Data("not json".utf8)]) == nil)
+        let nul = #"{"id":"x","occurredAt":"t","receivedAt":"t","site":"a\u0000b","device":{"id":"d"},"kind":"k","priority":"p"}"#
+        #expect(PostgresCopyRows([Data(nul.utf8)]) == nil)
+    }
+
+    @Test func largeBatchesAreCutAtLineEnds() throws {
+        let body = #"{"id":"i","occurredAt":"t","receivedAt":"t","site":"s","device":{"id":"d"},"kind":"k","priority":"p","pad":""#
+            + String(repeating: "x", count: 1000) + #""}"#
+        let rows = try #require(PostgresCopyRows(Array(repeating: Data(body.utf8), count: 600)))
+        #expect(rows.chunks.count > 1)
+        for chunk in rows.chunks { #expect(chunk.getInteger(at: chunk.writerIndex - 1, as: UInt8.self) == UInt8(ascii: "\n")) }
+        #expect(text(rows.chunks).split(separator: "\n").count == 600)
+    }
+}
