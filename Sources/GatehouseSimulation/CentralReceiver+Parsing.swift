@@ -1,5 +1,6 @@
 extension CentralReceiver {
-    /// One event object found in a request body: where it is and its top-level `id`.
+    /// One event object found in a request body: where it is and its top-level id (the `id` key,
+    /// or the receiver's `idKey`).
     struct ScannedObject {
         var range: Range<Int>
         var id: String?
@@ -15,9 +16,11 @@ extension CentralReceiver {
     ///
     /// Objects are the `{…}` not nested in another object, so NDJSON (objects one after another)
     /// and a JSON array (objects inside one `[…]`) are read alike. Only a top-level `"id"` key counts:
-    /// `device.id` comes earlier in sorted-key output and must not be mistaken for it.
-    static func scanObjects(_ bytes: UnsafeRawBufferPointer) throws -> [ScannedObject] {
+    /// `device.id` comes earlier in sorted-key output and must not be mistaken for it. Another
+    /// `idKey` counts what other forwarders send (Fluent Bit passes the device's `dedupKey` through).
+    static func scanObjects(_ bytes: UnsafeRawBufferPointer, idKey: String = "id") throws -> [ScannedObject] {
         let quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
+        let key = Array(idKey.utf8)
         var objects: [ScannedObject] = []
         var depth = 0  // `{` and `[` currently open
         var objectStart = -1
@@ -53,8 +56,8 @@ extension CentralReceiver {
                 let end = try stringEnd(i)
                 if objectStart >= 0, depth == objectDepth {
                     let afterKey = skipSpace(end)
-                    if afterKey < count, bytes[afterKey] == UInt8(ascii: ":"), end - i == 4, bytes[i + 1] == UInt8(ascii: "i"),
-                        bytes[i + 2] == UInt8(ascii: "d")
+                    if afterKey < count, bytes[afterKey] == UInt8(ascii: ":"), end - i == key.count + 2,
+                        bytes[(i + 1)..<(end - 1)].elementsEqual(key)
                     {
                         let valueStart = skipSpace(afterKey + 1)
                         if valueStart < count, bytes[valueStart] == quote {

@@ -24,17 +24,19 @@ public final class CentralReceiver: Sendable {
     private let idempotencyHeader: HTTPField.Name?
     private let recordFile: String?
     private let keepBodies: Bool
+    private let idKey: String
     private let logger: Logger
     private let state = Mutex(State())
     private let recorder = Mutex<FileHandle?>(nil)
     private let server = SimulatedServer(name: "central receiver")
 
     /// Does no I/O; `run()` binds the port (0 picks a free one, see `waitUntilRunning()`).
-    /// `keepBodies: false` keeps only ids and counts, for long benchmark runs.
+    /// `keepBodies: false` keeps only ids and counts, for long benchmark runs. `idKey` is the
+    /// top-level key that identifies an event (another forwarder's output, in the benchmarks).
     public init(
         host: String = "127.0.0.1", port: Int = 0, expectedBearer: String? = nil, hmacSecret: String? = nil,
         recordFile: String? = nil, signatureHeader: String = "X-Gatehouse-Signature",
-        idempotencyHeader: String = "Idempotency-Key", keepBodies: Bool = true, logger: Logger
+        idempotencyHeader: String = "Idempotency-Key", keepBodies: Bool = true, idKey: String = "id", logger: Logger
     ) {
         self.host = host
         self.requestedPort = port
@@ -44,6 +46,7 @@ public final class CentralReceiver: Sendable {
         self.idempotencyHeader = HTTPField.Name(idempotencyHeader)
         self.recordFile = recordFile
         self.keepBodies = keepBodies
+        self.idKey = idKey
         self.logger = logger
     }
 
@@ -141,11 +144,11 @@ public final class CentralReceiver: Sendable {
         let parsed: (ids: [String], texts: [String]?)
         do {
             parsed = try body.withUnsafeReadableBytes { bytes in
-                let objects = try Self.scanObjects(bytes)
+                let objects = try Self.scanObjects(bytes, idKey: idKey)
                 var ids: [String] = []
                 ids.reserveCapacity(objects.count)
                 for (index, object) in objects.enumerated() {
-                    guard let id = object.id else { throw ScanError(description: "event \(index + 1) has no \\\"id\\\"") }
+                    guard let id = object.id else { throw ScanError(description: "event \(index + 1) has no \\\"\(idKey)\\\"") }
                     ids.append(id)
                 }
                 let texts = (keepBodies || recordFile != nil)

@@ -58,6 +58,9 @@ struct GatehouseSim: AsyncParsableCommand {
         @Option(help: "Exit after this many unique events, printing figures.") var expect: Int?
         @Option(help: "Give up after this many seconds.") var timeout: Double = 3600
         @Option(help: "Write the figures as JSON here.") var json: String?
+        @Option(help: "Top-level key that identifies an event (dedupKey: count what Fluent Bit forwards).") var idKey = "id"
+        @Option(help: "Without --expect: rewrite {unique, total, duplicates} to this file twice a second, for a script to poll.")
+        var progressJSON: String?
 
         func run() async throws {
             try requireLoopback(host)
@@ -65,14 +68,25 @@ struct GatehouseSim: AsyncParsableCommand {
             logger.logLevel = .warning
             let receiver = CentralReceiver(
                 host: host, port: port, expectedBearer: bearer, hmacSecret: hmacSecret, recordFile: record,
-                keepBodies: false, logger: logger)
+                keepBodies: false, idKey: idKey, logger: logger)
             let started = Date()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await receiver.run() }
                 let bound = try await receiver.waitUntilRunning()
                 print("central stand-in listening on \(host):\(bound)")
                 guard let expect else {
-                    try await group.next()
+                    guard let progressJSON else {
+                        try await group.next()
+                        return
+                    }
+                    while !Task.isCancelled {
+                        let p = receiver.progress
+                        let figures: [String: Any] = ["unique": p.uniqueCount, "total": p.totalReceived, "duplicates": p.totalReceived - p.uniqueCount]
+                        let data = try JSONSerialization.data(withJSONObject: figures, options: [.sortedKeys])
+                        // Atomic, so a poller never reads half a file.
+                        try data.write(to: URL(fileURLWithPath: progressJSON), options: .atomic)
+                        try await Task.sleep(for: .milliseconds(500))
+                    }
                     return
                 }
                 var firstEventAt: Date?

@@ -26,6 +26,14 @@ import Testing
         #expect(array.map(\.text) == [first, second])
     }
 
+    /// The benchmark counts what Fluent Bit forwards by the generator's own top-level `dedupKey`.
+    @Test func anotherTopLevelKeyCanIdentifyEvents() throws {
+        let text = #"[{"attributes":{"dedupKey":"n"},"date":1.5,"dedupKey":"k1","id":"x"},{"dedupKeys":"no","dedupKey":"k2"},{"id":"y"}]"#
+        let bytes = Array(text.utf8)
+        let ids = try bytes.withUnsafeBytes { try CentralReceiver.scanObjects($0, idKey: "dedupKey").map(\.id) }
+        #expect(ids == ["k1", "k2", nil])
+    }
+
     @Test func malformedBodiesAreErrors() {
         #expect(throws: CentralReceiver.ScanError.self) { try scan(#"{"id":"e1""#) }
         #expect(throws: CentralReceiver.ScanError.self) { try scan(#"{"id":"e1}"#) }

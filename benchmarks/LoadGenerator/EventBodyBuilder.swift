@@ -6,8 +6,11 @@ import NIOCore
 ///
 /// Each event is an `access.granted` card read, or with `alarmPercent` probability an
 /// `alarm.panic` (no subject, no result). `dedupKey` is `<run id>-<seq>`, unique across runs.
+/// With `eventBytes`, an `attributes.note` of `x`s brings each event up to that size, so other
+/// forwarders can be measured with the same payload size as a real device's record.
 struct EventBodyBuilder {
     private let batch: Int
+    private let eventBytes: Int
     private let alarmPerTenThousand: UInt64
     private let runID: [UInt8]
     private var seq: UInt64 = 0
@@ -15,8 +18,9 @@ struct EventBodyBuilder {
     private var cachedMillis: Int64 = -1
     private var cachedTime = ""
 
-    init(batch: Int, alarmPercent: Double, seed: UInt64) {
+    init(batch: Int, alarmPercent: Double, seed: UInt64, eventBytes: Int = 0) {
         self.batch = batch
+        self.eventBytes = eventBytes
         self.alarmPerTenThousand = UInt64((alarmPercent * 100).rounded())
         self.random = SplitMix64(seed: seed)
         self.runID = Array(String(seed & 0xffff_ffff, radix: 16).utf8)
@@ -31,7 +35,7 @@ struct EventBodyBuilder {
             cachedMillis = now.milliseconds
             cachedTime = now.rfc3339
         }
-        var buffer = allocator.buffer(capacity: batch * 300 + 2)
+        var buffer = allocator.buffer(capacity: batch * max(300, eventBytes + 16) + 2)
         if batch == 1 {
             writeEvent(into: &buffer)
         } else {
@@ -46,6 +50,7 @@ struct EventBodyBuilder {
     }
 
     private mutating func writeEvent(into buffer: inout ByteBuffer) {
+        let start = buffer.writerIndex
         seq += 1
         let isAlarm = random.next() % 10_000 < alarmPerTenThousand
         buffer.writeStaticString(isAlarm ? #"{"kind":"alarm.panic","occurredAt":""# : #"{"kind":"access.granted","occurredAt":""#)
@@ -62,6 +67,13 @@ struct EventBodyBuilder {
         buffer.writeDecimal(seq)
         buffer.writeStaticString(#"","attributes":{"reader":"R1","seq":"#)
         buffer.writeDecimal(seq)
+        // `,"note":""` and the closing `}}` are 12 bytes.
+        let padding = eventBytes - (buffer.writerIndex - start) - 12
+        if padding > 0 {
+            buffer.writeStaticString(#","note":""#)
+            buffer.writeRepeatingByte(UInt8(ascii: "x"), count: padding)
+            buffer.writeStaticString(#"""#)
+        }
         buffer.writeStaticString("}}")
     }
 }

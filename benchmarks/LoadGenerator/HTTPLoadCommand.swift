@@ -53,6 +53,9 @@ struct HTTPLoadCommand: AsyncParsableCommand {
     @Option(help: "With --profile hikvision-anpr: bytes of the picture in each request.")
     var imageBytes: Int = 50_000
 
+    @Option(help: "Pad each generic event with attributes.note to this many bytes (0: no padding, about 230 bytes).")
+    var eventBytes: Int = 0
+
     func validate() throws {
         _ = try LoopbackURL(url)
         guard rate >= 0, rate.isFinite else { throw ValidationError("--rate \(rate) (expected 0 or more)") }
@@ -66,6 +69,8 @@ struct HTTPLoadCommand: AsyncParsableCommand {
             throw ValidationError("--profile \(profile) (expected \(ProfileBodyBuilder.Brand.allCases.map(\.rawValue).joined(separator: " or ")))")
         }
         guard (4...(16 << 20)).contains(imageBytes) else { throw ValidationError("--image-bytes \(imageBytes) (expected 4…16777216)") }
+        guard (0...(1 << 20)).contains(eventBytes) else { throw ValidationError("--event-bytes \(eventBytes) (expected 0…1048576)") }
+        if eventBytes > 0, profile != nil { throw ValidationError("--event-bytes pads generic events; it does not apply with --profile") }
         guard (0...100).contains(alarmPercent) else { throw ValidationError("--alarm-percent \(alarmPercent) (expected 0…100)") }
     }
 
@@ -77,7 +82,7 @@ struct HTTPLoadCommand: AsyncParsableCommand {
             rate: rate, duration: .nanoseconds(Int64(duration * 1e9)), connections: connections,
             batch: batch, alarmPercent: alarmPercent, drainTimeout: .nanoseconds(Int64(drainTimeout * 1e9)),
             maxRequests: maxEvents.map { ($0 + batch - 1) / batch },
-            profile: profile, imageBytes: imageBytes
+            profile: profile, imageBytes: imageBytes, eventBytes: eventBytes
         )
         // One thread: the generator shares the machine with the daemon it measures.
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)

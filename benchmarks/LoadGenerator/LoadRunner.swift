@@ -26,6 +26,8 @@ struct LoadPlan: Sendable {
     var profile: String? = nil
     /// Bytes of the picture in each Hikvision multipart body.
     var imageBytes: Int = 50_000
+    /// Generic events are padded to this many bytes (`--event-bytes`; 0 = unpadded).
+    var eventBytes: Int = 0
 
     var isClosedLoop: Bool { rate == 0 }
 }
@@ -109,7 +111,8 @@ final class LoadRunner: @unchecked Sendable {
         self.vendorBodies = vendor
         self.baseHeaders = headers
         self.totalRequests = plan.isClosedLoop ? 0 : Int((plan.rate * Double(plan.duration.nanoseconds) / 1e9).rounded())
-        self.bodies = EventBodyBuilder(batch: plan.batch, alarmPercent: plan.alarmPercent, seed: UInt64.random(in: 1...UInt64.max))
+        self.bodies = EventBodyBuilder(
+            batch: plan.batch, alarmPercent: plan.alarmPercent, seed: UInt64.random(in: 1...UInt64.max), eventBytes: plan.eventBytes)
     }
 
     /// Opens all connections, runs the load and returns once every request is answered or the

@@ -1,12 +1,15 @@
 import ArgumentParser
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// `gatehouse-bench proc`: samples a running process's resident memory and disk writes, to run
-/// alongside `http` against the daemon.
+/// `gatehouse-bench proc`: samples a running process's resident memory, disk writes and CPU time,
+/// to run alongside `http` against the daemon (CPU and bytes per event are these totals ÷ events).
 struct ProcCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "proc",
-        abstract: "Sample /proc/<pid> VmRSS and write_bytes at an interval."
+        abstract: "Sample /proc/<pid> VmRSS, write_bytes and utime+stime at an interval."
     )
 
     @Option(help: "Process to watch (usually the gatehouse daemon).")
@@ -20,6 +23,9 @@ struct ProcCommand: AsyncParsableCommand {
 
     @Option(help: "Also write the figures as JSON to this file.")
     var json: String?
+
+    @Option(help: "Stop early once this path exists (e.g. the receiver's --json at the end of a drain).")
+    var untilExists: String?
 
     func validate() throws {
         guard pid > 0 else { throw ValidationError("--pid \(pid) (expected a process id)") }
@@ -40,9 +46,10 @@ struct ProcCommand: AsyncParsableCommand {
                 print("process \(pid) is gone; stopping")
                 break
             }
+            defer { samples.append(next) }
             let rate = Double(next.writeBytes - last.writeBytes) / max(next.seconds - last.seconds, 1e-9)
             print("t=\(Format.fixed(next.seconds))s  rss \(Format.megabytes(Double(next.residentBytes)))  writes \(Format.megabytes(rate))/s")
-            samples.append(next)
+            if let untilExists, access(untilExists, F_OK) == 0 { break }
         }
         let report = ProcReport(pid: pid, samples: samples)
         print(report.table())
@@ -54,7 +61,8 @@ struct ProcCommand: AsyncParsableCommand {
         return ProcSample(
             seconds: elapsed.seconds,
             residentBytes: try ProcFS.residentBytes(pid: id),
-            writeBytes: try ProcFS.writeBytes(pid: id)
+            writeBytes: try ProcFS.writeBytes(pid: id),
+            cpuSeconds: try ProcFS.cpuSeconds(pid: id)
         )
     }
 }
@@ -64,6 +72,8 @@ struct ProcSample: Codable {
     var seconds: Double
     var residentBytes: Int64
     var writeBytes: Int64
+    /// Cumulative user + system CPU time.
+    var cpuSeconds: Double
 }
 
 /// The figures of one `proc` run, as printed and as written with `--json`.
@@ -77,6 +87,9 @@ struct ProcReport: Codable {
     var writeBytesPerSecond: Double
     /// The busiest single interval.
     var writeBytesPerSecondMax: Double
+    /// From the first sample to the last: divide by the events of the same window for a per-event figure.
+    var writeBytesTotal: Int64
+    var cpuSecondsTotal: Double
     var samples: [ProcSample]
 
     init(pid: Int32, samples: [ProcSample]) {
@@ -90,6 +103,8 @@ struct ProcReport: Codable {
         let first = samples.first, last = samples.last
         seconds = (last?.seconds ?? 0) - (first?.seconds ?? 0)
         writeBytesPerSecond = seconds > 0 ? Double((last?.writeBytes ?? 0) - (first?.writeBytes ?? 0)) / seconds : 0
+        writeBytesTotal = (last?.writeBytes ?? 0) - (first?.writeBytes ?? 0)
+        cpuSecondsTotal = (last?.cpuSeconds ?? 0) - (first?.cpuSeconds ?? 0)
         writeBytesPerSecondMax = zip(samples, samples.dropFirst())
             .map { Double($1.writeBytes - $0.writeBytes) / max($1.seconds - $0.seconds, 1e-9) }
             .max() ?? 0
@@ -98,7 +113,8 @@ struct ProcReport: Codable {
     func table() -> String {
         var table = TextTable("gatehouse-bench proc  pid \(pid)  (\(samples.count) samples over \(Format.fixed(seconds)) s)")
         table.add("rss MB", "min \(Format.fixed(rssMinMB))  max \(Format.fixed(rssMaxMB))  last \(Format.fixed(rssLastMB))")
-        table.add("disk writes", "\(Format.megabytes(writeBytesPerSecond))/s average, \(Format.megabytes(writeBytesPerSecondMax))/s busiest interval")
+        table.add("disk writes", "\(Format.megabytes(writeBytesPerSecond))/s average, \(Format.megabytes(writeBytesPerSecondMax))/s busiest interval, \(writeBytesTotal) bytes in all")
+        table.add("cpu", "\(Format.fixed(cpuSecondsTotal, 2)) s user+system (\(Format.fixed(cpuSecondsTotal / max(seconds, 1e-9) * 100)) % of one core)")
         return table.render()
     }
 }
