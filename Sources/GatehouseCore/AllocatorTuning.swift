@@ -2,8 +2,9 @@
 import Glibc
 #endif
 
-/// glibc malloc settings for a small, long-running daemon, applied first thing in `gatehouse run`
-/// (the systemd unit also sets `MALLOC_ARENA_MAX`, which covers the threads started before it).
+/// glibc malloc settings for a small, long-running daemon, applied first thing in the `gatehouse`
+/// command's `main`, before the runtime starts its threads (the systemd unit also sets
+/// `MALLOC_ARENA_MAX`).
 /// glibc's defaults suit short programs on big machines: up to 8 arenas per core, each keeping
 /// what it once held, and a large-allocation threshold that rises with every big buffer freed, so
 /// batch bodies and SQLite reads end up in the heap and stay resident after a drain.

@@ -12,7 +12,6 @@ struct RunCommand: AsyncParsableCommand {
     var config: String = defaultConfigPath
 
     func run() async throws {
-        AllocatorTuning.apply()
         let loaded: GatehouseConfig
         let checks: ConfigChecks
         do {
