@@ -22,11 +22,7 @@ done
 
 BENCH_NAME=cameras; source scripts/bench-common.sh
 bench_build
-DAEMON="$BIN/gatehouse"
-if [ "$STATIC" = yes ]; then
-  swift build ${BUILD_FLAGS:-} -c release --scratch-path .build-static --product gatehouse --static-swift-stdlib >/dev/null
-  DAEMON=.build-static/release/gatehouse
-fi
+DAEMON=$(bench_daemon)
 # Cameras and the daemon each hold a few sockets per camera.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 

@@ -16,6 +16,19 @@ bench_build() {
   done
 }
 
+# The daemon the figures come from, built if needed: with STATIC=yes (the scripts' --static) linked
+# as the Debian package links it (--static-swift-stdlib: Swift runtime and Foundation inside the
+# binary), built in .build-static, whose first build is a full one; otherwise $BIN/gatehouse.
+bench_daemon() {
+  if [ "${STATIC:-no}" = yes ]; then
+    swift build ${BUILD_FLAGS:-} -c release --scratch-path .build-static --product gatehouse --static-swift-stdlib >/dev/null
+    echo .build-static/release/gatehouse
+  else
+    bench_build gatehouse
+    echo "$BIN/gatehouse"
+  fi
+}
+
 # Every process a benchmark starts goes into PIDS; a script with more to undo redefines bench_cleanup_extra.
 PIDS=()
 bench_cleanup_extra() { :; }
@@ -45,4 +58,17 @@ queue: {commit_max_events: 4000}
 devices:
 YAML
   for i in $(seq 0 49); do echo "  - {id: sim-$i, driver: generic-json, type: door-controller, auth: {token: bench-token}}"; done
+}
+
+# The `sinks:` section after bench_push_site: one HTTP sink to the central store on CENTRAL.
+bench_central_sink() {
+  cat <<YAML
+sinks:
+  - name: central
+    type: http
+    url: http://127.0.0.1:$CENTRAL/events
+    gzip: false
+    batch_max_events: 2000
+    backoff_max_seconds: 0.2
+YAML
 }

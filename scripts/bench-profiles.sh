@@ -33,15 +33,7 @@ YAML
     echo "  - {id: zs-$i, driver: profile, type: lpr-camera, direction: in, serial: zs-serial-$i, auth: {token: bench-token}, options: {profile: zhenshi-lpr}}"
     echo "  - {id: hk-$i, driver: profile, type: lpr-camera, direction: out, serial: \"hk-serial-$i\", auth: {token: bench-token}, options: {profile: hikvision-anpr}}"
   done
-  cat <<YAML
-sinks:
-  - name: central
-    type: http
-    url: http://127.0.0.1:$CENTRAL/events
-    gzip: false
-    batch_max_events: 2000
-    backoff_max_seconds: 0.2
-YAML
+  bench_central_sink
 } > "$WORK/bench.yaml"
 
 "$BIN/gatehouse-sim" receiver --port $CENTRAL > "$WORK/central.log" 2>&1 &

@@ -15,6 +15,13 @@ struct Gatehouse: AsyncParsableCommand {
             ConsoleCommand.self,
         ],
         defaultSubcommand: RunCommand.self)
+
+    /// The malloc settings go first, before the runtime starts its threads: a thread that has
+    /// allocated keeps the arena it got, whatever the limit says later.
+    static func main() async {
+        AllocatorTuning.apply()
+        await main(nil)
+    }
 }
 
 /// Where the config lives unless `--config` says otherwise.

@@ -27,7 +27,7 @@ public enum ConfigLoader {
         let log = DiagnosticLog(file: file)
         let root: Node
         do {
-            guard let node = try Yams.compose(yaml: text) else {
+            guard let node = try YAMLDocument.compose(text) else {
                 throw ConfigError([ConfigDiagnostic(file: file, line: 1, column: 1, key: "", message: "the file is empty (expected at least 'site:' and one sink)")])
             }
             root = node

@@ -1,6 +1,16 @@
 import Foundation
 import Yams
 
+/// Parses a YAML document into nodes without resolving plain scalars' tags. Yams' default resolver
+/// compiles seven NSRegularExpressions (ICU) on first use, which keeps ICU's regex code and data
+/// resident for the daemon's whole life; every reader here interprets scalars itself (`int`,
+/// `bool`, `null`…), so no tag is ever needed.
+package enum YAMLDocument {
+    package static func compose(_ text: String) throws -> Node? {
+        try Yams.compose(yaml: text, .basic)
+    }
+}
+
 /// Collects diagnostics while a config file is read, so that all of them are reported at once.
 package final class DiagnosticLog {
     package let file: String

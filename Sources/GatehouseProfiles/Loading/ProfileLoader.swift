@@ -21,7 +21,7 @@ public enum ProfileLoader {
         let log = DiagnosticLog(file: file)
         let root: Node
         do {
-            guard let node = try Yams.compose(yaml: text) else {
+            guard let node = try YAMLDocument.compose(text) else {
                 throw ProfileLoadError(profile: folder, diagnostics: [ConfigDiagnostic(file: file, line: 1, column: 1, key: "", message: "the file is empty (expected format: 1, name, event and replies)")])
             }
             root = node

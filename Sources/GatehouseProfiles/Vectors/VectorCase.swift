@@ -43,7 +43,7 @@ public struct VectorCase: Sendable {
         var device = ProfileDevice(id: "test-device", serial: nil, timeZone: TimeZone(identifier: "Asia/Shanghai") ?? .gmt)
         if let meta {
             guard let text = FileManager.default.contents(atPath: meta).flatMap({ String(data: $0, encoding: .utf8) }),
-                case .mapping(let map)? = try? Yams.compose(yaml: text)
+                case .mapping(let map)? = try? YAMLDocument.compose(text)
             else { throw MappingError("\(meta) is not a YAML mapping") }
             for (key, value) in map {
                 switch (key.string, value) {
