@@ -14,6 +14,8 @@ public struct WebConsole: Sendable {
     let sessions: SessionStore
     let throttle: LoginThrottle
     let statusCache: StatusCache
+    /// The live event feeds (no time range), by filter, shared for a second like the status.
+    let feedCache: SharedForASecond<[StoredEvent]>
     let templates: Templates
     let logger: Logger
 
@@ -27,6 +29,7 @@ public struct WebConsole: Sendable {
         self.sessions = SessionStore(clock: clock, lifetimeMinutes: settings.sessionMinutes)
         self.throttle = LoginThrottle(clock: clock)
         self.statusCache = StatusCache(clock: clock, load: backend.status)
+        self.feedCache = SharedForASecond(clock: clock)
         self.templates = try Templates()
         self.logger = logger
     }
@@ -283,7 +286,11 @@ public struct WebConsole: Sendable {
         }
         // The page after a change must show its effect, not a report from before it.
         statusCache.invalidate()
-        defer { statusCache.invalidate() }
+        feedCache.invalidate()
+        defer {
+            statusCache.invalidate()
+            feedCache.invalidate()
+        }
         return try await perform(visitor, session, form)
     }
 

@@ -202,6 +202,30 @@ struct ConsolePageTests {
         }
     }
 
+    @Test("the live event feed is read once a second for all browsers; a second later, or after a change, it is read afresh")
+    func feedShared() async throws {
+        try await ConsoleHarness.with { harness in
+            let ids = EventIDGenerator()
+            func event(_ plate: String) -> Event {
+                Event(
+                    id: ids.next(), kind: .vehicleEntry, occurredAt: .now, receivedAt: .now, site: "lakeside",
+                    device: DeviceRef(id: "gate-1", vendor: "v", type: .lprCamera), subject: Subject(type: .plate, value: plate, treatment: .masked),
+                    source: Source(driver: "test"))
+            }
+            _ = try await harness.fixture.queue.appendNow([event("川A1***1")])
+            #expect(try await harness.get("/console/api/events").body.contains("川A1***1"))
+            _ = try await harness.fixture.queue.appendNow([event("川A2***2")])
+            #expect(!(try await harness.get("/console/api/events").body.contains("川A2***2")), "the same second's feed is shared")
+            #expect(try await harness.get("/console/api/events?device=gate-1").body.contains("川A2***2"), "another filter is its own feed")
+            harness.clock.advance(by: .seconds(1))
+            #expect(try await harness.get("/console/api/events").body.contains("川A2***2"))
+            _ = try await harness.fixture.queue.appendNow([event("川A3***3")])
+            let (cookie, csrf) = try await harness.login()
+            _ = try await harness.post("/console/reload", form: ["csrf": csrf], cookie: cookie)
+            #expect(try await harness.get("/console/api/events").body.contains("川A3***3"), "a change reads afresh")
+        }
+    }
+
     @Test("the browser's language picks Chinese or English")
     func language() async throws {
         #expect(Language.preferred(acceptLanguage: "zh-CN,zh;q=0.9,en;q=0.8") == .zh)
