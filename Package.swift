@@ -158,6 +158,9 @@ let package = Package(
             dependencies: [
                 "GatehouseCore", "GatehouseQueue", "GatehouseIngest", "GatehouseSinks", "GatehouseProfiles",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
@@ -188,6 +191,7 @@ let package = Package(
             name: "GatehouseTesting",
             dependencies: [
                 "GatehouseCore", "GatehouseQueue", "GatehouseSimulation",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
@@ -241,9 +245,10 @@ let package = Package(
         .testTarget(
             name: "GatehouseConsoleTests",
             dependencies: [
-                "GatehouseCore", "GatehouseQueue", "GatehouseIngest", "GatehouseSinks", "GatehouseConsole", "GatehouseTesting",
+                "GatehouseCore", "GatehouseQueue", "GatehouseIngest", "GatehouseSinks", "GatehouseConsole", "GatehouseDaemon", "GatehouseTesting",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -259,6 +264,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
         .testTarget(

@@ -5,10 +5,10 @@ central store and a vendor profile. It checks that
 
 - a device that stops sending shows as down on the live Devices page, without a page reload;
 - replay without a login is refused, and a logged-in replay with a forged CSRF token is refused;
-- a draft profile is scaffolded from the captured payload, the payload goes through a profile
-  in the tester, and the capture -> profile ->
-  reload -> replay flow runs from the pages (the device's switch to the profile is a config
-  edit: the console cannot edit the config yet), and the replayed event arrives at the central store;
+- a draft profile is scaffolded from the captured payload, edited on its page (a text the profile
+  loader refuses is not written), tested with the payload, and activated for the device from the
+  pages (the console writes options.profile into the config, keeps a .bak, reloads); the entry is
+  replayed and the event arrives at the central store — no config edit by this script;
 
 and takes a screenshot of each page: into a scratch folder by default, into docs/console/ (shown
 in the README and docs/console.md) with `--screenshots docs/console`. Every wait is bounded; none
@@ -79,6 +79,7 @@ devices:
     type: lpr-camera
     direction: in
     offline_after_seconds: 3
+    # the capture device: the console switches it to its profile
     options: {device_options}
 sinks:
   - name: central
@@ -97,6 +98,7 @@ def main():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
 
     directory = tempfile.mkdtemp(prefix="gatehouse-console-")
     shots = os.path.join(directory, "screenshots")
@@ -201,11 +203,45 @@ def main():
         until(lambda: "zhenshi-lpr" in listed() and "acme-lpr" in listed(), "the profile list with the draft")
         browser.save_screenshot(os.path.join(shots, "profiles.png"))
 
-        # The installer switched the device to the profile (config edit); reload from the console.
-        write_config(config, directory, admin, ingest, receiver_port, unreachable, password_hash, "{profile: zhenshi-lpr}")
-        browser.get(base + "/console")
-        browser.find_element(By.ID, "reload").click()
-        until(lambda: browser.find_element(By.ID, "flash").text.startswith("Reload config"), "the reload")
+        # Edit the draft on its page: a text the profile loader refuses is shown with its key and line
+        # and not written; the finished one is saved.
+        draft_path = os.path.join(directory, "adapters", "acme-lpr", "profile.yaml")
+        with open(draft_path) as f:
+            draft = f.read()
+        browser.get(base + "/console/profiles/acme-lpr")
+        set_text = lambda value: browser.execute_script("arguments[0].value = arguments[1]", browser.find_element(By.ID, "profile-text"), value)
+        set_text(draft + "\nbogus_key: 1\n")
+        browser.find_element(By.ID, "save-profile").click()
+        until(lambda: "bogus_key" in browser.find_element(By.ID, "t-profile-findings").text, "the loader's findings on the page")
+        with open(draft_path) as f:
+            if f.read() != draft:
+                fail("a profile the loader refused was written")
+        # The installer finishes the draft: here, the known brand's mapping under the draft's name.
+        with open(os.path.join(ROOT, "adapters", "zhenshi-lpr", "profile.yaml")) as f:
+            finished = f.read().replace("name: zhenshi-lpr", "name: acme-lpr")
+        set_text(finished)
+        browser.find_element(By.ID, "save-profile").click()
+        until(lambda: browser.find_element(By.ID, "flash").text.startswith("Saved"), "the saved profile")
+        browser.save_screenshot(os.path.join(shots, "profile-editor.png"))
+        # Test the edited draft with the captured payload.
+        entry_id = entry_url.rstrip("/").split("/")[-1]
+        browser.get(base + f"/console/profiles/test?quarantine={entry_id}&profile=acme-lpr")
+        until(lambda: '"vehicle.detected"' in browser.find_element(By.ID, "test-result").text, "the edited draft's events in the tester")
+
+        # Activate it for the device from its page: the console writes options.profile into the config
+        # (comments and layout kept, a .bak beside it) and reloads; the harness edits nothing.
+        browser.get(base + "/console/profiles/acme-lpr")
+        if browser.find_elements(By.ID, "config-not-writable"):
+            fail("the profile page says the config is not writable")
+        Select(browser.find_element(By.ID, "activate-device")).select_by_visible_text("gate-east")
+        browser.find_element(By.ID, "activate").click()
+        until(lambda: browser.find_element(By.ID, "flash").text.startswith("Activated"), "the activation")
+        with open(config) as f:
+            written = f.read()
+        if "options: {profile: acme-lpr, capture: false}" not in written or "# the capture device" not in written:
+            fail(f"the config was not edited in place:\n{written}")
+        if not os.path.exists(config + ".bak"):
+            fail("no .bak of the config was kept")
         def reloaded():
             with open(os.path.join(directory, "daemon.log")) as f:
                 return "device gate-east changed" in f.read()
@@ -244,11 +280,11 @@ def main():
         with open(os.path.join(directory, "daemon.log")) as f:
             audit = f.read()
         for line in ["installer logged in", "installer scaffolded profile acme-lpr", "replay refused: not logged in", "refused: missing or wrong CSRF token",
-                     "installer asked for a config reload", "installer replayed quarantine entry"]:
+                     "installer saved profile acme-lpr", "installer activated profile acme-lpr for device gate-east", "installer replayed quarantine entry"]:
             if line not in audit:
                 fail(f"the log lacks the audit line '{line}'")
         print(f"console browser test passed: live device state, refusals without login and with a forged CSRF token, "
-              f"capture -> profile -> reload -> replay -> central store; screenshots in {shots}")
+              f"capture -> scaffold -> edit -> test -> activate (config written, reloaded) -> replay -> central store; screenshots in {shots}")
     finally:
         if browser is not None:
             browser.quit()

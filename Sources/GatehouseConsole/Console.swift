@@ -22,6 +22,10 @@ public struct ConsoleStatus: Sendable {
     public var queue: QueueStats
     public var sinks: [SinkLine]
     public var failedSinks: [String: String]
+    /// Events per minute over the last minutes, by device id (devices that sent any).
+    public var eventsPerMinute: [String: Double] = [:]
+    /// Clock offset (gateway minus device, seconds) by device id, where the skew check has one.
+    public var clockOffsets: [String: Double] = [:]
 
     public init(
         site: String, startedAt: Timestamp, generatedAt: Timestamp, devices: [DeviceDirectory.Health], queue: QueueStats, sinks: [SinkLine],
@@ -50,6 +54,13 @@ public struct ConsoleBackend: Sendable {
     public var adaptersDirectory: @Sendable () -> String
     /// A configured device's time zone identifier, for a scaffolded profile's samples.
     public var deviceTimeZone: @Sendable (String) -> String?
+    /// Sets a device's `options.profile` (profile, device) in the config file and reloads; says
+    /// what was written. Throws the reason when nothing was.
+    public var activateProfile: @Sendable (String, String) async throws -> String = { _, _ in
+        throw ConsoleBackendUnavailable(description: "this console cannot write the config")
+    }
+    /// Why the config file cannot be written now; nil when it can.
+    public var configFileProblem: @Sendable () -> String? = { "this console cannot write the config" }
 
     public init(
         status: @escaping @Sendable () async throws -> ConsoleStatus, queue: EventQueue,
@@ -63,4 +74,9 @@ public struct ConsoleBackend: Sendable {
         self.replay = replay
         self.reload = reload
     }
+}
+
+public struct ConsoleBackendUnavailable: Error, CustomStringConvertible {
+    public var description: String
+    public init(description: String) { self.description = description }
 }

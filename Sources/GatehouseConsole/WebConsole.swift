@@ -14,6 +14,8 @@ public struct WebConsole: Sendable {
     let sessions: SessionStore
     let throttle: LoginThrottle
     let statusCache: StatusCache
+    /// The live event feeds (no time range), by filter, shared for a second like the status.
+    let feedCache: SharedForASecond<[StoredEvent]>
     let templates: Templates
     let logger: Logger
 
@@ -27,6 +29,7 @@ public struct WebConsole: Sendable {
         self.sessions = SessionStore(clock: clock, lifetimeMinutes: settings.sessionMinutes)
         self.throttle = LoginThrottle(clock: clock)
         self.statusCache = StatusCache(clock: clock, load: backend.status)
+        self.feedCache = SharedForASecond(clock: clock)
         self.templates = try Templates()
         self.logger = logger
     }
@@ -105,6 +108,26 @@ public struct WebConsole: Sendable {
                 return try await page(visitor, quarantineEntry(visitor, entry: updated), flash: message)
             }
         }
+        router.post("/console/quarantine/:id/discard") { request, context in
+            try await changing(request, action: "discard") { visitor, session, form in
+                guard let id = context.parameters.get("id", as: Int64.self), let entry = try await backend.queue.quarantineEntry(id: id) else {
+                    return try await notFound(visitor)
+                }
+                let reason = String((form["reason"] ?? "").prefix(500))
+                let metadata: Logger.Metadata = ["console.user": "\(session.user)", "console.action": "discard", "quarantine.id": "\(id)"]
+                do {
+                    let discarded = try await backend.queue.discardQuarantine(id: id, by: session.user, reason: reason)
+                    // The operator's reason is their own words about the entry, not the payload's.
+                    logger.notice("console: \(session.user) discarded quarantine entry \(id): \(reason)", metadata: metadata)
+                    return try await page(visitor, quarantineEntry(visitor, entry: discarded), flash: Flash(text: "\(id): \(visitor.t("discarded"))", isError: false))
+                } catch let refused as EventQueue.DiscardRefused {
+                    logger.warning("console: \(session.user) discarding quarantine entry \(id) refused: \(refused)", metadata: metadata)
+                    var response = try await page(visitor, quarantineEntry(visitor, entry: entry), flash: Flash(text: refused.description, isError: true))
+                    response.status = .badRequest
+                    return response
+                }
+            }
+        }
         router.post("/console/quarantine/replay-all") { request, _ in
             try await changing(request, action: "replay all") { visitor, session, _ in
                 let waiting = try await backend.queue.quarantineEntries(limit: 10_000, pendingOnly: true)
@@ -141,6 +164,45 @@ public struct WebConsole: Sendable {
             let visitor = visitor(request)
             return try await page(visitor, try await profileTester(visitor, form: try await Self.form(request)))
         }
+        router.get("/console/profiles/:name") { request, context in
+            let visitor = visitor(request)
+            guard let body = try await profileEditor(visitor, name: context.parameters.get("name") ?? "") else { return try await notFound(visitor) }
+            return try await page(visitor, body)
+        }
+        router.post("/console/profiles/:name/save") { request, context in
+            try await changing(request, action: "edit profile") { visitor, session, form in
+                let name = context.parameters.get("name") ?? ""
+                guard let (body, flash, saved) = try await saveProfile(visitor, name: name, text: form["text"] ?? "", user: session.user) else {
+                    return try await notFound(visitor)
+                }
+                var response = try await page(visitor, body, flash: flash)
+                if !saved { response.status = .badRequest }
+                return response
+            }
+        }
+        router.post("/console/profiles/:name/activate") { request, context in
+            try await changing(request, action: "activate profile") { visitor, session, form in
+                let name = context.parameters.get("name") ?? ""
+                guard profileFolder(name) != nil else { return try await notFound(visitor) }
+                let device = form["device"] ?? ""
+                let metadata: Logger.Metadata = ["console.user": "\(session.user)", "console.action": "activate profile", "profile": "\(name)"]
+                let flash: Flash
+                var status = HTTPResponse.Status.ok
+                do {
+                    let done = try await backend.activateProfile(name, device)
+                    logger.notice("console: \(session.user) activated profile \(name) for device \(device): \(done)", metadata: metadata)
+                    flash = Flash(text: "\(visitor.t("activated")): \(name) → \(device): \(done)", isError: false)
+                } catch {
+                    logger.warning("console: \(session.user) activating profile \(name) for device \(device) failed: \(error)", metadata: metadata)
+                    flash = Flash(text: "\(error)", isError: true)
+                    status = .conflict
+                }
+                guard let body = try await profileEditor(visitor, name: name) else { return try await notFound(visitor) }
+                var response = try await page(visitor, body, flash: flash)
+                response.status = status
+                return response
+            }
+        }
         router.post("/console/profiles/scaffold") { request, _ in
             try await changing(request, action: "scaffold") { visitor, session, form in
                 let (body, flash) = try await scaffold(visitor, device: form["device"] ?? "", name: form["name"] ?? "", user: session.user)
@@ -174,7 +236,7 @@ public struct WebConsole: Sendable {
             var response = Response(status: .seeOther, headers: [.location: "/console"])
             response.setCookie(
                 Cookie(
-                    name: Self.cookieName, value: token, maxAge: Int(settings.sessionMinutes * 60), path: "/console", httpOnly: true,
+                    name: Self.cookieName, value: token, maxAge: Int(settings.sessionMinutes * 60), path: "/console", secure: settings.secureCookies, httpOnly: true,
                     sameSite: .strict))
             _ = session
             return response
@@ -184,7 +246,7 @@ public struct WebConsole: Sendable {
                 sessions.close(token: visitor.token)
                 logger.notice("console: \(session.user) logged out", metadata: ["console.user": "\(session.user)", "console.action": "logout"])
                 var response = Response(status: .seeOther, headers: [.location: "/console"])
-                response.setCookie(Cookie(name: Self.cookieName, value: "", maxAge: 0, path: "/console", httpOnly: true, sameSite: .strict))
+                response.setCookie(Cookie(name: Self.cookieName, value: "", maxAge: 0, path: "/console", secure: settings.secureCookies, httpOnly: true, sameSite: .strict))
                 return response
             }
         }
@@ -224,12 +286,19 @@ public struct WebConsole: Sendable {
         }
         // The page after a change must show its effect, not a report from before it.
         statusCache.invalidate()
-        defer { statusCache.invalidate() }
+        feedCache.invalidate()
+        defer {
+            statusCache.invalidate()
+            feedCache.invalidate()
+        }
         return try await perform(visitor, session, form)
     }
 
     func replay(_ entry: QuarantineEntry, by user: String) async -> Flash {
         let metadata: Logger.Metadata = ["console.user": "\(user)", "console.action": "replay", "quarantine.id": "\(entry.id)"]
+        if let discarded = entry.discarded {
+            return Flash(text: "\(entry.id): discarded \(discarded.at.rfc3339) (\(discarded.by))", isError: true)
+        }
         do {
             let ids = try await backend.replay(entry)
             logger.notice("console: \(user) replayed quarantine entry \(entry.id) as \(ids.count) event(s)", metadata: metadata)
@@ -260,7 +329,12 @@ public struct WebConsole: Sendable {
         var bodyContext: [String: Any] = [
             "t": visitor.words, "title": body.title, "before": body.before, "after": body.after,
             "cards": body.cards.map { card in ["title": card.title, "fields": card.fields.map { ["id": $0.id, "label": $0.label, "value": $0.value] }] },
-            "tables": body.tables.map { table in ["id": table.id, "title": table.title, "headers": table.headers, "rows": table.rows] as [String: Any] },
+            // No "heading" key for a table without one: an empty heading would print an empty <h2>.
+            "tables": body.tables.map { table in
+                var context: [String: Any] = ["id": table.id, "headers": table.headers, "rows": table.rows]
+                if !table.title.isEmpty { context["heading"] = table.title }
+                return context
+            },
         ]
         if let live = body.live { bodyContext["live"] = live }
         var layoutContext: [String: Any] = [

@@ -107,9 +107,9 @@ public final class GatehouseDaemon: Sendable {
                 await onListening("ingest", port)
             })
         let adminConfig = config.admin
-        let console = try WebConsole.forDaemon(config: config, collector: collector, queue: queue, reload: reload, clock: clock, logger: logger)
-        let admin = AdminListener.make(config: config.admin, status: collector, console: console, logger: logger.withLevel(.warning)) { port in
-            logger.notice("admin listener ready on \(adminConfig.host):\(port) (GET /status, /metrics, /healthz, /readyz\(console == nil ? "" : ", /console"))")
+        let console = try WebConsole.forDaemon(config: config, collector: collector, pipeline: pipeline, queue: queue, reload: reload, clock: clock, logger: logger)
+        let admin = try AdminListener.make(config: config.admin, status: collector, console: console, logger: logger.withLevel(.warning)) { port in
+            logger.notice("admin listener ready on \(adminConfig.host):\(port) (\(adminConfig.tls == nil ? "" : "HTTPS only; ")GET /status, /metrics, /healthz, /readyz\(console == nil ? "" : ", /console"))")
             collector.listenerBound("admin", address: "\(adminConfig.host):\(port)")
             await onListening("admin", port)
         }

@@ -46,6 +46,9 @@ public struct QuarantineReplayer: Sendable {
     }
 
     func events(for entry: QuarantineEntry) throws -> [Event] {
+        if let discarded = entry.discarded {
+            throw Failure(description: "discarded by \(discarded.by) at \(discarded.at.rfc3339): its payload was erased")
+        }
         if let unreadable = entry.unreadable { throw Failure(description: unreadable) }
         guard !entry.truncated else {
             throw Failure(description: "payload was cut to \(entry.payload.count) of \(entry.payloadBytes) bytes when kept; it cannot be replayed")

@@ -38,6 +38,7 @@ public final class DeviceDirectory: Sendable {
     private struct State {
         var devices: [String: DeviceConfig] = [:]
         var health: [String: Health] = [:]
+        var rates: [String: EventRate] = [:]
     }
 
     private let state = Mutex(State())
@@ -70,7 +71,10 @@ public final class DeviceDirectory: Sendable {
             let added = s.devices.keys.filter { old[$0] == nil }.sorted()
             let removed = old.keys.filter { s.devices[$0] == nil }.sorted()
             let changed = s.devices.keys.filter { old[$0] != nil && old[$0] != s.devices[$0] }.sorted()
-            for id in removed { s.health[id] = nil }
+            for id in removed {
+                s.health[id] = nil
+                s.rates[id] = nil
+            }
             for id in added {
                 s.health[id] = Health(
                     id: id, driver: s.devices[id]?.driver ?? "", state: .waiting, since: now,
@@ -86,6 +90,7 @@ public final class DeviceDirectory: Sendable {
             guard var health = s.health[id], let device = s.devices[id] else { return nil }
             health.lastSeen = now
             health.events += Int64(events)
+            s.rates[id, default: EventRate()].record(events, at: now)
             defer { s.health[id] = health }
             // A device with a liveness probe is up or down by the probe's verdict alone.
             guard health.state != .up, device.liveness == nil else { return nil }
@@ -96,6 +101,11 @@ public final class DeviceDirectory: Sendable {
         }
         if let transition { log(transition) }
         return transition
+    }
+
+    /// Events per minute of each device that sent any, over the last `EventRate.windowMinutes`.
+    public func eventsPerMinute(at now: Timestamp) -> [String: Double] {
+        state.withLock { $0.rates.mapValues { $0.perMinute(at: now) } }
     }
 
     /// Replaces what the driver says about a device beyond its health.

@@ -29,6 +29,12 @@ public final class IngestPipeline: Sendable {
     /// The configured clock-skew threshold and report interval, for drivers that read device clocks themselves.
     public var clockSkewSettings: ClockSkewSettings { state.withLock { $0.skewSettings } }
 
+    /// Each device's clock offset as the skew check estimates it (gateway minus device, seconds),
+    /// for devices whose events carry a device time.
+    public func clockOffsets() -> [String: Double] {
+        state.withLock { $0.skew.compactMapValues(\.estimateSeconds) }
+    }
+
     /// Takes the parts of a reloaded config that apply to ingest.
     public func update(config: GatehouseConfig) {
         state.withLock {

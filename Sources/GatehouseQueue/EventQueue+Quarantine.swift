@@ -75,12 +75,12 @@ extension EventQueue {
             ])
     }
 
-    /// Newest first. `pendingOnly` hides entries that were replayed.
+    /// Newest first. `pendingOnly` hides entries that were replayed or discarded.
     public func quarantineEntries(limit: Int = 50, pendingOnly: Bool = false, deviceID: String? = nil) async throws -> [QuarantineEntry] {
         try await pool.read { db in
             var conditions: [String] = []
             var arguments: StatementArguments = []
-            if pendingOnly { conditions.append("replayed_ms IS NULL") }
+            if pendingOnly { conditions.append("replayed_ms IS NULL AND discarded_ms IS NULL") }
             if let deviceID {
                 conditions.append("device_id = ?")
                 arguments += [deviceID]
@@ -109,6 +109,44 @@ extension EventQueue {
         }
     }
 
+    public struct DiscardRefused: Error, Sendable, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// An operator gives up on a waiting entry: who, when and why are recorded on the row, the
+    /// sealed payload and full reason are erased (their bytes leave the budget), and the SHA-256
+    /// of the payload, its size, source and redacted reason stay. Returns the entry as it is now.
+    @discardableResult
+    public func discardQuarantine(id: Int64, by user: String, reason: String, at time: Timestamp? = nil) async throws -> QuarantineEntry {
+        let time = time ?? clock.now
+        let why = reason.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !why.isEmpty else { throw DiscardRefused(description: "a discard needs a reason") }
+        guard let entry = try await quarantineEntry(id: id) else { throw DiscardRefused(description: "no quarantine entry \(id)") }
+        guard entry.isWaiting else {
+            throw DiscardRefused(description: "quarantine entry \(id) is not waiting (\(entry.discarded == nil ? "replayed" : "already discarded"))")
+        }
+        // The digest of what could be opened; an entry sealed under another key has none to give.
+        let digest = entry.unreadable == nil ? PayloadSealer.digest(entry.payload) : nil
+        try await pool.write { db in
+            var ledger = try Ledger(db)
+            let stored = try Int64.fetchOne(db, sql: "SELECT length(payload) FROM quarantine WHERE id = ? AND discarded_ms IS NULL", arguments: [id]) ?? 0
+            try db.execute(
+                sql: """
+                    UPDATE quarantine SET payload = X'', reason_sealed = NULL, payload_sha256 = ?,
+                        discarded_ms = ?, discarded_by = ?, discard_reason = ?
+                    WHERE id = ? AND discarded_ms IS NULL AND replayed_ms IS NULL
+                    """,
+                arguments: [digest, time.milliseconds, user, why, id])
+            guard db.changesCount == 1 else { throw DiscardRefused(description: "quarantine entry \(id) changed meanwhile; not discarded") }
+            ledger.quarantineBytes -= stored
+            try ledger.save(db)
+        }
+        logger.notice(
+            "quarantine entry \(id) discarded by \(user)",
+            metadata: ["quarantine.id": "\(id)", "quarantine.sha256": "\(digest ?? "-")", "console.user": "\(user)"])
+        return try await quarantineEntry(id: id) ?? entry
+    }
+
     /// Opens the sealed payload and reason; an entry sealed under another key keeps the
     /// redacted reason and says why its payload cannot be read.
     func entry(_ row: Row) -> QuarantineEntry {
@@ -119,7 +157,8 @@ extension EventQueue {
         var payload = stored
         var reason = redactedReason
         var unreadable: String?
-        if let keyID {
+        let discardedAt: Int64? = row["discarded_ms"]
+        if let keyID, discardedAt == nil {
             do {
                 payload = try sealer.open(stored, keyID: keyID)
                 if let sealedReason: Data = row["reason_sealed"] {
@@ -139,6 +178,12 @@ extension EventQueue {
         entry.redactedReason = redactedReason
         entry.keyID = keyID
         entry.unreadable = unreadable
+        if let discardedAt {
+            entry.payload = Data()
+            entry.discarded = QuarantineEntry.Discard(
+                at: Timestamp(milliseconds: discardedAt), by: row["discarded_by"] ?? "", reason: row["discard_reason"] ?? "")
+            entry.payloadSHA256 = row["payload_sha256"]
+        }
         return entry
     }
 

@@ -111,6 +111,17 @@ enum QueueSchema {
                     ON CONFLICT(name) DO UPDATE SET value = excluded.value
                 """)
         }
+        migrator.registerMigration("v5-quarantine-discard") { db in
+            // A quarantined entry an operator discarded: who, when and why stay on the row; its
+            // sealed payload and full reason are erased (nothing personal kept without purpose),
+            // the payload's SHA-256 is kept so the entry can still be matched to a device's copy.
+            try db.execute(sql: """
+                ALTER TABLE quarantine ADD COLUMN discarded_ms INTEGER;
+                ALTER TABLE quarantine ADD COLUMN discarded_by TEXT;
+                ALTER TABLE quarantine ADD COLUMN discard_reason TEXT;
+                ALTER TABLE quarantine ADD COLUMN payload_sha256 TEXT;
+                """)
+        }
         return migrator
     }
 }

@@ -89,6 +89,19 @@ public struct QuarantineEntry: Sendable, Codable, Equatable {
     public var keyID: String?
     /// Why the sealed payload could not be opened (another key); `payload` is then empty.
     public var unreadable: String?
+    /// Set when an operator discarded the entry: its payload is erased, these and the digest stay.
+    public var discarded: Discard?
+    /// Hex SHA-256 of the payload bytes that were kept, recorded when the entry was discarded.
+    public var payloadSHA256: String?
+
+    public struct Discard: Sendable, Codable, Equatable {
+        public var at: Timestamp
+        public var by: String
+        public var reason: String
+    }
+
+    /// Neither replayed nor discarded.
+    public var isWaiting: Bool { replayedAt == nil && discarded == nil }
 
     public init(
         id: Int64, receivedAt: Timestamp, deviceID: String?, driver: String, route: String?, contentType: String?,
@@ -108,7 +121,7 @@ public struct QuarantineEntry: Sendable, Codable, Equatable {
         self.replayedEvents = replayedEvents
     }
 
-    public var truncated: Bool { unreadable == nil && payload.count < payloadBytes }
+    public var truncated: Bool { unreadable == nil && discarded == nil && payload.count < payloadBytes }
 }
 
 /// The queue's figures for the status log, `gatehouse status` and metrics.

@@ -5,12 +5,12 @@ import GatehouseDaemon
 import GatehouseQueue
 import Logging
 
-/// `gatehouse quarantine list|show|replay`: what could not be mapped, and turning it into
+/// `gatehouse quarantine list|show|replay|discard`: what could not be mapped, and turning it into
 /// events once the mapping is fixed. Works on the queue file; the daemon may keep running.
 struct QuarantineCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "quarantine", abstract: "Inspect and replay quarantined input.",
-        subcommands: [List.self, Show.self, Replay.self])
+        commandName: "quarantine", abstract: "Inspect, replay and discard quarantined input.",
+        subcommands: [List.self, Show.self, Replay.self, Discard.self])
 
     struct Options: ParsableArguments {
         @Option(name: .shortAndLong, help: "The config file (for the state directory and devices).")
@@ -22,7 +22,7 @@ struct QuarantineCommand: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List quarantined payloads, newest first.")
         @OptionGroup var options: Options
-        @Flag(help: "Include entries already replayed.") var all = false
+        @Flag(help: "Include entries already replayed or discarded.") var all = false
         @Option(help: "Only this device.") var device: String?
         @Option(help: "At most this many.") var limit = 50
         @Flag(help: "Print JSON.") var json = false
@@ -39,7 +39,8 @@ struct QuarantineCommand: AsyncParsableCommand {
             }
             if entries.isEmpty { print("quarantine is empty") }
             for e in entries {
-                let replayed = e.replayedAt.map { " replayed \($0.rfc3339)" } ?? ""
+                let replayed = e.replayedAt.map { " replayed \($0.rfc3339)" }
+                    ?? e.discarded.map { " discarded \($0.at.rfc3339) by \($0.by): \($0.reason)" } ?? ""
                 print("\(e.id)\t\(e.receivedAt.rfc3339)\t\(e.deviceID ?? "-")\t\(e.driver)\t\(e.payloadBytes) B\t\(e.redactedReason ?? e.reason)\(replayed)")
             }
         }
@@ -75,6 +76,12 @@ struct QuarantineCommand: AsyncParsableCommand {
             print("reason:       \(e.reason)")
             print("size:         \(e.payloadBytes) bytes\(e.truncated ? " (kept \(e.payload.count))" : "")")
             if let at = e.replayedAt { print("replayed:     \(at.rfc3339) → \(e.replayedEvents?.joined(separator: ", ") ?? "")") }
+            if let d = e.discarded {
+                print("discarded:    \(d.at.rfc3339) by \(d.by): \(d.reason)")
+                print("sha256:       \(e.payloadSHA256 ?? "- (sealed under another key)")")
+                print("payload:      erased when discarded")
+                return
+            }
             print("payload:")
             if let text = String(data: e.payload, encoding: .utf8) {
                 print(text)
@@ -117,6 +124,28 @@ struct QuarantineCommand: AsyncParsableCommand {
     }
 }
 
+extension QuarantineCommand {
+    /// Gives up on a waiting entry: the payload is erased, who/when/why and its SHA-256 stay.
+    struct Discard: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Discard a waiting entry with a reason: its payload is erased; who, when, why, size and SHA-256 are kept.")
+        @OptionGroup var options: Options
+        @Argument(help: "The entry id.") var id: Int64
+        @Option(help: "Why (recorded as written: no plates, cards or names).") var reason: String
+        @Option(help: "Who discards it (default: the login name).") var by: String = ProcessInfo.processInfo.environment["USER"] ?? "cli"
+
+        func run() async throws {
+            let (_, queue) = try options.open()
+            do {
+                let entry = try await queue.discardQuarantine(id: id, by: by, reason: reason)
+                print("\(id): discarded by \(by), payload erased (sha256 \(entry.payloadSHA256 ?? "-"), \(entry.payloadBytes) bytes)")
+            } catch let refused as EventQueue.DiscardRefused {
+                throw ValidationError(refused.description)
+            }
+        }
+    }
+}
+
 /// A quarantine entry without its payload, for listings.
 struct QuarantineSummary: Codable {
     var id: Int64
@@ -126,6 +155,10 @@ struct QuarantineSummary: Codable {
     var reason: String
     var payloadBytes: Int
     var replayedAt: String?
+    var discardedAt: String?
+    var discardedBy: String?
+    var discardReason: String?
+    var payloadSHA256: String?
 
     init(_ e: QuarantineEntry) {
         id = e.id
@@ -135,6 +168,10 @@ struct QuarantineSummary: Codable {
         reason = e.redactedReason ?? e.reason
         payloadBytes = e.payloadBytes
         replayedAt = e.replayedAt?.rfc3339
+        discardedAt = e.discarded?.at.rfc3339
+        discardedBy = e.discarded?.by
+        discardReason = e.discarded?.reason
+        payloadSHA256 = e.payloadSHA256
     }
 }
 

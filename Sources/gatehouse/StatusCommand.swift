@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import GatehouseCore
 import GatehouseDaemon
+import NIOSSL
 
 /// `gatehouse status`: the running daemon's figures, from its admin listener.
 struct StatusCommand: AsyncParsableCommand {
@@ -19,18 +20,28 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         let base: String
+        var configuration = HTTPClient.Configuration()
         if let admin {
             base = admin
         } else {
             do {
                 let loaded = try GatehouseDaemon.loadConfig(path: config)
-                base = "http://\(loaded.admin.host == "0.0.0.0" ? "127.0.0.1" : loaded.admin.host):\(loaded.admin.port)"
+                let host = loaded.admin.host == "0.0.0.0" ? "127.0.0.1" : loaded.admin.host
+                base = "\(loaded.admin.tls == nil ? "http" : "https")://\(host):\(loaded.admin.port)"
+                if let tls = loaded.admin.tls {
+                    // The listener's own certificate is trusted as it is: it may be self-signed and
+                    // name the box rather than the address used here.
+                    var trust = TLSConfiguration.makeClientConfiguration()
+                    trust.additionalTrustRoots = [.file(tls.certificateFile)]
+                    trust.certificateVerification = .noHostnameVerification
+                    configuration.tlsConfiguration = trust
+                }
             } catch {
                 FileHandle.standardError.write(Data("\(error)\n".utf8))
                 throw ExitCode(2)
             }
         }
-        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         defer { _ = client.shutdown() }
         let body: String
         do {

@@ -39,6 +39,40 @@ struct ConsoleConfigTests {
         #expect(found.first?.line == 6)
         #expect(found.first?.message.contains("loopback") == true)
         #expect(found.first?.message.contains("0.0.0.0") == true)
+        #expect(found.first?.message.contains("admin.tls") == true, "the message says what would be valid")
+    }
+
+    @Test("with admin.tls, console logins beyond loopback load and the session cookie is marked Secure")
+    func tlsBeyondLoopback() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-admin-tls-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        for name in ["admin.pem", "admin.key"] { try "PEM".write(to: folder.appendingPathComponent(name), atomically: true, encoding: .utf8) }
+        let config = try ConfigLoader.parse(
+            """
+            site: s
+            admin:
+              host: 0.0.0.0
+              tls: {certificate: \(folder.path)/admin.pem, key: \(folder.path)/admin.key}
+              console:
+                users:
+                  - {name: installer, password_hash: "\(Self.hash)"}
+            \(Self.sinks)
+            """, file: "test.yaml", knownDrivers: [], sinkTypes: SinkRegistry.readers, environment: [:])
+        #expect(config.admin.tls == AdminTLSFiles(certificateFile: folder.path + "/admin.pem", keyFile: folder.path + "/admin.key"))
+        #expect(config.admin.console.secureCookies)
+        #expect(config.admin.console.users.count == 1)
+        let plain = try ConfigLoader.parse("site: s\n\(Self.sinks)", file: "test.yaml", knownDrivers: [], sinkTypes: SinkRegistry.readers, environment: [:])
+        #expect(plain.admin.tls == nil && !plain.admin.console.secureCookies)
+    }
+
+    @Test("admin.tls without its key, or with a file that cannot be read, is named with file, line and key")
+    func tlsFiles() {
+        let missingKey = diagnostics("site: s\nadmin:\n  tls:\n    certificate: /nonexistent/admin.pem\n\(Self.sinks)")
+        #expect(missingKey.contains { $0.key == "admin.tls.key" && $0.line >= 3 }, "\(missingKey)")
+        #expect(missingKey.contains { $0.key == "admin.tls.certificate" && $0.line == 4 && $0.message.contains("cannot read") }, "\(missingKey)")
+        let unknown = diagnostics("site: s\nadmin:\n  tls: {certificate: /nonexistent/a.pem, key: /nonexistent/a.key, ca: x}\n\(Self.sinks)")
+        #expect(unknown.contains { $0.key.contains("admin.tls") && $0.message.contains("ca") }, "\(unknown)")
     }
 
     @Test("a password hash not in the scrypt form is named with the form expected")

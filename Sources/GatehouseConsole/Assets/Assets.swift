@@ -20,6 +20,7 @@ enum Assets {
         .flash{background:#fff6d6;border:1px solid #e6c200;padding:.5em 1em;margin:1em 1.5em}
         .error{background:#ffe4e1;border-color:#c0261c}
         pre{background:#fff;padding:.7em;overflow:auto;max-width:100%;box-shadow:0 1px 2px #0002}
+        #profile-text{width:100%;box-sizing:border-box;font-family:monospace}
         form.inline{display:inline}
         form label{margin-right:1em}
         button{cursor:pointer}

@@ -58,6 +58,12 @@ enum Words {
         "devicesDown": "Devices down", "newProfileName": "New profile named", "scaffold": "Scaffold a draft from this device's captured payloads",
         "scaffolded": "Draft profile written", "redacted": "personal values replaced by stand-ins", "noCaptured": "no waiting captured payloads",
         "profileNameRule": "use letters, digits, '-' and '_' (e.g. acme-lpr)", "loginLocked": "Too many wrong passwords for this user; try again later",
+        "discard": "Discard", "discarded": "Discarded", "discardReason": "Why discard it (recorded and logged as written: no plates, cards or names)",
+        "payloadErased": "The payload was erased when the entry was discarded; its SHA-256 is kept.", "sha256": "Payload SHA-256",
+        "clockOffset": "Clock offset (gateway − device)",
+        "saveProfile": "Check and save profile.yaml", "saved": "Saved", "notSaved": "Not saved: the profile loader found problems",
+        "activateFor": "Activate this profile for a device (writes options.profile into the config file, keeps a .bak, reloads)",
+        "activate": "Activate and reload", "activated": "Activated", "editProfile": "Edit",
     ]
 
     static let chinese: [String: String] = [
@@ -86,5 +92,11 @@ enum Words {
         "devicesDown": "离线设备", "newProfileName": "新配置名称", "scaffold": "用该设备捕获的数据生成配置草稿",
         "scaffolded": "配置草稿已写入", "redacted": "个人信息已替换为占位值", "noCaptured": "没有待处理的捕获数据",
         "profileNameRule": "只用字母、数字、'-' 和 '_'（例如 acme-lpr）", "loginLocked": "该用户密码错误次数过多，请稍后再试",
+        "discard": "丢弃", "discarded": "已丢弃", "discardReason": "丢弃原因（按原文记录并写入日志：请勿填写车牌、卡号或姓名）",
+        "payloadErased": "丢弃时原始数据已删除，仅保留其 SHA-256。", "sha256": "原始数据 SHA-256",
+        "clockOffset": "时钟偏差（网关 − 设备）",
+        "saveProfile": "检查并保存 profile.yaml", "saved": "已保存", "notSaved": "未保存：配置加载器发现问题",
+        "activateFor": "为设备启用此配置（写入配置文件的 options.profile，保留 .bak 备份并重新加载）",
+        "activate": "启用并重新加载", "activated": "已启用", "editProfile": "编辑",
     ]
 }

@@ -3,28 +3,32 @@ import GatehouseIngest
 import GatehouseQueue
 
 extension WebConsole {
-    /// Every device with driver, state (and why, since when), last event and event count.
+    /// Every device with driver, state (and why, since when), last event, event count, rate and
+    /// clock offset. The page's own heading names it, so the table has none.
     func devices(_ visitor: Visitor, status: ConsoleStatus) -> PageBody {
         let rows = status.devices.map { device in
             Row(cells: [
                 Cell(device.id, href: "/console/devices/\(device.id.consolePathEscaped)"), Cell(device.driver),
                 Cell(device.state.rawValue, cls: "state-\(device.state.rawValue)"), Cell(device.since.rfc3339), Cell(device.reason ?? ""),
                 Cell(Format.time(device.lastSeen, never: visitor.t("never"))), Cell("\(device.events)"),
+                Cell(Self.rate(status.eventsPerMinute[device.id])), Cell(Self.offset(status.clockOffsets[device.id])),
             ])
         }
         return PageBody(
             title: visitor.t("devices"),
             tables: [
                 Table(
-                    id: "devices", title: visitor.t("devices"),
-                    headers: ["device", "driver", "state", "since", "reason", "lastSeen", "eventCount"].map(visitor.t), rows: rows)
+                    id: "devices", title: "",
+                    headers: ["device", "driver", "state", "since", "reason", "lastSeen", "eventCount", "rate", "clockOffset"].map(visitor.t),
+                    rows: rows)
             ],
             live: "/console/api/devices")
     }
 
     /// One device: its health, what its driver adds, its recent events and quarantined payloads.
     func device(_ visitor: Visitor, id: String) async throws -> PageBody? {
-        guard let health = try await statusCache.status().devices.first(where: { $0.id == id }) else { return nil }
+        let status = try await statusCache.status()
+        guard let health = status.devices.first(where: { $0.id == id }) else { return nil }
         var fields = [
             Field(id: "driver", label: visitor.t("driver"), value: health.driver),
             Field(id: "state", label: visitor.t("state"), value: health.state.rawValue),
@@ -32,6 +36,8 @@ extension WebConsole {
             Field(id: "reason", label: visitor.t("reason"), value: health.reason ?? ""),
             Field(id: "last-seen", label: visitor.t("lastSeen"), value: Format.time(health.lastSeen, never: visitor.t("never"))),
             Field(id: "events", label: visitor.t("eventCount"), value: "\(health.events)"),
+            Field(id: "rate", label: visitor.t("rate"), value: Self.rate(status.eventsPerMinute[id])),
+            Field(id: "clock-offset", label: visitor.t("clockOffset"), value: Self.offset(status.clockOffsets[id])),
         ]
         for (key, value) in (health.detail ?? [:]).sorted(by: { $0.key < $1.key }) {
             fields.append(Field(id: "detail-\(key)", label: key, value: value))
@@ -45,5 +51,17 @@ extension WebConsole {
                 quarantineTable(visitor, id: "device-quarantine", title: visitor.t("quarantineOfDevice"), entries: quarantined),
             ],
             live: "/console/api/devices/\(id.consolePathEscaped)")
+    }
+
+    /// Events per minute, one decimal; "-" for a device that sent nothing in the window.
+    static func rate(_ perMinute: Double?) -> String {
+        guard let perMinute, perMinute > 0 else { return "-" }
+        return String(format: "%.1f", perMinute)
+    }
+
+    /// Gateway minus device clock in whole seconds, signed (positive: the device runs behind).
+    static func offset(_ seconds: Double?) -> String {
+        guard let seconds else { return "-" }
+        return String(format: "%+.0f s", seconds)
     }
 }

@@ -22,7 +22,15 @@ extension WebConsole {
             if filter.until == nil { problems.append("\(visitor.t("until")): \(text)? \(visitor.t("timesHint"))") }
         }
         if let kind = filter.kind, EventKind(rawValue: kind) == nil { problems.append("\(visitor.t("kind")): \(kind)?") }
-        let found = problems.isEmpty ? try await backend.queue.browse(filter) : []
+        let found: [StoredEvent]
+        if !problems.isEmpty {
+            found = []
+        } else if filter.from == nil && filter.until == nil {
+            // A live feed: every open Events page polls it, so one read a second serves them all.
+            found = try await feedCache.value("\(filter.kind ?? "")|\(filter.deviceID ?? "")") { try await backend.queue.browse(filter) }
+        } else {
+            found = try await backend.queue.browse(filter)
+        }
         let devices = try await statusCache.status().devices.map(\.id)
         let search = templates.render(
             "event-search",

@@ -77,6 +77,8 @@ struct Templates: Sendable {
         try library.register(Self.note, named: "note")
         try library.register(Self.profileTester, named: "profile-tester")
         try library.register(Self.scaffoldForm, named: "scaffold-form")
+        try library.register(Self.discardForm, named: "discard-form")
+        try library.register(Self.profileEditor, named: "profile-editor")
         self.library = library
     }
 
@@ -102,7 +104,7 @@ struct Templates: Sendable {
         {{{before}}}
         <div id="live"{{#live}} data-live="{{live}}"{{/live}}>
         <div class="cards">{{#cards}}<section class="card"><h2>{{title}}</h2><dl>{{#fields}}<dt>{{label}}</dt><dd data-field="{{id}}" id="f-{{id}}">{{value}}</dd>{{/fields}}</dl></section>{{/cards}}</div>
-        {{#tables}}<h2>{{title}}</h2><table id="t-{{id}}"><thead><tr>{{#headers}}<th>{{.}}</th>{{/headers}}</tr></thead>
+        {{#tables}}{{#heading}}<h2>{{heading}}</h2>{{/heading}}<table id="t-{{id}}"><thead><tr>{{#headers}}<th>{{.}}</th>{{/headers}}</tr></thead>
         <tbody data-table="{{id}}">{{#rows}}<tr>{{#cells}}<td{{#cls}} class="{{cls}}"{{/cls}}>{{#href}}<a href="{{href}}">{{text}}</a>{{/href}}{{^href}}{{text}}{{/href}}</td>{{/cells}}</tr>{{/rows}}</tbody></table>
         {{/tables}}</div>
         {{{after}}}
@@ -128,6 +130,27 @@ struct Templates: Sendable {
     /// A changing action: a POST carrying the session's CSRF token.
     static let actionForm = """
         <form class="inline" method="post" action="{{action}}"><input type="hidden" name="csrf" value="{{csrf}}"><button id="{{buttonID}}">{{label}}</button></form>
+        """
+
+    /// A profile's profile.yaml in an editor, and activating it for a device: both changes, so
+    /// both carry the CSRF token.
+    static let profileEditor = """
+        <p><small id="profile-file">{{file}}</small> · <a id="test-this-profile" href="/console/profiles/test?profile={{name}}">{{t.profileTester}}</a></p>
+        <form method="post" action="/console/profiles/{{name}}/save" id="profile-editor"><input type="hidden" name="csrf" value="{{csrf}}">
+        <textarea name="text" id="profile-text" rows="30" spellcheck="false">{{text}}</textarea>
+        <p><button id="save-profile">{{t.saveProfile}}</button></p></form>
+        <h2>{{t.activateFor}}</h2>
+        {{#configProblem}}<p class="note" id="config-not-writable">{{configProblem}}</p>{{/configProblem}}
+        <form method="post" action="/console/profiles/{{name}}/activate" id="activate-form"><input type="hidden" name="csrf" value="{{csrf}}">
+        <label>{{t.device}} <select name="device" id="activate-device">{{#devices}}<option>{{name}}</option>{{/devices}}</select></label>
+        <button id="activate">{{t.activate}}</button></form>
+        """
+
+    /// Discards a quarantine entry; the reason is required and recorded with the user.
+    static let discardForm = """
+        <form method="post" action="/console/quarantine/{{id}}/discard" id="discard-form"><input type="hidden" name="csrf" value="{{csrf}}">
+        <label>{{t.discardReason}} <input name="reason" id="discard-reason" required maxlength="500"></label>
+        <button id="discard">{{t.discard}}</button></form>
         """
 
     /// Writes a draft profile folder: a change, so it carries the CSRF token.

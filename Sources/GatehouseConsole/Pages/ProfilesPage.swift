@@ -11,13 +11,13 @@ extension WebConsole {
         let set = ProfileSet.load(directory: backend.adaptersDirectory())
         let loaded = set.profiles.values.sorted { $0.name < $1.name }.map { profile in
             Row(cells: [
-                Cell(profile.name), Cell(profile.vendor), Cell("\(VectorCase.all(in: profile.directory).count)"), Cell(profile.summary ?? ""),
+                Cell(profile.name, href: "/console/profiles/\(profile.name)"), Cell(profile.vendor), Cell("\(VectorCase.all(in: profile.directory).count)"), Cell(profile.summary ?? ""),
             ])
         }
         let failures = set.failures.sorted { $0.key < $1.key }.flatMap { name, failure in
             failure.diagnostics.map { diagnostic in
                 Row(cells: [
-                    Cell(name, cls: "state-down"), Cell("\(diagnostic.file):\(diagnostic.line)"), Cell(diagnostic.key), Cell(diagnostic.message),
+                    Cell(name, href: Self.isProfileName(name) ? "/console/profiles/\(name)" : nil, cls: "state-down"), Cell("\(diagnostic.file):\(diagnostic.line)"), Cell(diagnostic.key), Cell(diagnostic.message),
                 ])
             }
         }
@@ -115,6 +115,7 @@ extension WebConsole {
         let profileText = (try? String(contentsOfFile: (folder as NSString).appendingPathComponent(ProfileLoader.fileName), encoding: .utf8)) ?? ""
         body.after += templates.render("payload", ["title": "\(folder)/\(ProfileLoader.fileName)", "text": profileText])
             .replacingOccurrences(of: "id=\"payload\"", with: "id=\"scaffolded\"")
+        body.after += "<p><a id=\"edit-scaffolded\" href=\"/console/profiles/\(name)\">\(visitor.t("editProfile")) \(name)</a></p>"
         return (body, Flash(text: "\(visitor.t("scaffolded")): \(folder) (\(payloads.count), \(draft.redactions) \(visitor.t("redacted")))", isError: false))
     }
 }

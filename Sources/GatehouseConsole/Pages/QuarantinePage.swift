@@ -18,10 +18,20 @@ extension WebConsole {
             Row(cells: [
                 Cell("\(entry.id)", href: "/console/quarantine/\(entry.id)"), Cell(entry.receivedAt.rfc3339), Cell(entry.deviceID ?? "-"),
                 Cell(entry.driver), Cell(entry.redactedReason ?? entry.reason),
-                Cell(entry.replayedAt.map { "\(visitor.t("replayed")) \($0.rfc3339)" } ?? visitor.t("waiting"), cls: entry.replayedAt == nil ? "state-waiting" : "state-up"),
+                state(visitor, entry),
             ])
         }
         return Table(id: id, title: title, headers: ["id", "receivedAt", "device", "driver", "reason", "state"].map(visitor.t), rows: rows)
+    }
+
+    /// Waiting, replayed, or discarded with by whom and why (the discard reason is the operator's
+    /// own words, shown as written).
+    func state(_ visitor: Visitor, _ entry: QuarantineEntry) -> Cell {
+        if let discarded = entry.discarded {
+            return Cell("\(visitor.t("discarded")) \(discarded.at.rfc3339) (\(discarded.by)): \(discarded.reason)", cls: "state-down")
+        }
+        if let replayedAt = entry.replayedAt { return Cell("\(visitor.t("replayed")) \(replayedAt.rfc3339)", cls: "state-up") }
+        return Cell(visitor.t("waiting"), cls: "state-waiting")
     }
 
     /// One entry. The decoded payload and the full reason are shown only to a logged-in user:
@@ -39,21 +49,27 @@ extension WebConsole {
             Field(
                 id: "state", label: visitor.t("state"),
                 value: entry.replayedAt.map { "\(visitor.t("replayed")) \($0.rfc3339): \((entry.replayedEvents ?? []).joined(separator: ", "))" }
-                    ?? visitor.t("waiting")),
+                    ?? state(visitor, entry).text),
         ]
+        if let digest = entry.payloadSHA256 { fields.append(Field(id: "sha256", label: visitor.t("sha256"), value: digest)) }
         if let keyID = entry.keyID { fields.append(Field(id: "key", label: visitor.t("sealedUnder"), value: keyID)) }
         var payload: [String: Any] = ["title": visitor.t("payload")]
-        if !loggedIn {
+        if entry.discarded != nil {
+            payload["hidden"] = visitor.t("payloadErased")
+        } else if !loggedIn {
             payload["hidden"] = visitor.t("payloadHidden")
         } else if let unreadable = entry.unreadable {
             payload["hidden"] = unreadable
         } else {
             payload["text"] = String(data: entry.payload, encoding: .utf8) ?? entry.payload.base64EncodedString()
         }
-        let actions = entry.replayedAt == nil
-            ? actionForm(visitor, action: "/console/quarantine/\(entry.id)/replay", label: visitor.t("replay"), buttonID: "replay") : ""
-        var tester = loggedIn ? "<p><a id=\"test-with-profile\" href=\"/console/profiles/test?quarantine=\(entry.id)\">\(visitor.t("testWithProfile"))</a></p>" : ""
-        if let device = entry.deviceID, !entry.driver.hasPrefix("sink:") {
+        var actions = ""
+        if entry.isWaiting {
+            actions = actionForm(visitor, action: "/console/quarantine/\(entry.id)/replay", label: visitor.t("replay"), buttonID: "replay")
+                + templates.render("discard-form", ["t": visitor.words, "id": entry.id, "csrf": visitor.session?.csrfToken ?? ""] as [String: Any])
+        }
+        var tester = loggedIn && entry.discarded == nil ? "<p><a id=\"test-with-profile\" href=\"/console/profiles/test?quarantine=\(entry.id)\">\(visitor.t("testWithProfile"))</a></p>" : ""
+        if let device = entry.deviceID, !entry.driver.hasPrefix("sink:"), entry.discarded == nil {
             tester += templates.render(
                 "scaffold-form", ["t": visitor.words, "device": device, "csrf": visitor.session?.csrfToken ?? ""] as [String: Any])
         }

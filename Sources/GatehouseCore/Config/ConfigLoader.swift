@@ -93,7 +93,8 @@ public enum ConfigLoader {
         var admin = AdminListenerConfig(
             host: adminMap?.string("host") ?? "127.0.0.1",
             port: adminMap?.int("port", default: 9108, range: 0...65_535) ?? 9108)
-        admin.console = adminMap?.consoleSettings(adminHost: admin.host) ?? ConsoleSettings()
+        admin.tls = adminMap?.adminTLS()
+        admin.console = adminMap?.consoleSettings(adminHost: admin.host, tls: admin.tls != nil) ?? ConsoleSettings()
         adminMap?.finish()
         reportSharedPort(ingest: ingest, admin: admin, ingestNode: ingestMap?.node("port"), adminMap: adminMap, top: top)
 

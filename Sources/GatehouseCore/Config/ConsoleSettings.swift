@@ -16,6 +16,8 @@ public struct ConsoleSettings: Sendable, Equatable {
     public var users: [User]
     /// A session ends this long after login, whatever it did since.
     public var sessionMinutes: Double
+    /// The admin listener speaks TLS: the session cookie is marked `Secure`.
+    public var secureCookies = false
 
     public init(enabled: Bool = true, users: [User] = [], sessionMinutes: Double = 30) {
         self.enabled = enabled
@@ -62,9 +64,26 @@ public struct ConsolePasswordHash: Sendable, Equatable, CustomStringConvertible 
 }
 
 extension YAMLMapping {
-    /// `admin.console:`. Logins send passwords and session cookies in clear while the admin
-    /// listener has no TLS, so users are refused on a listener bound beyond loopback.
-    package func consoleSettings(adminHost: String) -> ConsoleSettings {
+    /// `admin.tls: {certificate, key}`: both PEM files, readable now rather than at the first
+    /// connection.
+    package func adminTLS() -> AdminTLSFiles? {
+        guard let tls = mapping("tls") else { return nil }
+        defer { tls.finish() }
+        var files: [String: String] = [:]
+        for key in ["certificate", "key"] {
+            guard let path = tls.filePath(key, required: true, expected: "a PEM file") else { continue }
+            if !FileManager.default.isReadableFile(atPath: path) {
+                log.report(tls.node(key), fallback: tls.mark, key: tls.join(key), "cannot read '\(path)' (expected a readable PEM file)")
+            }
+            files[key] = path
+        }
+        guard let certificate = files["certificate"], let key = files["key"] else { return nil }
+        return AdminTLSFiles(certificateFile: certificate, keyFile: key)
+    }
+
+    /// `admin.console:`. Logins send passwords and session cookies, so users on a listener bound
+    /// beyond loopback need `admin.tls`.
+    package func consoleSettings(adminHost: String, tls: Bool = false) -> ConsoleSettings {
         guard let map = mapping("console") else { return ConsoleSettings() }
         var users: [ConsoleSettings.User] = []
         for item in map.sequence("users") {
@@ -80,12 +99,13 @@ extension YAMLMapping {
             }
             users.append(.init(name: name, passwordHash: hash))
         }
-        let settings = ConsoleSettings(
+        var settings = ConsoleSettings(
             enabled: map.bool("enabled", default: true), users: users,
             sessionMinutes: map.double("session_minutes", default: 30, range: 1...1440))
-        if !users.isEmpty && !Self.isLoopback(adminHost) {
+        settings.secureCookies = tls
+        if !users.isEmpty && !tls && !Self.isLoopback(adminHost) {
             log.report(map.node("users"), fallback: map.mark, key: map.join("users"),
-                "console logins need the admin listener on loopback while it has no TLS (admin.host is \(adminHost); expected 127.0.0.1 or ::1, reached over SSH port forwarding or a TLS reverse proxy on the box)")
+                "console logins beyond loopback need TLS (admin.host is \(adminHost); expected admin.tls: {certificate: …pem, key: …pem}, or admin.host 127.0.0.1 or ::1 reached over SSH port forwarding)")
         }
         map.finish()
         return settings

@@ -49,6 +49,17 @@ public struct AdminListenerConfig: Sendable, Equatable {
     public var port: Int
     /// The web console served on this listener (`admin.console:`).
     public var console = ConsoleSettings()
+    /// `admin.tls:`: the listener speaks HTTPS only (PEM files, read at start).
+    public var tls: AdminTLSFiles?
+}
+
+public struct AdminTLSFiles: Sendable, Equatable {
+    public var certificateFile: String
+    public var keyFile: String
+    public init(certificateFile: String, keyFile: String) {
+        self.certificateFile = certificateFile
+        self.keyFile = keyFile
+    }
 }
 
 /// Tuning of the durable queue.

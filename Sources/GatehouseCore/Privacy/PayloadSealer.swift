@@ -26,6 +26,11 @@ public struct PayloadSealer: Sendable {
         origin = secret.origin
     }
 
+    /// Hex SHA-256 of a payload: what is kept of a discarded quarantine entry instead of its bytes.
+    public static func digest(_ payload: Data) -> String {
+        SHA256.hash(data: payload).map { String(format: "%02x", $0) }.joined()
+    }
+
     /// Nonce, ciphertext and tag in one blob.
     public func seal(_ plain: Data) throws(Failure) -> Data {
         do {

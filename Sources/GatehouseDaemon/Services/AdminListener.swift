@@ -8,12 +8,12 @@ import NIOCore
 /// The local admin listener: `GET /status` (JSON for `gatehouse status`), `GET /metrics`
 /// (Prometheus text), `GET /healthz` (the process answers) and `GET /readyz` (queue open,
 /// listeners bound; 503 until then), and the web console under `/console` (docs/console.md).
-/// Bound to 127.0.0.1 by default.
+/// Bound to 127.0.0.1 by default; HTTPS only with `admin.tls`.
 enum AdminListener {
     static func make(
         config: AdminListenerConfig, status: StatusCollector, console: WebConsole? = nil, logger: Logger,
         onRunning: @escaping @Sendable (Int) async -> Void
-    ) -> some ApplicationProtocol {
+    ) throws -> some ApplicationProtocol {
         let router = Router()
         console?.register(on: router)
         router.get("/healthz") { _, _ -> Response in
@@ -38,7 +38,7 @@ enum AdminListener {
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
         }
         return Application(
-            router: router,
+            router: router, server: try AdminTLS.serverBuilder(config.tls),
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: "gatehouse-admin"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? config.port) },
             logger: logger)
