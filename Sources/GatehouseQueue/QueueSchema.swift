@@ -111,6 +111,20 @@ enum QueueSchema {
                     ON CONFLICT(name) DO UPDATE SET value = excluded.value
                 """)
         }
+        migrator.registerMigration("v5-dedup-log") { db in
+            // Keys committed since the last fold, in insertion order (RecentDedupKeys): a commit
+            // appends to the right-most page instead of writing one scattered `dedup` page per key.
+            try db.execute(sql: """
+                CREATE TABLE dedup_log (
+                    seq INTEGER PRIMARY KEY,
+                    device_id TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    fingerprint TEXT NOT NULL,
+                    event_id TEXT NOT NULL,
+                    seen_ms INTEGER NOT NULL
+                );
+                """)
+        }
         return migrator
     }
 }
