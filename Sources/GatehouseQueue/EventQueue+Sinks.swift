@@ -70,51 +70,85 @@ extension EventQueue {
         // again. Every write stores the whole cursor, so the next one that fits catches up; a
         // crash before then re-delivers once, a duplicate the centre drops by event id.
         sinkCursorsAdvance(sink: sink, to: highest)
+        let ranks = Array(highest.keys)
+        // Under load the record rides on the group commit that is being written anyway: no fsync
+        // of its own, and the writer is not taken from the appends between two commits.
+        if await recordWithNextCommit(sink: sink, ranks: ranks) {
+            await compactAfterDiskFull()
+            return
+        }
+        if diskState.withLock({ $0.fullSince == nil }) {
+            do {
+                try await pool.write { db in
+                    var ledger = try Ledger(db)
+                    try self.recordDeliveries(sinks: [sink], ranks: Set(ranks), db: db, ledger: &ledger)
+                    try ledger.save(db)
+                }
+                await compactAfterDiskFull()
+                return
+            } catch where Self.isDiskFull(error) {
+                // Recorded in two steps below, so the cursor is kept even if the deletes find no room.
+            }
+        }
         let cursor = sinkCursor(sink)
         do {
-            try await pool.write { db in
-                for (rank, seq) in cursor {
-                    try db.execute(
-                        sql: "UPDATE sink_cursors SET seq = max(seq, ?) WHERE sink = ? AND priority = ?",
-                        arguments: [seq, sink, rank])
-                }
-            }
+            try await pool.write { db in try self.writeCursor(sink: sink, cursor, db: db) }
         } catch where Self.isDiskFull(error) {
             _ = noteDiskFull(error)
             return
         }
         do {
-            try await pruneDelivered(ranks: Array(highest.keys))
+            try await pruneDelivered(ranks: ranks)
         } catch is QueueDiskFullError {
             // Deleted by a later acknowledgement once there is room; the delivery itself is recorded.
         }
     }
 
+    private func writeCursor(sink: String, _ cursor: [Int: Int64], db: Database) throws {
+        let update = try db.cachedStatement(sql: "UPDATE sink_cursors SET seq = max(seq, ?) WHERE sink = ? AND priority = ?")
+        for (rank, seq) in cursor { try update.execute(arguments: [seq, sink, rank]) }
+    }
+
+    /// Stores the in-memory cursors of `sinks` and deletes what every sink delivered in `ranks`,
+    /// inside the caller's transaction.
+    func recordDeliveries(sinks: Set<String>, ranks: Set<Int>, db: Database, ledger: inout Ledger) throws {
+        for sink in sinks { try writeCursor(sink: sink, sinkCursor(sink), db: db) }
+        try deleteDelivered(floors: floors(ranks: Array(ranks)), db: db, ledger: &ledger)
+    }
+
+    /// The slowest sink's cursor per rank: everything at or below it was delivered everywhere.
+    private func floors(ranks: [Int]) -> [(Int, Int64)] {
+        let all = sinkCursorsSnapshot()
+        guard !all.isEmpty else { return [] }
+        return ranks.map { rank in (rank, all.values.map { $0[rank] ?? 0 }.min() ?? 0) }
+    }
+
     /// Deletes events at or below the slowest sink's cursor of their priority.
     func pruneDelivered(ranks: [Int] = Priority.allCases.map(\.rank)) async throws {
-        let all = sinkCursorsSnapshot()
-        guard !all.isEmpty else { return }
-        let floors = ranks.map { rank in (rank, all.values.map { $0[rank] ?? 0 }.min() ?? 0) }
-        try await mappingDiskFull { try await pruneDelivered(floors: floors) }
+        let floors = floors(ranks: ranks)
+        guard !floors.isEmpty else { return }
+        try await mappingDiskFull {
+            try await pool.write { db in
+                var ledger = try Ledger(db)
+                try self.deleteDelivered(floors: floors, db: db, ledger: &ledger)
+                try ledger.save(db)
+            }
+        }
         await compactAfterDiskFull()
     }
 
-    private func pruneDelivered(floors: [(Int, Int64)]) async throws {
-        try await pool.write { db in
-            var ledger = try Ledger(db)
-            for (rank, floor) in floors where floor > 0 {
-                let row = try Row.fetchOne(
-                    db, sql: "SELECT COUNT(*), COALESCE(SUM(length(body)), 0) FROM events WHERE priority = ? AND seq <= ?",
-                    arguments: [rank, floor])
-                let count: Int64 = row?[0] ?? 0
-                guard count > 0 else { continue }
-                let bytes: Int64 = row?[1] ?? 0
-                try db.execute(sql: "DELETE FROM events WHERE priority = ? AND seq <= ?", arguments: [rank, floor])
-                ledger.queuedEvents -= count
-                ledger.queuedByRank[rank, default: 0] -= count
-                ledger.queuedBytes -= bytes + count * Int64(Self.rowOverhead)
-            }
-            try ledger.save(db)
+    private func deleteDelivered(floors: [(Int, Int64)], db: Database, ledger: inout Ledger) throws {
+        for (rank, floor) in floors where floor > 0 {
+            let row = try Row.fetchOne(
+                db, sql: "SELECT COUNT(*), COALESCE(SUM(length(body)), 0) FROM events WHERE priority = ? AND seq <= ?",
+                arguments: [rank, floor])
+            let count: Int64 = row?[0] ?? 0
+            guard count > 0 else { continue }
+            let bytes: Int64 = row?[1] ?? 0
+            try db.execute(sql: "DELETE FROM events WHERE priority = ? AND seq <= ?", arguments: [rank, floor])
+            ledger.queuedEvents -= count
+            ledger.queuedByRank[rank, default: 0] -= count
+            ledger.queuedBytes -= bytes + count * Int64(Self.rowOverhead)
         }
     }
 

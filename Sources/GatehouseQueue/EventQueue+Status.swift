@@ -51,6 +51,9 @@ extension EventQueue {
         let windowHours = dedupWindowHours()
         let cutoff = now.milliseconds - Int64(windowHours * 3_600_000)
         try await pool.write { db in
+            // Every key is in `dedup` first, so one statement forgets the old ones.
+            try self.recentDedup.fold(db)
+            self.recentDedup.apply(afterCommitOf: db, added: [:], folded: true)
             try db.execute(sql: "DELETE FROM dedup WHERE seen_ms < ?", arguments: [cutoff])
         }
         try await pool.writeWithoutTransaction { db in

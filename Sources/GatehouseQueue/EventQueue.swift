@@ -26,6 +26,7 @@ public final class EventQueue: Sendable {
     private let sinkCursors = Mutex<[String: [Int: Int64]]>([:])
     private let processStats = Mutex<(commits: Int64, events: Int64)>((0, 0))
     private let collisions = DedupCollisionLog()
+    let recentDedup = RecentDedupKeys()
     private let evictionLog = IntervalSummary<Int>()
     let diskState = Mutex(DiskState())
     /// Test hook: awaited before each group commit, so a test can hold the committer.
@@ -59,9 +60,21 @@ public final class EventQueue: Sendable {
         let continuation: CheckedContinuation<[AppendOutcome], any Error>
     }
 
+    /// A sink's acknowledged delivery whose cursor and deletes ride on the next group commit.
+    struct PendingDelivery {
+        let sink: String
+        let ranks: [Int]
+        /// True once recorded; false when the commit failed (the caller then records it alone).
+        let continuation: CheckedContinuation<Bool, Never>
+    }
+
     struct PendingState {
         var items: [PendingAppend] = []
+        var deliveries: [PendingDelivery] = []
         var closed = false
+        /// `run()` is taking work, and a commit is being written or about to be.
+        var running = false
+        var committing = false
     }
 
     /// Opens (creating or migrating) the queue at `path`. Does no background work: call `run()`.
@@ -107,6 +120,7 @@ public final class EventQueue: Sendable {
             }
             try QueueFile.refuseNewer(path: path, applied: applied, known: QueueSchema.migrator.migrations)
             try QueueSchema.migrator.migrate(pool)
+            try pool.read { db in try recentDedup.load(db) }
         } catch {
             throw QueueFile.openError(path: path, error)
         }
@@ -173,6 +187,7 @@ public final class EventQueue: Sendable {
             var ledger = try Ledger(db)
             var kept: [(SealedQuarantine, Int64)] = []
             let outcomes = try self.commit(rows: rows, quarantine: [], receivedAt: self.clock.now, cursor: cursor, db: db, ledger: &ledger, kept: &kept)
+            self.recentDedup.apply(afterCommitOf: db, added: ledger.newDedup, folded: false)
             try ledger.save(db)
             return (outcomes, ledger.evictions)
         } }
@@ -198,11 +213,34 @@ public final class EventQueue: Sendable {
         } else {
             logger.warning("could not set aside the queue's disk reserve; deliveries may stall if the disk fills", metadata: ["gatehouse.directory": "\(directory)"])
         }
+        pending.withLock { $0.running = true }
         while !Task.isCancelled, !pending.withLock({ $0.closed }) {
             await committerWake.wait()
             await drainPending()
         }
         await drainPending()
+        // Deliveries queued after the last drain are recorded by their callers alone.
+        let left = pending.withLock { state in
+            state.running = false
+            defer { state.deliveries = [] }
+            return state.deliveries
+        }
+        for delivery in left { delivery.continuation.resume(returning: false) }
+    }
+
+    /// Hands a sink's delivery record (its cursor, and deleting what every sink delivered) to the
+    /// commit being written or about to be, so that under load it costs no fsync of its own.
+    /// False when no commit is coming (the caller records it in a transaction of its own).
+    func recordWithNextCommit(sink: String, ranks: [Int]) async -> Bool {
+        guard diskState.withLock({ $0.fullSince == nil }) else { return false }
+        return await withCheckedContinuation { continuation in
+            let queued = pending.withLock { state -> Bool in
+                guard state.running, !state.closed, state.committing || !state.items.isEmpty else { return false }
+                state.deliveries.append(PendingDelivery(sink: sink, ranks: ranks, continuation: continuation))
+                return true
+            }
+            if queued { committerWake.signal() } else { continuation.resume(returning: false) }
+        }
     }
 
     /// Stops accepting appends; `run()` finishes what is waiting and returns.
@@ -214,7 +252,7 @@ public final class EventQueue: Sendable {
     private func drainPending() async {
         while true {
             let limit = settings.withLock { $0.commitMaxEvents }
-            let batch = pending.withLock { state -> [PendingAppend] in
+            let (batch, deliveries) = pending.withLock { state -> ([PendingAppend], [PendingDelivery]) in
                 var taken = 0
                 var count = 0
                 for item in state.items {
@@ -224,23 +262,36 @@ public final class EventQueue: Sendable {
                 }
                 let batch = Array(state.items.prefix(count))
                 state.items.removeFirst(count)
-                return batch
+                let deliveries = state.deliveries
+                state.deliveries = []
+                state.committing = !batch.isEmpty || !deliveries.isEmpty
+                return (batch, deliveries)
             }
-            if batch.isEmpty { return }
+            if batch.isEmpty, deliveries.isEmpty { return }
             if let hold = beforeCommit.withLock({ $0 }) { await hold() }
             do {
                 let (results, evictions, kept) = try await pool.write { db in
                     var ledger = try Ledger(db)
                     var kept: [(SealedQuarantine, Int64)] = []
+                    // Rides on a commit that happens anyway; the map is emptied once it is durable.
+                    let fold = self.recentDedup.count >= RecentDedupKeys.foldThreshold
+                    if fold { try self.recentDedup.fold(db) }
                     let results = try batch.map {
                         try self.commit(
                             rows: $0.rows, quarantine: $0.quarantine, receivedAt: $0.receivedAt, cursor: $0.cursor, db: db,
                             ledger: &ledger, kept: &kept)
                     }
+                    self.recentDedup.apply(afterCommitOf: db, added: ledger.newDedup, folded: fold)
+                    if !deliveries.isEmpty {
+                        try self.recordDeliveries(
+                            sinks: Set(deliveries.map(\.sink)), ranks: Set(deliveries.flatMap(\.ranks)), db: db, ledger: &ledger)
+                    }
                     try ledger.save(db)
                     return (results, ledger.evictions, kept)
                 }
                 for (sealed, id) in kept { logQuarantined(sealed, id: id) }
+                for delivery in deliveries { delivery.continuation.resume(returning: true) }
+                guard !batch.isEmpty else { continue }
                 processStats.withLock {
                     $0.commits += 1
                     $0.events += Int64(batch.reduce(0) { $0 + $1.rows.count })
@@ -254,6 +305,7 @@ public final class EventQueue: Sendable {
                     logger.error("queue commit failed", metadata: ["error": "\(error)", "gatehouse.batch": "\(batch.count)"])
                 }
                 for item in batch { item.continuation.resume(throwing: error) }
+                for delivery in deliveries { delivery.continuation.resume(returning: false) }
             }
         }
     }
@@ -269,11 +321,17 @@ public final class EventQueue: Sendable {
         /// Queued events per priority rank, so a sink's lag needs no count over the backlog.
         var queuedByRank: [Int: Int64] = [:]
         var evictions: [Int: (count: Int64, bytes: Int64)] = [:]  // rank → ; -1 is quarantine
+        /// Dedup keys stored in this transaction, seen by its later events and added to
+        /// `recentDedup` once it commits.
+        var newDedup: [RecentDedupKeys.Key: [RecentDedupKeys.Entry]] = [:]
+        /// The counters as read, so that `save` writes only those that changed.
+        private let stored: [String: Int64]
 
         init(_ db: Database) throws {
             let rows = try Row.fetchAll(db, sql: "SELECT name, value FROM counters")
             var values: [String: Int64] = [:]
             for row in rows { values[row[0]] = row[1] }
+            stored = values
             queuedEvents = values[Counter.queuedEvents] ?? 0
             queuedBytes = values[Counter.queuedBytes] ?? 0
             quarantineBytes = values[Counter.quarantineBytes] ?? 0
@@ -299,7 +357,7 @@ public final class EventQueue: Sendable {
                 let previous = try Int64.fetchOne(db, sql: "SELECT value FROM counters WHERE name = ?", arguments: [name]) ?? 0
                 updates.append((name, previous + eviction.count))
             }
-            for (name, value) in updates { try statement.execute(arguments: [name, value]) }
+            for (name, value) in updates where stored[name] ?? 0 != value { try statement.execute(arguments: [name, value]) }
         }
     }
 
@@ -309,7 +367,7 @@ public final class EventQueue: Sendable {
     ) throws -> [AppendOutcome] {
         let budget = settings.withLock { $0.budgetBytes }
         let insertDedup = try db.cachedStatement(
-            sql: "INSERT INTO dedup(device_id, key, fingerprint, event_id, seen_ms) VALUES (?, ?, ?, ?, ?)")
+            sql: "INSERT INTO dedup_log(device_id, key, fingerprint, event_id, seen_ms) VALUES (?, ?, ?, ?, ?)")
         let insertEvent = try db.cachedStatement(
             sql: "INSERT INTO events(priority, device_id, received_ms, body) VALUES (?, ?, ?, ?)")
         var outcomes: [AppendOutcome] = []
@@ -319,10 +377,12 @@ public final class EventQueue: Sendable {
             var collision = false
             // A re-sent event is answered as a duplicate before the budget is considered: it needs no room.
             if let key = row.dedupKey {
-                let seen = try Row.fetchAll(findDedup, arguments: [row.deviceID, key])
-                if let same = seen.first(where: { ($0[0] as String) == row.fingerprint }) {
+                let recentKey = RecentDedupKeys.Key(device: row.deviceID, key: key)
+                let seen = recentDedup.lookup(recentKey) + (ledger.newDedup[recentKey] ?? [])
+                    + (try Row.fetchAll(findDedup, arguments: [row.deviceID, key]).map { RecentDedupKeys.Entry(fingerprint: $0[0], eventID: $0[1]) })
+                if let same = seen.first(where: { $0.fingerprint == row.fingerprint }) {
                     ledger.duplicates += 1
-                    outcomes.append(.duplicate(of: EventID(same[1] as String) ?? row.id))
+                    outcomes.append(.duplicate(of: EventID(same.eventID) ?? row.id))
                     continue
                 }
                 // The key repeats but the content does not: a different event under a reused key.
@@ -336,6 +396,8 @@ public final class EventQueue: Sendable {
             }
             if let key = row.dedupKey {
                 try insertDedup.execute(arguments: [row.deviceID, key, row.fingerprint, row.id.description, row.receivedMs])
+                ledger.newDedup[RecentDedupKeys.Key(device: row.deviceID, key: key), default: []].append(
+                    RecentDedupKeys.Entry(fingerprint: row.fingerprint, eventID: row.id.description))
             }
             try insertEvent.execute(arguments: [row.rank, row.deviceID, row.receivedMs, row.body])
             ledger.queuedEvents += 1

@@ -111,7 +111,21 @@ enum QueueSchema {
                     ON CONFLICT(name) DO UPDATE SET value = excluded.value
                 """)
         }
-        migrator.registerMigration("v5-quarantine-discard") { db in
+        migrator.registerMigration("v5-dedup-log") { db in
+            // Keys committed since the last fold, in insertion order (RecentDedupKeys): a commit
+            // appends to the right-most page instead of writing one scattered `dedup` page per key.
+            try db.execute(sql: """
+                CREATE TABLE dedup_log (
+                    seq INTEGER PRIMARY KEY,
+                    device_id TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    fingerprint TEXT NOT NULL,
+                    event_id TEXT NOT NULL,
+                    seen_ms INTEGER NOT NULL
+                );
+                """)
+        }
+        migrator.registerMigration("v6-quarantine-discard") { db in
             // A quarantined entry an operator discarded: who, when and why stay on the row; its
             // sealed payload and full reason are erased (nothing personal kept without purpose),
             // the payload's SHA-256 is kept so the entry can still be matched to a device's copy.

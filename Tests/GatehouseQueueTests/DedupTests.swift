@@ -82,6 +82,47 @@ struct DedupTests {
         #expect(try await queue.stats().duplicates == 1)
     }
 
+    @Test("a key is recognised from the recent keys, after a restart, and after a group commit folded them into the keyed table")
+    func recentKeysFoldAndReload() async throws {
+        let fixture = try QueueFixture()
+        defer { fixture.remove() }
+        let queue = fixture.queue
+        let first = makeEvent(device: "gate-1", dedupKey: "idx-1")
+        #expect(try await queue.appendNow([first]) == [.stored(first.id)])
+        #expect(try await queue.appendNow([makeEvent(device: "gate-1", dedupKey: "idx-1")]) == [.duplicate(of: first.id)])
+
+        // A restart reads the recent keys back from dedup_log.
+        let reopened = try fixture.reopen()
+        #expect(reopened.recentDedup.count == 1)
+        #expect(try await reopened.appendNow([makeEvent(device: "gate-1", dedupKey: "idx-1")]) == [.duplicate(of: first.id)])
+
+        // Enough keys make the next group commit move them all into `dedup`, in the same transaction.
+        let runner = Task { await reopened.run() }
+        let count = RecentDedupKeys.foldThreshold + 10
+        let events = (0..<count).map { makeEvent(device: "gate-\($0 % 5)", dedupKey: "k-\($0)") }
+        for chunk in stride(from: 0, to: count, by: 1000) {
+            let outcomes = try await reopened.append(Array(events[chunk..<min(chunk + 1000, count)]))
+            #expect(outcomes.allSatisfy(isStored))
+        }
+        let last = makeEvent(device: "gate-9", dedupKey: "after-fold")
+        #expect(try await reopened.append([last]) == [.stored(last.id)])
+        #expect(reopened.recentDedup.count < RecentDedupKeys.foldThreshold)
+        let (keyed, logged) = try await reopened.pool.read { db in
+            (try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM dedup") ?? 0, try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM dedup_log") ?? 0)
+        }
+        #expect(keyed >= RecentDedupKeys.foldThreshold)
+        #expect(keyed + logged == count + 2)  // first, the keyed ones, last
+        // Recognised from either place, and a reused key with other content is still a new event.
+        #expect(try await reopened.append([makeEvent(device: "gate-1", dedupKey: "idx-1")]) == [.duplicate(of: first.id)])
+        #expect(try await reopened.append([makeEvent(device: "gate-0", dedupKey: "k-0")]) == [.duplicate(of: events[0].id)])
+        #expect(try await reopened.append([makeEvent(device: "gate-9", dedupKey: "after-fold")]) == [.duplicate(of: last.id)])
+        let reused = makeEvent(device: "gate-0", dedupKey: "k-0", fingerprint: "other content")
+        #expect(try await reopened.append([reused]) == [.stored(reused.id)])
+        reopened.close()
+        await runner.value
+        #expect(try await reopened.stats().depth == Int64(count + 3))  // first, the keyed ones, last, the reused key
+    }
+
     @Test("maintain() forgets keys older than the dedup window, and only those")
     func windowExpires() async throws {
         let fixture = try QueueFixture(dedupWindowHours: 72)

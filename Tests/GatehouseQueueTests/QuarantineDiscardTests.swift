@@ -81,7 +81,7 @@ struct QuarantineDiscardTests {
         let queue = try EventQueue(
             path: path, settings: fixture.settings, diskBudgetBytes: fixture.budget, sealer: sealer, clock: MachineClock(), logger: testLogger())
         let applied = try await queue.pool.read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations") }
-        #expect(applied.contains("v5-quarantine-discard"))
+        #expect(applied.contains("v6-quarantine-discard"))
         let entry = try #require(try await queue.quarantineEntries(pendingOnly: true).first)
         #expect(entry.payload == record.payload)
         #expect(entry.reason == record.reason)

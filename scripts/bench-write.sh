@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The write path of issue 13 items 1–2, in load-independent figures: bytes written to storage per
+# event (/proc/<pid>/io write_bytes, WAL and checkpoints and the deletes after delivery included),
+# CPU-ms per event (utime+stime from /proc/<pid>/stat), events per commit, with the rate and the
+# load average beside them. Phases: open loop at 500/s, closed loop with 10 connections.
+# Usage: scripts/bench-write.sh [seconds per phase, default 20]   (BIN=dir to use other binaries)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:-20}
+BENCH_NAME=write; source scripts/bench-common.sh
+if [ -z "${BIN_OVERRIDE:-}" ]; then bench_build gatehouse gatehouse-bench gatehouse-sim; else BIN=$BIN_OVERRIDE; fi
+INGEST=$(free_port); ADMIN=$(free_port); CENTRAL=$(free_port)
+{
+  bench_push_site
+  cat <<YAML
+sinks:
+  - name: central
+    type: http
+    url: http://127.0.0.1:$CENTRAL/events
+    gzip: false
+    batch_max_events: 2000
+    backoff_max_seconds: 0.2
+YAML
+} > "$WORK/bench.yaml"
+"$BIN/gatehouse-sim" receiver --port "$CENTRAL" > "$WORK/central.log" 2>&1 &
+PIDS+=($!)
+"$BIN/gatehouse" run --config "$WORK/bench.yaml" 2> "$WORK/daemon.log" &
+DAEMON=$!; PIDS+=("$DAEMON")
+for _ in $(seq 1 200); do grep -q "ingest listener ready" "$WORK/daemon.log" && break; sleep 0.05; done
+TICK=$(getconf CLK_TCK)
+sample() { # write_bytes cpu_ticks committed_events commits depth
+  local wb cpu q
+  wb=$(awk '/^write_bytes/ {print $2}' "/proc/$DAEMON/io")
+  cpu=$(awk '{print $14 + $15}' "/proc/$DAEMON/stat")
+  q=$(curl -sf "http://127.0.0.1:$ADMIN/status" | python3 -c 'import json,sys; q=json.load(sys.stdin)["queue"]; print(q["committedEvents"], q["commits"], q["depth"])')
+  echo "$wb $cpu $q"
+}
+settle() { # until everything is delivered and deleted, then 2 s more for the last writes
+  for _ in $(seq 1 300); do [ "$(sample | awk '{print $5}')" = 0 ] && break; sleep 0.2; done
+  sleep 2
+}
+phase() { # name rate connections
+  settle
+  read -r wb0 cpu0 ev0 c0 _ < <(sample)
+  "$BIN/gatehouse-bench" http --url "http://127.0.0.1:$INGEST" --devices 50 --token bench-token \
+    --rate "$2" --duration "$DURATION" --connections "$3" --batch 1 --alarm-percent 1 --json "$OUT/http-$1.json" > /dev/null
+  local load; load=$(cut -d' ' -f1-3 /proc/loadavg)
+  settle
+  read -r wb1 cpu1 ev1 c1 _ < <(sample)
+  python3 - "$1" "$OUT/http-$1.json" "$((wb1-wb0))" "$((cpu1-cpu0))" "$((ev1-ev0))" "$((c1-c0))" "$TICK" "$load" <<'PY' | tee -a "$OUT/summary.txt"
+import json, sys
+name, path, wb, cpu, ev, commits, tick, load = sys.argv[1:]
+r = json.load(open(path)); ev = max(int(ev), 1)
+print(f"{name:>12}: {r['achievedRequestsPerSecond']:8.0f} req/s  p50 {r['latencyMs']['p50']:.1f} ms  p99 {r['latencyMs']['p99']:.1f} ms  "
+      f"{int(wb)/ev:8.0f} bytes written/event  {int(cpu)/int(tick)*1000/ev:.3f} CPU-ms/event  "
+      f"{ev/max(int(commits),1):.1f} events/commit  ({ev} events, load {load})")
+PY
+}
+phase steady-500 500 10
+phase closed-10 0 10
