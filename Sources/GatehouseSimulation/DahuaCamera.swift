@@ -72,7 +72,6 @@ public final class DahuaCamera: Sendable {
     private let server = SimulatedServer(name: "dahua camera simulator")
     private let digest: SimulatedDigest
     private let logger: Logger
-    let client: HTTPClient
 
     public init(username: String = "admin", password: String = "dahua123", serial: String = "4L0A2B3PAZ00C7F", refuseAll: Bool = false, logger: Logger) {
         self.username = username
@@ -81,9 +80,6 @@ public final class DahuaCamera: Sendable {
         self.refuseAll = refuseAll
         self.digest = SimulatedDigest(username: username, password: password, realm: realm)
         self.logger = logger
-        var http = HTTPClient.Configuration()
-        http.timeout = .init(connect: .seconds(2), read: .seconds(10))
-        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: http)
     }
 
     public func shutdown() async {
@@ -92,7 +88,6 @@ public final class DahuaCamera: Sendable {
             return Array(s.streams.values)
         }
         for stream in open { stream.finish() }
-        try? await client.shutdown()
     }
 
     public var figures: Figures { state.withLock { $0.figures } }
@@ -261,7 +256,9 @@ public final class DahuaCamera: Sendable {
         request.headers.add(name: "Content-Type", value: "application/json")
         request.body = .bytes(ByteBuffer(string: body))
         do {
-            let response = try await client.execute(request, timeout: .seconds(10))
+            // The shared client needs no shutdown: a test that fails before `shutdown()` must not
+            // leave a client to be dropped, which is a fatal error that ends the whole test process.
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
             let reply = try await response.body.collect(upTo: 1 << 20)
             return (Int(response.status.code), String(buffer: reply))
         } catch {
