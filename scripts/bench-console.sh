@@ -17,15 +17,7 @@ bench_build gatehouse gatehouse-bench gatehouse-sim
 INGEST=$(free_port); ADMIN=$(free_port); CENTRAL=$(free_port)
 {
   bench_push_site
-  cat <<YAML
-sinks:
-  - name: central
-    type: http
-    url: http://127.0.0.1:$CENTRAL/events
-    gzip: false
-    batch_max_events: 2000
-    backoff_max_seconds: 0.2
-YAML
+  bench_central_sink
 } > "$WORK/bench.yaml"
 
 "$BIN/gatehouse-sim" receiver --port "$CENTRAL" > "$WORK/central.log" 2>&1 &

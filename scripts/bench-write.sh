@@ -12,15 +12,7 @@ if [ -z "${BIN_OVERRIDE:-}" ]; then bench_build gatehouse gatehouse-bench gateho
 INGEST=$(free_port); ADMIN=$(free_port); CENTRAL=$(free_port)
 {
   bench_push_site
-  cat <<YAML
-sinks:
-  - name: central
-    type: http
-    url: http://127.0.0.1:$CENTRAL/events
-    gzip: false
-    batch_max_events: 2000
-    backoff_max_seconds: 0.2
-YAML
+  bench_central_sink
 } > "$WORK/bench.yaml"
 "$BIN/gatehouse-sim" receiver --port "$CENTRAL" > "$WORK/central.log" 2>&1 &
 PIDS+=($!)

@@ -31,16 +31,8 @@ INGEST=$(free_port); ADMIN=$(free_port); CENTRAL=$(free_port)
   for i in $(seq 0 19); do
     echo "  - {id: zs-$i, driver: profile, type: lpr-camera, direction: in, serial: zs-serial-$i, auth: {token: bench-token}, options: {profile: zhenshi-lpr}}"
   done
-  cat <<YAML
-adapters_directory: $PWD/adapters
-sinks:
-  - name: central
-    type: http
-    url: http://127.0.0.1:$CENTRAL/events
-    gzip: false
-    batch_max_events: 2000
-    backoff_max_seconds: 0.2
-YAML
+  echo "adapters_directory: $PWD/adapters"
+  bench_central_sink
 } > "$WORK/bench.yaml"
 
 start_daemon() {
