@@ -72,3 +72,17 @@ sinks:
     backoff_max_seconds: 0.2
 YAML
 }
+
+# Starts `gatehouse-sim receiver` on CENTRAL and the daemon on $WORK/bench.yaml (DAEMON is its pid),
+# and waits until both of its listeners are ready.
+bench_start_push_daemon() {
+  "$BIN/gatehouse-sim" receiver --port "$CENTRAL" > "$WORK/central.log" 2>&1 &
+  PIDS+=($!)
+  "$BIN/gatehouse" run --config "$WORK/bench.yaml" 2> "$WORK/daemon.log" &
+  DAEMON=$!; PIDS+=("$DAEMON")
+  for _ in $(seq 1 200); do
+    grep -qs "ingest listener ready" "$WORK/daemon.log" && grep -qs "admin listener ready" "$WORK/daemon.log" && return 0
+    sleep 0.05
+  done
+  echo "daemon did not start:"; cat "$WORK/daemon.log"; exit 1
+}

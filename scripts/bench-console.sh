@@ -20,11 +20,7 @@ INGEST=$(free_port); ADMIN=$(free_port); CENTRAL=$(free_port)
   bench_central_sink
 } > "$WORK/bench.yaml"
 
-"$BIN/gatehouse-sim" receiver --port "$CENTRAL" > "$WORK/central.log" 2>&1 &
-PIDS+=($!)
-"$BIN/gatehouse" run --config "$WORK/bench.yaml" 2> "$WORK/daemon.log" &
-DAEMON=$!; PIDS+=("$DAEMON")
-for _ in $(seq 1 200); do grep -qs "admin listener ready" "$WORK/daemon.log" && break; sleep 0.05; done
+bench_start_push_daemon
 # The daemon's CPU time so far, in clock ticks (user + system): what each side costs it, which
 # the shared machine's noise does not blur the way it blurs throughput.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$DAEMON/stat"; }

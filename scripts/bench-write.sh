@@ -14,11 +14,7 @@ INGEST=$(free_port); ADMIN=$(free_port); CENTRAL=$(free_port)
   bench_push_site
   bench_central_sink
 } > "$WORK/bench.yaml"
-"$BIN/gatehouse-sim" receiver --port "$CENTRAL" > "$WORK/central.log" 2>&1 &
-PIDS+=($!)
-"$BIN/gatehouse" run --config "$WORK/bench.yaml" 2> "$WORK/daemon.log" &
-DAEMON=$!; PIDS+=("$DAEMON")
-for _ in $(seq 1 200); do grep -q "ingest listener ready" "$WORK/daemon.log" && break; sleep 0.05; done
+bench_start_push_daemon
 TICK=$(getconf CLK_TCK)
 sample() { # write_bytes cpu_ticks committed_events commits depth
   local wb cpu q
