@@ -23,9 +23,20 @@ public enum AllocatorTuning {
         guard let mallopt = GlibcMalloc.mallopt else { return false }
         return mallopt(GlibcMalloc.arenaMax, arenaLimit) == 1 && mallopt(GlibcMalloc.mmapThreshold, mapThresholdBytes) == 1
     }
+
+    /// Gives free heap pages back to the system (`malloc_trim(0)`): after a drain, free chunks in
+    /// the middle of the heap stay resident because glibc trims only its top (measured by hand:
+    /// 71.7 → 62.1 MB after a 1,000,000-event drain). Cheap on a heap of a few tens of MB; the
+    /// status service calls it once a minute. Returns false where glibc is not there.
+    @discardableResult
+    public static func releaseFreeMemory() -> Bool {
+        guard let trim = GlibcMalloc.mallocTrim else { return false }
+        _ = trim(0)
+        return true
+    }
 }
 
-/// `mallopt` is declared in <malloc.h>, which Swift's Glibc module does not include; it is looked
+/// `mallopt` and `malloc_trim` are declared in <malloc.h>, which Swift's Glibc module does not include; it is looked
 /// up in the C library the process already links, so neither a C shim target nor a header is needed.
 private enum GlibcMalloc {
     typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
@@ -33,12 +44,17 @@ private enum GlibcMalloc {
     static let mmapThreshold: Int32 = -3
     static let arenaMax: Int32 = -8
 
-    static let mallopt: Mallopt? = {
+    typealias MallocTrim = @convention(c) (Int) -> Int32
+
+    static let mallopt: Mallopt? = symbol("mallopt", as: Mallopt.self)
+    static let mallocTrim: MallocTrim? = symbol("malloc_trim", as: MallocTrim.self)
+
+    private static func symbol<F>(_ name: String, as type: F.Type) -> F? {
         #if canImport(Glibc)
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return nil }
-        return unsafeBitCast(symbol, to: Mallopt.self)
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), name) else { return nil }
+        return unsafeBitCast(symbol, to: type)
         #else
         return nil
         #endif
-    }()
+    }
 }

@@ -68,4 +68,31 @@ struct MemoryFootprintTests {
         #expect(UnsafeRawPointer(small).load(fromByteOffset: -MemoryLayout<Int>.size, as: Int.self) & 2 == 0)
     }
     #endif
+
+    @Test("releaseFreeMemory gives free pages in the middle of the heap back: resident before, mostly not after")
+    func trimReleasesFreePages() throws {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        // 8 MiB in 2 KiB blocks (below the mapping threshold, so from the heap), each written so its
+        // pages are resident, then one block above them so freeing them cannot shrink the heap's top.
+        let blocks = (0..<4096).compactMap { _ in malloc(2048) }
+        try #require(blocks.count == 4096)
+        for block in blocks { memset(block, 0x5A, 2048) }
+        let pin = try #require(malloc(2048))
+        defer { free(pin) }
+        // The pages the blocks lie on: once freed they coalesce, and all but the free chunk's first
+        // page (its header) can be given back.
+        let pages = Set(blocks.map { Int(bitPattern: $0) / page * page })
+        for block in blocks { free(block) }
+        func resident(_ pages: Set<Int>) -> Int {
+            var vector: UInt8 = 0
+            return pages.filter { start in
+                mincore(UnsafeMutableRawPointer(bitPattern: start), page, &vector) == 0 && vector & 1 == 1
+            }.count
+        }
+        let candidates = pages.filter { resident([$0]) == 1 }
+        try #require(candidates.count >= 1000, "\(candidates.count) resident free pages to start with")
+        #expect(AllocatorTuning.releaseFreeMemory())
+        // Other tests' threads may take some of the freed blocks again; most pages must have gone.
+        #expect(resident(candidates) < candidates.count / 2, "\(resident(candidates)) of \(candidates.count) still resident")
+    }
 }

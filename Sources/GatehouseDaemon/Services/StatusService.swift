@@ -75,6 +75,7 @@ final class StatusService: Service {
                 } catch {
                     logger.warning("queue maintenance failed: \(error)")
                 }
+                AllocatorTuning.releaseFreeMemory()
                 nextMaintenance = now.adding(seconds: 60)
             }
         }
