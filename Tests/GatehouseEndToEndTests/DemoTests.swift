@@ -16,9 +16,16 @@ struct DemoTests {
 
         // The README's command, read from the README, sent with the headers curl sends for `-d`.
         let command = try Self.readmeCurl()
-        let (status, reply) = try await Self.post(
-            "http://127.0.0.1:\(ingest)\(command.path)", body: command.body,
-            headers: command.headers + [("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "*/*"), ("User-Agent", "curl/8.5.0")])
+        let (status, reply): (Int, String)
+        do {
+            (status, reply) = try await Self.post(
+                "http://127.0.0.1:\(ingest)\(command.path)", body: command.body,
+                headers: command.headers + [("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "*/*"), ("User-Agent", "curl/8.5.0")])
+        } catch {
+            // Seen once in CI under stress-ng ("connection refused"): say what the demo was doing.
+            Issue.record("README curl example: \(error); demo running: \(demo.process.isRunning)\n\(demo.stdout)\n\(demo.stderr.suffix(3000))")
+            return
+        }
         #expect(status == 200 && reply.contains(#""status":"stored""#), "README curl example: \(status) \(reply)")
         // A real form body under that type is still refused, with a reason.
         let (formStatus, formReply) = try await Self.post(

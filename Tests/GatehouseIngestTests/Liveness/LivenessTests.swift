@@ -481,13 +481,15 @@ struct LivenessMonitorTests {
         defer { server.cancel() }
         let url = camera.url(port: try await camera.waitUntilRunning())
         let clock = ManualClock()
-        let fixture = try IngestFixture(devices: Self.camera("a", url: url), clock: clock)
+        // The longest probe deadline: time moves in 10 s steps, so no deadline passes while a probe
+        // that has armed it but not yet the round's next timer is in flight on a busy machine.
+        let fixture = try IngestFixture(devices: Self.camera("a", url: url), extra: "liveness: {timeout_seconds: 120}", clock: clock)
         var logger = Logger(label: "liveness-tests")
         logger.logLevel = .critical
         let monitor = LivenessMonitor(pipeline: fixture.pipeline, settings: fixture.config.liveness, devices: fixture.config.devices, clock: clock, logger: logger)
         let running = Task { await monitor.run() }
-        // Time moves only while the round's own timer is the one armed: no probe is in flight, so
-        // every verdict is the camera's, never a deadline's.
+        // Time moves only while one timer is armed (between probes, the round's own), so every
+        // verdict is the camera's, never a deadline's.
         func probe(until done: @escaping @Sendable () -> Bool) async -> Bool {
             await eventually(timeout: .seconds(60)) {
                 if !done(), clock.pendingTimers == 1 { clock.advance(by: .seconds(10)) }
@@ -499,7 +501,8 @@ struct LivenessMonitorTests {
         #expect(monitor.apply(settings: fixture.config.liveness, devices: fixture.config.devices) == [], "the same config changes nothing")
 
         let changed = try LivenessTests.load(
-            Self.camera("a", url: url).replacingOccurrences(of: "Cam!2025", with: "Cam!2026") + "\n" + Self.camera("b", url: url))
+            Self.camera("a", url: url).replacingOccurrences(of: "Cam!2025", with: "Cam!2026") + "\n" + Self.camera("b", url: url),
+            extra: "liveness: {timeout_seconds: 120}")
         #expect(monitor.apply(settings: changed.liveness, devices: changed.devices) == ["liveness of a changed", "liveness on b"])
         let before = monitor.probes("a")
         #expect(await probe { monitor.probes("b") >= 2 && monitor.probes("a") >= before + 2 })
@@ -507,7 +510,7 @@ struct LivenessMonitorTests {
         #expect(camera.counts.refusedCredentials == 3, "\(camera.counts)")
         #expect(try await fixture.queue.deviceCursor(LivenessMonitor.cursorKey("a")) != nil)
 
-        let onlyB = try LivenessTests.load(Self.camera("b", url: url))
+        let onlyB = try LivenessTests.load(Self.camera("b", url: url), extra: "liveness: {timeout_seconds: 120}")
         #expect(monitor.apply(settings: onlyB.liveness, devices: onlyB.devices) == ["liveness off a"])
         let probedA = monitor.probes("a")
         let probedB = monitor.probes("b")
