@@ -46,6 +46,9 @@ struct DemoCommand: AsyncParsableCommand {
             host: "127.0.0.1", port: receiverPort, hmacSecret: "demo-hmac-secret", recordFile: centreFile,
             logger: logger.withLabel("central"))
         let (listeners, announce) = AsyncStream.makeStream(of: (name: String, port: Int).self)
+        // The run's duration counts from when the devices start, not from before the daemon is
+        // listening: on a busy machine start-up alone can take a good part of a short run.
+        let (devicesStarted, devicesStart) = AsyncStream.makeStream(of: Void.self)
         let parts = DemoParts()
         if let duration, !plan.full {
             say("gatehouse demo: --duration \(Int(duration)) is too short for the whole story (it needs \(Int(DemoStory.Plan.minimumSeconds)) s): no device goes down and the centre stays up")
@@ -92,6 +95,7 @@ struct DemoCommand: AsyncParsableCommand {
                     pusher: pusher, eventsPerSecond: rate, runTag: runTag, logger: logger)
                 let story = DemoStory(plan: plan, fleet: fleet, pusher: pusher, receiver: receiver, adminPort: admin, runTag: runTag)
                 parts.set(fleet: fleet, story: story, pusher: pusher)
+                devicesStart.finish()
                 await withTaskGroup(of: Void.self) { scenes in
                     scenes.addTask { await fleet.run() }
                     scenes.addTask { await story.run() }
@@ -99,6 +103,7 @@ struct DemoCommand: AsyncParsableCommand {
             }
             group.addTask {
                 guard let duration else { return }
+                for await _ in devicesStarted {}
                 try await Task.sleep(for: .seconds(duration))
                 if let story = parts.story {
                     if plan.full, !story.record.finished {
