@@ -28,17 +28,34 @@ struct PostgresCopyRows {
         var buffer = ByteBuffer()
         buffer.reserveCapacity(Self.chunkBytes + 4096)
         for body in bodies {
-            guard let row = try? decoder.decode(Columns.self, from: body), row.isStorable else { return nil }
-            for field in [row.id, row.occurredAt, row.receivedAt, row.site, row.device.id, row.kind, row.priority] {
-                buffer.writeCopyField(field)
-                buffer.writeInteger(UInt8(ascii: "\t"))
+            let written = body.withUnsafeBytes { bytes -> Bool in
+                if let scan = PostgresColumnScan(bytes) {
+                    // The common case: every column a plain string, copied from the body as it is.
+                    for index in 0..<PostgresColumnScan.fieldCount {
+                        if let range = scan.range(index) {
+                            buffer.writeCopyEscaped(UnsafeRawBufferPointer(rebasing: bytes[range]))
+                        } else {
+                            buffer.writeStaticString("\\N")
+                        }
+                        buffer.writeInteger(UInt8(ascii: "\t"))
+                    }
+                } else {
+                    // An escape in a column, or a body the scan cannot walk: decoded as before.
+                    guard let row = try? decoder.decode(Columns.self, from: body), row.isStorable else { return false }
+                    for field in [row.id, row.occurredAt, row.receivedAt, row.site, row.device.id, row.kind, row.priority] {
+                        buffer.writeCopyField(field)
+                        buffer.writeInteger(UInt8(ascii: "\t"))
+                    }
+                    for field in [row.subject?.type, row.subject?.value] {
+                        if let field { buffer.writeCopyField(field) } else { buffer.writeStaticString("\\N") }
+                        buffer.writeInteger(UInt8(ascii: "\t"))
+                    }
+                }
+                buffer.writeCopyEscaped(bytes)
+                buffer.writeInteger(UInt8(ascii: "\n"))
+                return true
             }
-            for field in [row.subject?.type, row.subject?.value] {
-                if let field { buffer.writeCopyField(field) } else { buffer.writeStaticString("\\N") }
-                buffer.writeInteger(UInt8(ascii: "\t"))
-            }
-            body.withUnsafeBytes { buffer.writeCopyEscaped($0) }
-            buffer.writeInteger(UInt8(ascii: "\n"))
+            guard written else { return nil }
             if buffer.readableBytes >= Self.chunkBytes {
                 chunks.append(buffer)
                 buffer = ByteBuffer()
