@@ -1,3 +1,5 @@
+import Foundation
+
 /// The byte ranges of the table's indexed columns inside one stored event body, found by one walk
 /// over its JSON bytes: no `JSONDecoder`, no `String`, nothing allocated.
 ///
@@ -53,19 +55,24 @@ struct PostgresColumnScan {
     fileprivate static func slot(_ key: UnsafeRawBufferPointer, level: Level) -> Int? {
         switch level {
         case .top:
-            if key.elementsEqual("id".utf8) { return 0 }
-            if key.elementsEqual("occurredAt".utf8) { return 1 }
-            if key.elementsEqual("receivedAt".utf8) { return 2 }
-            if key.elementsEqual("site".utf8) { return 3 }
-            if key.elementsEqual("kind".utf8) { return 5 }
-            if key.elementsEqual("priority".utf8) { return 6 }
-            return nil
-        case .device: return key.elementsEqual("id".utf8) ? 4 : nil
-        case .subject:
-            if key.elementsEqual("type".utf8) { return 7 }
-            if key.elementsEqual("value".utf8) { return 8 }
-            return nil
+            switch key.count {
+            case 2: return key.spells("id") ? 0 : nil
+            case 4: return key.spells("site") ? 3 : key.spells("kind") ? 5 : nil
+            case 8: return key.spells("priority") ? 6 : nil
+            case 10: return key.spells("occurredAt") ? 1 : key.spells("receivedAt") ? 2 : nil
+            default: return nil
+            }
+        case .device: return key.spells("id") ? 4 : nil
+        case .subject: return key.spells("type") ? 7 : key.spells("value") ? 8 : nil
         }
+    }
+}
+
+extension UnsafeRawBufferPointer {
+    /// Byte for byte equal to `name` (a key compared without building a String).
+    fileprivate func spells(_ name: StaticString) -> Bool {
+        guard count == name.utf8CodeUnitCount, let base = baseAddress else { return false }
+        return memcmp(base, name.utf8Start, count) == 0
     }
 }
 
@@ -191,10 +198,10 @@ private struct Walk {
                     guard let value = string(), value.plain else { return false }
                     scan.set(slot, value.range)
                 }
-            } else if level == .top, key.elementsEqual("device".utf8) {
+            } else if level == .top, key.spells("device") {
                 guard scan.meet(9) else { return false }
                 guard object(level: .device, into: &scan) else { return false }
-            } else if level == .top, key.elementsEqual("subject".utf8) {
+            } else if level == .top, key.spells("subject") {
                 guard scan.meet(10) else { return false }
                 if !null() {
                     guard object(level: .subject, into: &scan) else { return false }
