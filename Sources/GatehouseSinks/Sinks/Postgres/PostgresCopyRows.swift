@@ -42,11 +42,7 @@ struct PostgresCopyRows {
                 } else {
                     // An escape in a column, or a body the scan cannot walk: decoded as before.
                     guard let row = try? decoder.decode(Columns.self, from: body), row.isStorable else { return false }
-                    for field in [row.id, row.occurredAt, row.receivedAt, row.site, row.device.id, row.kind, row.priority] {
-                        buffer.writeCopyField(field)
-                        buffer.writeInteger(UInt8(ascii: "\t"))
-                    }
-                    for field in [row.subject?.type, row.subject?.value] {
+                    for field in row.fields {
                         if let field { buffer.writeCopyField(field) } else { buffer.writeStaticString("\\N") }
                         buffer.writeInteger(UInt8(ascii: "\t"))
                     }
@@ -67,8 +63,8 @@ struct PostgresCopyRows {
     }
 
     /// The fields the `INSERT` reads with `->>` and `#>>`, decoded only this far: the rest of the
-    /// body goes to the server as it is stored.
-    private struct Columns: Decodable {
+    /// body goes to the server as it is stored. For a body `PostgresColumnScan` leaves to it.
+    struct Columns: Decodable {
         struct Device: Decodable { var id: String }
         struct Subject: Decodable {
             var type: String?
@@ -83,10 +79,10 @@ struct PostgresCopyRows {
         var priority: String
         var subject: Subject?
 
-        var isStorable: Bool {
-            ![id, occurredAt, receivedAt, site, device.id, kind, priority, subject?.type ?? "", subject?.value ?? ""]
-                .contains { $0.utf8.contains(0) }
-        }
+        /// In the order of `columns` before the body; nil is NULL.
+        var fields: [String?] { [id, occurredAt, receivedAt, site, device.id, kind, priority, subject?.type, subject?.value] }
+
+        var isStorable: Bool { !fields.contains { $0?.utf8.contains(0) == true } }
     }
 }
 

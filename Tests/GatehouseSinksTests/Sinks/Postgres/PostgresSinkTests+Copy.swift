@@ -117,24 +117,6 @@ extension PostgresSinkTests {
 /// The byte walk that reads the columns for COPY must read exactly what `JSONDecoder` reads, or
 /// leave the body to it.
 @Suite struct PostgresColumnScanTests {
-    private struct Decoded: Decodable, Equatable {
-        struct Device: Decodable, Equatable { var id: String }
-        struct Subject: Decodable, Equatable {
-            var type: String?
-            var value: String?
-        }
-        var id: String
-        var occurredAt: String
-        var receivedAt: String
-        var site: String
-        var device: Device
-        var kind: String
-        var priority: String
-        var subject: Subject?
-
-        var fields: [String?] { [id, occurredAt, receivedAt, site, device.id, kind, priority, subject?.type, subject?.value] }
-    }
-
     /// The scan's fields as strings, or nil when it leaves the body to the decoder.
     func scanned(_ body: String) -> [String?]? {
         Array(body.utf8).withUnsafeBytes { bytes in
@@ -146,7 +128,7 @@ extension PostgresSinkTests {
     }
 
     func decoded(_ body: String) -> [String?]? {
-        (try? JSONDecoder().decode(Decoded.self, from: Data(body.utf8)))?.fields
+        (try? JSONDecoder().decode(PostgresCopyRows.Columns.self, from: Data(body.utf8)))?.fields
     }
 
     @Test func readsWhatTheDecoderReadsFromEveryStoredEvent() throws {
