@@ -4,21 +4,23 @@
 # on. The server is crashed, BACKLOG events are queued, the server is started again, and the drain
 # is timed from then until the table holds every queued event.
 # Usage: scripts/bench-postgres.sh [--quick]     (--quick: 100,000 events; default 1,000,000)
-#        BATCH=4000 (the sink's batch_max_events); CONNECTIONS=2 (the sink's connections)
+#        BATCH=4000 (the sink's batch_max_events); CONNECTIONS=1 (the sink's connections)
+#        CONNECTIONS=0 leaves the key out (a build from before it); BIN_OVERRIDE=dir runs the
+#        gatehouse and gatehouse-bench binaries in dir instead of building (e.g. a "before" build)
 #        PERF=1: a CPU profile of the daemon's first 10 s of drain (perf report -i OUT/perf.data)
 #        PG_SETTINGS="max_wal_size=8GB …" (server settings, applied by the restart before the drain;
 #        "default" keeps initdb's; the default is docs/district.md's recommendation for an ingest table)
 # Figures land in benchmarks/results/<timestamp>-postgres/ and are printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BACKLOG=1000000; BATCH=${BATCH:-4000}; CONNECTIONS=${CONNECTIONS:-2}
+BACKLOG=1000000; BATCH=${BATCH:-4000}; CONNECTIONS=${CONNECTIONS:-1}
 # What a DBA sets for an ingest table: checkpoints (and the full-page writes after each) kept out
 # of a drain, the table's hot pages in shared memory. fsync and synchronous_commit stay on.
 PG_SETTINGS=${PG_SETTINGS:-max_wal_size=8GB checkpoint_timeout=30min shared_buffers=1GB wal_buffers=64MB}
 if [ "${1:-}" = "--quick" ]; then BACKLOG=100000; fi
 
 BENCH_NAME=postgres; source scripts/bench-common.sh
-bench_build gatehouse gatehouse-bench
+if [ -n "${BIN_OVERRIDE:-}" ]; then BIN=$BIN_OVERRIDE; else bench_build gatehouse gatehouse-bench; fi
 INGEST=$(free_port); ADMIN=$(free_port)
 bench_cleanup_extra() { scripts/postgres-for-tests.sh stop; }
 postgres_env=$(GATEHOUSE_TEST_POSTGRES_FSYNC=on scripts/postgres-for-tests.sh start)
@@ -37,7 +39,7 @@ sinks:
     password: {env: BENCH_PG_PASSWORD}
     table: bench_events
     batch_max_events: $BATCH
-    connections: $CONNECTIONS
+$([ "$CONNECTIONS" = 0 ] || echo "    connections: $CONNECTIONS")
     backoff_max_seconds: 0.2
 YAML
 } > "$WORK/bench.yaml"
