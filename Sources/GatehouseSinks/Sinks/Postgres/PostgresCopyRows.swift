@@ -28,17 +28,30 @@ struct PostgresCopyRows {
         var buffer = ByteBuffer()
         buffer.reserveCapacity(Self.chunkBytes + 4096)
         for body in bodies {
-            guard let row = try? decoder.decode(Columns.self, from: body), row.isStorable else { return nil }
-            for field in [row.id, row.occurredAt, row.receivedAt, row.site, row.device.id, row.kind, row.priority] {
-                buffer.writeCopyField(field)
-                buffer.writeInteger(UInt8(ascii: "\t"))
+            let written = body.withUnsafeBytes { bytes -> Bool in
+                if let scan = PostgresColumnScan(bytes) {
+                    // The common case: every column a plain string, copied from the body as it is.
+                    for index in 0..<PostgresColumnScan.fieldCount {
+                        if let range = scan.range(index) {
+                            buffer.writeCopyEscaped(UnsafeRawBufferPointer(rebasing: bytes[range]))
+                        } else {
+                            buffer.writeStaticString("\\N")
+                        }
+                        buffer.writeInteger(UInt8(ascii: "\t"))
+                    }
+                } else {
+                    // An escape in a column, or a body the scan cannot walk: decoded as before.
+                    guard let row = try? decoder.decode(Columns.self, from: body), row.isStorable else { return false }
+                    for field in row.fields {
+                        if let field { buffer.writeCopyField(field) } else { buffer.writeStaticString("\\N") }
+                        buffer.writeInteger(UInt8(ascii: "\t"))
+                    }
+                }
+                buffer.writeCopyEscaped(bytes)
+                buffer.writeInteger(UInt8(ascii: "\n"))
+                return true
             }
-            for field in [row.subject?.type, row.subject?.value] {
-                if let field { buffer.writeCopyField(field) } else { buffer.writeStaticString("\\N") }
-                buffer.writeInteger(UInt8(ascii: "\t"))
-            }
-            body.withUnsafeBytes { buffer.writeCopyEscaped($0) }
-            buffer.writeInteger(UInt8(ascii: "\n"))
+            guard written else { return nil }
             if buffer.readableBytes >= Self.chunkBytes {
                 chunks.append(buffer)
                 buffer = ByteBuffer()
@@ -50,8 +63,8 @@ struct PostgresCopyRows {
     }
 
     /// The fields the `INSERT` reads with `->>` and `#>>`, decoded only this far: the rest of the
-    /// body goes to the server as it is stored.
-    private struct Columns: Decodable {
+    /// body goes to the server as it is stored. For a body `PostgresColumnScan` leaves to it.
+    struct Columns: Decodable {
         struct Device: Decodable { var id: String }
         struct Subject: Decodable {
             var type: String?
@@ -66,10 +79,10 @@ struct PostgresCopyRows {
         var priority: String
         var subject: Subject?
 
-        var isStorable: Bool {
-            ![id, occurredAt, receivedAt, site, device.id, kind, priority, subject?.type ?? "", subject?.value ?? ""]
-                .contains { $0.utf8.contains(0) }
-        }
+        /// In the order of `columns` before the body; nil is NULL.
+        var fields: [String?] { [id, occurredAt, receivedAt, site, device.id, kind, priority, subject?.type, subject?.value] }
+
+        var isStorable: Bool { !fields.contains { $0?.utf8.contains(0) == true } }
     }
 }
 

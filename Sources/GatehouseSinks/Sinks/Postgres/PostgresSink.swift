@@ -6,14 +6,16 @@ import NIOCore
 import NIOSSL
 import PostgresNIO
 
-/// Writes each batch into a month-partitioned PostgreSQL table in one transaction; a batch is
-/// delivered only when the server answered the COMMIT. A batch goes by `COPY … FROM STDIN`
+/// Writes each batch into a month-partitioned PostgreSQL table in one transaction per connection; a
+/// batch is delivered only when the server answered every COMMIT. A batch goes by `COPY … FROM STDIN`
 /// straight into the table (the cheapest insert the server has); one that meets an id already
 /// stored goes again by `INSERT … ON CONFLICT DO NOTHING`, so a batch whose COMMIT answer was
 /// lost, or a replay, is safe to send again and never duplicates.
 ///
-/// One connection, opened on the first send and after any failure; the runner's backoff (jittered,
-/// on its injected clock) paces reconnection, so this type never sleeps or retries by itself.
+/// `connections` connections (one by default), opened on the first send and after any failure; a
+/// batch is cut into one contiguous part per connection, each its own transaction, and is delivered
+/// only when every part committed. The runner's backoff (jittered, on its injected clock) paces
+/// reconnection, so this type never sleeps or retries by itself.
 public actor PostgresSink: RegisteredSink {
     public nonisolated let name: String
     private let config: PostgresSinkConfig
@@ -22,13 +24,13 @@ public actor PostgresSink: RegisteredSink {
     private let logger: Logger
     /// PostgresNIO's own logging, kept at warning: at debug it would print queries and their values.
     private let libraryLogger: Logger
-    private var connection: PostgresConnection?
+    /// Open connections, opened on the first send and after any failure; as many as a batch uses.
+    private var connections: [PostgresConnection] = []
     private var connectionCount = 0
     /// The UTC month whose partitions were last ensured; a new month ensures them again.
     private var partitionedMonth: String?
-    /// Reads each body's indexed columns for COPY; kept, as a decoder is not free to make.
-    private let decoder = JSONDecoder()
-    /// Batches delivered by COPY and by the `INSERT … ON CONFLICT` fallback, for the tests.
+    /// Parts (whole batches with one connection) delivered by COPY and by the `INSERT … ON
+    /// CONFLICT` fallback, for the tests.
     private(set) var copiedBatches = 0
     private(set) var insertedBatches = 0
 
@@ -55,49 +57,94 @@ public actor PostgresSink: RegisteredSink {
     }
 
     public func send(_ batch: SinkBatch) async -> DeliveryResult {
-        let connection: PostgresConnection
-        do {
-            connection = try await ready()
-        } catch {
-            return await failed(error)
-        }
         let bodies = batch.events.map(\.body)
-        if let rows = PostgresCopyRows(bodies, decoder: decoder) {
+        let open: [PostgresConnection]
+        do {
+            open = try await ready(max(1, min(config.connections, bodies.count)))
+        } catch {
+            return await failed([(error: error, connection: nil)])
+        }
+        // Contiguous parts, one per connection, sent and committed side by side: the server works
+        // on each in its own backend (docs/benchmarks.md, "PostgreSQL sink").
+        let parts = Self.split(bodies, into: open.count)
+        let table = schema.table
+        let insertSQL = schema.insertSQL
+        let logger = libraryLogger
+        let outcomes = await withTaskGroup(of: (Int, PartOutcome).self) { group in
+            for (index, part) in parts.enumerated() {
+                let connection = open[index]
+                group.addTask {
+                    (index, await Self.deliver(part, on: connection, table: table, insertSQL: insertSQL, logger: logger))
+                }
+            }
+            var outcomes = [PartOutcome](repeating: .inserted, count: parts.count)
+            for await (index, outcome) in group { outcomes[index] = outcome }
+            return outcomes
+        }
+        var failures: [(error: any Error, connection: PostgresConnection?)] = []
+        for (index, outcome) in outcomes.enumerated() {
+            switch outcome {
+            case .copied: copiedBatches += 1
+            case .inserted: insertedBatches += 1
+            case .failed(let error): failures.append((error: error, connection: open[index]))
+            }
+        }
+        // The cursor may move only when every part committed: a part that failed (even with the
+        // others committed) fails the batch, and its resend meets the committed rows by the key.
+        guard failures.isEmpty else { return await failed(failures) }
+        return .delivered
+    }
+
+    enum PartOutcome: Sendable {
+        case copied, inserted
+        case failed(any Error)
+    }
+
+    /// `bodies` cut into `count` contiguous parts of nearly equal size (none empty).
+    static func split(_ bodies: [Data], into count: Int) -> [[Data]] {
+        let count = max(1, min(count, bodies.count))
+        return (0..<count).map { part in
+            Array(bodies[(bodies.count * part / count)..<(bodies.count * (part + 1) / count)])
+        }
+    }
+
+    /// One part in one transaction on `connection`: by COPY, or by the insert when COPY cannot
+    /// carry it or meets an id already stored.
+    private static func deliver(
+        _ bodies: [Data], on connection: PostgresConnection, table: String, insertSQL: String, logger: Logger
+    ) async -> PartOutcome {
+        if let rows = PostgresCopyRows(bodies) {
             do {
-                try await run("BEGIN", on: connection)
-                try await connection.copyFrom(
-                    table: schema.table, columns: PostgresCopyRows.columns, logger: libraryLogger
-                ) { writer in
+                try await run("BEGIN", on: connection, logger: logger)
+                try await connection.copyFrom(table: table, columns: PostgresCopyRows.columns, logger: logger) { writer in
                     for chunk in rows.chunks { try await writer.write(chunk) }
                 }
                 // The cursor may move only after this answer: a COMMIT that failed or never answered
                 // leaves the batch queued, and its resend is dropped by the key if it did commit.
-                try await run("COMMIT", on: connection)
-                copiedBatches += 1
-                return .delivered
-            } catch where Self.isDuplicateKey(error) {
+                try await run("COMMIT", on: connection, logger: logger)
+                return .copied
+            } catch where isDuplicateKey(error) {
                 // COPY has no ON CONFLICT: a batch holding an id already stored (a resend after a
                 // lost COMMIT answer, a replay) fails whole. Roll it back and send it by the insert,
                 // which keeps the stored rows and adds only the missing ones.
                 do {
-                    try await run("ROLLBACK", on: connection)
+                    try await run("ROLLBACK", on: connection, logger: logger)
                 } catch {
-                    return await failed(error)
+                    return .failed(error)
                 }
             } catch {
-                return await failed(error)
+                return .failed(error)
             }
         }
         var binds = PostgresBindings(capacity: 1)
         binds.append(bodies.map { String(decoding: $0, as: UTF8.self) })
         do {
-            try await run("BEGIN", on: connection)
-            try await run(PostgresQuery(unsafeSQL: schema.insertSQL, binds: binds), on: connection)
-            try await run("COMMIT", on: connection)
-            insertedBatches += 1
-            return .delivered
+            try await run("BEGIN", on: connection, logger: logger)
+            try await run(PostgresQuery(unsafeSQL: insertSQL, binds: binds), on: connection, logger: logger)
+            try await run("COMMIT", on: connection, logger: logger)
+            return .inserted
         } catch {
-            return await failed(error)
+            return .failed(error)
         }
     }
 
@@ -106,18 +153,35 @@ public actor PostgresSink: RegisteredSink {
     }
 
     public func shutdown() async {
-        guard let connection else { return }
-        self.connection = nil
-        try? await connection.close()
+        let open = connections
+        connections = []
+        for connection in open { try? await connection.close() }
     }
 
-    /// The open connection, or a new one with the table migrated and this month's partitions ready.
-    private func ready() async throws -> PostgresConnection {
-        if let connection, !connection.isClosed {
-            try await ensurePartitions(connection)
-            return connection
+    /// `count` open connections: the first one made migrates the table and readies this month's
+    /// partitions; the others only connect.
+    private func ready(_ count: Int) async throws -> [PostgresConnection] {
+        if connections.contains(where: \.isClosed) { await shutdown() }
+        if let first = connections.first {
+            try await ensurePartitions(first)
+        } else {
+            let opened = try await connect()
+            do {
+                try await schema.migrate(opened, logger: libraryLogger)
+                partitionedMonth = nil
+                try await ensurePartitions(opened)
+            } catch {
+                try? await opened.close()
+                throw error
+            }
+            connections = [opened]
+            logger.info("sink \(name): connected to postgres \(config.host):\(config.port)/\(config.database) as \(config.user)")
         }
-        connection = nil
+        while connections.count < count { connections.append(try await connect()) }
+        return Array(connections.prefix(count))
+    }
+
+    private func connect() async throws -> PostgresConnection {
         var configuration = PostgresConnection.Configuration(
             host: config.host, port: config.port, username: config.user, password: config.password?.value,
             database: config.database, tls: try tls.map { .require(try NIOSSLContext(configuration: $0)) } ?? .disable)
@@ -128,19 +192,7 @@ public actor PostgresSink: RegisteredSink {
             ("application_name", "gatehouse/\(name)"),
         ]
         connectionCount += 1
-        let opened = try await PostgresConnection.connect(
-            configuration: configuration, id: connectionCount, logger: libraryLogger)
-        do {
-            try await schema.migrate(opened, logger: libraryLogger)
-            partitionedMonth = nil
-            try await ensurePartitions(opened)
-        } catch {
-            try? await opened.close()
-            throw error
-        }
-        connection = opened
-        logger.info("sink \(name): connected to postgres \(config.host):\(config.port)/\(config.database) as \(config.user)")
-        return opened
+        return try await PostgresConnection.connect(configuration: configuration, id: connectionCount, logger: libraryLogger)
     }
 
     private func ensurePartitions(_ connection: PostgresConnection) async throws {
@@ -152,25 +204,31 @@ public actor PostgresSink: RegisteredSink {
     }
 
     /// Runs a statement to its end: PostgresNIO reports some errors only while its rows are read.
-    private func run(_ query: PostgresQuery, on connection: PostgresConnection) async throws {
-        for try await _ in try await connection.query(query, logger: libraryLogger) {}
+    private static func run(_ query: PostgresQuery, on connection: PostgresConnection, logger: Logger) async throws {
+        for try await _ in try await connection.query(query, logger: logger) {}
     }
 
-    /// Maps an error to the runner's outcome; rolls back (keeping the connection) after a refused
-    /// batch, and drops the connection after anything else so the next send starts clean.
-    private func failed(_ error: any Error) async -> DeliveryResult {
-        let failure = Self.classify(error, config: config)
-        if failure.keepConnection, let connection {
-            do {
-                try await run("ROLLBACK", on: connection)
-            } catch {
-                await shutdown()
+    /// Maps the first failure (in batch order) to the runner's outcome. Rolls back a part the
+    /// server refused or timed out, keeping its connection; anything else drops every connection,
+    /// so the next send starts clean (and migrates the table again if it was dropped).
+    private func failed(_ failures: [(error: any Error, connection: PostgresConnection?)]) async -> DeliveryResult {
+        var closeAll = false
+        for (error, connection) in failures {
+            let failure = Self.classify(error, config: config)
+            if failure.keepConnection, let connection {
+                do {
+                    try await Self.run("ROLLBACK", on: connection, logger: libraryLogger)
+                } catch {
+                    closeAll = true
+                }
+            } else {
+                closeAll = true
             }
-        } else {
-            await shutdown()
+            if failure.tableMissing { partitionedMonth = nil }
         }
-        if failure.tableMissing { partitionedMonth = nil }
-        return failure.result
+        if closeAll { await shutdown() }
+        guard let first = failures.first else { return .delivered }
+        return Self.classify(first.error, config: config).result
     }
 
     struct Failure {

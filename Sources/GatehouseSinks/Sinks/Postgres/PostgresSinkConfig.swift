@@ -23,12 +23,15 @@ public struct PostgresSinkConfig: SinkSettings {
     public var clientCertificateFile: String?
     public var clientKeyFile: String?
     public var tlsRequired: Bool
+    /// Connections a batch is spread over: each takes a contiguous part of it, in its own
+    /// transaction, and the batch is delivered only when every part committed.
+    public var connections: Int
 
     public init(
         host: String, port: Int = 5432, database: String, user: String, password: Secret? = nil,
         table: String = "gatehouse_events", partitionsAhead: Int = 3, statementTimeoutSeconds: Double = 30,
         connectTimeoutSeconds: Double = 5, caFile: String? = nil, clientCertificateFile: String? = nil,
-        clientKeyFile: String? = nil, tlsRequired: Bool = false
+        clientKeyFile: String? = nil, tlsRequired: Bool = false, connections: Int = 1
     ) {
         self.host = host
         self.port = port
@@ -43,6 +46,7 @@ public struct PostgresSinkConfig: SinkSettings {
         self.clientCertificateFile = clientCertificateFile
         self.clientKeyFile = clientKeyFile
         self.tlsRequired = tlsRequired
+        self.connections = connections
     }
 
     var usesTLS: Bool { tlsRequired || caFile != nil || clientCertificateFile != nil }
@@ -72,7 +76,7 @@ public struct PostgresSinkConfig: SinkSettings {
             statementTimeoutSeconds: map.double("statement_timeout_seconds", default: 30, range: 0.1...3600),
             connectTimeoutSeconds: map.double("connect_timeout_seconds", default: 5, range: 0.1...300),
             caFile: tls.caFile, clientCertificateFile: tls.clientCertificateFile, clientKeyFile: tls.clientKeyFile,
-            tlsRequired: tlsRequired)
+            tlsRequired: tlsRequired, connections: map.int("connections", default: 1, range: 1...8))
         guard host != nil, database != nil, user != nil else { return nil }
         return config
     }

@@ -113,3 +113,75 @@ extension PostgresSinkTests {
         #expect(text(rows.chunks).split(separator: "\n").count == 600)
     }
 }
+
+/// The byte walk that reads the columns for COPY must read exactly what `JSONDecoder` reads, or
+/// leave the body to it.
+@Suite struct PostgresColumnScanTests {
+    /// The scan's fields as strings, or nil when it leaves the body to the decoder.
+    func scanned(_ body: String) -> [String?]? {
+        Array(body.utf8).withUnsafeBytes { bytes in
+            guard let scan = PostgresColumnScan(bytes) else { return nil }
+            return (0..<PostgresColumnScan.fieldCount).map { index in
+                scan.range(index).map { String(decoding: bytes[$0], as: UTF8.self) }
+            }
+        }
+    }
+
+    func decoded(_ body: String) -> [String?]? {
+        (try? JSONDecoder().decode(PostgresCopyRows.Columns.self, from: Data(body.utf8)))?.fields
+    }
+
+    @Test func readsWhatTheDecoderReadsFromEveryStoredEvent() throws {
+        let now = Timestamp.now
+        let subjects: [Subject?] = [nil, Subject(type: .card, value: "hmac-sha256:ab"), Subject(type: .plate, value: nil),
+                                    Subject(type: .plate, value: "川F1***5")]
+        for (index, subject) in subjects.enumerated() {
+            let event = Event(
+                id: EventIDGenerator().next(), kind: .doorForced, occurredAt: now, receivedAt: now, site: "小区-\(index)",
+                device: DeviceRef(id: "door-\(index)", vendor: "acme", model: "X{1}", type: .doorController), point: "p",
+                subject: subject,
+                attributes: ["nested": .object(["id": .string("not the device"), "list": .array([.number(1), .null, .bool(true)])]),
+                             "site": .string("an attribute named site")],
+                source: Source(driver: "test"))
+            let body = try #require(String(data: try EventCoding.encode(event), encoding: .utf8))
+            let fields = try #require(scanned(body), "\(body)")
+            #expect(fields == decoded(body))
+        }
+    }
+
+    @Test func agreesWithTheDecoderOnHandWrittenBodies() {
+        let base = #""id":"i","occurredAt":"o","receivedAt":"r","site":"s","kind":"k","priority":"p""#
+        let bodies = [
+            "{\(base),\"device\":{\"vendor\":\"v\",\"id\":\"d\"}}",
+            " {\n\t\(base) , \"device\" : { \"id\" : \"d\" } , \"subject\" : null } \n",
+            "{\(base),\"device\":{\"id\":\"d\"},\"subject\":{\"type\":null,\"value\":\"v\"}}",
+            "{\(base),\"device\":{\"id\":\"d\"},\"subject\":{\"type\":\"card\"}}",
+            "{\(base),\"device\":{\"id\":\"d\"},\"a\":[{\"device\":{\"id\":\"x\"}},\"]}\\\"\",-1.5e3,false],\"b\":{}}",
+            "{\(base),\"device\":{\"id\":\"d\"},\"subject\":{}}",
+        ]
+        for body in bodies {
+            #expect(scanned(body) != nil, "\(body)")
+            #expect(scanned(body) == decoded(body), "\(body)")
+        }
+    }
+
+    @Test func leavesToTheDecoderWhatItCannotReadPlainly() {
+        let base = #""id":"i","occurredAt":"o","receivedAt":"r","kind":"k","priority":"p","device":{"id":"d"}"#
+        for body in [
+            "{\(base),\"site\":\"a\\\"b\"}",          // an escape in a column
+            "{\(base),\"s\\u0069te\":\"s\"}",          // an escaped key that spells a column
+            "{\(base),\"site\":5}",                    // a column that is not a string
+            "{\(base)}",                               // a missing column
+            "{\(base),\"site\":\"s\"",                 // cut short
+            "{\(base),\"site\":\"s\"} trailing",
+            "{\(base),\"site\":\"s\",\"subject\":{\"type\":7}}",
+            "{\(base),\"site\":\"s\",\"subject\":\"card\"}",
+            "{\(base),\"site\":\"s\",\"site\":\"t\"}",  // a repeated column: the decoder keeps the first
+            "{\(base),\"site\":\"s\",\"device\":{\"id\":\"e\"}}",
+            "{\(base),\"site\":\"a\u{0}b\"}",          // a raw NUL
+            "[1]", "", "not json",
+        ] {
+            #expect(scanned(body) == nil, "\(body)")
+        }
+    }
+}

@@ -16,14 +16,15 @@ struct PostgresSinkTests {
 
     func sinkConfig(
         table: String, name: String = "warehouse", user: String? = nil, password: String? = nil, batch: Int = 100,
-        partitionsAhead: Int = 2, backoffMax: Double = 0.5
+        partitionsAhead: Int = 2, backoffMax: Double = 0.5, connections: Int = 1, statementTimeout: Double = 30
     ) -> SinkConfig {
         SinkConfig(
             name: name, batchMaxEvents: batch, backoffInitialSeconds: 0.05, backoffMaxSeconds: backoffMax,
             settings: PostgresSinkConfig(
                 host: postgres.host, port: postgres.port, database: postgres.database, user: user ?? postgres.user,
                 password: Secret(value: password ?? postgres.password, origin: "test"), table: table,
-                partitionsAhead: partitionsAhead, statementTimeoutSeconds: 30, connectTimeoutSeconds: 5))
+                partitionsAhead: partitionsAhead, statementTimeoutSeconds: statementTimeout, connectTimeoutSeconds: 5,
+                connections: connections))
     }
 
     /// Events of one kind at the given times (now by default), appended in order.
