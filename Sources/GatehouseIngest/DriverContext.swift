@@ -31,6 +31,11 @@ public struct DriverContext: Sendable {
         try await pipeline.quarantine(record)
     }
 
+    /// Runs one pushed request within the queue's admission limit (`EventQueue.admitting`).
+    func admitting<T>(_ request: () async throws -> T) async throws -> T {
+        try await pipeline.queue.admitting(request)
+    }
+
     /// What a driver may do for one device.
     public func device(_ device: DeviceConfig) -> DeviceContext {
         DeviceContext(device: device, pipeline: pipeline, clock: clock)
