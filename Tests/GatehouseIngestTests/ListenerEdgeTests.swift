@@ -200,4 +200,15 @@ struct ListenerEdgeTests {
         #expect(try await fixture.events().contains { $0.kind == .doorOpened })
         await fixture.finish()
     }
+    @Test("a body read past request_timeout_seconds is ended by the deadline sweep; a finished one is forgotten")
+    func bodyDeadlines() async throws {
+        let deadlines = BodyDeadlines()
+        let expired = Mutex<[String]>([])
+        let late = deadlines.register(timeout: .zero) { expired.withLock { $0.append("late") } }
+        let onTime = deadlines.register(timeout: .hours(1)) { expired.withLock { $0.append("on time") } }
+        deadlines.finished(onTime)
+        #expect(await eventually { expired.withLock { $0 } == ["late"] })
+        #expect(deadlines.registered == 0)
+        deadlines.finished(late)
+    }
 }
