@@ -16,14 +16,7 @@ cd "$(dirname "$0")/.."
 REQUESTS=${1:-20000}
 [ "$REQUESTS" = --quick ] && REQUESTS=5000
 BENCH_NAME=profile; source scripts/bench-common.sh
-if [ -z "${BIN_OVERRIDE:-}" ]; then bench_build gatehouse gatehouse-bench gatehouse-sim; else BIN=$BIN_OVERRIDE; fi
-INGEST=$(free_port); ADMIN=$(free_port); CENTRAL=$(free_port)
-{
-  bench_push_site
-  bench_central_sink
-} > "$WORK/bench.yaml"
-echo "$BIN" > "$OUT/binary.txt"
-bench_start_push_daemon
+bench_push_daemon_with_central_sink
 TICK=$(getconf CLK_TCK)
 depth() { curl -sf "http://127.0.0.1:$ADMIN/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["queue"]["depth"])'; }
 drained() { for _ in $(seq 1 600); do [ "$(depth)" = 0 ] && break; sleep 0.2; done; sleep 1; }
@@ -37,7 +30,7 @@ load 500 ""   # warm-up: connections, first-use caches, the devices' online even
 drained
 c0=$(cpu)
 if [ -z "${NO_PERF:-}" ]; then
-  perf record -F 999 -g -p "$DAEMON" -o "$OUT/perf.data" 2> "$WORK/perf.log" &
+  perf record -F 999 -g -p "$DAEMON" -o "$WORK/perf.data" 2> "$WORK/perf.log" &
   PERF=$!
   sleep 1
 fi
@@ -48,18 +41,18 @@ drained
 c1=$(cpu)
 if [ -n "${PERF:-}" ]; then kill -INT "$PERF"; wait "$PERF" 2>/dev/null || true; fi
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
-python3 - "$OUT/http.json" "$((c1 - c0))" "$TICK" "$LOAD" "$t0" "$t1" <<'PY' | tee "$OUT/summary.txt"
+python3 - "$OUT/http.json" "$((c1 - c0))" "$TICK" "$LOAD" "$t0" "$t1" "${NO_PERF:+off}" <<'PY' | tee "$OUT/summary.txt"
 import json, sys
-path, ticks, tick, load, t0, t1 = sys.argv[1:]
+path, ticks, tick, load, t0, t1, sampling = sys.argv[1:]
 r = json.load(open(path)); events = r["counts"]["succeeded"]
 print(f"{events} single-event requests, 10 connections: {events / (float(t1) - float(t0)):.0f} req/s, "
       f"p99 {r['latencyMs']['p99']:.1f} ms, {int(ticks) / int(tick) * 1000 / max(events, 1):.3f} CPU-ms per event "
-      f"(delivery included, perf sampling on; load {load})")
+      f"(delivery included, perf sampling {sampling or 'on'}; load {load})")
 PY
-if [ -f "$OUT/perf.data" ]; then
+if [ -f "$WORK/perf.data" ]; then
   for mode in "--no-children" "--children"; do
     echo "-- top functions, $mode (share of samples)" | tee -a "$OUT/summary.txt"
-    perf report -i "$OUT/perf.data" $mode --sort symbol --stdio -g none --percent-limit 0.7 2>/dev/null \
+    perf report -i "$WORK/perf.data" $mode --sort symbol --stdio -g none --percent-limit 0.7 2>/dev/null \
       | grep -E '^ +[0-9]' | head -45 | swift-demangle --simplified | cut -c1-200 | tee -a "$OUT/summary.txt"
   done
 fi

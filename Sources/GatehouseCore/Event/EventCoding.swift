@@ -26,84 +26,64 @@ extension Event {
     /// Writes `jsonValue`'s text (keys sorted, optionals left out) without building the tree.
     /// Every literal key below is in sorted order; `EventSchemaTests` compares the two forms.
     func writeJSON(to out: inout String) {
-        var first = true
-        func key(_ name: StaticString) {
+        /// A member's key, after `{` when it is the object's first (`first`), else after `,`.
+        func key(_ name: StaticString, _ first: inout Bool) {
             out += first ? "{\"" : ",\""
             first = false
             out += name.description
             out += "\":"
         }
-        func string(_ name: StaticString, _ value: String?) {
+        func string(_ name: StaticString, _ value: String?, _ first: inout Bool) {
             guard let value else { return }
-            key(name)
+            key(name, &first)
             JSONValue.writeString(value, to: &out)
         }
+        var top = true
         if let alarm {
-            key("alarm")
+            key("alarm", &top)
             alarm.jsonValue.write(to: &out)
         }
         if let attributes {
-            key("attributes")
+            key("attributes", &top)
             JSONValue.object(attributes).write(to: &out)
         }
-        key("device")
-        out += "{\"id\":"
-        JSONValue.writeString(device.id, to: &out)
-        if let model = device.model {
-            out += ",\"model\":"
-            JSONValue.writeString(model, to: &out)
-        }
-        out += ",\"type\":"
-        JSONValue.writeString(device.type.rawValue, to: &out)
-        out += ",\"vendor\":"
-        JSONValue.writeString(device.vendor, to: &out)
+        key("device", &top)
+        var inner = true
+        string("id", device.id, &inner)
+        string("model", device.model, &inner)
+        string("type", device.type.rawValue, &inner)
+        string("vendor", device.vendor, &inner)
         out += "}"
-        string("direction", direction?.rawValue)
-        string("id", id.description)
-        string("kind", kind.rawValue)
-        string("occurredAt", occurredAt.rfc3339)
-        string("point", point)
-        string("priority", priority.rawValue)
-        string("receivedAt", receivedAt.rfc3339)
-        string("result", result?.rawValue)
-        string("schema", schema)
-        string("site", site)
-        key("source")
-        var sourceFirst = true
-        func sourceField(_ name: StaticString, _ value: String?) {
-            guard let value else { return }
-            out += sourceFirst ? "{\"" : ",\""
-            sourceFirst = false
-            out += name.description
-            out += "\":"
-            JSONValue.writeString(value, to: &out)
-        }
-        sourceField("dedupKey", source.dedupKey)
-        sourceField("deviceTime", source.deviceTime)
-        sourceField("driver", source.driver)
-        sourceField("fingerprint", source.fingerprint)
-        sourceField("profile", source.profile)
+        string("direction", direction?.rawValue, &top)
+        string("id", id.description, &top)
+        string("kind", kind.rawValue, &top)
+        string("occurredAt", occurredAt.rfc3339, &top)
+        string("point", point, &top)
+        string("priority", priority.rawValue, &top)
+        string("receivedAt", receivedAt.rfc3339, &top)
+        string("result", result?.rawValue, &top)
+        string("schema", schema, &top)
+        string("site", site, &top)
+        key("source", &top)
+        inner = true
+        string("dedupKey", source.dedupKey, &inner)
+        string("deviceTime", source.deviceTime, &inner)
+        string("driver", source.driver, &inner)
+        string("fingerprint", source.fingerprint, &inner)
+        string("profile", source.profile, &inner)
         out += "}"
-        string("state", state?.rawValue)
+        string("state", state?.rawValue, &top)
         if let subject {
-            key("subject")
-            var subjectFirst = true
-            func subjectField(_ name: StaticString, _ value: String?) {
-                guard let value else { return }
-                out += subjectFirst ? "{\"" : ",\""
-                subjectFirst = false
-                out += name.description
-                out += "\":"
-                JSONValue.writeString(value, to: &out)
-            }
-            subjectField("color", subject.color)
-            subjectField("treatment", subject.treatment?.rawValue)
-            subjectField("type", subject.type.rawValue)
-            subjectField("value", subject.value)
+            key("subject", &top)
+            inner = true
+            string("color", subject.color, &inner)
+            string("treatment", subject.treatment?.rawValue, &inner)
+            string("type", subject.type.rawValue, &inner)
+            string("value", subject.value, &inner)
             out += "}"
         }
-        string("timeReason", timeReason)
-        string("timeSource", timeSource?.rawValue)
+        string("timeReason", timeReason, &top)
+        string("timeSource", timeSource?.rawValue, &top)
         out += "}"
     }
 
