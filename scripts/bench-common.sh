@@ -86,3 +86,12 @@ bench_start_push_daemon() {
   done
   echo "daemon did not start:"; cat "$WORK/daemon.log"; exit 1
 }
+
+# The usual push benchmark in one call: binaries built (or BIN_OVERRIDE's), free ports, the 50 push
+# devices with the central HTTP sink, receiver and daemon started (DAEMON is its pid).
+bench_push_daemon_with_central_sink() {
+  if [ -z "${BIN_OVERRIDE:-}" ]; then bench_build gatehouse gatehouse-bench gatehouse-sim; else BIN=$BIN_OVERRIDE; fi
+  INGEST=$(free_port); ADMIN=$(free_port); CENTRAL=$(free_port)
+  { bench_push_site; bench_central_sink; } > "$WORK/bench.yaml"
+  bench_start_push_daemon
+}

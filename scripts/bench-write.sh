@@ -8,13 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-20}
 BENCH_NAME=write; source scripts/bench-common.sh
-if [ -z "${BIN_OVERRIDE:-}" ]; then bench_build gatehouse gatehouse-bench gatehouse-sim; else BIN=$BIN_OVERRIDE; fi
-INGEST=$(free_port); ADMIN=$(free_port); CENTRAL=$(free_port)
-{
-  bench_push_site
-  bench_central_sink
-} > "$WORK/bench.yaml"
-bench_start_push_daemon
+bench_push_daemon_with_central_sink
 TICK=$(getconf CLK_TCK)
 sample() { # write_bytes cpu_ticks committed_events commits depth
   local wb cpu q

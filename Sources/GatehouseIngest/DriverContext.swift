@@ -31,6 +31,11 @@ public struct DriverContext: Sendable {
         try await pipeline.quarantine(record)
     }
 
+    /// Runs one pushed request within the queue's admission limit (`EventQueue.admitting`).
+    func admitting<T>(_ request: () async throws -> T) async throws -> T {
+        try await pipeline.queue.admitting(request)
+    }
+
     /// What a driver may do for one device.
     public func device(_ device: DeviceConfig) -> DeviceContext {
         DeviceContext(device: device, pipeline: pipeline, clock: clock)
@@ -43,8 +48,6 @@ public struct DriverContext: Sendable {
 public struct DeviceContext: Sendable {
     /// The device's entry in the config.
     public let config: DeviceConfig
-    /// The driver's logger with `gatehouse.device` set.
-    public let logger: Logger
     public let clock: any DriverClock
     private let pipeline: IngestPipeline
 
@@ -52,9 +55,14 @@ public struct DeviceContext: Sendable {
         self.config = device
         self.pipeline = pipeline
         self.clock = clock
+    }
+
+    /// The driver's logger with `gatehouse.device` set. Made when asked for: a context is made
+    /// for every pushed request, and most never log.
+    public var logger: Logger {
         var logger = pipeline.logger
-        logger[metadataKey: "gatehouse.device"] = "\(device.id)"
-        self.logger = logger
+        logger[metadataKey: "gatehouse.device"] = "\(config.id)"
+        return logger
     }
 
     /// The device's `options:`, typed by the driver's declarations, defaults behind them.

@@ -20,6 +20,8 @@ public final class EventQueue: Sendable {
     let logger: Logger
     private let settings: Mutex<Settings>
     private let pending = Mutex<PendingState>(PendingState())
+    /// Requests inside `admitting`: counted from a pushed request's arrival, not from its append.
+    private let requestsInFlight = Atomic<Int>(0)
     /// Wakes the group committer when an append is waiting or the queue is closed.
     private let committerWake = WakeUpSignal()
     private let subscribers = Mutex<[Int: WakeUpSignal]>([:])
@@ -176,6 +178,24 @@ public final class EventQueue: Sendable {
 
     /// Appends waiting for the group commit now.
     public var waitingAppends: Int { pending.withLock { $0.items.count } }
+
+    /// Runs a request that will append (a device's push) unless `queue.max_waiting_appends`
+    /// requests are already between their arrival and their reply; then throws
+    /// `QueueOverloadedError` at once, before the body is read.
+    ///
+    /// The line in front of the committer alone does not see overload when the CPU, not the
+    /// commit, is what is short: requests then wait for their turn to be read, decoded and
+    /// built, and reach the committer one by one, late, with the line nearly empty.
+    public func admitting<T>(_ request: () async throws -> T) async throws -> T {
+        let maxWaiting = settings.withLock { $0.maxWaitingAppends }
+        let inFlight = requestsInFlight.wrappingAdd(1, ordering: .relaxed).newValue
+        defer { requestsInFlight.wrappingSubtract(1, ordering: .relaxed) }
+        guard inFlight <= maxWaiting else { throw QueueOverloadedError(waiting: inFlight - 1) }
+        return try await request()
+    }
+
+    /// Requests inside `admitting` now.
+    public var admittedRequests: Int { requestsInFlight.load(ordering: .relaxed) }
 
     /// Commits in a transaction of its own, without the group committer (CLI tools, replay).
     /// `deduplicate: false` re-queues events that were accepted before (an event a sink's target

@@ -156,12 +156,13 @@ public struct QueueFullError: Error, Sendable, CustomStringConvertible {
     public var description: String
 }
 
-/// Raised when more appends wait for the group commit than `queue.max_waiting_appends`: the
-/// caller is refused at once (503 with Retry-After) instead of queueing for ever longer.
+/// Raised when more appends wait for the group commit, or more pushed requests wait for their
+/// reply, than `queue.max_waiting_appends`: the caller is refused at once (503 with Retry-After)
+/// instead of queueing for ever longer.
 public struct QueueOverloadedError: Error, Sendable, CustomStringConvertible {
     public var waiting: Int
     public var description: String {
-        "\(waiting) requests are already waiting for the queue's commit (queue.max_waiting_appends); nothing was stored"
+        "\(waiting) requests are already waiting for the queue (queue.max_waiting_appends); nothing was stored"
     }
 }
 

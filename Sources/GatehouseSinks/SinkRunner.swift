@@ -94,8 +94,8 @@ public final class SinkRunner: Sendable {
         while !shouldStop {
             let events: [StoredEvent]
             if let next = readAhead {
-                events = next
                 readAhead = nil
+                events = await lingered(next, after: readPosition)
             } else {
                 do {
                     events = try await queue.nextBatch(sink: name, maxEvents: batchMaxEvents, after: readPosition)
@@ -150,6 +150,18 @@ public final class SinkRunner: Sendable {
         }
         // stop(): the batch delivered last is recorded before run() returns.
         _ = await acknowledgeDelivered(delivered)
+    }
+
+    /// A batch read while the previous one was sent means events keep coming: when it is not
+    /// full it waits `batch_linger_seconds` (cut short by `stop()`) and is read again, fuller, so
+    /// a steady trickle does not cost a POST and a delivery record per commit. The first events
+    /// after an idle spell are read by the main loop itself and go at once.
+    private func lingered(_ batch: [StoredEvent], after position: [Int: Int64]) async -> [StoredEvent] {
+        let linger = config.batchLingerSeconds
+        guard linger > 0, !batch.isEmpty, batch.count < batchMaxEvents else { return batch }
+        await stopWake.wait(timeout: .milliseconds(Int64(linger * 1000)), clock: clock)
+        if shouldStop { return batch }
+        return (try? await queue.nextBatch(sink: name, maxEvents: batchMaxEvents, after: position)) ?? batch
     }
 
     /// The batch after `position`, or nil when reading failed or the runner is stopping; the

@@ -97,6 +97,14 @@ struct EventSchemaTests {
         }
     }
 
+    @Test("the encoding written straight out is the text of the event's JSON value tree")
+    func directEncodingMatchesTheTree() throws {
+        for event in Self.samples() + [Self.fullVehicleEntry(), Self.minimalEvent(kind: .deviceOnline, now: Self.t0)] {
+            let direct = String(decoding: try EventCoding.encode(event), as: UTF8.self)
+            #expect(direct == event.jsonValue.jsonText)
+        }
+    }
+
     @Test("the encoding is compact, sorted and does not escape slashes")
     func canonicalForm() throws {
         let event = Self.fullVehicleEntry()

@@ -169,4 +169,46 @@ struct ListenerEdgeTests {
         #expect(try await waiting.value.allSatisfy(\.isAccepted))
         await fixture.finish()
     }
+    @Test("pushes not yet at the committer count too: over queue.max_waiting_appends unanswered, the next gets 503 overloaded before its body is read")
+    func overloadedBeforeTheCommit() async throws {
+        let (fixture, server, port) = try await Self.serve(Self.extra + "\nqueue: {max_waiting_appends: 2}")
+        defer { server.cancel() }
+        // Two requests whose bodies are still on their way: in the listener, nowhere near the
+        // committer, as requests are when the CPU (not the commit) is what is short.
+        var slow: [Int32] = []
+        defer { for fd in slow { close(fd) } }
+        for _ in 0..<2 {
+            let fd = try LoopbackPort.connect(port: port)
+            slow.append(fd)
+            let part = Array((Self.head + "Content-Length: 100\r\n\r\n{").utf8)
+            _ = part.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        }
+        #expect(await eventually { fixture.queue.admittedRequests == 2 })
+        #expect(fixture.queue.waitingAppends == 0)
+        let body = #"{"kind":"door.opened"}"#
+        let request = Self.head + "Connection: close\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
+        let (refused, _) = try await Self.exchange(port: port, [request])
+        #expect(refused.hasPrefix("HTTP/1.1 503"), "\(refused)")
+        #expect(refused.lowercased().contains("retry-after: \(PushRefusal.overloadedRetryAfterSeconds)"), "\(refused)")
+        #expect(refused.contains("\"error\":\"overloaded\""), "\(refused)")
+        // Once the slow senders are gone the line is free again and the same request is stored.
+        for fd in slow { close(fd) }
+        slow = []
+        #expect(await eventually { fixture.queue.admittedRequests == 0 })
+        let (stored, _) = try await Self.exchange(port: port, [request])
+        #expect(stored.hasPrefix("HTTP/1.1 200"), "\(stored)")
+        #expect(try await fixture.events().contains { $0.kind == .doorOpened })
+        await fixture.finish()
+    }
+    @Test("a body read past request_timeout_seconds is ended by the deadline sweep; a finished one is forgotten")
+    func bodyDeadlines() async throws {
+        let deadlines = BodyDeadlines()
+        let expired = Mutex<[String]>([])
+        let late = deadlines.register(timeout: .zero) { expired.withLock { $0.append("late") } }
+        let onTime = deadlines.register(timeout: .hours(1)) { expired.withLock { $0.append("on time") } }
+        deadlines.finished(onTime)
+        #expect(await eventually { expired.withLock { $0 } == ["late"] })
+        #expect(deadlines.registered == 0)
+        deadlines.finished(late)
+    }
 }

@@ -128,6 +128,38 @@ import Testing
         #expect(runner.status.rejectedEvents == 1)
         #expect(runner.status.deliveredEvents == 149)
     }
+
+    /// `batch_linger_seconds`: a batch read while the previous one was in flight (events keep
+    /// coming) and not full waits the linger and is read again, fuller; the first batch after an
+    /// idle spell goes at once. Steps only, on a `ManualClock`: the linger ends when the test advances it.
+    @Test func whileEventsKeepComingASmallBatchLingersToFillUp() async throws {
+        let store = try await TestQueue(sinks: ["central"])
+        defer { store.remove() }
+        let events = try await store.append(51, .accessGranted)
+        let sink = AnsweredSink()
+        let clock = ManualClock()
+        var lingering = config(batch: 50)
+        lingering.batchLingerSeconds = 5
+        let runner = SinkRunner(sink: sink, config: lingering, queue: store.queue, logger: testLogger(), clock: clock)
+        let task = Task { await runner.run() }
+
+        // The first batch goes without the clock moving: no linger after idle.
+        #expect(await eventually { sink.waiting == 1 && sink.batches.count == 1 })
+        #expect(sink.batches.first?.count == 50)
+        #expect(sink.answer(.delivered))
+        // The 51st event was read while the first batch was in flight: it waits for company.
+        #expect(await eventually { clock.pendingTimers == 1 })
+        #expect(sink.batches.count == 1)
+        let more = try await store.append(3, .accessGranted)
+        clock.advance(by: .seconds(5))
+        #expect(await eventually { sink.waiting == 1 && sink.batches.count == 2 })
+        #expect(sink.batches.last?.map(eventID) == ([events[50]] + more).map(\.id.description))
+        #expect(sink.answer(.delivered))
+        #expect(await eventually { try await store.queue.lag(sink: "central") == 0 })
+        runner.stop()
+        await task.value
+        #expect(runner.status.deliveredBatches == 2)
+    }
 }
 
 /// A sink that answers each send when the test calls `answer`, or at once with `rule`. It records

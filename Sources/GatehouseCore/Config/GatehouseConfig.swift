@@ -168,14 +168,21 @@ public struct SinkConfig: Sendable, Equatable {
     public var batchMaxEvents: Int
     public var backoffInitialSeconds: Double
     public var backoffMaxSeconds: Double
+    /// While events keep arriving, how long a runner waits to fill a batch that is not full
+    /// before sending it (`batch_linger_seconds`); the first events after an idle spell go at once.
+    public var batchLingerSeconds: Double
     /// The sink type's own section, read by that type (see `SinkReader`); Core never looks inside.
     public var settings: any SinkSettings
 
-    public init(name: String, batchMaxEvents: Int = 500, backoffInitialSeconds: Double = 0.2, backoffMaxSeconds: Double = 10, settings: any SinkSettings) {
+    public init(
+        name: String, batchMaxEvents: Int = 500, backoffInitialSeconds: Double = 0.2, backoffMaxSeconds: Double = 10,
+        batchLingerSeconds: Double = 0, settings: any SinkSettings
+    ) {
         self.name = name
         self.batchMaxEvents = batchMaxEvents
         self.backoffInitialSeconds = backoffInitialSeconds
         self.backoffMaxSeconds = backoffMaxSeconds
+        self.batchLingerSeconds = batchLingerSeconds
         self.settings = settings
     }
 
@@ -185,6 +192,7 @@ public struct SinkConfig: Sendable, Equatable {
     public static func == (lhs: SinkConfig, rhs: SinkConfig) -> Bool {
         lhs.name == rhs.name && lhs.batchMaxEvents == rhs.batchMaxEvents
             && lhs.backoffInitialSeconds == rhs.backoffInitialSeconds && lhs.backoffMaxSeconds == rhs.backoffMaxSeconds
+            && lhs.batchLingerSeconds == rhs.batchLingerSeconds
             && lhs.settings.isEqual(to: rhs.settings)
     }
 }

@@ -41,11 +41,11 @@ extension JSONValue {
             out += "]"
         case .object(let members):
             out += "{"
-            for (index, key) in members.keys.sorted().enumerated() {
+            for (index, member) in members.sorted(by: { $0.key < $1.key }).enumerated() {
                 if index > 0 { out += "," }
-                Self.writeString(key, to: &out)
+                Self.writeString(member.key, to: &out)
                 out += ":"
-                members[key]?.write(to: &out)
+                member.value.write(to: &out)
             }
             out += "}"
         }
@@ -53,6 +53,12 @@ extension JSONValue {
 
     static func writeString(_ value: String, to out: inout String) {
         out += "\""
+        // Most strings need no escape: appended whole rather than scalar by scalar.
+        guard value.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) else {
+            out += value
+            out += "\""
+            return
+        }
         for scalar in value.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""

@@ -15,7 +15,7 @@ import Hummingbird
 /// | body cannot be mapped, kept in quarantine | 422 (or the driver's protocol reply) | `invalid-event` with `quarantineId` | — |
 /// | disk budget full (events or quarantine refused) | 503 | `queue-full` | 30 s: space frees only as sinks deliver |
 /// | file system holding the queue full | 503 | `disk-full` | 30 s: space frees as sinks deliver |
-/// | more requests waiting for the commit than `queue.max_waiting_appends` | 503 | `overloaded` | 1 s: the line is short |
+/// | more pushed requests unanswered, or appends waiting for the commit, than `queue.max_waiting_appends` | 503 | `overloaded` | 1 s: the line is short |
 /// | the queue failed to commit | 503 | `not-stored` | 5 s: a transient fault |
 ///
 /// Drivers whose protocol has its own reply format (ZKTeco's text, a profile's reply) keep their
@@ -148,7 +148,10 @@ extension DriverContext {
         _ handle: (PushRequest) async throws -> Response
     ) async -> Response {
         do {
-            return try await handle(PushRequest(request: request, requestContext: requestContext, driver: driver, context: self))
+            // Admission first: under overload the refusal costs no body read, decode or commit.
+            return try await admitting {
+                try await handle(PushRequest(request: request, requestContext: requestContext, driver: driver, context: self))
+            }
         } catch {
             return PushRefusal.refusal(for: error).response
         }
