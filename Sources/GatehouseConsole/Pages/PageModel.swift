@@ -48,11 +48,13 @@ struct PageBody: Sendable {
     /// Forms and notes above and below the figures, already rendered.
     var before = ""
     var after = ""
+    /// Live values shown outside the cards (written into `data-field` elements of `before`/`after`).
+    var liveFields: [Field] = []
 
     /// The body of the live JSON endpoint.
     var liveData: LiveData {
         LiveData(
-            fields: Dictionary(cards.flatMap(\.fields).map { ($0.id, $0.value) }, uniquingKeysWith: { first, _ in first }),
+            fields: Dictionary((cards.flatMap(\.fields) + liveFields).map { ($0.id, $0.value) }, uniquingKeysWith: { first, _ in first }),
             tables: Dictionary(tables.map { ($0.id, $0.rows) }, uniquingKeysWith: { first, _ in first }))
     }
 }
@@ -74,6 +76,7 @@ struct Templates: Sendable {
         try library.register(Self.eventSearch, named: "event-search")
         try library.register(Self.actionForm, named: "action-form")
         try library.register(Self.payload, named: "payload")
+        try library.register(Self.lastPayload, named: "last-payload")
         try library.register(Self.note, named: "note")
         try library.register(Self.profileTester, named: "profile-tester")
         try library.register(Self.scaffoldForm, named: "scaffold-form")
@@ -162,6 +165,13 @@ struct Templates: Sendable {
 
     static let payload = """
         <h2>{{title}}</h2>{{#text}}<pre id="payload">{{text}}</pre>{{/text}}{{#hidden}}<p id="payload-hidden">{{hidden}}</p>{{/hidden}}
+        """
+
+    /// A device's last raw payload, already under the privacy policy; the script keeps it live.
+    static let lastPayload = """
+        <h2>{{t.lastPayload}}</h2><p class="note">{{t.payloadPolicy}}</p>
+        <p class="note" id="last-payload-note" data-field="last-payload-note">{{note}}</p>
+        <pre id="last-payload" data-field="last-payload">{{text}}</pre>
         """
 
     static let note = "<p class=\"note\">{{text}}</p>"
