@@ -282,6 +282,7 @@ def main():
         if "川F12345" in text() or "川F12345" in browser.page_source:
             fail("the device page shows the plate in clear although the policy masks plates")
         until(lambda: not browser.find_element(By.ID, "last-payload-note").text, "the note for an unmapped payload to go")
+        browser.execute_script("document.getElementById('last-payload').scrollIntoView({block: 'center'})")
         browser.save_screenshot(os.path.join(shots, "device.png"))
 
         # The same console for a browser that prefers Chinese.
