@@ -350,7 +350,7 @@ public struct WebConsole: Sendable {
             "cards": body.cards.map { card in ["title": card.title, "fields": card.fields.map { ["id": $0.id, "label": $0.label, "value": $0.value] }] },
             // No "heading" key for a table without one: an empty heading would print an empty <h2>.
             "tables": body.tables.map { table in
-                var context: [String: Any] = ["id": table.id, "headers": table.headers, "rows": table.rows]
+                var context: [String: Any] = ["id": table.id, "headers": table.headers, "rows": HTML.rows(table.rows)]
                 if !table.title.isEmpty { context["heading"] = table.title }
                 return context
             },
