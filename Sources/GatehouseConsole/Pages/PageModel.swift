@@ -49,16 +49,12 @@ struct Row: Encodable, Sendable {
 }
 
 enum HTML {
+    /// The characters the templates escape, with the same entities.
+    static let entities: [Unicode.Scalar: String] = ["&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;", "'": "&#39;"]
+
     static func escape(_ text: String, into out: inout String) {
-        for character in text.unicodeScalars {
-            switch character {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.unicodeScalars.append(character)
-            }
+        for scalar in text.unicodeScalars {
+            if let entity = entities[scalar] { out += entity } else { out.unicodeScalars.append(scalar) }
         }
     }
 
