@@ -6,14 +6,18 @@
 # the JSON twin of Overview, Devices and Events every 2 s (the pages' own interval) on a
 # keep-alive connection, after loading each page once. Each side reports events/s and the
 # daemon's CPU per event (/proc/<pid>/stat over the side): the answer is the median of the
-# per-round changes with their spread, and the verdict says whether the 5 % aim is met.
-# Usage: scripts/bench-console.sh [ROUNDS] [SECONDS]    (default 8 rounds of 10 s per side)
+# per-round changes with their spread, and the verdict says whether the 5 % aim is met. Like the
+# pages' script, a browser sends back the ETag of its last reply (If-None-Match) and takes a 304
+# when nothing changed.
+# Usage: scripts/bench-console.sh [--quick] [ROUNDS] [SECONDS]
+#   default 8 rounds of 10 s per side (~3 min); --quick: 4 rounds of 5 s (~1 min)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=${1:-8}; DURATION=${2:-10}
+if [ "${1:-}" = --quick ]; then shift; ROUNDS=${1:-4}; DURATION=${2:-5}; else ROUNDS=${1:-8}; DURATION=${2:-10}; fi
 
 BENCH_NAME=console; source scripts/bench-common.sh
-bench_build gatehouse gatehouse-bench gatehouse-sim
+# BIN_OVERRIDE=dir: binaries built elsewhere (e.g. main's, for a before/after), nothing built here.
+if [ -n "${BIN_OVERRIDE:-}" ]; then BIN=$BIN_OVERRIDE; else bench_build gatehouse gatehouse-bench gatehouse-sim; fi
 INGEST=$(free_port); ADMIN=$(free_port); CENTRAL=$(free_port)
 {
   bench_push_site
@@ -24,6 +28,9 @@ bench_start_push_daemon
 # The daemon's CPU time so far, in clock ticks (user + system): what each side costs it, which
 # the shared machine's noise does not blur the way it blurs throughput.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$DAEMON/stat"; }
+# The same in nanoseconds, summed over the daemon's threads (schedstat): the console alone costs
+# a few ticks in 20 s, too few to count in ticks of 10 ms.
+cpu_ns() { cat /proc/"$DAEMON"/task/*/schedstat | awk '{sum += $1} END {printf "%.0f\n", sum}'; }
 
 load() { # json
   "$BIN/gatehouse-bench" http --url "http://127.0.0.1:$INGEST" --devices 50 --token bench-token \
@@ -37,14 +44,21 @@ port, stop_file = int(sys.argv[1]), sys.argv[2]
 pages = ["/console", "/console/devices", "/console/events"]
 live = ["/console/api/overview", "/console/api/devices", "/console/api/events"]
 counts = [0] * 10
+not_modified = [0] * 10
 def browser(index):
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    etags = {}
     def get(path):
-        connection.request("GET", path)
+        headers = {"If-None-Match": etags[path]} if path in etags else {}
+        connection.request("GET", path, headers=headers)
         response = connection.getresponse()
         response.read()
-        if response.status != 200:
+        if response.status == 304:
+            not_modified[index] += 1
+        elif response.status != 200:
             raise SystemExit(f"{path}: {response.status}")
+        if response.getheader("ETag"):
+            etags[path] = response.getheader("ETag")
         counts[index] += 1
     for path in pages:
         get(path)
@@ -60,17 +74,23 @@ def browser(index):
 threads = [threading.Thread(target=browser, args=(i,)) for i in range(10)]
 for t in threads: t.start()
 for t in threads: t.join()
-print(sum(counts))
+print(sum(counts), sum(not_modified))
 PY
+
+# What the daemon spends idle (status log, sinks, maintenance) over the same 20 s, so that the
+# console's figure below is the browsers' cost alone.
+echo "== the daemon idle: 20 s, no browsers, no ingest"
+BEFORE=$(cpu_ns); sleep 20; echo "$(( $(cpu_ns) - BEFORE ))" > "$OUT/idle-ns.txt"
+echo "   $(cat "$OUT/idle-ns.txt") ns of daemon CPU"
 
 echo "== the console alone: 10 browsers for 20 s, no ingest"
 rm -f "$WORK/stop"
-BEFORE=$(cpu_ticks)
+BEFORE=$(cpu_ns)
 python3 "$WORK/browsers.py" "$ADMIN" "$WORK/stop" > "$WORK/browsers-alone.out" &
 BROWSERS=$!
 sleep 20; touch "$WORK/stop"; wait "$BROWSERS"
-echo "$(( $(cpu_ticks) - BEFORE )) $(cat "$WORK/browsers-alone.out")" > "$OUT/console-alone.txt"
-echo "   $(cat "$WORK/browsers-alone.out") console requests, $(cut -d' ' -f1 "$OUT/console-alone.txt") CPU ticks"
+echo "$(( $(cpu_ns) - BEFORE )) $(cat "$WORK/browsers-alone.out")" > "$OUT/console-alone-ns.txt"
+echo "   $(cut -d' ' -f2 "$OUT/console-alone-ns.txt") console requests ($(cut -d' ' -f3 "$OUT/console-alone-ns.txt") answered 304), $(cut -d' ' -f1 "$OUT/console-alone-ns.txt") ns of daemon CPU"
 
 # One side of a round: ingest for DURATION s, with or without the browsers; the daemon's CPU
 # ticks over the ingest alone are written beside the load generator's figures.
@@ -87,7 +107,7 @@ side() { # plain|polled round
   echo $(( $(cpu_ticks) - before )) > "$OUT/$1-$2.ticks"
   if [ -n "$browsers" ]; then
     touch "$WORK/stop"; wait "$browsers"
-    echo "   console requests answered: $(cat "$WORK/browsers-$2.out")"
+    echo "   console requests answered (of which 304): $(cat "$WORK/browsers-$2.out")"
   fi
 }
 
@@ -130,10 +150,12 @@ print(f"| median | {statistics.median(x[0] for x in plain):,.0f} | {statistics.m
       f"{statistics.median(cpu_change):+.1f} % |")
 print(f"\nThroughput with browsers, per-round change: {spread(rate_change)}")
 print(f"Daemon CPU per event with browsers, per-round change: {spread(cpu_change)}")
-console_ticks, console_requests = map(int, open(os.path.join(out, "console-alone.txt")).read().split())
-per_request_ms = 1000 * console_ticks / ticks_per_s / max(console_requests, 1)
-print(f"The console alone: {console_requests} requests cost the daemon {console_ticks / ticks_per_s:.2f} CPU s, "
-      f"{per_request_ms:.2f} ms each; 10 browsers polling (15 requests/s) = {1.5 * per_request_ms:.1f} % of one core.")
+console_ns, console_requests, console_304 = map(int, open(os.path.join(out, "console-alone-ns.txt")).read().split())
+idle_ns = int(open(os.path.join(out, "idle-ns.txt")).read())
+per_request_ms = max(console_ns - idle_ns, 0) / 1e6 / max(console_requests, 1)
+print(f"The console alone: {console_requests} requests ({console_304} answered 304) in 20 s cost the daemon {console_ns / 1e9:.3f} CPU s "
+      f"against {idle_ns / 1e9:.3f} s idle over 20 s: {per_request_ms:.2f} ms each beyond idle; "
+      f"10 browsers polling (15 requests/s) = {1.5 * per_request_ms:.1f} % of one core.")
 cpu_median = statistics.median(cpu_change)
 q = sorted(cpu_change)
 upper = statistics.quantiles(q, n=4)[2] if len(q) >= 4 else q[-1]

@@ -147,6 +147,12 @@ def main():
         until(lambda: state() == "down", "gate-east to show as down on the live page")
         browser.save_screenshot(os.path.join(shots, "devices.png"))
 
+        # The device page shows the captured payload; not mapped yet, so its value-like words are hidden.
+        browser.get(base + "/console/devices/gate-east")
+        until(lambda: "deviceName" in browser.find_element(By.ID, "last-payload").text, "the captured payload on the device page")
+        if "川F12345" in text() or not browser.find_element(By.ID, "last-payload-note").text:
+            fail("the device page shows an unmapped payload's plate in clear")
+
         browser.get(base + "/console")
         until(lambda: "console-test" in text(), "the overview")
         browser.save_screenshot(os.path.join(shots, "overview.png"))
@@ -265,6 +271,20 @@ def main():
             fail("the events page shows a plate in clear although the policy masks plates")
         browser.save_screenshot(os.path.join(shots, "events.png"))
 
+        # The camera pushes again, now mapped by its profile: its device page shows the raw payload
+        # with the plate as the policy stores it (masked), live, never in clear.
+        browser.get(base + "/console/devices/gate-east")
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{ingest}/v1/push/capture/gate-east", data=sample, headers={"Content-Type": "application/json"})
+        if urllib.request.urlopen(request, timeout=30).status != 200:
+            fail("the mapped push was not accepted")
+        until(lambda: "川F1***5" in browser.find_element(By.ID, "last-payload").text, "the mapped payload, plate masked, on the open device page")
+        if "川F12345" in text() or "川F12345" in browser.page_source:
+            fail("the device page shows the plate in clear although the policy masks plates")
+        until(lambda: not browser.find_element(By.ID, "last-payload-note").text, "the note for an unmapped payload to go")
+        browser.execute_script("document.getElementById('last-payload').scrollIntoView({block: 'center'})")
+        browser.save_screenshot(os.path.join(shots, "device.png"))
+
         # The same console for a browser that prefers Chinese.
         chinese = webdriver.ChromeOptions()
         chinese.binary_location = "/usr/bin/chromium"
@@ -284,7 +304,8 @@ def main():
             if line not in audit:
                 fail(f"the log lacks the audit line '{line}'")
         print(f"console browser test passed: live device state, refusals without login and with a forged CSRF token, "
-              f"capture -> scaffold -> edit -> test -> activate (config written, reloaded) -> replay -> central store; screenshots in {shots}")
+              f"capture -> scaffold -> edit -> test -> activate (config written, reloaded) -> replay -> central store, "
+              f"the device's last payload with its plate masked; screenshots in {shots}")
     finally:
         if browser is not None:
             browser.quit()

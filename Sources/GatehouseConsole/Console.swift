@@ -59,6 +59,8 @@ public struct ConsoleBackend: Sendable {
     public var activateProfile: @Sendable (String, String) async throws -> String = { _, _ in
         throw ConsoleBackendUnavailable(description: "this console cannot write the config")
     }
+    /// A device's last raw payload under the privacy policy in force (in memory only); nil before its first.
+    public var lastPayload: @Sendable (String) -> LastPayload.Shown? = { _ in nil }
     /// Why the config file cannot be written now; nil when it can.
     public var configFileProblem: @Sendable () -> String? = { "this console cannot write the config" }
 

@@ -16,6 +16,8 @@ public struct WebConsole: Sendable {
     let statusCache: StatusCache
     /// The live event feeds (no time range), by filter, shared for a second like the status.
     let feedCache: SharedForASecond<[StoredEvent]>
+    /// Each live page's JSON, by language and address, shared for a second like the status.
+    let liveReplies: SharedForASecond<LiveReply?>
     let templates: Templates
     let logger: Logger
 
@@ -30,6 +32,7 @@ public struct WebConsole: Sendable {
         self.throttle = LoginThrottle(clock: clock)
         self.statusCache = StatusCache(clock: clock, load: backend.status)
         self.feedCache = SharedForASecond(clock: clock)
+        self.liveReplies = SharedForASecond(clock: clock)
         self.templates = try Templates()
         self.logger = logger
     }
@@ -59,14 +62,14 @@ public struct WebConsole: Sendable {
             return try await page(visitor, overview(visitor, status: try await statusCache.status()))
         }
         router.get("/console/api/overview") { request, _ in
-            try Self.json(overview(visitor(request), status: try await statusCache.status()).liveData)
+            try await live(request) { visitor in overview(visitor, status: try await statusCache.status()) }
         }
         router.get("/console/devices") { request, _ in
             let visitor = visitor(request)
             return try await page(visitor, devices(visitor, status: try await statusCache.status()))
         }
         router.get("/console/api/devices") { request, _ in
-            try Self.json(devices(visitor(request), status: try await statusCache.status()).liveData)
+            try await live(request) { visitor in devices(visitor, status: try await statusCache.status()) }
         }
         router.get("/console/devices/:id") { request, context in
             let visitor = visitor(request)
@@ -75,17 +78,14 @@ public struct WebConsole: Sendable {
             return try await page(visitor, body)
         }
         router.get("/console/api/devices/:id") { request, context in
-            guard let body = try await device(visitor(request), id: context.parameters.get("id") ?? "") else {
-                return Response(status: .notFound)
-            }
-            return try Self.json(body.liveData)
+            try await live(request) { visitor in try await device(visitor, id: context.parameters.get("id") ?? "") }
         }
         router.get("/console/events") { request, _ in
             let visitor = visitor(request)
             return try await page(visitor, try await events(visitor, query: request.uri.queryParameters))
         }
         router.get("/console/api/events") { request, _ in
-            try Self.json(try await events(visitor(request), query: request.uri.queryParameters).liveData)
+            try await live(request) { visitor in try await events(visitor, query: request.uri.queryParameters) }
         }
         router.get("/console/quarantine") { request, _ in
             let visitor = visitor(request)
@@ -285,13 +285,32 @@ public struct WebConsole: Sendable {
             return Response(status: .forbidden, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "CSRF token missing or wrong\n")))
         }
         // The page after a change must show its effect, not a report from before it.
+        invalidateShared()
+        defer { invalidateShared() }
+        return try await perform(visitor, session, form)
+    }
+
+    /// Everything read once for all browsers is read afresh next time.
+    func invalidateShared() {
         statusCache.invalidate()
         feedCache.invalidate()
-        defer {
-            statusCache.invalidate()
-            feedCache.invalidate()
+        liveReplies.invalidate()
+    }
+
+    /// A live page's JSON: rendered once a second for all browsers asking in the same language,
+    /// and answered with 304 when the browser already has it (its `If-None-Match` is the ETag).
+    func live(_ request: Request, _ render: (Visitor) async throws -> PageBody?) async throws -> Response {
+        let visitor = visitor(request)
+        let key = "\(visitor.language.rawValue) \(request.uri.path)?\(request.uri.query ?? "")"
+        guard let reply = try await liveReplies.value(key, load: { try await render(visitor).map { LiveReply(LiveJSON.encode($0.liveData)) } }) else {
+            return Response(status: .notFound)
         }
-        return try await perform(visitor, session, form)
+        var headers = HTTPFields()
+        headers[.eTag] = reply.etag
+        headers[.cacheControl] = "no-cache"
+        if request.headers[.ifNoneMatch] == reply.etag { return Response(status: .notModified, headers: headers) }
+        headers[.contentType] = "application/json"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: reply.body))
     }
 
     func replay(_ entry: QuarantineEntry, by user: String) async -> Flash {
@@ -331,7 +350,7 @@ public struct WebConsole: Sendable {
             "cards": body.cards.map { card in ["title": card.title, "fields": card.fields.map { ["id": $0.id, "label": $0.label, "value": $0.value] }] },
             // No "heading" key for a table without one: an empty heading would print an empty <h2>.
             "tables": body.tables.map { table in
-                var context: [String: Any] = ["id": table.id, "headers": table.headers, "rows": table.rows]
+                var context: [String: Any] = ["id": table.id, "headers": table.headers, "rows": HTML.rows(table.rows)]
                 if !table.title.isEmpty { context["heading"] = table.title }
                 return context
             },
@@ -378,13 +397,6 @@ public struct WebConsole: Sendable {
         headers[.contentType] = type
         headers[.cacheControl] = "max-age=3600"
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
-    }
-
-    static func json(_ value: some Encodable) throws -> Response {
-        var headers = HTTPFields()
-        headers[.contentType] = "application/json"
-        headers[.cacheControl] = "no-store"
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try JSONEncoder().encode(value))))
     }
 
     /// An `application/x-www-form-urlencoded` body as name → value.

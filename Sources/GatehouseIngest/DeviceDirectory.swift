@@ -39,6 +39,7 @@ public final class DeviceDirectory: Sendable {
         var devices: [String: DeviceConfig] = [:]
         var health: [String: Health] = [:]
         var rates: [String: EventRate] = [:]
+        var lastPayloads: [String: LastPayload] = [:]
     }
 
     private let state = Mutex(State())
@@ -74,6 +75,7 @@ public final class DeviceDirectory: Sendable {
             for id in removed {
                 s.health[id] = nil
                 s.rates[id] = nil
+                s.lastPayloads[id] = nil
             }
             for id in added {
                 s.health[id] = Health(
@@ -107,6 +109,17 @@ public final class DeviceDirectory: Sendable {
     public func eventsPerMinute(at now: Timestamp) -> [String: Double] {
         state.withLock { $0.rates.mapValues { $0.perMinute(at: now) } }
     }
+
+    /// Keeps a configured device's last raw payload, in memory only, for the console.
+    public func keepLastPayload(_ id: String, _ payload: LastPayload) {
+        state.withLock { s in
+            guard s.devices[id] != nil else { return }
+            s.lastPayloads[id] = payload
+        }
+    }
+
+    /// The device's last raw payload, unredacted: show it only through `LastPayload.shown(under:)`.
+    public func lastPayload(_ id: String) -> LastPayload? { state.withLock { $0.lastPayloads[id] } }
 
     /// Replaces what the driver says about a device beyond its health.
     public func describe(_ id: String, detail: [String: String]) { state.withLock { $0.health[id]?.detail = detail } }

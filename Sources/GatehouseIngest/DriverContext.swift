@@ -36,6 +36,12 @@ public struct DriverContext: Sendable {
         try await pipeline.queue.admitting(request)
     }
 
+    /// Keeps what `device` sent last, and what the mapping made of it (nil: it did not map), in
+    /// memory for the console's device page (`LastPayload`).
+    public func keepLastPayload(_ body: [UInt8], contentType: String?, of device: DeviceConfig, mapped drafts: [EventDraft]?) {
+        pipeline.devices.keepLastPayload(device.id, LastPayload(body, contentType: contentType, receivedAt: clock.now, mapped: drafts))
+    }
+
     /// What a driver may do for one device.
     public func device(_ device: DeviceConfig) -> DeviceContext {
         DeviceContext(device: device, pipeline: pipeline, clock: clock)
@@ -87,6 +93,12 @@ public struct DeviceContext: Sendable {
     /// Throws `QueueFullError` when the disk budget refuses it.
     public func quarantine(_ record: QuarantineRecord) async throws -> Int64 {
         try await pipeline.quarantine(record)
+    }
+
+    /// Keeps the device's last raw message, and what the mapping made of it (nil: it did not
+    /// map), in memory for the console's device page (`LastPayload`).
+    public func keepLastPayload(_ body: [UInt8], contentType: String?, mapped drafts: [EventDraft]?) {
+        pipeline.devices.keepLastPayload(config.id, LastPayload(body, contentType: contentType, receivedAt: clock.now, mapped: drafts))
     }
 
     /// The cursor last committed with this device's events (event index, upload stamps…), nil before the first.

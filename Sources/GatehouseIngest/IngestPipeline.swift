@@ -35,6 +35,12 @@ public final class IngestPipeline: Sendable {
         state.withLock { $0.skew.compactMapValues(\.estimateSeconds) }
     }
 
+    /// A device's last raw payload under the privacy policy in force, for the console's device page.
+    public func lastPayload(of deviceID: String) -> LastPayload.Shown? {
+        guard let payload = devices.lastPayload(deviceID) else { return nil }
+        return payload.shown(under: state.withLock { $0.privacy })
+    }
+
     /// Takes the parts of a reloaded config that apply to ingest.
     public func update(config: GatehouseConfig) {
         state.withLock {

@@ -23,8 +23,12 @@ final class ConsoleHarness: Sendable {
         let activated = Mutex<[String]>([])
         let reloads = Mutex(0)
         let statusReports = Mutex(0)
+        /// What the device directory would hold as each device's last raw payload.
+        let lastPayloads = Mutex<[String: LastPayload]>([:])
     }
     let calls = Calls()
+    /// The policy the backend shows last payloads under: plates masked.
+    static let privacy = PrivacyPolicy(modes: [.plate: .mask], hashSecret: nil)
     let log: CapturingLogHandler.Store
     let server: Task<Void, any Error>
     let port: Int
@@ -86,6 +90,7 @@ final class ConsoleHarness: Sendable {
             reload: { calls.reloads.withLock { $0 += 1 } },
             adaptersDirectory: { fixture.directory.appendingPathComponent("adapters").path })
         backend.configFileProblem = { nil }
+        backend.lastPayload = { id in calls.lastPayloads.withLock { $0[id] }?.shown(under: Self.privacy) }
         backend.activateProfile = { profile, device in
             guard device == "gate-1" else { throw ConsoleBackendUnavailable(description: "device '\(device)' is not in the config file") }
             calls.activated.withLock { $0.append("\(profile)→\(device)") }
@@ -116,8 +121,9 @@ final class ConsoleHarness: Sendable {
         var headers: [String: String]
     }
 
-    func get(_ path: String, cookie: String? = nil, language: String? = nil) async throws -> Answer {
+    func get(_ path: String, cookie: String? = nil, language: String? = nil, headers: [String: String] = [:]) async throws -> Answer {
         var request = HTTPClientRequest(url: "\(scheme)://127.0.0.1:\(port)\(path)")
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let cookie { request.headers.add(name: "Cookie", value: cookie) }
         if let language { request.headers.add(name: "Accept-Language", value: language) }
         return try await send(request)
@@ -254,6 +260,54 @@ struct ConsolePageTests {
             #expect(device.body.contains("id=\"f-rate\">12.") && device.body.contains("id=\"f-clock-offset\">-42 s"), "\(device.body)")
             let silent = try await harness.get("/console/devices/door-2")
             #expect(silent.body.contains("id=\"f-rate\">-<") && silent.body.contains("id=\"f-clock-offset\">-<"))
+        }
+    }
+
+    @Test("the device page shows its last raw payload under the privacy policy, live: the plate masked, never in clear")
+    func lastPayload() async throws {
+        try await ConsoleHarness.with { harness in
+            let before = try await harness.get("/console/devices/gate-1")
+            #expect(before.body.contains("nothing received since the daemon started"))
+            let body = Array(#"{"kind":"vehicle.entry","subject":{"type":"plate","value":"川F12345"},"attributes":{"lane":"east"}}"#.utf8)
+            let drafts = try GenericJSONDecoder.decode(body, zone: TimeZone(identifier: "UTC")!)
+            harness.calls.lastPayloads.withLock {
+                $0["gate-1"] = LastPayload(body, contentType: "application/json", receivedAt: .now, mapped: drafts)
+            }
+            harness.clock.advance(by: .seconds(1))
+            let page = try await harness.get("/console/devices/gate-1")
+            #expect(page.body.contains("id=\"last-payload\"") && page.body.contains("川F1***5") && page.body.contains("east"), "\(page.body)")
+            #expect(!page.body.contains("川F12345") && !page.body.contains("F12345"))
+            #expect(page.body.contains("id=\"f-last-payload-type\">application/json<"))
+            let live = try await harness.get("/console/api/devices/gate-1")
+            #expect(live.body.contains("川F1***5") && !live.body.contains("F12345"))
+            let json = try JSONSerialization.jsonObject(with: Data(live.body.utf8)) as? [String: Any]
+            let fields = try #require(json?["fields"] as? [String: String])
+            #expect(fields["last-payload"]?.hasPrefix(#"{"kind":"vehicle.entry""#) == true)
+        }
+    }
+
+    @Test("a live page's JSON is rendered once a second for all browsers, and answered 304 while it has not changed")
+    func liveConditional() async throws {
+        try await ConsoleHarness.with { harness in
+            let first = try await harness.get("/console/api/overview")
+            let etag = try #require(first.headers["etag"])
+            for _ in 0..<3 {
+                let again = try await harness.get("/console/api/overview", headers: ["If-None-Match": etag])
+                #expect(again.status == 304 && again.body.isEmpty)
+            }
+            #expect(try await harness.get("/console/api/overview", headers: ["If-None-Match": "\"other\""]).status == 200)
+            harness.clock.advance(by: .seconds(1))
+            #expect(try await harness.get("/console/api/overview", headers: ["If-None-Match": etag]).status == 304, "same figures, same tag")
+            #expect(harness.calls.statusReports.withLock { $0 } == 2, "one report a second, whatever the number of polls")
+            let ids = EventIDGenerator()
+            _ = try await harness.fixture.queue.appendNow([
+                Event(
+                    id: ids.next(), kind: .doorOpened, occurredAt: .now, receivedAt: .now, site: "lakeside",
+                    device: DeviceRef(id: "gate-1", vendor: "v", type: .doorController), source: Source(driver: "test"))
+            ])
+            harness.clock.advance(by: .seconds(1))
+            let changed = try await harness.get("/console/api/overview", headers: ["If-None-Match": etag])
+            #expect(changed.status == 200 && changed.headers["etag"] != etag && changed.body.contains(#""depth":"1""#), "\(changed.body)")
         }
     }
 

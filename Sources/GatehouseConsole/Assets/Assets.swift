@@ -20,6 +20,7 @@ enum Assets {
         .flash{background:#fff6d6;border:1px solid #e6c200;padding:.5em 1em;margin:1em 1.5em}
         .error{background:#ffe4e1;border-color:#c0261c}
         pre{background:#fff;padding:.7em;overflow:auto;max-width:100%;box-shadow:0 1px 2px #0002}
+        #last-payload{white-space:pre-wrap;word-break:break-all;max-height:40em}
         #profile-text{width:100%;box-sizing:border-box;font-family:monospace}
         form.inline{display:inline}
         form label{margin-right:1em}
@@ -29,6 +30,7 @@ enum Assets {
     /// Live pages carry `data-live="<json url>"`: every few seconds the script fetches it and
     /// writes `fields` into `[data-field]` and `tables` into `tbody[data-table]`, as text only
     /// (no innerHTML), so nothing a device sent can run in the page.
+    /// It sends back the reply's ETag, so an unchanged page costs a 304 without a body.
     static let javascript = """
         (function(){
           var root=document.querySelector('[data-live]');
@@ -53,8 +55,15 @@ enum Assets {
             });
             root.setAttribute('data-updated',String(Date.now()));
           }
+          var etag=null;
           function poll(){
-            fetch(url,{credentials:'same-origin',cache:'no-store'}).then(function(r){return r.ok?r.json():null;})
+            var headers=etag?{'If-None-Match':etag}:{};
+            fetch(url,{credentials:'same-origin',cache:'no-store',headers:headers}).then(function(r){
+                if(r.status===304){root.setAttribute('data-updated',String(Date.now()));return null;}
+                if(!r.ok)return null;
+                etag=r.headers.get('ETag');
+                return r.json();
+              })
               .then(function(d){if(d)apply(d);}).catch(function(){}).then(function(){setTimeout(poll,every);});
           }
           setTimeout(poll,every);

@@ -64,6 +64,10 @@ enum Words {
         "saveProfile": "Check and save profile.yaml", "saved": "Saved", "notSaved": "Not saved: the profile loader found problems",
         "activateFor": "Activate this profile for a device (writes options.profile into the config file, keeps a .bak, reloads)",
         "activate": "Activate and reload", "activated": "Activated", "editProfile": "Edit",
+        "lastPayload": "Last raw payload", "noPayload": "nothing received since the daemon started",
+        "payloadSize": "Size", "payloadShown": "Shown",
+        "payloadPolicy": "Held in memory only, never on disk. Plates, cards, faces and names the mapping read appear as the privacy policy stores them; pictures and binary parts only as their size.",
+        "payloadUnmapped": "It did not map (or its driver names no values): every word that looks like a value is hidden.",
     ]
 
     static let chinese: [String: String] = [
@@ -98,5 +102,9 @@ enum Words {
         "saveProfile": "检查并保存 profile.yaml", "saved": "已保存", "notSaved": "未保存：配置加载器发现问题",
         "activateFor": "为设备启用此配置（写入配置文件的 options.profile，保留 .bak 备份并重新加载）",
         "activate": "启用并重新加载", "activated": "已启用", "editProfile": "编辑",
+        "lastPayload": "最近一次原始数据", "noPayload": "守护进程启动以来未收到数据",
+        "payloadSize": "大小", "payloadShown": "显示",
+        "payloadPolicy": "仅保存在内存中，从不写入磁盘。映射读出的车牌、卡号、人脸和姓名按隐私策略的存储方式显示；图片和二进制部分只显示大小。",
+        "payloadUnmapped": "该数据未能映射（或其驱动未给出具体值）：所有像数值的词均已隐藏。",
     ]
 }

@@ -44,13 +44,36 @@ extension WebConsole {
         }
         let recent = try await backend.queue.browse(EventFilter(deviceID: id, limit: 20))
         let quarantined = try await backend.queue.quarantineEntries(limit: 20, deviceID: id)
+        let payload = backend.lastPayload(id)
+        let text = Field(id: "last-payload", label: visitor.t("lastPayload"), value: payload?.text ?? visitor.t("noPayload"))
+        let note = Field(id: "last-payload-note", label: "", value: payload?.mapped == false ? visitor.t("payloadUnmapped") : "")
         return PageBody(
-            title: "\(visitor.t("device")) \(id)", cards: [Card(title: id, fields: fields)],
+            title: "\(visitor.t("device")) \(id)", cards: [Card(title: id, fields: fields), lastPayloadCard(visitor, payload)],
             tables: [
                 eventTable(visitor, id: "device-events", title: visitor.t("recentEvents"), events: recent),
                 quarantineTable(visitor, id: "device-quarantine", title: visitor.t("quarantineOfDevice"), entries: quarantined),
             ],
-            live: "/console/api/devices/\(id.consolePathEscaped)")
+            live: "/console/api/devices/\(id.consolePathEscaped)",
+            after: templates.render("last-payload", ["t": visitor.words, "text": text.value, "note": note.value] as [String: Any]),
+            liveFields: [text, note])
+    }
+
+    /// When the last payload came, its type and size (the text itself is below the tables).
+    func lastPayloadCard(_ visitor: Visitor, _ payload: LastPayload.Shown?) -> Card {
+        let size: String
+        if let payload {
+            size = payload.shownBytes < payload.byteCount
+                ? "\(payload.byteCount) \(visitor.t("bytes")) (\(visitor.t("payloadShown")): \(payload.shownBytes))" : "\(payload.byteCount) \(visitor.t("bytes"))"
+        } else {
+            size = "-"
+        }
+        return Card(
+            title: visitor.t("lastPayload"),
+            fields: [
+                Field(id: "last-payload-at", label: visitor.t("receivedAt"), value: Format.time(payload?.receivedAt, never: visitor.t("never"))),
+                Field(id: "last-payload-type", label: visitor.t("contentType"), value: payload?.contentType ?? "-"),
+                Field(id: "last-payload-size", label: visitor.t("payloadSize"), value: size),
+            ])
     }
 
     /// Events per minute, one decimal; "-" for a device that sent nothing in the window.

@@ -19,6 +19,50 @@ struct Cell: Encodable, Sendable {
 
 struct Row: Encodable, Sendable {
     var cells: [Cell]
+
+    /// The row as HTML, written by hand: the template library reads every cell through dynamic
+    /// lookups, which made a 50-device page take milliseconds for each browser that opens it.
+    /// Text is escaped as the templates escape it; nothing a device sent becomes markup.
+    func html(into out: inout String) {
+        out += "<tr>"
+        for cell in cells {
+            out += "<td"
+            if let cls = cell.cls {
+                out += " class=\""
+                HTML.escape(cls, into: &out)
+                out += "\""
+            }
+            out += ">"
+            if let href = cell.href {
+                out += "<a href=\""
+                HTML.escape(href, into: &out)
+                out += "\">"
+                HTML.escape(cell.text, into: &out)
+                out += "</a>"
+            } else {
+                HTML.escape(cell.text, into: &out)
+            }
+            out += "</td>"
+        }
+        out += "</tr>"
+    }
+}
+
+enum HTML {
+    /// The characters the templates escape, with the same entities.
+    static let entities: [Unicode.Scalar: String] = ["&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;", "'": "&#39;"]
+
+    static func escape(_ text: String, into out: inout String) {
+        for scalar in text.unicodeScalars {
+            if let entity = entities[scalar] { out += entity } else { out.unicodeScalars.append(scalar) }
+        }
+    }
+
+    static func rows(_ rows: [Row]) -> String {
+        var out = ""
+        for row in rows { row.html(into: &out) }
+        return out
+    }
 }
 
 struct Table: Sendable {
@@ -48,11 +92,13 @@ struct PageBody: Sendable {
     /// Forms and notes above and below the figures, already rendered.
     var before = ""
     var after = ""
+    /// Live values shown outside the cards (written into `data-field` elements of `before`/`after`).
+    var liveFields: [Field] = []
 
     /// The body of the live JSON endpoint.
     var liveData: LiveData {
         LiveData(
-            fields: Dictionary(cards.flatMap(\.fields).map { ($0.id, $0.value) }, uniquingKeysWith: { first, _ in first }),
+            fields: Dictionary((cards.flatMap(\.fields) + liveFields).map { ($0.id, $0.value) }, uniquingKeysWith: { first, _ in first }),
             tables: Dictionary(tables.map { ($0.id, $0.rows) }, uniquingKeysWith: { first, _ in first }))
     }
 }
@@ -74,6 +120,7 @@ struct Templates: Sendable {
         try library.register(Self.eventSearch, named: "event-search")
         try library.register(Self.actionForm, named: "action-form")
         try library.register(Self.payload, named: "payload")
+        try library.register(Self.lastPayload, named: "last-payload")
         try library.register(Self.note, named: "note")
         try library.register(Self.profileTester, named: "profile-tester")
         try library.register(Self.scaffoldForm, named: "scaffold-form")
@@ -105,7 +152,7 @@ struct Templates: Sendable {
         <div id="live"{{#live}} data-live="{{live}}"{{/live}}>
         <div class="cards">{{#cards}}<section class="card"><h2>{{title}}</h2><dl>{{#fields}}<dt>{{label}}</dt><dd data-field="{{id}}" id="f-{{id}}">{{value}}</dd>{{/fields}}</dl></section>{{/cards}}</div>
         {{#tables}}{{#heading}}<h2>{{heading}}</h2>{{/heading}}<table id="t-{{id}}"><thead><tr>{{#headers}}<th>{{.}}</th>{{/headers}}</tr></thead>
-        <tbody data-table="{{id}}">{{#rows}}<tr>{{#cells}}<td{{#cls}} class="{{cls}}"{{/cls}}>{{#href}}<a href="{{href}}">{{text}}</a>{{/href}}{{^href}}{{text}}{{/href}}</td>{{/cells}}</tr>{{/rows}}</tbody></table>
+        <tbody data-table="{{id}}">{{{rows}}}</tbody></table>
         {{/tables}}</div>
         {{{after}}}
         """
@@ -162,6 +209,13 @@ struct Templates: Sendable {
 
     static let payload = """
         <h2>{{title}}</h2>{{#text}}<pre id="payload">{{text}}</pre>{{/text}}{{#hidden}}<p id="payload-hidden">{{hidden}}</p>{{/hidden}}
+        """
+
+    /// A device's last raw payload, already under the privacy policy; the script keeps it live.
+    static let lastPayload = """
+        <h2>{{t.lastPayload}}</h2><p class="note">{{t.payloadPolicy}}</p>
+        <p class="note" id="last-payload-note" data-field="last-payload-note">{{note}}</p>
+        <pre id="last-payload" data-field="last-payload">{{text}}</pre>
         """
 
     static let note = "<p class=\"note\">{{text}}</p>"

@@ -29,6 +29,7 @@ extension WebConsole {
             reload: { await reload.reload() },
             adaptersDirectory: { reload.currentConfig.adaptersDirectory },
             deviceTimeZone: { reload.currentConfig.device($0)?.timeZone.identifier })
+        backend.lastPayload = { pipeline.lastPayload(of: $0) }
         let writer = reload.configPath.map { ConfigFileWriter(path: $0) }
         backend.configFileProblem = { writer == nil ? "the daemon was started without a config file" : writer?.problem }
         backend.activateProfile = { profile, device in

@@ -110,9 +110,13 @@ public struct PushRequest: Sendable {
     public func decode<Value>(
         _ body: [UInt8], device: DeviceConfig, _ decode: () throws(PayloadError) -> Value
     ) async throws(Rejection) -> Value {
-        do {
-            return try decode()
-        } catch {
+        let decoded = Result(catching: decode)
+        // The console's device page shows it; the drafts say which values are personal.
+        context.keepLastPayload(body, contentType: contentType, of: device, mapped: (try? decoded.get()) as? [EventDraft])
+        switch decoded {
+        case .success(let value):
+            return value
+        case .failure(let error):
             let id = try await quarantine(body, reason: error.reason, device: device)
             throw PushRefusal.invalid(error.reason, quarantineID: id)
         }

@@ -192,12 +192,16 @@ final class DahuaAttachClient: Sendable {
             case .event(let event):
                 alive = true
                 badRun = 0
-                do {
-                    drafts += try alarms.withTracker(device: context.config) { tracker throws(PayloadError) in
+                let mapped = Result { () throws(PayloadError) in
+                    try alarms.withTracker(device: context.config) { tracker throws(PayloadError) in
                         try mapper.drafts(for: event, tracker: &tracker, now: now)
                     }
-                } catch {
-                    kept.append(quarantine(event.raw, reason: "\(event.code): \(error)"))
+                }
+                // The console's device page shows the last message; the drafts say which values are personal.
+                context.keepLastPayload(event.raw, contentType: "text/plain", mapped: try? mapped.get())
+                switch mapped {
+                case .success(let made): drafts += made
+                case .failure(let error): kept.append(quarantine(event.raw, reason: "\(event.code): \(error)"))
                 }
             case .malformed(let bytes, let reason):
                 badRun += 1

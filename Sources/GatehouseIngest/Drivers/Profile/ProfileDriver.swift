@@ -261,6 +261,8 @@ public final class ProfileDriver: Driver {
             }
         }
         let reply = profile.reply(document: document, request: profileRequest, device: profileDevice, events: events, failed: failure != nil)
+        // The console's device page shows it; the drafts say which values are personal.
+        device?.keepLastPayload(body, contentType: contentType, mapped: failure == nil ? events.map { Self.draft($0, profile: profile.name) } : nil)
         if let failure {
             // The profile's reply, not a 422: a device not answered the way it expects re-sends forever.
             _ = try await push.quarantine(body, reason: failure.reason, device: device?.config)
@@ -302,6 +304,8 @@ public final class ProfileDriver: Driver {
             throw Rejection(.notFound, "not-capturing", "device '\(id)' is not configured for capture (set driver: profile and options.capture: true)")
         }
         let body = try await push.body()
+        // Not mapped yet, so the console's device page hides every value-like word of it.
+        context.keepLastPayload(body, contentType: push.contentType, of: device, mapped: nil)
         // Refused for lack of disk: the table's 503, not the generic success, so the device sends it again.
         _ = try await push.quarantine(body, reason: CaptureSettings.reason, device: device)
         return Self.response(settings.reply)

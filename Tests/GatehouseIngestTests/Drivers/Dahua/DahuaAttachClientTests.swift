@@ -82,6 +82,8 @@ struct DahuaAttachClientTests {
         // Events on the live stream arrive: a start, a repeat, a stop.
         camera.fire([DahuaCamera.motion(active: true), DahuaCamera.motion(active: true), DahuaCamera.motion(active: false)])
         #expect(await eventually { try await harness.fixture.events().filter { $0.kind == .cameraMotion }.count == 2 })
+        let last = try #require(harness.directory.lastPayload("cam")).shown(under: .default)
+        #expect(last.text.contains("Code=VideoMotion;action=Stop") && last.mapped, "the stream's last message, for the console: \(last.text)")
         // Without advancing the clock nothing is decided: still one stream.
         #expect(camera.figures.streamsOpened == 1)
         #expect(await eventually(timeout: .seconds(30)) {
