@@ -12,7 +12,7 @@ import Glibc
 /// pages stay in the page cache, so code still in use comes back with a minor fault (no disk
 /// read) the next time it runs. Only mappings with no private copies (`Anonymous: 0` in smaps)
 /// are advised: a relocated read-only page (RELRO) or a breakpoint is a private copy that the
-/// advice would throw away, so a mapping holding any is left alone.
+/// advice would throw away, so a mapping holding any (resident or swapped out) is left alone.
 public enum ResidentCode {
     /// What one release did, from `/proc/self/smaps` before and just after the advice.
     public struct Release: Sendable, Equatable, CustomStringConvertible {
@@ -61,13 +61,15 @@ struct FileMapping: Equatable {
     var path: String
     var residentBytes = 0
     var anonymousBytes = 0
+    /// Private copies swapped out are not counted as `Anonymous` but are just as much lost by the advice.
+    var swappedBytes = 0
 
     /// Readable, not writable, private, backed by a regular file, and every resident page is the
     /// file's own page: dropping them loses nothing the file cannot give back.
     var holdsOnlyFilePages: Bool {
         let flags = Array(permissions)
         return flags.count == 4 && flags[0] == "r" && flags[1] == "-" && flags[3] == "p"
-            && path.hasPrefix("/") && !path.hasPrefix("/dev/") && anonymousBytes == 0 && residentBytes > 0
+            && path.hasPrefix("/") && !path.hasPrefix("/dev/") && anonymousBytes == 0 && swappedBytes == 0 && residentBytes > 0
     }
 
     /// The mappings of this process, or nil if smaps cannot be read.
@@ -100,6 +102,7 @@ struct FileMapping: Equatable {
                 switch first {
                 case "Rss:": mappings[mappings.count - 1].residentBytes = kilobytes * 1024
                 case "Anonymous:": mappings[mappings.count - 1].anonymousBytes = kilobytes * 1024
+                case "Swap:": mappings[mappings.count - 1].swappedBytes = kilobytes * 1024
                 default: break
                 }
                 continue

@@ -20,17 +20,24 @@ struct ResidentCodeTests {
             55d0c2000000-55d0c2001000 r--p 00002000 fd:01 1234                       /usr/bin/gate house
             Rss:                   4 kB
             Anonymous:             4 kB
+            55d0c3000000-55d0c3001000 r--p 00003000 fd:01 1234                       /usr/bin/gate house
+            Rss:                   4 kB
+            Anonymous:             0 kB
+            Swap:                  4 kB
             7ffc00000000-7ffc00021000 rw-p 00000000 00:00 0                          [stack]
             Rss:                  12 kB
             Anonymous:            12 kB
             """
         let mappings = FileMapping.parse(text.split(separator: "\n").map(String.init))
-        #expect(mappings.count == 3)
+        #expect(mappings.count == 4)
         #expect(mappings[0] == FileMapping(start: 0x55d0_c000_0000, end: 0x55d0_c100_0000, permissions: "r-xp", path: "/usr/bin/gate house", residentBytes: 2048 * 1024))
         #expect(mappings[0].holdsOnlyFilePages)
         // A relocated read-only page is a private copy: never advised.
         #expect(!mappings[1].holdsOnlyFilePages)
+        // A private copy swapped out is not `Anonymous` but just as much not the file's page.
+        #expect(mappings[2].swappedBytes == 4096)
         #expect(!mappings[2].holdsOnlyFilePages)
+        #expect(!mappings[3].holdsOnlyFilePages)
     }
 
     #if canImport(Glibc)
