@@ -13,6 +13,9 @@ import Glibc
 /// read) the next time it runs. Only mappings with no private copies (`Anonymous: 0` in smaps)
 /// are advised: a relocated read-only page (RELRO) or a breakpoint is a private copy that the
 /// advice would throw away, so a mapping holding any (resident or swapped out) is left alone.
+/// Only the executable's and shared libraries' mappings are advised: the loader maps them and
+/// only `dlclose` (which the daemon never calls) unmaps them, so none can be replaced by other
+/// memory between reading smaps and the advice, as a file mapped for reading and then unmapped could.
 public enum ResidentCode {
     /// What one release did, from `/proc/self/smaps` before and just after the advice.
     public struct Release: Sendable, Equatable, CustomStringConvertible {
@@ -37,8 +40,9 @@ public enum ResidentCode {
     public static func release() -> Release? {
         #if canImport(Glibc)
         guard let before = FileMapping.current() else { return nil }
+        let executable = FileMapping.executablePath()
         var advised: [FileMapping] = []
-        for mapping in before where mapping.holdsOnlyFilePages {
+        for mapping in before where mapping.holdsOnlyFilePages && mapping.isLoadedCode(executable: executable) {
             guard let start = UnsafeMutableRawPointer(bitPattern: mapping.start) else { continue }
             if madvise(start, Int(mapping.end - mapping.start), MADV_DONTNEED) == 0 { advised.append(mapping) }
         }
@@ -70,6 +74,25 @@ struct FileMapping: Equatable {
         let flags = Array(permissions)
         return flags.count == 4 && flags[0] == "r" && flags[1] == "-" && flags[3] == "p"
             && path.hasPrefix("/") && !path.hasPrefix("/dev/") && anonymousBytes == 0 && swappedBytes == 0 && residentBytes > 0
+    }
+
+    /// The executable or a shared library (`name.so`, `name.so.1.2`), as the loader mapped them.
+    func isLoadedCode(executable: String?) -> Bool {
+        if let executable, path == executable { return true }
+        let name = path.split(separator: "/").last ?? ""
+        return name.hasSuffix(".so") || name.contains(".so.")
+    }
+
+    /// `/proc/self/exe`'s target, written as smaps writes the executable's path.
+    static func executablePath() -> String? {
+        #if canImport(Glibc)
+        var buffer = [CChar](repeating: 0, count: 4097)
+        let length = readlink("/proc/self/exe", &buffer, 4096)
+        guard length > 0 else { return nil }
+        return String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        #else
+        return nil
+        #endif
     }
 
     /// The mappings of this process, or nil if smaps cannot be read.

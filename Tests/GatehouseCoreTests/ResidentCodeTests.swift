@@ -38,12 +38,20 @@ struct ResidentCodeTests {
         #expect(mappings[2].swappedBytes == 4096)
         #expect(!mappings[2].holdsOnlyFilePages)
         #expect(!mappings[3].holdsOnlyFilePages)
+        // Only the executable and shared libraries are candidates.
+        #expect(mappings[0].isLoadedCode(executable: "/usr/bin/gate house"))
+        #expect(!mappings[0].isLoadedCode(executable: "/usr/bin/gatehouse"))
+        #expect(FileMapping(start: 0, end: 1, permissions: "r-xp", path: "/usr/lib/libswiftCore.so").isLoadedCode(executable: nil))
+        #expect(FileMapping(start: 0, end: 1, permissions: "r--p", path: "/usr/lib/libicudata.so.72.1").isLoadedCode(executable: nil))
+        #expect(!FileMapping(start: 0, end: 1, permissions: "r--p", path: "/etc/gatehouse/site.yaml").isLoadedCode(executable: nil))
+        #expect(FileMapping.executablePath()?.hasPrefix("/") == true)
     }
 
     #if canImport(Glibc)
-    @Test("a read-only file mapping's pages are unmapped from the process and read back intact from the file")
+    @Test("a shared library's read-only mapping is unmapped from the process and read back intact from the file")
     func releasesFilePages() throws {
-        let file = try TemporaryFile(pages: 256)
+        // Named and mapped as the loader maps a library's read-only segment.
+        let file = try TemporaryFile(pages: 256, suffix: ".so")
         defer { file.remove() }
         let region = try file.map(protection: PROT_READ)
         defer { munmap(region, file.length) }
@@ -60,9 +68,21 @@ struct ResidentCodeTests {
         for page in 0..<file.pages { #expect(bytes[page * file.pageSize] == UInt8(page % 251)) }
     }
 
+    @Test("a file that is not a library, mapped for reading, is left alone: it could be unmapped and its range reused meanwhile")
+    func keepsOtherFiles() throws {
+        let file = try TemporaryFile(pages: 16, suffix: ".yaml")
+        defer { file.remove() }
+        let region = try file.map(protection: PROT_READ)
+        defer { munmap(region, file.length) }
+        var sum = 0
+        for page in 0..<file.pages { sum &+= Int(region.load(fromByteOffset: page * file.pageSize, as: UInt8.self)) }
+        ResidentCode.release()
+        #expect(try presentPages(region, count: file.pages) == file.pages, "touched \(sum)")
+    }
+
     @Test("a private copy in a read-only mapping (as relocations leave them) is left alone")
     func keepsPrivateCopies() throws {
-        let file = try TemporaryFile(pages: 16)
+        let file = try TemporaryFile(pages: 16, suffix: ".so")
         defer { file.remove() }
         let region = try file.map(protection: PROT_READ | PROT_WRITE)
         defer { munmap(region, file.length) }
@@ -99,9 +119,9 @@ private struct TemporaryFile {
     let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
     var length: Int { pages * pageSize }
 
-    init(pages: Int) throws {
+    init(pages: Int, suffix: String) throws {
         self.pages = pages
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("resident-code-\(UUID().uuidString)").path
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("resident-code-\(UUID().uuidString)\(suffix)").path
         var data = Data(capacity: pages * pageSize)
         for page in 0..<pages { data.append(Data(repeating: UInt8(page % 251), count: pageSize)) }
         try data.write(to: URL(fileURLWithPath: path))
