@@ -46,7 +46,10 @@ phase() {
   local name=$1; shift
   ( while kill -0 "$DAEMON" 2>/dev/null; do awk '/^VmRSS/ {print $2}' "/proc/$DAEMON/status"; sleep 0.25; done ) > "$OUT/rss-$name.txt" 2>/dev/null &
   local sampler=$!
+  # The daemon's CPU (utime + stime, clock ticks) over the phase: with the load generator's count, CPU per event.
+  local ticks_before; ticks_before=$(awk '{print $14 + $15}' "/proc/$DAEMON/stat")
   "$@"
+  echo $(( $(awk '{print $14 + $15}' "/proc/$DAEMON/stat") - ticks_before )) > "$OUT/cpu-ticks-$name.txt"
   python3 benchmarks/smaps-breakdown.py "$DAEMON" --json "$OUT/smaps-$name.json" > "$OUT/smaps-$name.txt"
   ls "/proc/$DAEMON/task" | wc -l > "$OUT/threads-$name.txt"
   kill "$sampler"; wait "$sampler" 2>/dev/null || true
@@ -56,7 +59,7 @@ phase() {
 }
 load() { # rate seconds batch [extra…]
   "$BIN/gatehouse-bench" http --url "http://127.0.0.1:$INGEST" --devices 50 --token bench-token \
-    --rate "$1" --duration "$2" --connections 64 --batch "$3" --alarm-percent 1 "${@:4}" > /dev/null
+    --rate "$1" --duration "$2" --connections 64 --batch "$3" --alarm-percent 1 "${@:4}" > "$OUT/load-rate$1-batch$3.txt"
 }
 depth() { curl -sf "http://127.0.0.1:$ADMIN/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["queue"]["depth"])'; }
 

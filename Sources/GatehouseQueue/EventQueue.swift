@@ -12,11 +12,6 @@ import Synchronization
 public final class EventQueue: Sendable {
     /// Bytes counted per event row besides its body (rowid, columns, index entry).
     static let rowOverhead = 48
-    /// Page cache per connection, in KiB (SQLite's default is 2,000 KiB each, and a drain fills the
-    /// writer's and both readers'). Readers go through events in rank order, so a few hundred KiB
-    /// hold what they revisit; the writer keeps the tail of the table and the dedup index's upper levels.
-    static let readerCacheKiB = 512
-    static let writerCacheKiB = 1024
 
     public let path: String
     let pool: DatabasePool
@@ -101,10 +96,7 @@ public final class EventQueue: Sendable {
         config.busyMode = .timeout(10)
         // Deleted or rewritten rows are overwritten in their pages, so that a clear value that
         // once was in the file (a payload from before sealing) does not linger in free space.
-        config.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA secure_delete = FAST")
-            try db.execute(sql: "PRAGMA cache_size = -\(db.configuration.readonly ? Self.readerCacheKiB : Self.writerCacheKiB)")
-        }
+        config.prepareDatabase { db in try db.execute(sql: "PRAGMA secure_delete = FAST") }
         let directory = (path as NSString).deletingLastPathComponent
         do {
             if !directory.isEmpty { try DurableDirectory.create(directory) }
