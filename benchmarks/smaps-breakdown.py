@@ -13,7 +13,7 @@ def category(name, perms, size_kb):
     if name.startswith("["):
         return "kernel ([vdso], [vvar])"
     base = name.rsplit("/", 1)[-1]
-    if base in ("gatehouse", "gatehouse-sim", "gatehouse-bench"):
+    if base.startswith("gatehouse"):  # also renamed copies in A/B runs (gatehouse-main, gatehouse-rc)
         return "binary: code" if "x" in perms else "binary: data and read-only data"
     if "ICU" in base or base.startswith("libicu"):
         return "ICU (" + base + ")"

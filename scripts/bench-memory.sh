@@ -4,26 +4,30 @@
 # backlog to the central store, each with VmRSS sampled (gatehouse-bench proc) and a breakdown of the
 # resident set by mapping (benchmarks/smaps-breakdown.py) at the end of the phase.
 # Figures land in benchmarks/results/<timestamp>-memory/ (summary.txt, rss-*.txt, smaps-*.txt).
-# Usage: scripts/bench-memory.sh [--static] [--backlog N] [--seconds S]
+# Usage: scripts/bench-memory.sh [--quick] [--static] [--daemon PATH] [--backlog N] [--seconds S]
+#   --quick: a 100,000-event backlog and 5 s load phases (about 2 minutes)
 #   --static: the daemon linked as the Debian package links it (the figures that count against the aims)
+#   --daemon: measure this gatehouse binary instead of building one (A/B runs of two builds)
 #   --backlog: events queued while the centre is down, then drained (default 1,000,000)
 #   --seconds: length of each load phase (default 20)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STATIC=no; BACKLOG=1000000; PHASE=20
+STATIC=no; BACKLOG=1000000; PHASE=20; DAEMON_BIN=
 while [ $# -gt 0 ]; do
   case "$1" in
     --static) STATIC=yes ;;
+    --quick) BACKLOG=100000; PHASE=5 ;;
+    --daemon) DAEMON_BIN=$2; shift ;;
     --backlog) BACKLOG=$2; shift ;;
     --seconds) PHASE=$2; shift ;;
-    *) echo "bench-memory: unknown argument '$1' (expected --static, --backlog N or --seconds S)" >&2; exit 2 ;;
+    *) echo "bench-memory: unknown argument '$1' (expected --quick, --static, --daemon PATH, --backlog N or --seconds S)" >&2; exit 2 ;;
   esac
   shift
 done
 
 BENCH_NAME=memory; source scripts/bench-common.sh
 bench_build gatehouse-bench gatehouse-sim
-DAEMON_BIN=$(bench_daemon)
+DAEMON_BIN=${DAEMON_BIN:-$(bench_daemon)}
 INGEST=$(free_port); ADMIN=$(free_port); CENTRAL=$(free_port)
 { bench_push_site; bench_central_sink; } > "$WORK/bench.yaml"
 
@@ -42,7 +46,10 @@ phase() {
   local name=$1; shift
   ( while kill -0 "$DAEMON" 2>/dev/null; do awk '/^VmRSS/ {print $2}' "/proc/$DAEMON/status"; sleep 0.25; done ) > "$OUT/rss-$name.txt" 2>/dev/null &
   local sampler=$!
+  # The daemon's CPU (utime + stime, clock ticks) over the phase: with the load generator's count, CPU per event.
+  local ticks_before; ticks_before=$(awk '{print $14 + $15}' "/proc/$DAEMON/stat")
   "$@"
+  echo $(( $(awk '{print $14 + $15}' "/proc/$DAEMON/stat") - ticks_before )) > "$OUT/cpu-ticks-$name.txt"
   python3 benchmarks/smaps-breakdown.py "$DAEMON" --json "$OUT/smaps-$name.json" > "$OUT/smaps-$name.txt"
   ls "/proc/$DAEMON/task" | wc -l > "$OUT/threads-$name.txt"
   kill "$sampler"; wait "$sampler" 2>/dev/null || true
@@ -52,7 +59,7 @@ phase() {
 }
 load() { # rate seconds batch [extra…]
   "$BIN/gatehouse-bench" http --url "http://127.0.0.1:$INGEST" --devices 50 --token bench-token \
-    --rate "$1" --duration "$2" --connections 64 --batch "$3" --alarm-percent 1 "${@:4}" > /dev/null
+    --rate "$1" --duration "$2" --connections 64 --batch "$3" --alarm-percent 1 "${@:4}" > "$OUT/load-rate$1-batch$3.txt"
 }
 depth() { curl -sf "http://127.0.0.1:$ADMIN/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["queue"]["depth"])'; }
 

@@ -7,7 +7,8 @@ import Synchronization
 
 /// The status log: a summary line every `status_interval_seconds`, device health sweeps every
 /// second (state changes are logged at once by the parts that change), queue maintenance
-/// every minute and the systemd watchdog, which is only fed while the queue answers.
+/// every minute (with free heap and unused code pages given back) and the systemd watchdog, which
+/// is only fed while the queue answers.
 final class StatusService: Service {
     let collector: StatusCollector
     let pipeline: IngestPipeline
@@ -39,6 +40,8 @@ final class StatusService: Service {
         var nextMaintenance = clock.now.adding(seconds: 60)
         var nextWatchdog = clock.now
         var nextBudgetCheck = clock.now
+        // First on the first tick, once start-up is over, then with each minute's maintenance.
+        var nextCodeRelease = clock.now
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
                 try await clock.sleep(for: .seconds(1))
@@ -77,6 +80,10 @@ final class StatusService: Service {
                 }
                 AllocatorTuning.releaseFreeMemory()
                 nextMaintenance = now.adding(seconds: 60)
+            }
+            if now >= nextCodeRelease {
+                if let release = ResidentCode.release() { logger.debug("\(release)") }
+                nextCodeRelease = now.adding(seconds: 60)
             }
         }
     }
