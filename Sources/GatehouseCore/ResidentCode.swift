@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// Gives back the pages of code and read-only data the daemon touched once and no longer runs:
-/// start-up code (config reading, migrations, every module's initialisation) and, each minute,
+/// start-up code (config reading, migrations, every module's initialisation) and, every 15 s,
 /// whatever was not needed since the last time. Most of an idle daemon's resident memory is such
 /// pages (the binary's `.text` is over 20 MB), and the kernel maps each touched page's 64 KB
 /// neighbourhood with it (fault-around; `MADV_RANDOM` does not stop that, measured on 6.18).

@@ -155,10 +155,13 @@ public final class SinkRunner: Sendable {
     /// A batch read while the previous one was sent means events keep coming: when it is not
     /// full it waits `batch_linger_seconds` (cut short by `stop()`) and is read again, fuller, so
     /// a steady trickle does not cost a POST and a delivery record per commit. The first events
-    /// after an idle spell are read by the main loop itself and go at once.
+    /// after an idle spell are read by the main loop itself and go at once, and so does a batch
+    /// holding an alarm: an alarm never waits for company.
     private func lingered(_ batch: [StoredEvent], after position: [Int: Int64]) async -> [StoredEvent] {
         let linger = config.batchLingerSeconds
-        guard linger > 0, !batch.isEmpty, batch.count < batchMaxEvents else { return batch }
+        guard linger > 0, !batch.isEmpty, batch.count < batchMaxEvents, !batch.contains(where: { $0.priority == .alarm }) else {
+            return batch
+        }
         await stopWake.wait(timeout: .milliseconds(Int64(linger * 1000)), clock: clock)
         if shouldStop { return batch }
         return (try? await queue.nextBatch(sink: name, maxEvents: batchMaxEvents, after: position)) ?? batch

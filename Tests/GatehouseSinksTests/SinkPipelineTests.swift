@@ -160,6 +160,30 @@ import Testing
         await task.value
         #expect(runner.status.deliveredBatches == 2)
     }
+
+    @Test func aBatchHoldingAnAlarmDoesNotLinger() async throws {
+        let store = try await TestQueue(sinks: ["central"])
+        defer { store.remove() }
+        // Alarms are read first, so the batch read while the first is in flight is the 51st alarm.
+        let alarms = try await store.append(51, .alarmPanic)
+        let sink = AnsweredSink()
+        let clock = ManualClock()
+        var lingering = config(batch: 50)
+        lingering.batchLingerSeconds = 5
+        let runner = SinkRunner(sink: sink, config: lingering, queue: store.queue, logger: testLogger(), clock: clock)
+        let task = Task { await runner.run() }
+
+        #expect(await eventually { sink.waiting == 1 && sink.batches.count == 1 })
+        #expect(sink.answer(.delivered))
+        // The alarm was read while the first batch was in flight and goes without the clock moving.
+        #expect(await eventually { sink.waiting == 1 && sink.batches.count == 2 })
+        #expect(sink.batches.last?.map(eventID) == [alarms[50].id.description])
+        #expect(clock.pendingTimers == 0)
+        #expect(sink.answer(.delivered))
+        #expect(await eventually { try await store.queue.lag(sink: "central") == 0 })
+        runner.stop()
+        await task.value
+    }
 }
 
 /// A sink that answers each send when the test calls `answer`, or at once with `rule`. It records
