@@ -68,7 +68,6 @@ public final class HikvisionCamera: Sendable {
     private let server = SimulatedServer(name: "hikvision camera simulator")
     private let digest: SimulatedDigest
     private let logger: Logger
-    let client: HTTPClient
 
     private struct State {
         var figures = Figures()
@@ -90,14 +89,12 @@ public final class HikvisionCamera: Sendable {
         self.realm = channels > 1 ? "DS-7608NI-K2" : "DS-2CD2043G2-I"
         digest = SimulatedDigest(username: username, password: password, realm: realm)
         self.logger = logger
-        var http = HTTPClient.Configuration()
-        http.timeout = .init(connect: .seconds(2), read: .seconds(10))
-        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: http)
     }
 
+    /// Closes the open streams. Pushes go through `HTTPClient.shared` (each with its own
+    /// timeout), so a camera a failed test drops has no client of its own left to shut down.
     public func shutdown() async {
         closeStreams()
-        try? await client.shutdown()
     }
 
     public var figures: Figures { state.withLock { $0.figures } }
@@ -326,6 +323,6 @@ public final class HikvisionCamera: Sendable {
 
     /// POSTs raw bytes (a heartBeat, a malformed alert) to `url`; returns the status.
     public func post(_ body: [UInt8], contentType: String, to url: String) async -> Int {
-        await SimulatedPush.post(body, contentType: contentType, to: url, client: client)
+        await SimulatedPush.post(body, contentType: contentType, to: url, client: .shared)
     }
 }

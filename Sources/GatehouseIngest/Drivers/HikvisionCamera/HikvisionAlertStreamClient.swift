@@ -200,9 +200,11 @@ final class HikvisionAlertStreamClient: Sendable {
         }
         let drafts = driver.drafts(for: reading, device: device)
         if drafts.isEmpty {
+            // A keep-alive (`videoloss inactive`) or a repeat: the last alert stays on the device page.
             await device.seen()
             return
         }
+        device.keepLastPayload(part.body, contentType: part.contentType, mapped: drafts)
         let outcomes = try await device.submit(drafts)
         if let refused = outcomes.first(where: { !$0.isAccepted }) {
             logger.error("hikvision-camera \(options.baseURL ?? "?"): queue refused an alarm (\(refused)); the camera does not resend stream parts")

@@ -104,8 +104,11 @@ public struct MQTTDriver: Driver {
                 reason = "topic '\(message.topic)' does not match options.topic '\(settings.connection.topics.joined(separator: ", "))'"
             } else {
                 do {
-                    drafts += try decode(RawPayload(body: message.payload, contentType: nil, route: route), device: device.config)
+                    let made = try decode(RawPayload(body: message.payload, contentType: nil, route: route), device: device.config)
+                    drafts += made
+                    device.keepLastPayload(message.payload, contentType: nil, mapped: made)
                 } catch {
+                    device.keepLastPayload(message.payload, contentType: nil, mapped: nil)
                     reason = error.reason
                 }
             }

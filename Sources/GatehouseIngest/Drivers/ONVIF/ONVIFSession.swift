@@ -277,8 +277,15 @@ final class ONVIFSession {
             let messages = ONVIFNotification.messages(in: body)
             for (element, result) in messages {
                 switch result {
-                case .success(let notification): drafts += mapper.drafts(for: notification, now: now)
-                case .failure(let error): kept.append(record(Array(element.xml().utf8), reason: error.reason, route: subscription.address))
+                case .success(let notification):
+                    let made = mapper.drafts(for: notification, now: now)
+                    drafts += made
+                    // The console's device page shows the last notification; the drafts say which values are personal.
+                    context.keepLastPayload(Array(element.xml().utf8), contentType: "application/soap+xml", mapped: made)
+                case .failure(let error):
+                    let xml = Array(element.xml().utf8)
+                    context.keepLastPayload(xml, contentType: "application/soap+xml", mapped: nil)
+                    kept.append(record(xml, reason: error.reason, route: subscription.address))
                 }
             }
             drafts += mapper.expire(now: now)

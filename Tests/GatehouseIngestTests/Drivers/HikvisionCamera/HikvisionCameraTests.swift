@@ -272,6 +272,37 @@ struct HikvisionCameraTests {
         }
     }
 
+    @Test("an alert from the alertStream is kept as the device's last payload; keep-alives do not replace it")
+    func lastPayload() async throws {
+        var logger = Logger(label: "hikvision-sim")
+        logger.logLevel = .warning
+        let camera = HikvisionCamera(heartbeatInterval: .milliseconds(50), logger: logger)
+        let server = Task { try await camera.run() }
+        defer { server.cancel() }
+        let port = try await camera.waitUntilRunning()
+        let fixture = try IngestFixture(devices: """
+              - id: cam
+                driver: hikvision-camera
+                type: camera
+                address: 127.0.0.1:\(port)
+                auth: {username: admin, password: hik12345, scheme: digest}
+                options: {mode: stream}
+            """)
+        let device = try fixture.device("cam")
+        let run = Task { try await HikvisionCameraDriver().run(device: device.config, context: fixture.context) }
+        #expect(await eventually(timeout: .seconds(30)) { camera.openStreams > 0 })
+        camera.fire(HikvisionCamera.Alert(eventType: "fielddetection", channel: 1))
+        #expect(await eventually(timeout: .seconds(30)) { try await fixture.events().contains { $0.kind == .cameraIntrusion } })
+        let heartbeats = camera.figures.heartbeatsSent
+        #expect(await eventually(timeout: .seconds(30)) { camera.figures.heartbeatsSent >= heartbeats + 2 })
+        let last = try #require(fixture.pipeline.lastPayload(of: "cam"))
+        #expect(last.mapped && last.text.contains("fielddetection"), "\(last)")
+        run.cancel()
+        _ = try? await run.value
+        await camera.shutdown()
+        await fixture.finish()
+    }
+
     @Test("alertStream stall on the injected clock: a silent stream is kept short of stall_seconds, then dropped with the reason and made again")
     func stall() async throws {
         var logger = Logger(label: "hikvision-sim")

@@ -265,6 +265,9 @@ struct MQTTDriverBrokerTests {
         #expect(await eventually { (try? await fixture.queue.quarantineEntries().count) == 1 })
         let kept = try #require(try await fixture.queue.quarantineEntries().first)
         #expect(kept.route == "mqtt:sensors/hub/sos" && kept.driver == "mqtt" && kept.deviceID == "hub")
+        // The console's device page shows the last message: here the malformed one, which did not map.
+        let last = try #require(fixture.pipeline.lastPayload(of: "hub"))
+        #expect(!last.mapped && last.byteCount == #"{"devId":"x","type":"#.utf8.count, "\(last)")
         run.cancel()
         await run.value
         await fixture.finish()

@@ -111,6 +111,9 @@ struct ONVIFDriverTests {
         #expect(motion.first?.alarm?.id == motion.last?.alarm?.id && motion.last?.alarm?.stopReason == .device)
         #expect(motion.first?.priority == .telemetry && motion.first?.point == "vsc_1")
         #expect(motion.first?.attributes?["code"] == .string("VideoSource/MotionAlarm"))
+        // The console's device page shows the last notification, which mapped.
+        let last = try #require(h.fixture.pipeline.lastPayload(of: "cam-1"))
+        #expect(last.mapped && last.text.contains("MotionAlarm") && last.contentType == "application/soap+xml", "\(last)")
         // A motion start the camera never ends closes after the quiet time; the input stays open.
         h.camera.alarm("tns1:VideoSource/MotionAlarm", active: true)
         #expect(await h.advancing { try await h.alarms().contains { $0.alarm?.stopReason == .quiet } })
