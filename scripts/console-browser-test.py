@@ -147,11 +147,11 @@ def main():
         until(lambda: state() == "down", "gate-east to show as down on the live page")
         browser.save_screenshot(os.path.join(shots, "devices.png"))
 
-        # The device page shows the captured payload; not mapped yet, so its value-like words are hidden.
+        # The device page says when a payload came, its type and size; its text only after login.
         browser.get(base + "/console/devices/gate-east")
-        until(lambda: "deviceName" in browser.find_element(By.ID, "last-payload").text, "the captured payload on the device page")
-        if "川F12345" in text() or not browser.find_element(By.ID, "last-payload-note").text:
-            fail("the device page shows an unmapped payload's plate in clear")
+        until(lambda: "Log in to see the payload itself" in browser.find_element(By.ID, "last-payload").text, "the withheld payload on the device page")
+        if "川F12345" in text() or "deviceName" in text() or browser.find_element(By.ID, "f-last-payload-size").text == "-":
+            fail("the device page shows a payload's text without a login, or not that one came")
 
         browser.get(base + "/console")
         until(lambda: "console-test" in text(), "the overview")

@@ -298,10 +298,11 @@ public struct WebConsole: Sendable {
     }
 
     /// A live page's JSON: rendered once a second for all browsers asking in the same language,
-    /// and answered with 304 when the browser already has it (its `If-None-Match` is the ETag).
+    /// logged in or not (a device's raw payload is shown only to a logged-in user), and answered
+    /// with 304 when the browser already has it (its `If-None-Match` is the ETag).
     func live(_ request: Request, _ render: (Visitor) async throws -> PageBody?) async throws -> Response {
         let visitor = visitor(request)
-        let key = "\(visitor.language.rawValue) \(request.uri.path)?\(request.uri.query ?? "")"
+        let key = "\(visitor.language.rawValue) \(visitor.session == nil ? "reader" : "user") \(request.uri.path)?\(request.uri.query ?? "")"
         guard let reply = try await liveReplies.value(key, load: { try await render(visitor).map { LiveReply(LiveJSON.encode($0.liveData)) } }) else {
             return Response(status: .notFound)
         }

@@ -274,11 +274,18 @@ struct ConsolePageTests {
                 $0["gate-1"] = LastPayload(body, contentType: "application/json", receivedAt: .now, mapped: drafts)
             }
             harness.clock.advance(by: .seconds(1))
-            let page = try await harness.get("/console/devices/gate-1")
+            // Without a login: when, what type and how big, never the text.
+            let anonymous = try await harness.get("/console/devices/gate-1")
+            #expect(anonymous.body.contains("Log in to see the payload itself") && !anonymous.body.contains("F1***5") && !anonymous.body.contains("east"))
+            #expect(anonymous.body.contains("id=\"f-last-payload-type\">application/json<"))
+            let anonymousLive = try await harness.get("/console/api/devices/gate-1")
+            #expect(anonymousLive.body.contains("Log in to see the payload itself") && !anonymousLive.body.contains("F1"))
+            let (cookie, _) = try await harness.login()
+            let page = try await harness.get("/console/devices/gate-1", cookie: cookie)
             #expect(page.body.contains("id=\"last-payload\"") && page.body.contains("川F1***5") && page.body.contains("east"), "\(page.body)")
             #expect(!page.body.contains("川F12345") && !page.body.contains("F12345"))
-            #expect(page.body.contains("id=\"f-last-payload-type\">application/json<"))
-            let live = try await harness.get("/console/api/devices/gate-1")
+            // The live JSON, rendered once a second and shared, keeps readers and users apart.
+            let live = try await harness.get("/console/api/devices/gate-1", cookie: cookie)
             #expect(live.body.contains("川F1***5") && !live.body.contains("F12345"))
             let json = try JSONSerialization.jsonObject(with: Data(live.body.utf8)) as? [String: Any]
             let fields = try #require(json?["fields"] as? [String: String])

@@ -45,8 +45,12 @@ extension WebConsole {
         let recent = try await backend.queue.browse(EventFilter(deviceID: id, limit: 20))
         let quarantined = try await backend.queue.quarantineEntries(limit: 20, deviceID: id)
         let payload = backend.lastPayload(id)
-        let text = Field(id: "last-payload", label: visitor.t("lastPayload"), value: payload?.text ?? visitor.t("noPayload"))
-        let note = Field(id: "last-payload-note", label: "", value: payload?.mapped == false ? visitor.t("payloadUnmapped") : "")
+        // The text itself only to a logged-in user, like a quarantined payload's decoded body: the
+        // policy covers the values the mapping read, not every field a device may add, and an
+        // unmapped payload's short plain words (a PIN, a name in Latin letters) are not hidden.
+        let shown = payload.map { visitor.session == nil ? visitor.t("payloadLoginNeeded") : $0.text } ?? visitor.t("noPayload")
+        let text = Field(id: "last-payload", label: visitor.t("lastPayload"), value: shown)
+        let note = Field(id: "last-payload-note", label: "", value: payload?.mapped == false && visitor.session != nil ? visitor.t("payloadUnmapped") : "")
         return PageBody(
             title: "\(visitor.t("device")) \(id)", cards: [Card(title: id, fields: fields), lastPayloadCard(visitor, payload)],
             tables: [

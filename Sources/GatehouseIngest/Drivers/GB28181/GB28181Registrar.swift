@@ -485,6 +485,11 @@ final class GB28181Registrar: Sendable {
             await session.context.seen()
         }
         if cameBack || moved { await session.save() }
+        // The console's device page shows the last MANSCDP body but a keepalive, as unmapped
+        // (channel names and alarm descriptions are the device's own text).
+        if !(body.root == "Notify" && body.cmdType == "Keepalive") {
+            session.context.keepLastPayload(message.body, contentType: message.header("content-type"), mapped: nil)
+        }
         switch (body.root, body.cmdType) {
         case ("Notify", "Keepalive"):
             session.state.withLock { $0.lastKeepalive = now }

@@ -242,6 +242,9 @@ public struct ZKTecoDriver: Driver {
                 bad.append((bytes, "line \(number + 1) of \(table.rawValue): \(error.reason)"))
             }
         }
+        // The console's device page shows the last upload as unmapped, value-like words hidden:
+        // user tables carry names the drafts do not hold, so the drafts cannot say which values are personal.
+        context.keepLastPayload(request.body, contentType: "text/plain; charset=\(hint?.rawValue ?? options.charset.label)", mapped: nil)
         var cursor: String?
         if let parameter = table.stampParameter, let stamp = request.query[parameter], !stamp.isEmpty, stamp.allSatisfy(\.isNumber) {
             var stamps = await stamps(of: context)

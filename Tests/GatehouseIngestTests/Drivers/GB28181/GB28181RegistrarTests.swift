@@ -159,6 +159,9 @@ struct GB28181RegistrarTests {
         #expect(motion.first?.point == "34020000001310000001")
         #expect(try await h.events(.cameraIntrusion).count == 1)
         #expect(try await h.events(.alarmInput).first?.attributes?["description"] == .string("door contact"))
+        // The last MANSCDP body (not a keepalive) is kept for the console's device page, as unmapped.
+        let last = try #require(h.fixture.pipeline.lastPayload(of: "gate-ipc"))
+        #expect(!last.mapped && last.text.contains("<CmdType>Alarm</CmdType>"), "\(last.text)")
         await device.stop()
         await h.finish()
     }
