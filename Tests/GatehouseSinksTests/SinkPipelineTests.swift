@@ -129,6 +129,16 @@ import Testing
         #expect(runner.status.deliveredEvents == 149)
     }
 
+    /// A runner with batches of 50 and a 5 s linger on a `ManualClock`, running.
+    func lingeringRunner(_ store: TestQueue) -> (AnsweredSink, ManualClock, SinkRunner, Task<Void, Never>) {
+        let sink = AnsweredSink()
+        let clock = ManualClock()
+        var lingering = config(batch: 50)
+        lingering.batchLingerSeconds = 5
+        let runner = SinkRunner(sink: sink, config: lingering, queue: store.queue, logger: testLogger(), clock: clock)
+        return (sink, clock, runner, Task { await runner.run() })
+    }
+
     /// `batch_linger_seconds`: a batch read while the previous one was in flight (events keep
     /// coming) and not full waits the linger and is read again, fuller; the first batch after an
     /// idle spell goes at once. Steps only, on a `ManualClock`: the linger ends when the test advances it.
@@ -136,12 +146,7 @@ import Testing
         let store = try await TestQueue(sinks: ["central"])
         defer { store.remove() }
         let events = try await store.append(51, .accessGranted)
-        let sink = AnsweredSink()
-        let clock = ManualClock()
-        var lingering = config(batch: 50)
-        lingering.batchLingerSeconds = 5
-        let runner = SinkRunner(sink: sink, config: lingering, queue: store.queue, logger: testLogger(), clock: clock)
-        let task = Task { await runner.run() }
+        let (sink, clock, runner, task) = lingeringRunner(store)
 
         // The first batch goes without the clock moving: no linger after idle.
         #expect(await eventually { sink.waiting == 1 && sink.batches.count == 1 })
@@ -166,12 +171,7 @@ import Testing
         defer { store.remove() }
         // Alarms are read first, so the batch read while the first is in flight is the 51st alarm.
         let alarms = try await store.append(51, .alarmPanic)
-        let sink = AnsweredSink()
-        let clock = ManualClock()
-        var lingering = config(batch: 50)
-        lingering.batchLingerSeconds = 5
-        let runner = SinkRunner(sink: sink, config: lingering, queue: store.queue, logger: testLogger(), clock: clock)
-        let task = Task { await runner.run() }
+        let (sink, clock, runner, task) = lingeringRunner(store)
 
         #expect(await eventually { sink.waiting == 1 && sink.batches.count == 1 })
         #expect(sink.answer(.delivered))

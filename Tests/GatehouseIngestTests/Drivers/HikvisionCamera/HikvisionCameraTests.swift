@@ -272,22 +272,29 @@ struct HikvisionCameraTests {
         }
     }
 
-    @Test("an alert from the alertStream is kept as the device's last payload; keep-alives do not replace it")
-    func lastPayload() async throws {
+    /// A camera simulator and an ingest fixture with one `hikvision-camera` device in stream mode on it.
+    static func streamFixture(heartbeat: Duration?, options: String = "", clock: any DriverClock = SystemClock()) async throws -> (HikvisionCamera, Task<Void, any Error>, IngestFixture) {
         var logger = Logger(label: "hikvision-sim")
         logger.logLevel = .warning
-        let camera = HikvisionCamera(heartbeatInterval: .milliseconds(50), logger: logger)
+        let camera = HikvisionCamera(heartbeatInterval: heartbeat, logger: logger)
         let server = Task { try await camera.run() }
-        defer { server.cancel() }
         let port = try await camera.waitUntilRunning()
-        let fixture = try IngestFixture(devices: """
+        let devices = """
               - id: cam
                 driver: hikvision-camera
                 type: camera
                 address: 127.0.0.1:\(port)
                 auth: {username: admin, password: hik12345, scheme: digest}
-                options: {mode: stream}
-            """)
+                options: {mode: stream\(options)}
+            """
+        let fixture = try IngestFixture(devices: devices, clock: clock)
+        return (camera, server, fixture)
+    }
+
+    @Test("an alert from the alertStream is kept as the device's last payload; keep-alives do not replace it")
+    func lastPayload() async throws {
+        let (camera, server, fixture) = try await Self.streamFixture(heartbeat: .milliseconds(50))
+        defer { server.cancel() }
         let device = try fixture.device("cam")
         let run = Task { try await HikvisionCameraDriver().run(device: device.config, context: fixture.context) }
         #expect(await eventually(timeout: .seconds(30)) { camera.openStreams > 0 })
@@ -305,21 +312,9 @@ struct HikvisionCameraTests {
 
     @Test("alertStream stall on the injected clock: a silent stream is kept short of stall_seconds, then dropped with the reason and made again")
     func stall() async throws {
-        var logger = Logger(label: "hikvision-sim")
-        logger.logLevel = .warning
-        let camera = HikvisionCamera(heartbeatInterval: nil, logger: logger)
-        let server = Task { try await camera.run() }
-        defer { server.cancel() }
-        let port = try await camera.waitUntilRunning()
         let clock = ManualClock()
-        let fixture = try IngestFixture(devices: """
-              - id: cam
-                driver: hikvision-camera
-                type: camera
-                address: 127.0.0.1:\(port)
-                auth: {username: admin, password: hik12345, scheme: digest}
-                options: {mode: stream, stall_seconds: 3, reconnect_initial_seconds: 0.2}
-            """, clock: clock)
+        let (camera, server, fixture) = try await Self.streamFixture(heartbeat: nil, options: ", stall_seconds: 3, reconnect_initial_seconds: 0.2", clock: clock)
+        defer { server.cancel() }
         let device = try fixture.device("cam")
         let run = Task { try await HikvisionCameraDriver().run(device: device.config, context: fixture.context) }
         func offline() async throws -> [Event] { try await fixture.events().filter { $0.kind == .deviceOffline } }
