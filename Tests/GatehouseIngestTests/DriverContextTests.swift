@@ -67,14 +67,7 @@ struct DriverContextTests {
     func uhppoteBadReplyBringsTheControllerBackOnline() async throws {
         let (responder, address) = try await UHPPOTEClientTests.illegibleResponder()
         defer { responder.close(promise: nil) }
-        let fixture = try IngestFixture(
-            devices: """
-                  - id: controller-1
-                    driver: uhppote
-                    type: door-controller
-                    serial: "\(UHPPOTEClientTests.serial)"
-                    address: 127.0.0.1:\(address.port ?? 0)
-                """)
+        let fixture = try UHPPOTEClientTests.fixture(port: address.port ?? 0)
         let controller = try fixture.device("controller-1")
         await controller.down(reason: "no reply to 3 requests")
         let settings = try UHPPOTESettings.parse(controller.config).get()

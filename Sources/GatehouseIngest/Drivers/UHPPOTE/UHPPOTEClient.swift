@@ -125,12 +125,26 @@ public final class UHPPOTEClient: Sendable {
         try? await channel.close()
     }
 
+    /// A decoded reply with the datagram it came in.
+    public struct Reply: Sendable {
+        public var response: UHPPOTEResponse
+        public var bytes: [UInt8]
+    }
+
     /// Sends `request` to `target` and waits for the matching reply; `accept` can refuse a
     /// well-formed reply (a late answer to an earlier question) and keep waiting.
     public func request(
         _ request: UHPPOTERequest, serial: UInt32, to target: SocketAddress, timeout: Duration, retries: Int,
         accept: (UHPPOTEResponse) -> Bool = { _ in true }
     ) async throws -> UHPPOTEResponse {
+        try await exchange(request, serial: serial, to: target, timeout: timeout, retries: retries, accept: accept).response
+    }
+
+    /// `request`, keeping the reply's bytes (the console shows a device's last payload).
+    public func exchange(
+        _ request: UHPPOTERequest, serial: UInt32, to target: SocketAddress, timeout: Duration, retries: Int,
+        accept: (UHPPOTEResponse) -> Bool = { _ in true }
+    ) async throws -> Reply {
         let frame = request.encode(serial: serial)
         mailbox.clear()
         let attempts = max(1, retries + 1)
@@ -145,7 +159,7 @@ public final class UHPPOTEClient: Sendable {
                 guard remaining > .zero, let datagram = await mailbox.next(timeout: remaining, on: channel.eventLoop) else { break }
                 do {
                     let (_, response) = try UHPPOTEResponse.decode(datagram.bytes, function: request.function, serial: serial)
-                    if accept(response) { return response }
+                    if accept(response) { return Reply(response: response, bytes: datagram.bytes) }
                 } catch {
                     rejections.record(error)
                     switch error.reason {

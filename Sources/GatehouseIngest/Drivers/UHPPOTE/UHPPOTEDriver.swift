@@ -138,13 +138,18 @@ final class UHPPOTEPoller: Sendable {
     /// One request with the configured timeout and retries; counts missed replies and reports
     /// the controller down after `offline_after_missed_replies`, up again when it answers.
     func ask(_ request: UHPPOTERequest, accept: (UHPPOTEResponse) -> Bool = { _ in true }) async throws -> UHPPOTEResponse {
+        try await exchange(request, accept: accept).response
+    }
+
+    /// `ask`, keeping the reply's bytes.
+    func exchange(_ request: UHPPOTERequest, accept: (UHPPOTEResponse) -> Bool = { _ in true }) async throws -> UHPPOTEClient.Reply {
         do {
-            let response = try await client.request(
+            let reply = try await client.exchange(
                 request, serial: settings.serial, to: target, timeout: .milliseconds(settings.timeoutMilliseconds),
                 retries: settings.retries, accept: accept)
             state.withLock { $0.missedReplies = 0 }
             await context.seen()
-            return response
+            return reply
         } catch let error as UHPPOTENoReply {
             let missed = state.withLock { s -> Int in
                 s.missedReplies += error.attempts
@@ -279,8 +284,9 @@ final class UHPPOTEPoller: Sendable {
         var readThrough: UInt32?
         while next <= latest, !Task.isCancelled {
             let record: UHPPOTEEventRecord
+            let frame: [UInt8]
             do {
-                record = try await fetch(next)
+                (record, frame) = try await fetchReply(next)
             } catch let bad as UHPPOTEBadReply {
                 // Keep the unreadable record and move past it in the same transaction as the
                 // records before it, so one bad slot can neither stall the log nor be lost.
@@ -304,9 +310,11 @@ final class UHPPOTEPoller: Sendable {
                 readThrough = first - 1
                 next = first
             default:
-                if let draft = UHPPOTEEventCodes.draft(for: record, serial: settings.serial, zone: device.timeZone) {
-                    drafts.append(draft)
-                }
+                let draft = UHPPOTEEventCodes.draft(for: record, serial: settings.serial, zone: device.timeZone)
+                if let draft { drafts.append(draft) }
+                context.keepLastPayload(
+                    Array(UHPPOTEEventCodes.consoleText(frame: frame, record: record).utf8), contentType: UHPPOTEEventCodes.consoleContentType,
+                    mapped: draft.map { [$0] })
                 readThrough = next
                 next += 1
             }
@@ -320,13 +328,17 @@ final class UHPPOTEPoller: Sendable {
     }
 
     private func fetch(_ index: UInt32) async throws -> UHPPOTEEventRecord {
+        try await fetchReply(index).record
+    }
+
+    private func fetchReply(_ index: UInt32) async throws -> (record: UHPPOTEEventRecord, frame: [UInt8]) {
         // A late reply for another index is not this record.
-        let response = try await ask(.getEvent(index: index)) { response in
+        let reply = try await exchange(.getEvent(index: index)) { response in
             guard case .event(let r) = response else { return false }
             return r.index == index || r.type == UHPPOTEEventRecord.Kind.none || r.type == UHPPOTEEventRecord.Kind.overwritten
         }
-        guard case .event(let record) = response else { throw UHPPOTENoReply(function: .getEvent, attempts: 0, target: "\(target)") }
-        return record
+        guard case .event(let record) = reply.response else { throw UHPPOTENoReply(function: .getEvent, attempts: 0, target: "\(target)") }
+        return (record, reply.bytes)
     }
 
     /// The lowest index in `low...high` the ring buffer still holds (binary search: held slots

@@ -89,6 +89,25 @@ public enum UHPPOTEEventCodes {
             timeIssue: record.unreadableTime?.reason)
     }
 
+    /// How the console's device page shows a log record (`consoleText`).
+    public static let consoleContentType = "text/plain; uhppote get-event reply, card bytes left out"
+
+    /// A log record's reply as the console's "last raw payload": the 64 bytes in hex with the
+    /// card's four left out (in hex they would escape the privacy policy, which recognises a card
+    /// by the digits the mapping read), then the fields, where the policy replaces the card.
+    public static func consoleText(frame: [UInt8], record: UHPPOTEEventRecord) -> String {
+        let card = UHPPOTELayout.Event.card..<(UHPPOTELayout.Event.card + 4)
+        let hex = frame.indices.map { card.contains($0) ? "··" : String(format: "%02x", frame[$0]) }
+        let rows = stride(from: 0, to: hex.count, by: 16).map { hex[$0..<min($0 + 16, hex.count)].joined(separator: " ") }
+        let direction = record.direction == 1 ? "in" : record.direction == 2 ? "out" : "direction \(record.direction)"
+        let time = record.timestamp?.description ?? record.unreadableTime?.text ?? "no time"
+        let fields = [
+            "index \(record.index)", "type \(record.type)", record.granted ? "granted" : "not granted", "door \(record.door)",
+            direction, "card \(record.card)", time, "reason \(record.reason) (\(reasons[record.reason]?.text ?? "unknown"))",
+        ]
+        return rows.joined(separator: "\n") + "\n" + fields.joined(separator: ", ")
+    }
+
     /// The per-record key the queue dedupes on: a record re-read after a crash is stored once.
     public static func dedupKey(serial: UInt32, index: UInt32) -> String { "\(serial):\(index)" }
 }

@@ -13,6 +13,18 @@ import Testing
 struct UHPPOTEClientTests {
     static let serial: UInt32 = 423_187_757
 
+    /// A queue and one `uhppote` device, `controller-1`, with `serial` at 127.0.0.1:`port`.
+    static func fixture(port: Int) throws -> IngestFixture {
+        try IngestFixture(
+            devices: """
+                  - id: controller-1
+                    driver: uhppote
+                    type: door-controller
+                    serial: "\(serial)"
+                    address: 127.0.0.1:\(port)
+                """)
+    }
+
     /// Answers each request with the datagrams `script` returns for it.
     static func responder(_ script: @escaping @Sendable ([UInt8]) -> [[UInt8]]) async throws -> (any Channel, SocketAddress) {
         let holder = Mutex<(any Channel)?>(nil)
