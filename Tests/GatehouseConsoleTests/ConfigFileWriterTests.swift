@@ -65,6 +65,26 @@ struct ConfigFileWriterTests {
         #expect(throws: (any Error).self) { try writer.activate(profile: "zhenshi-lpr", device: "gate-west") }
     }
 
+    @Test("activations at the same moment are made one after the other: neither edit is lost, and the file keeps its mode")
+    func simultaneousActivations() async throws {
+        let (folder, config, text) = try Self.site()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let twoGates = text.replacingOccurrences(
+            of: "sinks:", with: "  - id: gate-west\n    driver: profile\n    type: lpr-camera\n    options: {capture: true}\nsinks:")
+        let writer = ConfigFileWriter(path: config)
+        for _ in 0..<10 {
+            try twoGates.write(toFile: config, atomically: true, encoding: .utf8)
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: config)
+            async let east: String = Task.detached { try writer.activate(profile: "zhenshi-lpr", device: "gate-east") }.value
+            async let west: String = Task.detached { try writer.activate(profile: "zhenshi-lpr", device: "gate-west") }.value
+            _ = try await (east, west)
+            let loaded = try GatehouseDaemon.loadConfig(path: config)
+            #expect(loaded.devices.map { $0.options["profile"] } == ["zhenshi-lpr", "zhenshi-lpr"])
+            let mode = try FileManager.default.attributesOfItem(atPath: config)[.posixPermissions] as? NSNumber
+            #expect(mode?.intValue == 0o600)
+        }
+    }
+
     @Test("a config file that is not there is reported as not writable")
     func missingFile() {
         let writer = ConfigFileWriter(path: "/nonexistent/gatehouse.yaml")

@@ -58,7 +58,9 @@ extension WebConsole {
             return body.map { ($0, Flash(text: "\(visitor.t("notSaved")): \(error.diagnostics.count)", isError: true), false) }
         }
         do {
-            try text.write(toFile: file, atomically: true, encoding: .utf8)
+            // Durably: a power cut right after saving leaves the old profile or the new one.
+            let permissions = ((try? FileManager.default.attributesOfItem(atPath: file)[.posixPermissions]) as? NSNumber).map { mode_t($0.uint16Value) }
+            try DurableFile.replace(file, with: Array(text.utf8), permissions: permissions ?? 0o644)
         } catch {
             logger.warning("console: \(user) edited profile \(name): cannot write \(file): \(error)", metadata: metadata)
             let body = try await profileEditor(visitor, name: name, text: text)

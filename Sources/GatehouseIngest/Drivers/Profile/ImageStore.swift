@@ -104,27 +104,10 @@ final class ImageStore: Sendable {
         } catch {
             throw Failure(description: "cannot create \(folder): \(error.localizedDescription)")
         }
-        let temporary = path + ".tmp-\(UUID().uuidString.prefix(8))"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o640)
-        guard fd >= 0 else { throw Failure(description: "cannot write \(temporary): errno \(errno)") }
-        var written = 0
-        let ok = bytes.withUnsafeBytes { buffer -> Bool in
-            while written < buffer.count {
-                let n = write(fd, buffer.baseAddress.map { $0 + written }, buffer.count - written)
-                if n <= 0 { return false }
-                written += n
-            }
-            return fsync(fd) == 0
-        }
-        close(fd)
-        guard ok, rename(temporary, path) == 0 else {
-            unlink(temporary)
-            throw Failure(description: "cannot write \(path): errno \(errno)")
-        }
-        let dir = open(folder, O_RDONLY)
-        if dir >= 0 {
-            fsync(dir)
-            close(dir)
+        do {
+            try DurableFile.replace(path, with: bytes)
+        } catch {
+            throw Failure(description: error.description)
         }
     }
 }
