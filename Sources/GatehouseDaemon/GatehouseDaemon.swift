@@ -75,6 +75,7 @@ public final class GatehouseDaemon: Sendable {
             path: queuePath, settings: config.queue, diskBudgetBytes: config.diskBudgetBytes, sealer: sealer, clock: clock, logger: logger)
         let devices = DeviceDirectory(devices: config.devices, logger: logger, clock: clock)
         let pipeline = IngestPipeline(config: config, queue: queue, devices: devices, logger: logger)
+        await pipeline.resumeHealth()
         let requests = DeviceRequests(config: config.ingest, devices: devices)
         let sourceGuard = SourceGuard(config: config.ingest, clock: clock)
         let sinks = SinkSupervisor(queue: queue, clock: clock, logger: logger)

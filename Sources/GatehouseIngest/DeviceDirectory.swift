@@ -8,7 +8,9 @@ import Synchronization
 /// changes are logged at once and become `device.online` / `device.offline` events. After a
 /// (re)start nothing is known about a device, so it is `waiting` rather than `down` until its
 /// first traffic; one that stays silent for its `offline_after_seconds` goes down and raises
-/// `device.offline` once, like one that stopped sending.
+/// `device.offline` once, like one that stopped sending. What was last announced survives the
+/// restart (`resume(announced:)`), so a device that comes back as the centre last heard of it —
+/// up and sending, or down and still silent — is not announced a second time.
 public final class DeviceDirectory: Sendable {
     /// One device's health as the status log shows it.
     public struct Health: Sendable, Codable, Equatable {
@@ -40,6 +42,20 @@ public final class DeviceDirectory: Sendable {
         var health: [String: Health] = [:]
         var rates: [String: EventRate] = [:]
         var lastPayloads: [String: LastPayload] = [:]
+        /// What the centre was last told of each device (`device.online` = up, `device.offline`
+        /// = down); a change to the same state again is not announced.
+        var announced: [String: Health.State] = [:]
+        /// `announced` changed since `takeAnnounced` last took it.
+        var announcedChanged = false
+
+        /// Whether `transition` tells the centre something new; records it as told.
+        mutating func announces(_ transition: Transition) -> Bool {
+            guard transition.device.liveness == nil else { return true }
+            guard announced[transition.device.id] != transition.health.state else { return false }
+            announced[transition.device.id] = transition.health.state
+            announcedChanged = true
+            return true
+        }
     }
 
     private let state = Mutex(State())
@@ -76,6 +92,7 @@ public final class DeviceDirectory: Sendable {
                 s.health[id] = nil
                 s.rates[id] = nil
                 s.lastPayloads[id] = nil
+                s.announced[id] = nil
             }
             for id in added {
                 s.health[id] = Health(
@@ -101,9 +118,28 @@ public final class DeviceDirectory: Sendable {
             health.reason = nil
             return Transition(device: device, health: health)
         }
-        if let transition { log(transition) }
-        return transition
+        return announced(transition)
     }
+
+    /// What the centre was told of each device before a restart (`IngestPipeline.resumeHealth`).
+    public func resume(announced: [String: Health.State]) {
+        state.withLock { s in
+            for (id, announcedState) in announced where s.devices[id] != nil { s.announced[id] = announcedState }
+        }
+    }
+
+    /// What the centre was told of each device, when that changed since the last call (to be
+    /// stored by `IngestPipeline.report`).
+    public func takeAnnounced() -> [String: Health.State]? {
+        state.withLock { s in
+            guard s.announcedChanged else { return nil }
+            s.announcedChanged = false
+            return s.announced
+        }
+    }
+
+    /// Storing what `takeAnnounced` gave failed: give it again next time.
+    public func announcedNotStored() { state.withLock { $0.announcedChanged = true } }
 
     /// Events per minute of each device that sent any, over the last `EventRate.windowMinutes`.
     public func eventsPerMinute(at now: Timestamp) -> [String: Double] {
@@ -149,8 +185,7 @@ public final class DeviceDirectory: Sendable {
             s.health[id] = health
             return changes ? Transition(device: device, health: health) : nil
         }
-        if let transition { log(transition) }
-        return transition
+        return announced(transition)
     }
 
     /// Marks devices down that have been silent for longer than their `offline_after_seconds`:
@@ -179,8 +214,7 @@ public final class DeviceDirectory: Sendable {
             }
             return out.sorted { $0.device.id < $1.device.id }
         }
-        for transition in transitions { log(transition) }
-        return transitions
+        return transitions.compactMap(announced)
     }
 
     /// Liveness's verdict on a device: `up` nil while the probes have not decided. Returns the
@@ -206,9 +240,19 @@ public final class DeviceDirectory: Sendable {
         return transition
     }
 
-    private func log(_ transition: Transition) {
+    /// Logs a change of health; returns it when it tells the centre something new (not what it
+    /// was told before a restart).
+    private func announced(_ transition: Transition?) -> Transition? {
+        guard let transition else { return nil }
+        let new = state.withLock { $0.announces(transition) }
+        log(transition, repeated: !new)
+        return new ? transition : nil
+    }
+
+    private func log(_ transition: Transition, repeated: Bool = false) {
         let h = transition.health
-        let text = h.state == .up ? "device \(h.id) is up" : "device \(h.id) is down: \(h.reason ?? "unknown reason")"
+        var text = h.state == .up ? "device \(h.id) is up" : "device \(h.id) is down: \(h.reason ?? "unknown reason")"
+        if repeated { text += " (as announced before the restart)" }
         logger.notice("\(text)", metadata: ["gatehouse.device": "\(h.id)", "gatehouse.state": "\(h.state.rawValue)"])
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import GatehouseCore
 import GatehouseQueue
 import Logging
@@ -87,13 +88,35 @@ public final class IngestPipeline: Sendable {
         return (events, extra)
     }
 
-    /// Commits device.online/offline events for health changes found by `DeviceDirectory.sweep`.
+    /// Commits device.online/offline events for health changes (`DeviceDirectory.sweep`, a
+    /// driver's report), and in the same transaction what the centre has been told of each device
+    /// when that changed, so a restart does not announce it again. Called with no transition by
+    /// the status tick, it stores only that: a change announced with a device's own events
+    /// (`submit`) is stored at the next tick, and a crash before then announces it once more.
     public func report(_ transitions: [DeviceDirectory.Transition]) async {
-        guard !transitions.isEmpty else { return }
+        let announced = devices.takeAnnounced()
+        guard !transitions.isEmpty || announced != nil else { return }
+        let cursor = announced.flatMap { map in
+            (try? JSONEncoder().encode(map)).map { DeviceCursorUpdate(deviceID: Self.announcedCursorKey, cursor: String(decoding: $0, as: UTF8.self)) }
+        }
         do {
-            _ = try await queue.append(transitions.map(healthEvent))
+            _ = try await queue.append(transitions.map(healthEvent), cursor: cursor)
         } catch {
+            if announced != nil { devices.announcedNotStored() }
             logger.error("could not queue device health events", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Where `report` keeps what the centre was told of each device (not a device id: ids have no colon).
+    static let announcedCursorKey = "gatehouse:announced-health"
+
+    /// Takes up what the centre was told of each device before the restart; call before drivers start.
+    public func resumeHealth() async {
+        do {
+            guard let text = try await queue.deviceCursor(Self.announcedCursorKey) else { return }
+            devices.resume(announced: try JSONDecoder().decode([String: DeviceDirectory.Health.State].self, from: Data(text.utf8)))
+        } catch {
+            logger.warning("could not read the devices' health announced before the restart; each is announced again", metadata: ["error": "\(error)"])
         }
     }
 

@@ -76,4 +76,34 @@ struct DeviceDirectoryTests {
         #expect(directory.healthSnapshot.last?.state == .waiting)
         #expect(directory.healthSnapshot.last?.reason == "waiting since added by reload")
     }
+
+    @Test("a restart does not announce again what the centre was told: up and sending, or down and silent, stay quiet; down then sending is announced")
+    func restartRemembersWhatWasAnnounced() async throws {
+        let devices = """
+              - {id: door-1, driver: generic-json, type: door-controller, offline_after_seconds: 60}
+              - {id: door-2, driver: generic-json, type: door-controller, offline_after_seconds: 60}
+            """
+        let firstClock = ManualClock(start: Self.start)
+        let before = try IngestFixture(devices: devices, clock: firstClock)
+        firstClock.advance(by: .seconds(30))
+        _ = try await before.device("door-1").submit([EventDraft(kind: .accessGranted, dedupKey: "record-1")])
+        // The status tick: door-2 never came up; what was announced is stored with its event.
+        await before.pipeline.report(before.pipeline.devices.sweep(now: Self.start.adding(seconds: 61)))
+        await before.finish(keeping: true)
+
+        let clock = ManualClock(start: Self.start.adding(seconds: 120))
+        let after = try IngestFixture(devices: devices, clock: clock, reopening: before.directory)
+        defer { try? FileManager.default.removeItem(atPath: after.directory) }
+        await after.pipeline.resumeHealth()
+        clock.advance(by: .seconds(30))
+        _ = try await after.device("door-1").submit([EventDraft(kind: .accessGranted, dedupKey: "record-2")])
+        #expect(after.pipeline.devices.healthSnapshot.first?.state == .up)
+        let silent = after.pipeline.devices.sweep(now: Self.start.adding(seconds: 181))
+        #expect(silent.isEmpty, "door-2 is down as announced before the restart")
+        #expect(after.pipeline.devices.healthSnapshot.last?.state == .down)
+        _ = try await after.device("door-2").submit([EventDraft(kind: .accessGranted, dedupKey: "record-3")])
+        let health = try await after.events().filter { $0.kind == .deviceOnline || $0.kind == .deviceOffline }
+        #expect(health.map { "\($0.kind.rawValue) \($0.device.id)" } == ["device.online door-1", "device.offline door-2", "device.online door-2"])
+        await after.finish()
+    }
 }

@@ -23,10 +23,10 @@ final class IngestFixture: Sendable {
     /// `devices` is the YAML list under `devices:`; `budget` the disk budget in bytes.
     init(
         devices: String, extra: String = "", budget: Int64 = 1 << 30, clock: any DriverClock = SystemClock(),
-        logger: Logger = Logger(label: "ingest-tests")
+        logger: Logger = Logger(label: "ingest-tests"), reopening: String? = nil
     ) throws {
         self.clock = clock
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-ingest-\(UUID().uuidString)").path
+        directory = reopening ?? FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-ingest-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let yaml = """
             site: test
@@ -57,9 +57,10 @@ final class IngestFixture: Sendable {
         return try await queue.nextBatch(sink: "test", maxEvents: 1000).sorted { $0.seq < $1.seq }.map { try EventCoding.decode($0.body) }
     }
 
-    func finish() async {
+    /// Closes the queue and deletes the directory, unless it is `keeping` it for a restart (`reopening:`).
+    func finish(keeping: Bool = false) async {
         queue.close()
         await committer.value
-        try? FileManager.default.removeItem(atPath: directory)
+        if !keeping { try? FileManager.default.removeItem(atPath: directory) }
     }
 }

@@ -19,8 +19,9 @@ final class ONVIFSession {
 
     /// After this many unreadable PullMessages replies in a row the subscription is recreated.
     static let maxUnreadableInARow = 3
-    /// Unsubscribe on shutdown may take this long at most.
-    static let unsubscribeTimeout: Duration = .seconds(2)
+    /// Unsubscribe on shutdown may take this long at most (all cameras at once; with Digest it
+    /// is two round trips, which took over 2 s on a loaded box).
+    static let unsubscribeTimeout: Duration = .seconds(5)
 
     private(set) var quirks = ONVIFQuirks()
     private var mapper: ONVIFEventMapper
