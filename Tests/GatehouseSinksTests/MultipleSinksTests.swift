@@ -21,14 +21,14 @@ import Testing
                 let fastSink = try RunningSink(httpSinkConfig(name: "fast", port: fastPort, batch: 64), queue: store.queue)
                 let slowSink = try RunningSink(httpSinkConfig(name: "slow", port: slowPort, batch: 25), queue: store.queue)
 
-                #expect(await fast.waitFor(uniqueCount: events.count, timeout: .seconds(30)))
+                #expect(await fast.waitFor(uniqueCount: events.count, timeout: .seconds(120)))
                 #expect(await eventually { try await store.queue.lag(sink: "fast") == 0 })
                 // The slow sink has delivered nothing, so nothing may leave the queue.
                 #expect(try await store.queue.stats().depth == Int64(events.count))
                 #expect(try await store.queue.lag(sink: "slow") == Int64(events.count))
 
                 slow.setMode(.accept)
-                #expect(await slow.waitFor(uniqueCount: events.count, timeout: .seconds(30)))
+                #expect(await slow.waitFor(uniqueCount: events.count, timeout: .seconds(120)))
                 #expect(await eventually { try await store.queue.stats().depth == 0 })
 
                 await fastSink.finish()
