@@ -67,7 +67,7 @@ struct ONVIFDriverTests {
         var driverIsWaiting: Bool { camera.requestsInFlight == 0 && clock.manual.pendingTimers > 0 }
 
         /// Polls `condition`, moving the clock `step` seconds whenever the driver waits on it.
-        func advancing(_ step: Double = 1, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async -> Bool {
+        func advancing(_ step: Double = 1, timeout: Duration = .seconds(120), _ condition: () async throws -> Bool) async -> Bool {
             await eventually(timeout: timeout, poll: .milliseconds(2)) {
                 if driverIsWaiting { clock.advance(seconds: step) }
                 return try await condition()
