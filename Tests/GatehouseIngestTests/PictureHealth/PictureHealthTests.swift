@@ -324,39 +324,40 @@ struct SnapshotFetcherTests {
     func authentication() async throws {
         var logger = Logger(label: "snapshot-sim")
         logger.logLevel = .critical
-        let client = HTTPClient(eventLoopGroupProvider: .singleton)
-        let fetcher = SnapshotFetcher(client: client, timeout: .seconds(30), maxBytes: 8 << 20)
-        for scheme in SnapshotCamera.Authentication.allCases {
-            let camera = SnapshotCamera(authentication: scheme, logger: logger)
+        // A thrown request must not skip the shutdown (a dropped client stops the test process).
+        try await withHTTPClient { client in
+            let fetcher = SnapshotFetcher(client: client, timeout: .seconds(30), maxBytes: 8 << 20)
+            for scheme in SnapshotCamera.Authentication.allCases {
+                let camera = SnapshotCamera(authentication: scheme, logger: logger)
+                let server = Task { try await camera.run() }
+                let port = try await camera.waitUntilRunning()
+                let url = "http://127.0.0.1:\(port)/cgi-bin/snapshot.cgi?channel=1"
+                let jpeg = try await fetcher.fetch(url, username: "viewer", password: "Cam!2025")
+                #expect(try GreyPicture.decodeJPEG(jpeg).width == 320, "\(scheme)")
+                if scheme != .none {
+                    await #expect(throws: SnapshotFetcher.Failure.self) { try await fetcher.fetch(url, username: "viewer", password: "wrong") }
+                    #expect(camera.refusedCredentials == 1, "\(scheme): one try with the wrong password, no storm")
+                    do {
+                        _ = try await fetcher.fetch(url, username: nil, password: nil)
+                        Issue.record("\(scheme): fetched without credentials")
+                    } catch {
+                        #expect("\(error)".contains("401") && "\(error)".contains("auth:"), "\(error)")
+                    }
+                }
+                server.cancel()
+            }
+            // A snapshot over the limit is refused, not read whole.
+            let camera = SnapshotCamera(authentication: .none, logger: logger)
             let server = Task { try await camera.run() }
             let port = try await camera.waitUntilRunning()
-            let url = "http://127.0.0.1:\(port)/cgi-bin/snapshot.cgi?channel=1"
-            let jpeg = try await fetcher.fetch(url, username: "viewer", password: "Cam!2025")
-            #expect(try GreyPicture.decodeJPEG(jpeg).width == 320, "\(scheme)")
-            if scheme != .none {
-                await #expect(throws: SnapshotFetcher.Failure.self) { try await fetcher.fetch(url, username: "viewer", password: "wrong") }
-                #expect(camera.refusedCredentials == 1, "\(scheme): one try with the wrong password, no storm")
-                do {
-                    _ = try await fetcher.fetch(url, username: nil, password: nil)
-                    Issue.record("\(scheme): fetched without credentials")
-                } catch {
-                    #expect("\(error)".contains("401") && "\(error)".contains("auth:"), "\(error)")
-                }
+            let small = SnapshotFetcher(client: client, timeout: .seconds(30), maxBytes: 1024)
+            do {
+                _ = try await small.fetch("http://127.0.0.1:\(port)/ISAPI/Streaming/channels/101/picture", username: nil, password: nil)
+                Issue.record("an oversized snapshot was read")
+            } catch {
+                #expect("\(error)".contains("max_snapshot_bytes"), "\(error)")
             }
             server.cancel()
         }
-        // A snapshot over the limit is refused, not read whole.
-        let camera = SnapshotCamera(authentication: .none, logger: logger)
-        let server = Task { try await camera.run() }
-        let port = try await camera.waitUntilRunning()
-        let small = SnapshotFetcher(client: client, timeout: .seconds(30), maxBytes: 1024)
-        do {
-            _ = try await small.fetch("http://127.0.0.1:\(port)/ISAPI/Streaming/channels/101/picture", username: nil, password: nil)
-            Issue.record("an oversized snapshot was read")
-        } catch {
-            #expect("\(error)".contains("max_snapshot_bytes"), "\(error)")
-        }
-        server.cancel()
-        try await client.shutdown()
     }
 }
