@@ -80,9 +80,9 @@ extension EventQueue {
         if diskState.withLock({ $0.fullSince == nil }) {
             do {
                 try await pool.write { db in
-                    var ledger = try Ledger(db)
+                    var ledger = self.ledger()
                     try self.recordDeliveries(sinks: [sink], ranks: Set(ranks), db: db, ledger: &ledger)
-                    try ledger.save(db)
+                    try ledger.save(db, to: self)
                 }
                 await compactAfterDiskFull()
                 return
@@ -129,9 +129,9 @@ extension EventQueue {
         guard !floors.isEmpty else { return }
         try await mappingDiskFull {
             try await pool.write { db in
-                var ledger = try Ledger(db)
+                var ledger = self.ledger()
                 try self.deleteDelivered(floors: floors, db: db, ledger: &ledger)
-                try ledger.save(db)
+                try ledger.save(db, to: self)
             }
         }
         await compactAfterDiskFull()
@@ -149,6 +149,7 @@ extension EventQueue {
             ledger.queuedEvents -= count
             ledger.queuedByRank[rank, default: 0] -= count
             ledger.queuedBytes -= bytes + count * Int64(Self.rowOverhead)
+            ledger.deleted = true
         }
     }
 
@@ -158,6 +159,7 @@ extension EventQueue {
     /// slowest sink (what it delivered is deleted) and for a sink whose centre is down.
     public func lag(sink: String) async throws -> Int64 {
         let cursor = sinkCursor(sink)
+        let counters = counterValues()
         return try await pool.read { db in
             var total: Int64 = 0
             for priority in Priority.allCases {
@@ -169,7 +171,7 @@ extension EventQueue {
                     let high = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM events WHERE priority = ?", arguments: [rank]),
                     after < high
                 else { continue }
-                let queued = try Int64.fetchOne(db, sql: "SELECT value FROM counters WHERE name = ?", arguments: [Counter.queued(rank)]) ?? 0
+                let queued = counters[Counter.queued(rank)] ?? 0
                 if after < low {
                     total += queued
                 } else if high - after <= after - low {

@@ -7,9 +7,8 @@ extension EventQueue {
     public func stats() async throws -> QueueStats {
         let (budget, _) = settingsSnapshot()
         let process = processCounters()
+        let values = counterValues()
         var stats = try await pool.read { db -> QueueStats in
-            var values: [String: Int64] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT name, value FROM counters") { values[row[0]] = row[1] }
             let oldest = try Int64.fetchOne(db, sql: "SELECT received_ms FROM events ORDER BY seq LIMIT 1")
             let waiting = try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM quarantine WHERE replayed_ms IS NULL AND discarded_ms IS NULL") ?? 0
             var evicted: [String: Int64] = ["quarantine": values[Counter.evictedQuarantine] ?? 0]

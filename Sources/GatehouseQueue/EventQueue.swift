@@ -31,6 +31,8 @@ public final class EventQueue: Sendable {
     let recentDedup = RecentDedupKeys()
     private let evictionLog = IntervalSummary<Int>()
     let diskState = Mutex(DiskState())
+    /// Running totals and the sequence (EventQueue+Totals).
+    let totals = Mutex(Totals())
     /// Test hook: awaited before each group commit, so a test can hold the committer.
     let beforeCommit = Mutex<(@Sendable () async -> Void)?>(nil)
     /// Stamps receive times not given by the caller, cursor updates, replays and the dedup window.
@@ -123,6 +125,8 @@ public final class EventQueue: Sendable {
             try QueueFile.refuseNewer(path: path, applied: applied, known: QueueSchema.migrator.migrations)
             try QueueSchema.migrator.migrate(pool)
             try pool.read { db in try recentDedup.load(db) }
+            let loaded = try pool.write { db in try Self.loadTotals(db) }
+            totals.withLock { $0 = loaded }
         } catch {
             throw QueueFile.openError(path: path, error)
         }
@@ -204,11 +208,11 @@ public final class EventQueue: Sendable {
         try await ensureSpace()
         let rows = try encode(events, deduplicate: deduplicate)
         let (outcomes, evictions) = try await mappingDiskFull { try await self.pool.write { db in
-            var ledger = try Ledger(db)
+            var ledger = self.ledger()
             var kept: [(SealedQuarantine, Int64)] = []
             let outcomes = try self.commit(rows: rows, quarantine: [], receivedAt: self.clock.now, cursor: cursor, db: db, ledger: &ledger, kept: &kept)
             self.recentDedup.apply(afterCommitOf: db, added: ledger.newDedup, folded: false)
-            try ledger.save(db)
+            try ledger.save(db, to: self)
             return (outcomes, ledger.evictions)
         } }
         report(evictions)
@@ -239,6 +243,11 @@ public final class EventQueue: Sendable {
             await drainPending()
         }
         await drainPending()
+        do {
+            try await storeTotals()
+        } catch {
+            logger.warning("could not store the queue's counters at shutdown; the next start counts them again", metadata: ["error": "\(error)"])
+        }
         // Deliveries queued after the last drain are recorded by their callers alone.
         let left = pending.withLock { state in
             state.running = false
@@ -291,7 +300,7 @@ public final class EventQueue: Sendable {
             if let hold = beforeCommit.withLock({ $0 }) { await hold() }
             do {
                 let (results, evictions, kept) = try await pool.write { db in
-                    var ledger = try Ledger(db)
+                    var ledger = self.ledger()
                     var kept: [(SealedQuarantine, Int64)] = []
                     // Rides on a commit that happens anyway; the map is emptied once it is durable.
                     let fold = self.recentDedup.count >= RecentDedupKeys.foldThreshold
@@ -306,7 +315,7 @@ public final class EventQueue: Sendable {
                         try self.recordDeliveries(
                             sinks: Set(deliveries.map(\.sink)), ranks: Set(deliveries.flatMap(\.ranks)), db: db, ledger: &ledger)
                     }
-                    try ledger.save(db)
+                    try ledger.save(db, to: self)
                     return (results, ledger.evictions, kept)
                 }
                 for (sealed, id) in kept { logQuarantined(sealed, id: id) }
@@ -330,57 +339,6 @@ public final class EventQueue: Sendable {
         }
     }
 
-    /// Running totals read at the start of a write transaction and saved at its end.
-    struct Ledger {
-        var queuedEvents: Int64
-        var queuedBytes: Int64
-        var quarantineBytes: Int64
-        var duplicates: Int64
-        var collisions: Int64
-        var quarantined: Int64
-        /// Queued events per priority rank, so a sink's lag needs no count over the backlog.
-        var queuedByRank: [Int: Int64] = [:]
-        var evictions: [Int: (count: Int64, bytes: Int64)] = [:]  // rank → ; -1 is quarantine
-        /// Dedup keys stored in this transaction, seen by its later events and added to
-        /// `recentDedup` once it commits.
-        var newDedup: [RecentDedupKeys.Key: [RecentDedupKeys.Entry]] = [:]
-        /// The counters as read, so that `save` writes only those that changed.
-        private let stored: [String: Int64]
-
-        init(_ db: Database) throws {
-            let rows = try Row.fetchAll(db, sql: "SELECT name, value FROM counters")
-            var values: [String: Int64] = [:]
-            for row in rows { values[row[0]] = row[1] }
-            stored = values
-            queuedEvents = values[Counter.queuedEvents] ?? 0
-            queuedBytes = values[Counter.queuedBytes] ?? 0
-            quarantineBytes = values[Counter.quarantineBytes] ?? 0
-            duplicates = values[Counter.duplicates] ?? 0
-            collisions = values[Counter.dedupCollisions] ?? 0
-            quarantined = values[Counter.quarantined] ?? 0
-            for priority in Priority.allCases { queuedByRank[priority.rank] = values[Counter.queued(priority.rank)] ?? 0 }
-        }
-
-        var usedBytes: Int64 { queuedBytes + quarantineBytes }
-
-        func save(_ db: Database) throws {
-            var updates: [(String, Int64)] = [
-                (Counter.queuedEvents, queuedEvents), (Counter.queuedBytes, queuedBytes),
-                (Counter.quarantineBytes, quarantineBytes), (Counter.duplicates, duplicates),
-                (Counter.dedupCollisions, collisions), (Counter.quarantined, quarantined),
-            ]
-            updates += queuedByRank.map { (Counter.queued($0.key), $0.value) }
-            let statement = try db.cachedStatement(
-                sql: "INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value")
-            for (rank, eviction) in evictions {
-                let name = rank < 0 ? Counter.evictedQuarantine : Counter.evicted(rank)
-                let previous = try Int64.fetchOne(db, sql: "SELECT value FROM counters WHERE name = ?", arguments: [name]) ?? 0
-                updates.append((name, previous + eviction.count))
-            }
-            for (name, value) in updates where stored[name] ?? 0 != value { try statement.execute(arguments: [name, value]) }
-        }
-    }
-
     private func commit(
         rows: [EncodedEvent], quarantine: [SealedQuarantine], receivedAt: Timestamp, cursor: DeviceCursorUpdate?,
         db: Database, ledger: inout Ledger, kept: inout [(SealedQuarantine, Int64)]
@@ -389,7 +347,7 @@ public final class EventQueue: Sendable {
         let insertDedup = try db.cachedStatement(
             sql: "INSERT INTO dedup_log(device_id, key, fingerprint, event_id, seen_ms) VALUES (?, ?, ?, ?, ?)")
         let insertEvent = try db.cachedStatement(
-            sql: "INSERT INTO events(priority, device_id, received_ms, body) VALUES (?, ?, ?, ?)")
+            sql: "INSERT INTO events(seq, priority, device_id, received_ms, body) VALUES (?, ?, ?, ?, ?)")
         var outcomes: [AppendOutcome] = []
         outcomes.reserveCapacity(rows.count)
         let findDedup = try db.cachedStatement(sql: "SELECT fingerprint, event_id FROM dedup WHERE device_id = ? AND key = ?")
@@ -419,7 +377,7 @@ public final class EventQueue: Sendable {
                 ledger.newDedup[RecentDedupKeys.Key(device: row.deviceID, key: key), default: []].append(
                     RecentDedupKeys.Entry(fingerprint: row.fingerprint, eventID: row.id.description))
             }
-            try insertEvent.execute(arguments: [row.rank, row.deviceID, row.receivedMs, row.body])
+            try insertEvent.execute(arguments: [ledger.nextSeq(), row.rank, row.deviceID, row.receivedMs, row.body])
             ledger.queuedEvents += 1
             ledger.queuedByRank[row.rank, default: 0] += 1
             ledger.queuedBytes += size
