@@ -44,7 +44,8 @@ extension EventQueue {
         }
     }
 
-    /// Forgets dedup keys older than the window and returns freed pages to the file system.
+    /// Forgets dedup keys older than the window and returns freed pages to the file system
+    /// when there are many and little is kept (EventQueue+Space).
     public func maintain(now: Timestamp? = nil) async throws {
         let now = now ?? clock.now
         let windowHours = dedupWindowHours()
@@ -55,8 +56,6 @@ extension EventQueue {
             self.recentDedup.apply(afterCommitOf: db, added: [:], folded: true)
             try db.execute(sql: "DELETE FROM dedup WHERE seen_ms < ?", arguments: [cutoff])
         }
-        try await pool.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA incremental_vacuum(2048)")
-        }
+        if let done = try await pool.writeWithoutTransaction({ db in try self.compactIfWorthIt(db) }) { logger.notice("\(done)") }
     }
 }

@@ -33,6 +33,8 @@ public final class EventQueue: Sendable {
     let diskState = Mutex(DiskState())
     /// Running totals and the sequence (EventQueue+Totals).
     let totals = Mutex(Totals())
+    /// When the file is rewritten smaller (EventQueue+Space); tests lower them.
+    let compactionLimits = Mutex(CompactionLimits())
     /// Test hook: awaited before each group commit, so a test can hold the committer.
     let beforeCommit = Mutex<(@Sendable () async -> Void)?>(nil)
     /// Stamps receive times not given by the caller, cursor updates, replays and the dedup window.
@@ -131,6 +133,7 @@ public final class EventQueue: Sendable {
             throw QueueFile.openError(path: path, error)
         }
         try sealLegacyQuarantine()
+        compactAtOpen()
     }
 
     // MARK: - Settings that can change on reload

@@ -155,3 +155,69 @@ struct WritePathTests {
         try queue.pool.close()
     }
 }
+
+/// auto_vacuum NONE: freed pages reused, the file rewritten when much is free and little kept.
+@Suite("Write path: space given back")
+struct QueueSpaceTests {
+    static func pragmas(_ queue: EventQueue) async throws -> (autoVacuum: Int, pages: Int64, free: Int64) {
+        try await queue.pool.read { db in
+            (
+                try Int.fetchOne(db, sql: "PRAGMA auto_vacuum") ?? -1, try Int64.fetchOne(db, sql: "PRAGMA page_count") ?? 0,
+                try Int64.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
+            )
+        }
+    }
+
+    @Test("a queue kept with auto_vacuum INCREMENTAL (before 0.10) is rewritten without it at open, every event kept")
+    func incrementalQueueConverted() async throws {
+        let fixture = try QueueFixture()
+        defer { fixture.remove() }
+        let events = (0..<50).map { n in makeEvent(n % 3 == 0 ? .alarmPanic : .accessGranted, dedupKey: "k\(n)", padding: 200) }
+        _ = try await fixture.queue.appendNow(events)
+        try fixture.queue.pool.close()
+        do {
+            let previous = try DatabaseQueue(path: fixture.path)
+            try await previous.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL; VACUUM") }
+            #expect(try await previous.read { db in try Int.fetchOne(db, sql: "PRAGMA auto_vacuum") } == 2)
+            try previous.close()
+        }
+        let reopened = try fixture.reopen()
+        #expect(try await Self.pragmas(reopened).autoVacuum == 0)
+        let kept = try await reopened.everything(sink: "audit")
+        #expect(Set(try kept.map(storedID)) == Set(events.map(\.id)))
+        #expect(try await reopened.stats().depth == 50)
+        #expect(try await reopened.appendNow([events[7]]) == [.duplicate(of: events[7].id)])
+        #expect(try await reopened.pool.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check") } == ["ok"])
+        try reopened.pool.close()
+    }
+
+    @Test("delivered pages are free for new events; maintain() rewrites the file when much is free and little kept, not otherwise")
+    func freePagesReusedThenReturned() async throws {
+        let fixture = try QueueFixture()
+        defer { fixture.remove() }
+        let queue = fixture.queue
+        #expect(try await Self.pragmas(queue).autoVacuum == 0)
+        try await queue.registerSinks(["a"])
+        for _ in 0..<10 { _ = try await queue.appendNow((0..<50).map { _ in makeEvent(padding: 1000) }) }
+        try await queue.acknowledge(sink: "a", try await queue.everything(sink: "a"))
+        let drained = try await Self.pragmas(queue)
+        #expect(drained.free > 100)
+        // New events take freed pages before the file grows.
+        _ = try await queue.appendNow((0..<50).map { _ in makeEvent(padding: 1000) })
+        let refilled = try await Self.pragmas(queue)
+        #expect(refilled.pages == drained.pages && refilled.free < drained.free)
+
+        // More kept than a rewrite may copy: nothing happens.
+        queue.compactionLimits.withLock { $0 = EventQueue.CompactionLimits(freeBytes: 64 << 10, keptBytes: 16 << 10) }
+        try await queue.maintain()
+        #expect(try await Self.pragmas(queue) == refilled)
+        // Little kept, much free: the file is rewritten, the events stay.
+        queue.compactionLimits.withLock { $0 = EventQueue.CompactionLimits(freeBytes: 64 << 10, keptBytes: 1 << 20) }
+        try await queue.maintain()
+        let compacted = try await Self.pragmas(queue)
+        #expect(compacted.free == 0 && compacted.pages < refilled.pages)
+        #expect(try await queue.stats().depth == 50)
+        #expect(try await queue.pool.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check") } == ["ok"])
+        try queue.pool.close()
+    }
+}
