@@ -19,7 +19,7 @@ public final class EventQueue: Sendable {
     let sealer: PayloadSealer
     let logger: Logger
     private let settings: Mutex<Settings>
-    private let pending = Mutex<PendingState>(PendingState())
+    let pending = Mutex<PendingState>(PendingState())
     /// Requests inside `admitting`: counted from a pushed request's arrival, not from its append.
     private let requestsInFlight = Atomic<Int>(0)
     /// Wakes the group committer when an append is waiting or the queue is closed.
@@ -66,21 +66,31 @@ public final class EventQueue: Sendable {
         let continuation: CheckedContinuation<[AppendOutcome], any Error>
     }
 
-    /// A sink's acknowledged delivery whose cursor and deletes ride on the next group commit.
-    struct PendingDelivery {
-        let sink: String
-        let ranks: [Int]
-        /// True once recorded; false when the commit failed (the caller then records it alone).
-        let continuation: CheckedContinuation<Bool, Never>
+    /// Acknowledged deliveries not yet on disk: their cursors (in memory already) and the deletes
+    /// of what every sink delivered, written together once `deliveryRecordEvents` are owed, on the
+    /// next group commit, or after `deliveryRecordSeconds` (EventQueue+Sinks, "Delivery records").
+    struct OwedDeliveries {
+        var sinks: Set<String> = []
+        var ranks: Set<Int> = []
+        var events = 0
+        var since: Double?
+
+        var isEmpty: Bool { sinks.isEmpty }
+
+        mutating func merge(_ other: OwedDeliveries) {
+            sinks.formUnion(other.sinks)
+            ranks.formUnion(other.ranks)
+            events += other.events
+            since = [since, other.since].compactMap { $0 }.min()
+        }
     }
 
     struct PendingState {
         var items: [PendingAppend] = []
-        var deliveries: [PendingDelivery] = []
+        var owed = OwedDeliveries()
         var closed = false
-        /// `run()` is taking work, and a commit is being written or about to be.
+        /// `run()` is taking work.
         var running = false
-        var committing = false
     }
 
     /// Opens (creating or migrating) the queue at `path`. Does no background work: call `run()`.
@@ -242,37 +252,40 @@ public final class EventQueue: Sendable {
         }
         pending.withLock { $0.running = true }
         while !Task.isCancelled, !pending.withLock({ $0.closed }) {
-            await committerWake.wait()
+            if pending.withLock({ $0.owed.isEmpty }) {
+                await committerWake.wait()
+            } else {
+                // Owed delivery records are written at the latest after `deliveryRecordSeconds`.
+                await committerWake.wait(timeout: .milliseconds(Int(Self.deliveryRecordSeconds * 1000)), clock: clock)
+            }
             await drainPending()
         }
         await drainPending()
+        // Owed delivery records not written by the last drain (it failed) go back to the callers' path.
+        pending.withLock { $0.running = false }
+        await recordOwedDeliveries()
         do {
             try await storeTotals()
         } catch {
             logger.warning("could not store the queue's counters at shutdown; the next start counts them again", metadata: ["error": "\(error)"])
         }
-        // Deliveries queued after the last drain are recorded by their callers alone.
-        let left = pending.withLock { state in
-            state.running = false
-            defer { state.deliveries = [] }
-            return state.deliveries
-        }
-        for delivery in left { delivery.continuation.resume(returning: false) }
     }
 
-    /// Hands a sink's delivery record (its cursor, and deleting what every sink delivered) to the
-    /// commit being written or about to be, so that under load it costs no fsync of its own.
-    /// False when no commit is coming (the caller records it in a transaction of its own).
-    func recordWithNextCommit(sink: String, ranks: [Int]) async -> Bool {
+    /// Leaves a sink's delivery record (its cursor, and deleting what every sink delivered) to the
+    /// group committer, which writes it with a later commit (EventQueue+Sinks, "Delivery records").
+    /// False when the committer is not running or the disk is full (the caller records it at once).
+    func owe(sink: String, ranks: [Int], events: Int) -> Bool {
         guard diskState.withLock({ $0.fullSince == nil }) else { return false }
-        return await withCheckedContinuation { continuation in
-            let queued = pending.withLock { state -> Bool in
-                guard state.running, !state.closed, state.committing || !state.items.isEmpty else { return false }
-                state.deliveries.append(PendingDelivery(sink: sink, ranks: ranks, continuation: continuation))
-                return true
-            }
-            if queued { committerWake.signal() } else { continuation.resume(returning: false) }
+        let now = clock.now.seconds
+        let (owed, wake) = pending.withLock { state -> (Bool, Bool) in
+            guard state.running, !state.closed else { return (false, false) }
+            let first = state.owed.isEmpty
+            state.owed.merge(OwedDeliveries(sinks: [sink], ranks: Set(ranks), events: events, since: now))
+            // The first owed record starts the committer's timer; a full one is written at once.
+            return (true, first || state.owed.events >= Self.deliveryRecordEvents)
         }
+        if wake { committerWake.signal() }
+        return owed
     }
 
     /// Stops accepting appends; `run()` finishes what is waiting and returns.
@@ -284,7 +297,8 @@ public final class EventQueue: Sendable {
     private func drainPending() async {
         while true {
             let limit = settings.withLock { $0.commitMaxEvents }
-            let (batch, deliveries) = pending.withLock { state -> ([PendingAppend], [PendingDelivery]) in
+            let now = clock.now.seconds
+            let (batch, deliveries) = pending.withLock { state -> ([PendingAppend], OwedDeliveries) in
                 var taken = 0
                 var count = 0
                 for item in state.items {
@@ -294,9 +308,11 @@ public final class EventQueue: Sendable {
                 }
                 let batch = Array(state.items.prefix(count))
                 state.items.removeFirst(count)
-                let deliveries = state.deliveries
-                state.deliveries = []
-                state.committing = !batch.isEmpty || !deliveries.isEmpty
+                var deliveries = OwedDeliveries()
+                if Self.deliveryRecordDue(state.owed, now: now, closing: state.closed) {
+                    deliveries = state.owed
+                    state.owed = OwedDeliveries()
+                }
                 return (batch, deliveries)
             }
             if batch.isEmpty, deliveries.isEmpty { return }
@@ -315,14 +331,13 @@ public final class EventQueue: Sendable {
                     }
                     self.recentDedup.apply(afterCommitOf: db, added: ledger.newDedup, folded: fold)
                     if !deliveries.isEmpty {
-                        try self.recordDeliveries(
-                            sinks: Set(deliveries.map(\.sink)), ranks: Set(deliveries.flatMap(\.ranks)), db: db, ledger: &ledger)
+                        try self.recordDeliveries(sinks: deliveries.sinks, ranks: deliveries.ranks, db: db, ledger: &ledger)
                     }
                     try ledger.save(db, to: self)
                     return (results, ledger.evictions, kept)
                 }
                 for (sealed, id) in kept { logQuarantined(sealed, id: id) }
-                for delivery in deliveries { delivery.continuation.resume(returning: true) }
+                if !deliveries.isEmpty { await compactAfterDiskFull() }
                 guard !batch.isEmpty else { continue }
                 processStats.withLock {
                     $0.commits += 1
@@ -337,7 +352,11 @@ public final class EventQueue: Sendable {
                     logger.error("queue commit failed", metadata: ["error": "\(error)", "gatehouse.batch": "\(batch.count)"])
                 }
                 for item in batch { item.continuation.resume(throwing: error) }
-                for delivery in deliveries { delivery.continuation.resume(returning: false) }
+                // Still owed: the cursors are in memory, the next commit (or shutdown) writes them.
+                if !deliveries.isEmpty { pending.withLock { $0.owed.merge(deliveries) } }
+                if Self.isDiskFull(error) { await recordOwedDeliveries() }
+                // A record alone that failed is tried again after `deliveryRecordSeconds`, not at once.
+                if batch.isEmpty { return }
             }
         }
     }
@@ -413,6 +432,11 @@ public final class EventQueue: Sendable {
     /// ledger, so a refused item costs nothing. Returns whether the item fits now.
     func makeRoom(_ size: Int64, forRank rank: Int, budget: Int64, db: Database, ledger: inout Ledger) throws -> Bool {
         guard ledger.usedBytes + size > budget else { return true }
+        // Delivered events whose record is still owed (EventQueue+Sinks) make room before anything is evicted.
+        if pending.withLock({ !$0.owed.isEmpty }) {
+            try recordDeliveries(sinks: Set(sinkCursorsSnapshot().keys), ranks: Set(Priority.allCases.map(\.rank)), db: db, ledger: &ledger)
+            if ledger.usedBytes + size <= budget { return true }
+        }
         let before = ledger
         var fits = false
         try db.inSavepoint {

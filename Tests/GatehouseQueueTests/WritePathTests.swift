@@ -221,3 +221,66 @@ struct QueueSpaceTests {
         try queue.pool.close()
     }
 }
+
+/// Delivery records (cursor and deletes) owed to a later commit while the committer runs.
+@Suite("Write path: delivery records")
+struct DeliveryRecordTests {
+    static func storedCursor(_ queue: EventQueue, sink: String) async throws -> Int64 {
+        try await queue.pool.read { db in
+            try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM sink_cursors WHERE sink = ?", arguments: [sink]) ?? 0
+        }
+    }
+
+    @Test("a delivery is read past at once, written after deliveryRecordSeconds; until then a restart would send it again")
+    func writtenAfterTheInterval() async throws {
+        let fixture = try QueueFixture()
+        defer { fixture.remove() }
+        let clock = ManualClock()
+        let queue = try EventQueue(
+            path: fixture.path, settings: fixture.settings, diskBudgetBytes: fixture.budget, clock: clock, logger: testLogger())
+        try await queue.registerSinks(["a"])
+        let runner = Task { await queue.run() }
+        let events = (0..<10).map { _ in makeEvent() }
+        _ = try await queue.append(events)
+        let batch = try await queue.nextBatch(sink: "a", maxEvents: 100)
+        try await queue.acknowledge(sink: "a", batch)
+        #expect(try await queue.nextBatch(sink: "a", maxEvents: 100).isEmpty)
+        #expect(try await queue.lag(sink: "a") == 0)
+        // Not yet on disk: after a crash now, every event would be read again from the old cursor.
+        #expect(try await Self.storedCursor(queue, sink: "a") == 0)
+        #expect(try await queue.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM events") } == events.count)
+
+        #expect(await eventually { clock.pendingTimers > 0 })
+        clock.advance(by: .milliseconds(Int(EventQueue.deliveryRecordSeconds * 1000)))
+        #expect(await eventually { try await queue.stats().depth == 0 })
+        #expect(try await Self.storedCursor(queue, sink: "a") == batch.map(\.seq).max())
+        queue.close()
+        await runner.value
+        try queue.pool.close()
+    }
+
+    @Test("deliveryRecordEvents owed are written with the next commit, without waiting; shutdown writes the rest")
+    func writtenWhenFullAndAtShutdown() async throws {
+        let fixture = try QueueFixture()
+        defer { fixture.remove() }
+        let clock = ManualClock()
+        let queue = try EventQueue(
+            path: fixture.path, settings: fixture.settings, diskBudgetBytes: fixture.budget, clock: clock, logger: testLogger())
+        try await queue.registerSinks(["a"])
+        let runner = Task { await queue.run() }
+        let count = EventQueue.deliveryRecordEvents
+        _ = try await queue.append((0..<(count + 5)).map { _ in makeEvent() })
+        try await queue.acknowledge(sink: "a", try await queue.nextBatch(sink: "a", maxEvents: count))
+        #expect(await eventually { try await queue.stats().depth == 5 })
+        try await queue.acknowledge(sink: "a", try await queue.nextBatch(sink: "a", maxEvents: 2))
+        #expect(try await queue.stats().depth == 5)
+        queue.close()
+        await runner.value
+        #expect(try await queue.stats().depth == 3)
+        #expect(try await Self.storedCursor(queue, sink: "a") == Int64(count + 2))
+        // After the committer stopped, a delivery is recorded at once.
+        try await queue.acknowledge(sink: "a", try await queue.nextBatch(sink: "a", maxEvents: 3))
+        #expect(try await queue.stats().depth == 0)
+        try queue.pool.close()
+    }
+}
