@@ -105,11 +105,7 @@ extension EventQueue {
             let store = force || mustStore || now - base.storedAt >= EventQueue.persistInterval
             var all = values
             all[Counter.lastSeq] = lastSeq
-            if store {
-                let statement = try db.cachedStatement(
-                    sql: "INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value")
-                for (name, value) in all where base.stored[name] != value { try statement.execute(arguments: [name, value]) }
-            }
+            if store { try EventQueue.writeCounters(all, over: base.stored, db) }
             let stored = all
             let lastSeq = lastSeq
             db.afterNextTransaction { _ in
@@ -154,10 +150,15 @@ extension EventQueue {
         let lastSeq = max(mark, newest, delivered)
         var all = values
         all[Counter.lastSeq] = lastSeq
+        try writeCounters(all, over: stored, db)
+        return Totals(values: values, lastSeq: lastSeq, stored: all, storedAt: 0)
+    }
+
+    /// Writes the counters whose value differs from what `counters` holds.
+    static func writeCounters(_ values: [String: Int64], over stored: [String: Int64], _ db: Database) throws {
         let statement = try db.cachedStatement(
             sql: "INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value")
-        for (name, value) in all where stored[name] != value { try statement.execute(arguments: [name, value]) }
-        return Totals(values: values, lastSeq: lastSeq, stored: all, storedAt: 0)
+        for (name, value) in values where stored[name] != value { try statement.execute(arguments: [name, value]) }
     }
 
     /// Writes the totals if an insert-only commit left them behind (at shutdown).

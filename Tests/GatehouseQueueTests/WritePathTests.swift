@@ -5,6 +5,14 @@ import GatehouseTesting
 import GRDB
 import Testing
 
+/// The fixture's file opened on a clock that moves only when told to.
+func queueOnManualClock(_ fixture: QueueFixture) throws -> (EventQueue, ManualClock) {
+    let clock = ManualClock()
+    let queue = try EventQueue(
+        path: fixture.path, settings: fixture.settings, diskBudgetBytes: fixture.budget, clock: clock, logger: testLogger())
+    return (queue, clock)
+}
+
 /// Fewer pages per commit (issue 13): the sequence and the counters held in memory, written when
 /// a commit needs them; what a crash leaves behind is counted back at open.
 @Suite("Write path: sequence and counters")
@@ -71,9 +79,7 @@ struct WritePathTests {
     func countersRebuiltAfterCrash() async throws {
         let fixture = try QueueFixture()
         defer { fixture.remove() }
-        let clock = ManualClock()
-        let queue = try EventQueue(
-            path: fixture.path, settings: fixture.settings, diskBudgetBytes: fixture.budget, clock: clock, logger: testLogger())
+        let (queue, _) = try queueOnManualClock(fixture)
         // The first commit after open stores the counters; the ones within `persistInterval` do not.
         _ = try await queue.appendNow([makeEvent(.alarmPanic, padding: 5)])
         let storedFirst = try await Self.counter(queue, Counter.queuedEvents)
@@ -97,9 +103,7 @@ struct WritePathTests {
     func countersStoredWhenNeeded() async throws {
         let fixture = try QueueFixture()
         defer { fixture.remove() }
-        let clock = ManualClock()
-        let queue = try EventQueue(
-            path: fixture.path, settings: fixture.settings, diskBudgetBytes: fixture.budget, clock: clock, logger: testLogger())
+        let (queue, clock) = try queueOnManualClock(fixture)
         // Registering stores the counters (0); the insert-only commits within the interval do not.
         try await queue.registerSinks(["a"])
         _ = try await queue.appendNow([makeEvent()])
@@ -142,9 +146,7 @@ struct WritePathTests {
     func countersStoredAtShutdown() async throws {
         let fixture = try QueueFixture()
         defer { fixture.remove() }
-        let clock = ManualClock()
-        let queue = try EventQueue(
-            path: fixture.path, settings: fixture.settings, diskBudgetBytes: fixture.budget, clock: clock, logger: testLogger())
+        let (queue, _) = try queueOnManualClock(fixture)
         let runner = Task { await queue.run() }
         _ = try await queue.append([makeEvent()])
         _ = try await queue.append([makeEvent()])
@@ -235,9 +237,7 @@ struct DeliveryRecordTests {
     func writtenAfterTheInterval() async throws {
         let fixture = try QueueFixture()
         defer { fixture.remove() }
-        let clock = ManualClock()
-        let queue = try EventQueue(
-            path: fixture.path, settings: fixture.settings, diskBudgetBytes: fixture.budget, clock: clock, logger: testLogger())
+        let (queue, clock) = try queueOnManualClock(fixture)
         try await queue.registerSinks(["a"])
         let runner = Task { await queue.run() }
         let events = (0..<10).map { _ in makeEvent() }
@@ -263,9 +263,7 @@ struct DeliveryRecordTests {
     func writtenWhenFullAndAtShutdown() async throws {
         let fixture = try QueueFixture()
         defer { fixture.remove() }
-        let clock = ManualClock()
-        let queue = try EventQueue(
-            path: fixture.path, settings: fixture.settings, diskBudgetBytes: fixture.budget, clock: clock, logger: testLogger())
+        let (queue, _) = try queueOnManualClock(fixture)
         try await queue.registerSinks(["a"])
         let runner = Task { await queue.run() }
         let count = EventQueue.deliveryRecordEvents
@@ -281,6 +279,28 @@ struct DeliveryRecordTests {
         // After the committer stopped, a delivery is recorded at once.
         try await queue.acknowledge(sink: "a", try await queue.nextBatch(sink: "a", maxEvents: 3))
         #expect(try await queue.stats().depth == 0)
+        try queue.pool.close()
+    }
+
+    @Test("with the budget full, delivered events whose record is owed make room before anything is evicted")
+    func owedDeliveriesBeforeEviction() async throws {
+        let fixture = try QueueFixture(budget: 64 << 10)
+        defer { fixture.remove() }
+        let (queue, _) = try queueOnManualClock(fixture)
+        try await queue.registerSinks(["a"])
+        let runner = Task { await queue.run() }
+        let (stored, refused) = try await EvictionTests.fill(queue, .cameraMotion, count: 200)
+        #expect(refused > 0)
+        try await queue.acknowledge(sink: "a", try await queue.nextBatch(sink: "a", maxEvents: 20))
+        #expect(try await queue.stats().depth == Int64(stored.count))
+        // Telemetry may evict nothing of its own rank: only the owed deletes can make room.
+        let next = makeEvent(.cameraMotion, padding: 1000)
+        #expect(try await queue.append([next]) == [.stored(next.id)])
+        let stats = try await queue.stats()
+        #expect(stats.evicted.values.reduce(0, +) == 0)
+        #expect(stats.depth == Int64(stored.count - 20 + 1))
+        queue.close()
+        await runner.value
         try queue.pool.close()
     }
 }
