@@ -105,7 +105,7 @@ extension EventQueue {
 
     /// After deletes while the file system was full: checkpoints and truncates the WAL, whose
     /// file otherwise keeps its largest size, so that the file system gets that space back
-    /// (freed pages inside the database are returned by `maintain()`'s incremental vacuum).
+    /// (freed pages inside the database are reused by appends, or returned by `maintain()`: EventQueue+Space).
     func compactAfterDiskFull() async {
         guard diskState.withLock({ state in defer { state.compactPending = false }; return state.compactPending }) else { return }
         do {

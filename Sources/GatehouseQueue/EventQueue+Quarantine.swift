@@ -12,9 +12,9 @@ extension EventQueue {
         let sealed = try seal(record)
         let budget = settingsSnapshot().budget
         let result = try await mappingDiskFull { try await self.pool.write { db -> (Int64?, [Int: (count: Int64, bytes: Int64)]) in
-            var ledger = try Ledger(db)
+            var ledger = self.ledger()
             let id = try self.insertQuarantine(sealed, receivedAt: receivedAt, budget: budget, db: db, ledger: &ledger)
-            try ledger.save(db)
+            try ledger.save(db, to: self)
             return (id, ledger.evictions)
         } }
         report(result.1)
@@ -128,7 +128,7 @@ extension EventQueue {
         // The digest of what could be opened; an entry sealed under another key has none to give.
         let digest = entry.unreadable == nil ? PayloadSealer.digest(entry.payload) : nil
         try await pool.write { db in
-            var ledger = try Ledger(db)
+            var ledger = self.ledger()
             let stored = try Int64.fetchOne(db, sql: "SELECT length(payload) FROM quarantine WHERE id = ? AND discarded_ms IS NULL", arguments: [id]) ?? 0
             try db.execute(
                 sql: """
@@ -139,7 +139,7 @@ extension EventQueue {
                 arguments: [digest, time.milliseconds, user, why, id])
             guard db.changesCount == 1 else { throw DiscardRefused(description: "quarantine entry \(id) changed meanwhile; not discarded") }
             ledger.quarantineBytes -= stored
-            try ledger.save(db)
+            try ledger.save(db, to: self)
         }
         logger.notice(
             "quarantine entry \(id) discarded by \(user)",

@@ -7,9 +7,8 @@ extension EventQueue {
     public func stats() async throws -> QueueStats {
         let (budget, _) = settingsSnapshot()
         let process = processCounters()
+        let values = counterValues()
         var stats = try await pool.read { db -> QueueStats in
-            var values: [String: Int64] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT name, value FROM counters") { values[row[0]] = row[1] }
             let oldest = try Int64.fetchOne(db, sql: "SELECT received_ms FROM events ORDER BY seq LIMIT 1")
             let waiting = try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM quarantine WHERE replayed_ms IS NULL AND discarded_ms IS NULL") ?? 0
             var evicted: [String: Int64] = ["quarantine": values[Counter.evictedQuarantine] ?? 0]
@@ -45,7 +44,8 @@ extension EventQueue {
         }
     }
 
-    /// Forgets dedup keys older than the window and returns freed pages to the file system.
+    /// Forgets dedup keys older than the window and returns freed pages to the file system
+    /// when there are many and little is kept (EventQueue+Space).
     public func maintain(now: Timestamp? = nil) async throws {
         let now = now ?? clock.now
         let windowHours = dedupWindowHours()
@@ -56,8 +56,6 @@ extension EventQueue {
             self.recentDedup.apply(afterCommitOf: db, added: [:], folded: true)
             try db.execute(sql: "DELETE FROM dedup WHERE seen_ms < ?", arguments: [cutoff])
         }
-        try await pool.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA incremental_vacuum(2048)")
-        }
+        if let done = try await pool.writeWithoutTransaction({ db in try self.compactIfWorthIt(db) }) { logger.notice("\(done)") }
     }
 }

@@ -19,7 +19,7 @@ public final class EventQueue: Sendable {
     let sealer: PayloadSealer
     let logger: Logger
     private let settings: Mutex<Settings>
-    private let pending = Mutex<PendingState>(PendingState())
+    let pending = Mutex<PendingState>(PendingState())
     /// Requests inside `admitting`: counted from a pushed request's arrival, not from its append.
     private let requestsInFlight = Atomic<Int>(0)
     /// Wakes the group committer when an append is waiting or the queue is closed.
@@ -31,6 +31,10 @@ public final class EventQueue: Sendable {
     let recentDedup = RecentDedupKeys()
     private let evictionLog = IntervalSummary<Int>()
     let diskState = Mutex(DiskState())
+    /// Running totals and the sequence (EventQueue+Totals).
+    let totals = Mutex(Totals())
+    /// When the file is rewritten smaller (EventQueue+Space); tests lower them.
+    let compactionLimits = Mutex(CompactionLimits())
     /// Test hook: awaited before each group commit, so a test can hold the committer.
     let beforeCommit = Mutex<(@Sendable () async -> Void)?>(nil)
     /// Stamps receive times not given by the caller, cursor updates, replays and the dedup window.
@@ -62,21 +66,31 @@ public final class EventQueue: Sendable {
         let continuation: CheckedContinuation<[AppendOutcome], any Error>
     }
 
-    /// A sink's acknowledged delivery whose cursor and deletes ride on the next group commit.
-    struct PendingDelivery {
-        let sink: String
-        let ranks: [Int]
-        /// True once recorded; false when the commit failed (the caller then records it alone).
-        let continuation: CheckedContinuation<Bool, Never>
+    /// Acknowledged deliveries not yet on disk: their cursors (in memory already) and the deletes
+    /// of what every sink delivered, written together once `deliveryRecordEvents` are owed, on the
+    /// next group commit, or after `deliveryRecordSeconds` (EventQueue+Sinks, "Delivery records").
+    struct OwedDeliveries {
+        var sinks: Set<String> = []
+        var ranks: Set<Int> = []
+        var events = 0
+        var since: Double?
+
+        var isEmpty: Bool { sinks.isEmpty }
+
+        mutating func merge(_ other: OwedDeliveries) {
+            sinks.formUnion(other.sinks)
+            ranks.formUnion(other.ranks)
+            events += other.events
+            since = [since, other.since].compactMap { $0 }.min()
+        }
     }
 
     struct PendingState {
         var items: [PendingAppend] = []
-        var deliveries: [PendingDelivery] = []
+        var owed = OwedDeliveries()
         var closed = false
-        /// `run()` is taking work, and a commit is being written or about to be.
+        /// `run()` is taking work.
         var running = false
-        var committing = false
     }
 
     /// Opens (creating or migrating) the queue at `path`. Does no background work: call `run()`.
@@ -123,10 +137,13 @@ public final class EventQueue: Sendable {
             try QueueFile.refuseNewer(path: path, applied: applied, known: QueueSchema.migrator.migrations)
             try QueueSchema.migrator.migrate(pool)
             try pool.read { db in try recentDedup.load(db) }
+            let loaded = try pool.write { db in try Self.loadTotals(db) }
+            totals.withLock { $0 = loaded }
         } catch {
             throw QueueFile.openError(path: path, error)
         }
         try sealLegacyQuarantine()
+        compactAtOpen()
     }
 
     // MARK: - Settings that can change on reload
@@ -204,11 +221,11 @@ public final class EventQueue: Sendable {
         try await ensureSpace()
         let rows = try encode(events, deduplicate: deduplicate)
         let (outcomes, evictions) = try await mappingDiskFull { try await self.pool.write { db in
-            var ledger = try Ledger(db)
+            var ledger = self.ledger()
             var kept: [(SealedQuarantine, Int64)] = []
             let outcomes = try self.commit(rows: rows, quarantine: [], receivedAt: self.clock.now, cursor: cursor, db: db, ledger: &ledger, kept: &kept)
             self.recentDedup.apply(afterCommitOf: db, added: ledger.newDedup, folded: false)
-            try ledger.save(db)
+            try ledger.save(db, to: self)
             return (outcomes, ledger.evictions)
         } }
         report(evictions)
@@ -235,32 +252,40 @@ public final class EventQueue: Sendable {
         }
         pending.withLock { $0.running = true }
         while !Task.isCancelled, !pending.withLock({ $0.closed }) {
-            await committerWake.wait()
+            if pending.withLock({ $0.owed.isEmpty }) {
+                await committerWake.wait()
+            } else {
+                // Owed delivery records are written at the latest after `deliveryRecordSeconds`.
+                await committerWake.wait(timeout: .milliseconds(Int(Self.deliveryRecordSeconds * 1000)), clock: clock)
+            }
             await drainPending()
         }
         await drainPending()
-        // Deliveries queued after the last drain are recorded by their callers alone.
-        let left = pending.withLock { state in
-            state.running = false
-            defer { state.deliveries = [] }
-            return state.deliveries
+        // Owed delivery records not written by the last drain (it failed) go back to the callers' path.
+        pending.withLock { $0.running = false }
+        await recordOwedDeliveries()
+        do {
+            try await storeTotals()
+        } catch {
+            logger.warning("could not store the queue's counters at shutdown; the next start counts them again", metadata: ["error": "\(error)"])
         }
-        for delivery in left { delivery.continuation.resume(returning: false) }
     }
 
-    /// Hands a sink's delivery record (its cursor, and deleting what every sink delivered) to the
-    /// commit being written or about to be, so that under load it costs no fsync of its own.
-    /// False when no commit is coming (the caller records it in a transaction of its own).
-    func recordWithNextCommit(sink: String, ranks: [Int]) async -> Bool {
+    /// Leaves a sink's delivery record (its cursor, and deleting what every sink delivered) to the
+    /// group committer, which writes it with a later commit (EventQueue+Sinks, "Delivery records").
+    /// False when the committer is not running or the disk is full (the caller records it at once).
+    func owe(sink: String, ranks: [Int], events: Int) -> Bool {
         guard diskState.withLock({ $0.fullSince == nil }) else { return false }
-        return await withCheckedContinuation { continuation in
-            let queued = pending.withLock { state -> Bool in
-                guard state.running, !state.closed, state.committing || !state.items.isEmpty else { return false }
-                state.deliveries.append(PendingDelivery(sink: sink, ranks: ranks, continuation: continuation))
-                return true
-            }
-            if queued { committerWake.signal() } else { continuation.resume(returning: false) }
+        let now = clock.now.seconds
+        let (owed, wake) = pending.withLock { state -> (Bool, Bool) in
+            guard state.running, !state.closed else { return (false, false) }
+            let first = state.owed.isEmpty
+            state.owed.merge(OwedDeliveries(sinks: [sink], ranks: Set(ranks), events: events, since: now))
+            // The first owed record starts the committer's timer; a full one is written at once.
+            return (true, first || state.owed.events >= Self.deliveryRecordEvents)
         }
+        if wake { committerWake.signal() }
+        return owed
     }
 
     /// Stops accepting appends; `run()` finishes what is waiting and returns.
@@ -272,7 +297,8 @@ public final class EventQueue: Sendable {
     private func drainPending() async {
         while true {
             let limit = settings.withLock { $0.commitMaxEvents }
-            let (batch, deliveries) = pending.withLock { state -> ([PendingAppend], [PendingDelivery]) in
+            let now = clock.now.seconds
+            let (batch, deliveries) = pending.withLock { state -> ([PendingAppend], OwedDeliveries) in
                 var taken = 0
                 var count = 0
                 for item in state.items {
@@ -282,16 +308,18 @@ public final class EventQueue: Sendable {
                 }
                 let batch = Array(state.items.prefix(count))
                 state.items.removeFirst(count)
-                let deliveries = state.deliveries
-                state.deliveries = []
-                state.committing = !batch.isEmpty || !deliveries.isEmpty
+                var deliveries = OwedDeliveries()
+                if Self.deliveryRecordDue(state.owed, now: now, closing: state.closed) {
+                    deliveries = state.owed
+                    state.owed = OwedDeliveries()
+                }
                 return (batch, deliveries)
             }
             if batch.isEmpty, deliveries.isEmpty { return }
             if let hold = beforeCommit.withLock({ $0 }) { await hold() }
             do {
                 let (results, evictions, kept) = try await pool.write { db in
-                    var ledger = try Ledger(db)
+                    var ledger = self.ledger()
                     var kept: [(SealedQuarantine, Int64)] = []
                     // Rides on a commit that happens anyway; the map is emptied once it is durable.
                     let fold = self.recentDedup.count >= RecentDedupKeys.foldThreshold
@@ -303,14 +331,13 @@ public final class EventQueue: Sendable {
                     }
                     self.recentDedup.apply(afterCommitOf: db, added: ledger.newDedup, folded: fold)
                     if !deliveries.isEmpty {
-                        try self.recordDeliveries(
-                            sinks: Set(deliveries.map(\.sink)), ranks: Set(deliveries.flatMap(\.ranks)), db: db, ledger: &ledger)
+                        try self.recordDeliveries(sinks: deliveries.sinks, ranks: deliveries.ranks, db: db, ledger: &ledger)
                     }
-                    try ledger.save(db)
+                    try ledger.save(db, to: self)
                     return (results, ledger.evictions, kept)
                 }
                 for (sealed, id) in kept { logQuarantined(sealed, id: id) }
-                for delivery in deliveries { delivery.continuation.resume(returning: true) }
+                if !deliveries.isEmpty { await compactAfterDiskFull() }
                 guard !batch.isEmpty else { continue }
                 processStats.withLock {
                     $0.commits += 1
@@ -325,59 +352,12 @@ public final class EventQueue: Sendable {
                     logger.error("queue commit failed", metadata: ["error": "\(error)", "gatehouse.batch": "\(batch.count)"])
                 }
                 for item in batch { item.continuation.resume(throwing: error) }
-                for delivery in deliveries { delivery.continuation.resume(returning: false) }
+                // Still owed: the cursors are in memory, the next commit (or shutdown) writes them.
+                if !deliveries.isEmpty { pending.withLock { $0.owed.merge(deliveries) } }
+                if Self.isDiskFull(error) { await recordOwedDeliveries() }
+                // A record alone that failed is tried again after `deliveryRecordSeconds`, not at once.
+                if batch.isEmpty { return }
             }
-        }
-    }
-
-    /// Running totals read at the start of a write transaction and saved at its end.
-    struct Ledger {
-        var queuedEvents: Int64
-        var queuedBytes: Int64
-        var quarantineBytes: Int64
-        var duplicates: Int64
-        var collisions: Int64
-        var quarantined: Int64
-        /// Queued events per priority rank, so a sink's lag needs no count over the backlog.
-        var queuedByRank: [Int: Int64] = [:]
-        var evictions: [Int: (count: Int64, bytes: Int64)] = [:]  // rank → ; -1 is quarantine
-        /// Dedup keys stored in this transaction, seen by its later events and added to
-        /// `recentDedup` once it commits.
-        var newDedup: [RecentDedupKeys.Key: [RecentDedupKeys.Entry]] = [:]
-        /// The counters as read, so that `save` writes only those that changed.
-        private let stored: [String: Int64]
-
-        init(_ db: Database) throws {
-            let rows = try Row.fetchAll(db, sql: "SELECT name, value FROM counters")
-            var values: [String: Int64] = [:]
-            for row in rows { values[row[0]] = row[1] }
-            stored = values
-            queuedEvents = values[Counter.queuedEvents] ?? 0
-            queuedBytes = values[Counter.queuedBytes] ?? 0
-            quarantineBytes = values[Counter.quarantineBytes] ?? 0
-            duplicates = values[Counter.duplicates] ?? 0
-            collisions = values[Counter.dedupCollisions] ?? 0
-            quarantined = values[Counter.quarantined] ?? 0
-            for priority in Priority.allCases { queuedByRank[priority.rank] = values[Counter.queued(priority.rank)] ?? 0 }
-        }
-
-        var usedBytes: Int64 { queuedBytes + quarantineBytes }
-
-        func save(_ db: Database) throws {
-            var updates: [(String, Int64)] = [
-                (Counter.queuedEvents, queuedEvents), (Counter.queuedBytes, queuedBytes),
-                (Counter.quarantineBytes, quarantineBytes), (Counter.duplicates, duplicates),
-                (Counter.dedupCollisions, collisions), (Counter.quarantined, quarantined),
-            ]
-            updates += queuedByRank.map { (Counter.queued($0.key), $0.value) }
-            let statement = try db.cachedStatement(
-                sql: "INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value")
-            for (rank, eviction) in evictions {
-                let name = rank < 0 ? Counter.evictedQuarantine : Counter.evicted(rank)
-                let previous = try Int64.fetchOne(db, sql: "SELECT value FROM counters WHERE name = ?", arguments: [name]) ?? 0
-                updates.append((name, previous + eviction.count))
-            }
-            for (name, value) in updates where stored[name] ?? 0 != value { try statement.execute(arguments: [name, value]) }
         }
     }
 
@@ -389,7 +369,7 @@ public final class EventQueue: Sendable {
         let insertDedup = try db.cachedStatement(
             sql: "INSERT INTO dedup_log(device_id, key, fingerprint, event_id, seen_ms) VALUES (?, ?, ?, ?, ?)")
         let insertEvent = try db.cachedStatement(
-            sql: "INSERT INTO events(priority, device_id, received_ms, body) VALUES (?, ?, ?, ?)")
+            sql: "INSERT INTO events(seq, priority, device_id, received_ms, body) VALUES (?, ?, ?, ?, ?)")
         var outcomes: [AppendOutcome] = []
         outcomes.reserveCapacity(rows.count)
         let findDedup = try db.cachedStatement(sql: "SELECT fingerprint, event_id FROM dedup WHERE device_id = ? AND key = ?")
@@ -419,7 +399,7 @@ public final class EventQueue: Sendable {
                 ledger.newDedup[RecentDedupKeys.Key(device: row.deviceID, key: key), default: []].append(
                     RecentDedupKeys.Entry(fingerprint: row.fingerprint, eventID: row.id.description))
             }
-            try insertEvent.execute(arguments: [row.rank, row.deviceID, row.receivedMs, row.body])
+            try insertEvent.execute(arguments: [ledger.nextSeq(), row.rank, row.deviceID, row.receivedMs, row.body])
             ledger.queuedEvents += 1
             ledger.queuedByRank[row.rank, default: 0] += 1
             ledger.queuedBytes += size
@@ -452,6 +432,11 @@ public final class EventQueue: Sendable {
     /// ledger, so a refused item costs nothing. Returns whether the item fits now.
     func makeRoom(_ size: Int64, forRank rank: Int, budget: Int64, db: Database, ledger: inout Ledger) throws -> Bool {
         guard ledger.usedBytes + size > budget else { return true }
+        // Delivered events whose record is still owed (EventQueue+Sinks) make room before anything is evicted.
+        if pending.withLock({ !$0.owed.isEmpty }) {
+            try recordDeliveries(sinks: Set(sinkCursorsSnapshot().keys), ranks: Set(Priority.allCases.map(\.rank)), db: db, ledger: &ledger)
+            if ledger.usedBytes + size <= budget { return true }
+        }
         let before = ledger
         var fits = false
         try db.inSavepoint {

@@ -68,9 +68,9 @@ enum QueueFile {
         let creating = path + ".creating"
         for leftover in [creating, creating + "-journal"] { try? FileManager.default.removeItem(atPath: leftover) }
         let queue = try DatabaseQueue(path: creating)
-        // auto_vacuum must be set before the first table exists; it lets maintenance return freed pages.
+        // auto_vacuum stays NONE: its pointer-map pages were written in most commits (EventQueue+Space).
         try queue.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL; PRAGMA application_id = \(applicationID)")
+            try db.execute(sql: "PRAGMA application_id = \(applicationID)")
         }
         try queue.close()
         guard rename(creating, path) == 0 else {

@@ -136,6 +136,26 @@ enum QueueSchema {
                 ALTER TABLE quarantine ADD COLUMN payload_sha256 TEXT;
                 """)
         }
+        migrator.registerMigration("v7-sequence-in-memory") { db in
+            // The sequence is handed out by the queue and stored with the counters as `last_seq`
+            // (EventQueue+Totals): AUTOINCREMENT's `sqlite_sequence` row was a page written in every
+            // commit. Dropping the keyword changes no byte of the table or its index, so the schema
+            // text is edited in place (SQLite's documented procedure for such changes, "ALTER TABLE",
+            // section 7) instead of copying a backlog that may hold a million events.
+            let version = try Int.fetchOne(db, sql: "PRAGMA schema_version") ?? 0
+            try db.execute(sql: """
+                INSERT INTO counters(name, value)
+                    SELECT 'last_seq', MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),
+                                           COALESCE((SELECT MAX(seq) FROM events), 0))
+                    ON CONFLICT(name) DO UPDATE SET value = excluded.value;
+                DELETE FROM sqlite_sequence WHERE name = 'events';
+                PRAGMA writable_schema = ON;
+                UPDATE sqlite_master SET sql = replace(sql, 'seq INTEGER PRIMARY KEY AUTOINCREMENT', 'seq INTEGER PRIMARY KEY')
+                    WHERE type = 'table' AND name = 'events';
+                PRAGMA writable_schema = OFF;
+                PRAGMA schema_version = \(version + 1);
+                """)
+        }
         return migrator
     }
 }
@@ -144,6 +164,8 @@ enum QueueSchema {
 enum Counter {
     static let queuedEvents = "queued_events"
     static let queuedBytes = "queued_bytes"
+    /// The highest event sequence number the stored counters include (EventQueue+Totals).
+    static let lastSeq = "last_seq"
     static func queued(_ rank: Int) -> String { "queued_events_p\(rank)" }
     static let quarantineBytes = "quarantine_bytes"
     static let quarantined = "quarantined_total"
