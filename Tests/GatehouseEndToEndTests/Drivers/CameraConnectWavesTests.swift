@@ -1,15 +1,17 @@
 import Foundation
 import GatehouseSimulation
+import Glibc
 import GatehouseTesting
 import Logging
 import Testing
 
 /// `connect_concurrency` through the built daemon: ONVIF, Hikvision and Dahua cameras all take
 /// their turn, never more connecting at once than the limit, and every one is held in the end.
-/// The daemon reports each wave of connects (debug level); nothing here depends on speed.
+/// The daemon reports each wave of connects (debug level); nothing here depends on speed. A
+/// reload changes the limit.
 @Suite("camera connect waves end to end", .serialized)
 struct CameraConnectWavesTests {
-    @Test("12 cameras of three drivers with connect_concurrency 2: all held, at most 2 connecting at once, every connect counted")
+    @Test("12 cameras of three drivers with connect_concurrency 2: all held, at most 2 connecting at once, every connect counted; SIGHUP changes the limit")
     func boundedConnects() async throws {
         let (_, receiverTask, port) = try await startReceiver()
         defer { receiverTask.cancel() }
@@ -57,6 +59,11 @@ struct CameraConnectWavesTests {
         #expect(await eventually(timeout: .seconds(30)) { Self.waves(in: daemon.log).reduce(0) { $0 + $1.connects } >= 12 }, "\(daemon.log.suffix(3000))")
         let waves = Self.waves(in: daemon.log)
         #expect(waves.allSatisfy { $0.mostAtOnce <= 2 && $0.mostAtOnce >= 1 }, "\(waves)")
+        // A reload takes a new limit (for the next devices that connect) and says so.
+        site.extra = "connect_concurrency: 4"
+        _ = try site.write()
+        daemon.sendSignal(SIGHUP)
+        #expect(await eventually(timeout: .seconds(30)) { daemon.log.contains("connect concurrency 2 → 4") }, "\(daemon.log.suffix(3000))")
         #expect(try await daemon.stop() == 0)
         for camera in hikvision { await camera.shutdown() }
         for camera in dahua { await camera.shutdown() }
