@@ -65,6 +65,9 @@ public final class GatehouseDaemon: Sendable {
 
     public static var queueFileName: String { "queue.sqlite" }
 
+    /// A wave of at least this many device connects is worth giving memory back after.
+    static let releaseAfterConnects = 8
+
     /// Runs until SIGTERM/SIGINT (when `handleSignals`) or cancellation.
     public func run(handleSignals: Bool = true) async throws {
         let queuePath = (config.stateDirectory as NSString).appendingPathComponent(Self.queueFileName)
@@ -79,7 +82,22 @@ public final class GatehouseDaemon: Sendable {
         let requests = DeviceRequests(config: config.ingest, devices: devices)
         let sourceGuard = SourceGuard(config: config.ingest, clock: clock)
         let sinks = SinkSupervisor(queue: queue, clock: clock, logger: logger)
-        let driverContext = DriverContext(pipeline: pipeline, requests: requests, clock: clock)
+        // What a wave of connects used (code run once, connect-time buffers) goes back when the
+        // wave is over rather than at the next periodic release, up to 15 s later: 300 cameras
+        // connecting at start held 71 MB until then (docs/benchmarks.md, "Cameras").
+        let connectWaves = ConnectWaves(limit: config.connectConcurrency) { [logger] wave in
+            let line = "devices connected: \(wave.connects), at most \(wave.mostAtOnce) at once"
+            guard wave.connects >= Self.releaseAfterConnects else {
+                logger.debug("\(line)")
+                return
+            }
+            Task.detached(priority: .utility) {
+                AllocatorTuning.releaseFreeMemory()
+                let release = ResidentCode.release()
+                logger.info("\(line)\(release.map { "; \($0)" } ?? "")")
+            }
+        }
+        let driverContext = DriverContext(pipeline: pipeline, requests: requests, clock: clock, connectWaves: connectWaves)
         let drivers = DriverRegistry.makeAll()
         let driverTasks = DriverSupervisor(context: driverContext, drivers: drivers, logger: logger)
         driverTasks.apply(config.devices)
@@ -137,6 +155,9 @@ public final class GatehouseDaemon: Sendable {
                 ],
                 gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
                 logger: logger.withLevel(.warning)))
+        // Start-up's code (config, migrations, every module's initialisation) is not needed
+        // again: given back before the devices connect, so the connect wave does not peak on top of it.
+        ResidentCode.release()
         do {
             try await group.run()
         } catch {

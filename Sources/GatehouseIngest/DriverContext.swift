@@ -9,11 +9,17 @@ public struct DriverContext: Sendable {
     private let pipeline: IngestPipeline
     let requests: DeviceRequests
     public let clock: any DriverClock
+    /// How many devices connect at once (`connect_concurrency`).
+    public let connectWaves: ConnectWaves
 
-    public init(pipeline: IngestPipeline, requests: DeviceRequests, clock: any DriverClock = SystemClock()) {
+    public init(
+        pipeline: IngestPipeline, requests: DeviceRequests, clock: any DriverClock = SystemClock(),
+        connectWaves: ConnectWaves = ConnectWaves(limit: GatehouseConfig.defaultConnectConcurrency)
+    ) {
         self.pipeline = pipeline
         self.requests = requests
         self.clock = clock
+        self.connectWaves = connectWaves
     }
 
     /// The daemon's logger; per-device work logs through `DeviceContext.logger`, which names the device.
@@ -44,7 +50,7 @@ public struct DriverContext: Sendable {
 
     /// What a driver may do for one device.
     public func device(_ device: DeviceConfig) -> DeviceContext {
-        DeviceContext(device: device, pipeline: pipeline, clock: clock)
+        DeviceContext(device: device, pipeline: pipeline, clock: clock, connectWaves: connectWaves)
     }
 }
 
@@ -56,11 +62,20 @@ public struct DeviceContext: Sendable {
     public let config: DeviceConfig
     public let clock: any DriverClock
     private let pipeline: IngestPipeline
+    private let connectWaves: ConnectWaves
 
-    fileprivate init(device: DeviceConfig, pipeline: IngestPipeline, clock: any DriverClock) {
+    fileprivate init(device: DeviceConfig, pipeline: IngestPipeline, clock: any DriverClock, connectWaves: ConnectWaves) {
         self.config = device
         self.pipeline = pipeline
         self.clock = clock
+        self.connectWaves = connectWaves
+    }
+
+    /// Waits for this device's turn to connect (at most `connect_concurrency` devices connect at
+    /// once); the driver ends the slot once the device is held (subscribed, stream open) or the
+    /// attempt failed. Nil when the task was cancelled while waiting.
+    public func connectTurn() async -> ConnectWaves.Slot? {
+        await connectWaves.enter()
     }
 
     /// The driver's logger with `gatehouse.device` set. Made when asked for: a context is made

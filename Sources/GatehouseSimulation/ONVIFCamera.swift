@@ -432,7 +432,7 @@ public final class ONVIFCamera: Sendable {
         let timeout = Self.element("Timeout", in: text).flatMap { Self.seconds($0) } ?? 10
         let hold = min(Duration.milliseconds(Int64(timeout * 1000)), maxHold)
         if state.withLock({ $0.subscriptions[id]?.queue.isEmpty ?? true }) {
-            await waitForMessages(upTo: hold)
+            await waitForMessages(for: id, upTo: hold)
         }
         return state.withLock { s -> Response in
             let cameraNow = cameraTime(s)
@@ -479,20 +479,23 @@ public final class ONVIFCamera: Sendable {
 
     // MARK: - Long-poll
 
-    /// Returns when a message is queued, the camera reboots, or `limit` passes (real time).
-    private func waitForMessages(upTo limit: Duration) async {
+    /// Returns when a message is queued, the camera reboots, or `limit` passes (real time). The
+    /// subscription's queue is looked at again in the lock that registers the waiter: a message
+    /// fired between the caller's look and the registration would wake nobody, and the pull would
+    /// sit out its whole timeout (ONVIF alarms 30 s late in the camera benchmark).
+    private func waitForMessages(for subscription: Int, upTo limit: Duration) async {
         let id = UUID()
         await withTaskGroup(of: Void.self) { group in
             group.addTask { try? await Task.sleep(for: limit) }
             group.addTask {
                 await withTaskCancellationHandler {
                     await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                        let cancelled = self.state.withLock { s -> Bool in
-                            if Task.isCancelled { return true }
+                        let resumeNow = self.state.withLock { s -> Bool in
+                            if Task.isCancelled || !(s.subscriptions[subscription]?.queue.isEmpty ?? true) { return true }
                             s.waiters[id] = continuation
                             return false
                         }
-                        if cancelled { continuation.resume() }
+                        if resumeNow { continuation.resume() }
                     }
                 } onCancel: {
                     self.state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()

@@ -265,6 +265,13 @@ struct ConfigLoaderTests {
         expectSingle("site: s\ningest:\n  port: 70000\n\(sinks)", line: 3, key: "ingest.port", "70000 is out of range", "0 to 65535")
     }
 
+    @Test("connect_concurrency: 32 unless set, a whole number from 1 to 10000")
+    func connectConcurrency() throws {
+        #expect(try parse("site: s\n\(sinks)").get().connectConcurrency == 32)
+        #expect(try parse("site: s\nconnect_concurrency: 8\n\(sinks)").get().connectConcurrency == 8)
+        expectSingle("site: s\nconnect_concurrency: 0\n\(sinks)", line: 2, key: "connect_concurrency", "0 is out of range", "1 to 10000")
+    }
+
     @Test("a missing site is reported")
     func missingSite() {
         expectSingle(sinks, line: 1, key: "site", "missing required key", "letters, digits")

@@ -84,16 +84,20 @@ struct CamerasCommand: AsyncParsableCommand {
         defer { if process.isRunning { process.terminate() } }
 
         // Every subscription and stream held before the rest phase starts.
+        // Resident memory is sampled from the launch on: the connect wave is the peak to watch.
         let clock = ContinuousClock()
         let launched = clock.now
+        var connectRSS: [Double] = []
         while fleet.held() < fleet.count {
             guard process.isRunning else { throw BenchError("the daemon exited during start-up; see \(work)/daemon.log") }
             guard clock.now - launched < .seconds(180) else {
                 throw BenchError("only \(fleet.held()) of \(fleet.count) cameras held after 180 s; see \(work)/daemon.log")
             }
-            try await Task.sleep(for: .milliseconds(100))
+            if let bytes = try? ProcFS.residentBytes(pid: pid) { connectRSS.append(Double(bytes) / 1_048_576) }
+            try await Task.sleep(for: .milliseconds(50))
         }
         let heldAfter = (clock.now - launched).seconds
+        print("connect: rss max \(Format.fixed(connectRSS.max() ?? 0)) MB while the cameras connected")
         print("all \(fleet.count) cameras held after \(Format.fixed(heldAfter)) s; resting \(Format.fixed(rest, 0)) s")
         let baseline = receiver.progress.totalReceived
 
@@ -109,12 +113,18 @@ struct CamerasCommand: AsyncParsableCommand {
         let fired = counts.result()
         print("storm: fired \(fired.fired), \(Format.fixed(stormFigures.cpuPercent)) % of one core, rss max \(Format.fixed(stormFigures.rssMaxMB)) MB")
 
-        // Wait for the alarms to reach the central store, then for nothing more to come.
+        // Wait for the alarms to reach the central store, then for nothing more to come. Only the
+        // storm's alarms count: on a busy box the cameras' device.online events are still being
+        // forwarded after the hold (alarms go first) and would end the wait before the last alarms.
         let drainStart = clock.now
         var last = -1
         while clock.now - drainStart < .seconds(drainTimeout) {
             let received = receiver.progress.totalReceived
-            if received - baseline >= fired.fired, received == last { break }
+            if received - baseline >= fired.fired, received == last,
+                receiver.snapshot.bodies.values.reduce(0, { $0 + ($1.contains(Delivery.stormKindText) ? 1 : 0) }) >= fired.fired
+            {
+                break
+            }
             last = received
             try await Task.sleep(for: .milliseconds(500))
         }
@@ -124,7 +134,7 @@ struct CamerasCommand: AsyncParsableCommand {
         let delivery = Delivery(snapshot: receiver.snapshot, fleet: fleet, fired: fired)
         return CamerasReport(
             cameras: .init(onvif: onvif, hikvision: hikvision, dahua: dahua), heldAfterSeconds: heldAfter,
-            rest: restFigures, storm: stormFigures, alarms: fired, delivery: delivery,
+            connectRSSMaxMB: connectRSS.max() ?? 0, rest: restFigures, storm: stormFigures, alarms: fired, delivery: delivery,
             rssAfterDrainMB: afterRSS, daemonExitStatus: process.terminationStatus)
     }
 
@@ -278,7 +288,7 @@ final class CameraFleet: Sendable {
             c.fire(HikvisionCamera.Alert(eventType: "tamperdetection", active: active, dateTime: stamp.rfc3339))
         case .dahua(let c):
             let seconds = stamp.milliseconds / 1000, millis = stamp.milliseconds % 1000
-            c.fire([DahuaCamera.Event(code: "VideoMotion", action: active ? "Start" : "Stop", data: "{\"RealUTC\":\(seconds),\"UTCMS\":\(millis)}")])
+            c.fire([DahuaCamera.Event(code: "VideoBlind", action: active ? "Start" : "Stop", data: "{\"RealUTC\":\(seconds),\"UTCMS\":\(millis)}")])
         }
     }
 }
@@ -334,12 +344,17 @@ struct Delivery: Codable {
     /// Arrival at the central store − `occurredAt`: includes the commit, the sink's batching and the POST.
     var sendToCentral: LatencySummary
     var sendToIngestByDriver: [String: LatencySummary]
+    var sendToCentralByDriver: [String: LatencySummary]
+
+    /// Every camera fires a tamper alarm (an alarm-priority kind, so no sink batch holds it back).
+    static let stormKind = "camera.tamper"
+    static let stormKindText = "\"\(stormKind)\""
 
     init(snapshot: CentralReceiver.Snapshot, fleet: CameraFleet, fired: Alarms) {
         let decoder = JSONDecoder()
         var ingest = LatencySummary.makeHistogram(), central = LatencySummary.makeHistogram()
-        var byDriver: [String: Histogram<UInt64>] = [:]
-        let storm = Set(["camera.tamper", "camera.motion"])
+        var byDriver: [String: Histogram<UInt64>] = [:], centralByDriver: [String: Histogram<UInt64>] = [:]
+        let storm = Set([Self.stormKind])
         for (id, body) in snapshot.bodies {
             guard let event = try? decoder.decode(Event.self, from: Data(body.utf8)), storm.contains(event.kind.rawValue),
                 let state = event.state
@@ -354,12 +369,14 @@ struct Delivery: Codable {
             if let arrived = snapshot.firstArrivedAt[id] {
                 let micros = max(arrived.timeIntervalSince1970 * 1_000_000 - Double(event.occurredAt.milliseconds) * 1000, 0)
                 central.record(UInt64(micros))
+                centralByDriver[driver, default: LatencySummary.makeHistogram()].record(UInt64(micros))
             }
         }
         duplicates = snapshot.duplicateCount
         sendToIngest = LatencySummary(microseconds: ingest)
         sendToCentral = LatencySummary(microseconds: central)
         sendToIngestByDriver = byDriver.mapValues { LatencySummary(microseconds: $0) }
+        sendToCentralByDriver = centralByDriver.mapValues { LatencySummary(microseconds: $0) }
         complete = alarmEvents == fired.fired && starts == fired.starts && stops == fired.stops && gatewayTimed == 0
     }
 }
@@ -368,6 +385,8 @@ struct CamerasReport: Codable {
     struct Cameras: Codable { var onvif, hikvision, dahua: Int }
     var cameras: Cameras
     var heldAfterSeconds: Double
+    /// Resident memory while the cameras connect (from the launch until all are held, every 50 ms).
+    var connectRSSMaxMB: Double
     var rest: PhaseFigures
     var storm: PhaseFigures
     var alarms: Alarms
@@ -380,7 +399,7 @@ struct CamerasReport: Codable {
             "p50 \(Format.fixed(l.p50)) ms  p99 \(Format.fixed(l.p99)) ms  p99.9 \(Format.fixed(l.p999)) ms  max \(Format.fixed(l.max)) ms  (n=\(l.count))"
         }
         var table = TextTable("gatehouse-bench cameras  \(cameras.onvif) onvif + \(cameras.hikvision) hikvision + \(cameras.dahua) dahua")
-        table.add("held after", "\(Format.fixed(heldAfterSeconds)) s")
+        table.add("held after", "\(Format.fixed(heldAfterSeconds)) s, rss max \(Format.fixed(connectRSSMaxMB)) MB while connecting")
         table.add("rest", "\(Format.fixed(rest.cpuPercent)) % of one core, rss max \(Format.fixed(rest.rssMaxMB)) MB over \(Format.fixed(rest.seconds)) s")
         table.add("storm", "\(Format.fixed(storm.cpuPercent)) % of one core, rss max \(Format.fixed(storm.rssMaxMB)) MB over \(Format.fixed(storm.seconds)) s")
         table.add("fired", "\(alarms.fired) (\(alarms.starts) starts, \(alarms.stops) stops) at \(Format.fixed(alarms.achievedRate)) /s, generator lag max \(Format.fixed(alarms.lagMaxMs)) ms")
@@ -388,6 +407,7 @@ struct CamerasReport: Codable {
         table.add("send → ingest", latency(delivery.sendToIngest))
         for (driver, l) in delivery.sendToIngestByDriver.sorted(by: { $0.key < $1.key }) { table.add("  \(driver)", latency(l)) }
         table.add("send → central", latency(delivery.sendToCentral))
+        for (driver, l) in delivery.sendToCentralByDriver.sorted(by: { $0.key < $1.key }) { table.add("  \(driver)", latency(l)) }
         table.add("rss after drain", "\(Format.fixed(rssAfterDrainMB)) MB")
         table.add("daemon exit", "\(daemonExitStatus)")
         return table.render()

@@ -164,6 +164,8 @@ public enum ConfigLoader {
             images: images)
         config.pictureHealth = pictureHealth
         config.liveness = liveness
+        config.connectConcurrency = top.int(
+            "connect_concurrency", default: GatehouseConfig.defaultConnectConcurrency, range: 1...10_000)
         return config
     }
 

@@ -23,6 +23,12 @@ public struct GatehouseConfig: Sendable, Equatable {
     public var pictureHealth = PictureHealthSettings()
     /// What every camera's liveness probes share (`liveness:`).
     public var liveness = LivenessSettings()
+    /// Devices that connect at once (`connect_concurrency`): at start, after a reload and when a
+    /// site's cameras all come back together; the rest wait their turn.
+    public var connectConcurrency = GatehouseConfig.defaultConnectConcurrency
+    /// A few dozen sessions at a time: 300 cameras still connect within seconds, and what each
+    /// connect allocates (buffers, parsers, handshakes) does not peak for all of them at once.
+    public static let defaultConnectConcurrency = 32
 
     public func device(_ id: String) -> DeviceConfig? { devices.first { $0.id == id } }
 }

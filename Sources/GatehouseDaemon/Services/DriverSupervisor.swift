@@ -47,8 +47,10 @@ final class DriverSupervisor: Service {
         (starts, startSink) = AsyncStream.makeStream(of: Start.self)
     }
 
-    /// Makes the running per-device tasks match `devices`.
-    func apply(_ devices: [DeviceConfig]) {
+    /// Makes the running per-device tasks match `devices`; `connectConcurrency` (reloaded
+    /// `connect_concurrency`) applies to the next device that connects.
+    func apply(_ devices: [DeviceConfig], connectConcurrency: Int? = nil) {
+        if let connectConcurrency { context.connectWaves.update(limit: connectConcurrency) }
         let wanted = devices.filter { device in
             device.enabled && (drivers[device.driver]?.runsPerDevice ?? false)
         }

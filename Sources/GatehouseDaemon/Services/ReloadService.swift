@@ -76,7 +76,10 @@ final class ReloadService: Service {
         let deviceChanges = devices.replace(next.devices)
         changes += deviceChanges.added.map { "device \($0) added" } + deviceChanges.removed.map { "device \($0) removed" }
             + deviceChanges.changed.map { "device \($0) changed" }
-        drivers.apply(next.devices)
+        drivers.apply(next.devices, connectConcurrency: next.connectConcurrency)
+        if previous.connectConcurrency != next.connectConcurrency {
+            changes.append("connect concurrency \(previous.connectConcurrency) → \(next.connectConcurrency)")
+        }
         for driver in driverInstances {
             for message in driver.reload(config: next) {
                 logger.warning("reload: driver \(driver.name): \(message)")

@@ -120,6 +120,9 @@ final class DahuaAttachClient: Sendable {
 
     /// Connects (answering one Digest challenge) and reads the stream to its end.
     func read() async throws -> Bool {
+        // The device's turn among those connecting (`connect_concurrency`) lasts until the stream is open or refused.
+        guard let turn = await context.connectTurn() else { throw CancellationError() }
+        defer { turn.end() }
         var challenge: HikvisionDigestClient.Challenge?
         var staleRetried = false
         while true {
@@ -147,6 +150,7 @@ final class DahuaAttachClient: Sendable {
                 let body = (try? await response.body.collect(upTo: 4096)).map { String(buffer: $0) } ?? ""
                 throw DahuaStreamError(description: "\(baseURL)\(path) answered \(response.status.code) (expected 200): \(body.prefix(200))")
             }
+            turn.end()
             return try await consume(response.body)
         }
     }

@@ -103,6 +103,9 @@ final class HikvisionAlertStreamClient: Sendable {
     /// One connection: returns when the camera ends the stream (true when it sent any part).
     func stream(client: HTTPClient, path: String) async throws -> Bool {
         guard let base = options.baseURL else { throw StreamEnd.failed("no address configured") }
+        // The device's turn among those connecting (`connect_concurrency`) lasts until the stream is open or refused.
+        guard let turn = await device.connectTurn() else { throw CancellationError() }
+        defer { turn.end() }
         var response = try await client.execute(request(base + path, authorization: nil), deadline: .distantFuture)
         if response.status == .unauthorized {
             let header = response.headers["WWW-Authenticate"].first ?? ""
@@ -132,6 +135,7 @@ final class HikvisionAlertStreamClient: Sendable {
         guard let boundary = HikvisionAlertStreamParser.boundary(contentType: contentType) else {
             throw StreamEnd.failed("alertStream Content-Type '\(contentType ?? "")' has no boundary (expected multipart/mixed; boundary=…)")
         }
+        turn.end()
         logger.info("hikvision-camera \(base): alertStream open (boundary \(boundary))")
         await device.seen()
         lastByte.withLock { $0 = clock.instant }

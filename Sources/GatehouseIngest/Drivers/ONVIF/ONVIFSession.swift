@@ -54,8 +54,7 @@ final class ONVIFSession {
         while !Task.isCancelled {
             let pause: Double
             do {
-                try await connect()
-                try await subscribe()
+                try await connectInTurn()
                 try await pullLoop()
                 continue
             } catch .unauthorized(let why) {
@@ -95,6 +94,15 @@ final class ONVIFSession {
     }
 
     // MARK: - Connecting
+
+    /// Connects and subscribes in the device's turn among those connecting (`connect_concurrency`),
+    /// which ends as soon as the subscription is made or the attempt failed.
+    private func connectInTurn() async throws(ONVIFError) {
+        guard let turn = await context.connectTurn() else { throw .transport("cancelled") }
+        defer { turn.end() }
+        try await connect()
+        try await subscribe()
+    }
 
     private func connect() async throws(ONVIFError) {
         let url = options.deviceServiceURL
