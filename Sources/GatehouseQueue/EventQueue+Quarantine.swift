@@ -12,7 +12,7 @@ extension EventQueue {
         let sealed = try seal(record)
         let budget = settingsSnapshot().budget
         let result = try await mappingDiskFull { try await self.pool.write { db -> (Int64?, [Int: (count: Int64, bytes: Int64)]) in
-            var ledger = self.ledger()
+            var ledger = try self.ledger(db)
             let id = try self.insertQuarantine(sealed, receivedAt: receivedAt, budget: budget, db: db, ledger: &ledger)
             try ledger.save(db, to: self)
             return (id, ledger.evictions)
@@ -128,7 +128,7 @@ extension EventQueue {
         // The digest of what could be opened; an entry sealed under another key has none to give.
         let digest = entry.unreadable == nil ? PayloadSealer.digest(entry.payload) : nil
         try await pool.write { db in
-            var ledger = self.ledger()
+            var ledger = try self.ledger(db)
             let stored = try Int64.fetchOne(db, sql: "SELECT length(payload) FROM quarantine WHERE id = ? AND discarded_ms IS NULL", arguments: [id]) ?? 0
             try db.execute(
                 sql: """

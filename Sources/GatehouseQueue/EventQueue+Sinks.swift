@@ -81,7 +81,7 @@ extension EventQueue {
         if diskState.withLock({ $0.fullSince == nil }) {
             do {
                 try await pool.write { db in
-                    var ledger = self.ledger()
+                    var ledger = try self.ledger(db)
                     try self.recordDeliveries(sinks: [sink], ranks: Set(ranks), db: db, ledger: &ledger)
                     try ledger.save(db, to: self)
                 }
@@ -166,7 +166,7 @@ extension EventQueue {
         guard !floors.isEmpty else { return }
         try await mappingDiskFull {
             try await pool.write { db in
-                var ledger = self.ledger()
+                var ledger = try self.ledger(db)
                 try self.deleteDelivered(floors: floors, db: db, ledger: &ledger)
                 try ledger.save(db, to: self)
             }

@@ -30,6 +30,10 @@ extension EventQueue {
         /// What `counters` holds, `Counter.lastSeq` included.
         var stored: [String: Int64] = [:]
         var storedAt: Double = 0
+        /// The writer connection's `PRAGMA data_version` when these totals were taken from the
+        /// file: it changes when another process commits (a `gatehouse quarantine` tool beside the
+        /// daemon), whose rows and counters the totals in memory do not know.
+        var dataVersion: Int64 = -1
     }
 
     /// Running totals taken from memory at the start of a write transaction; `save` hands them back
@@ -121,7 +125,20 @@ extension EventQueue {
         }
     }
 
-    func ledger() -> Ledger { Ledger(totals.withLock { $0 }) }
+    /// The running totals for a write transaction on `db` (the writer). When another process
+    /// committed since this one's last transaction, they are first read again from the file, with
+    /// the recent dedup keys: its events are counted and numbered, and none gets a sequence
+    /// number already taken.
+    func ledger(_ db: Database) throws -> Ledger {
+        let version = try Int64.fetchOne(db, sql: "PRAGMA data_version") ?? 0
+        if totals.withLock({ $0.dataVersion != version }) {
+            var loaded = try Self.loadTotals(db)
+            loaded.dataVersion = version
+            try recentDedup.load(db)
+            totals.withLock { $0 = loaded }
+        }
+        return Ledger(totals.withLock { $0 })
+    }
 
     /// The counters as committed.
     func counterValues() -> [String: Int64] { totals.withLock { $0.values } }
@@ -165,7 +182,7 @@ extension EventQueue {
     func storeTotals() async throws {
         guard totals.withLock({ totals in totals.stored[Counter.lastSeq] != totals.lastSeq }) else { return }
         try await pool.write { db in
-            try self.ledger().save(db, to: self, force: true)
+            try self.ledger(db).save(db, to: self, force: true)
         }
     }
 }

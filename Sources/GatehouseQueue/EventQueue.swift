@@ -136,9 +136,8 @@ public final class EventQueue: Sendable {
             }
             try QueueFile.refuseNewer(path: path, applied: applied, known: QueueSchema.migrator.migrations)
             try QueueSchema.migrator.migrate(pool)
-            try pool.read { db in try recentDedup.load(db) }
-            let loaded = try pool.write { db in try Self.loadTotals(db) }
-            totals.withLock { $0 = loaded }
+            // The first transaction reads the totals and the recent dedup keys (`ledger`).
+            _ = try pool.write { db in try self.ledger(db) }
         } catch {
             throw QueueFile.openError(path: path, error)
         }
@@ -221,7 +220,7 @@ public final class EventQueue: Sendable {
         try await ensureSpace()
         let rows = try encode(events, deduplicate: deduplicate)
         let (outcomes, evictions) = try await mappingDiskFull { try await self.pool.write { db in
-            var ledger = self.ledger()
+            var ledger = try self.ledger(db)
             var kept: [(SealedQuarantine, Int64)] = []
             let outcomes = try self.commit(rows: rows, quarantine: [], receivedAt: self.clock.now, cursor: cursor, db: db, ledger: &ledger, kept: &kept)
             self.recentDedup.apply(afterCommitOf: db, added: ledger.newDedup, folded: false)
@@ -319,7 +318,7 @@ public final class EventQueue: Sendable {
             if let hold = beforeCommit.withLock({ $0 }) { await hold() }
             do {
                 let (results, evictions, kept) = try await pool.write { db in
-                    var ledger = self.ledger()
+                    var ledger = try self.ledger(db)
                     var kept: [(SealedQuarantine, Int64)] = []
                     // Rides on a commit that happens anyway; the map is emptied once it is durable.
                     let fold = self.recentDedup.count >= RecentDedupKeys.foldThreshold

@@ -99,6 +99,30 @@ struct WritePathTests {
         try reopened.pool.close()
     }
 
+    @Test("a second process writing beside the daemon (a quarantine tool) is seen: no sequence number twice, every event counted in both")
+    func anotherProcessWritesBeside() async throws {
+        let fixture = try QueueFixture()
+        defer { fixture.remove() }
+        let (daemon, _) = try queueOnManualClock(fixture)
+        for n in 0..<3 { _ = try await daemon.appendNow([makeEvent(.accessGranted, padding: n)]) }
+        // Another connection to the file, as `gatehouse quarantine replay` opens while the daemon runs.
+        let tool = try fixture.reopen()
+        for n in 0..<2 { _ = try await tool.appendNow([makeEvent(.alarmPanic, padding: n)]) }
+        let outcomes = try await daemon.appendNow([makeEvent(.accessGranted, padding: 9)])
+        #expect(outcomes.count == 1 && outcomes[0].isAccepted, "\(outcomes)")
+        _ = try await tool.appendNow([makeEvent(.cameraMotion, padding: 1)])
+        let last = try await daemon.appendNow([makeEvent(.accessGranted, padding: 8)])
+        #expect(last.count == 1 && last[0].isAccepted, "\(last)")
+        #expect(try await daemon.stats().depth == 8)
+        #expect(try await daemon.stats().usedBytes == (try await daemon.recomputedUsage()))
+        let seqs = try await daemon.pool.read { db in try Int64.fetchAll(db, sql: "SELECT seq FROM events ORDER BY seq") }
+        #expect(seqs == Array(1...8).map(Int64.init), "\(seqs)")
+        try await daemon.registerSinks(["a"])
+        #expect(try await daemon.lag(sink: "a") == 8)
+        try tool.pool.close()
+        try daemon.pool.close()
+    }
+
     @Test("a commit that deletes, or one after the interval, stores the counters at once")
     func countersStoredWhenNeeded() async throws {
         let fixture = try QueueFixture()
