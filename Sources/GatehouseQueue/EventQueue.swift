@@ -323,15 +323,16 @@ public final class EventQueue: Sendable {
                     // Rides on a commit that happens anyway; the map is emptied once it is durable.
                     let fold = self.recentDedup.count >= RecentDedupKeys.foldThreshold
                     if fold { try self.recentDedup.fold(db) }
+                    // Deliveries first: taken out of `owed`, they would not make room for the batch (`makeRoom`).
+                    if !deliveries.isEmpty {
+                        try self.recordDeliveries(sinks: deliveries.sinks, ranks: deliveries.ranks, db: db, ledger: &ledger)
+                    }
                     let results = try batch.map {
                         try self.commit(
                             rows: $0.rows, quarantine: $0.quarantine, receivedAt: $0.receivedAt, cursor: $0.cursor, db: db,
                             ledger: &ledger, kept: &kept)
                     }
                     self.recentDedup.apply(afterCommitOf: db, added: ledger.newDedup, folded: fold)
-                    if !deliveries.isEmpty {
-                        try self.recordDeliveries(sinks: deliveries.sinks, ranks: deliveries.ranks, db: db, ledger: &ledger)
-                    }
                     try ledger.save(db, to: self)
                     return (results, ledger.evictions, kept)
                 }

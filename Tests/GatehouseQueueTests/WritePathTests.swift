@@ -123,6 +123,34 @@ struct WritePathTests {
         try daemon.pool.close()
     }
 
+    @Test("a delivery record that falls due with a batch makes room for that batch before its events are refused")
+    func dueRecordMakesRoomForItsBatch() async throws {
+        let fixture = try QueueFixture(budget: 64 << 10)
+        defer { fixture.remove() }
+        let (queue, clock) = try queueOnManualClock(fixture)
+        let (_, refused) = try await EvictionTests.fill(queue, .accessGranted, count: 200)
+        #expect(refused > 0)
+        try await queue.registerSinks(["a"])
+        let runner = Task { await queue.run() }
+        // Hold the committer in a commit; meanwhile a delivery is owed and falls due, and a
+        // telemetry event (which may evict nothing of higher priority) waits: both go in the next commit.
+        let gate = Gate()
+        queue.beforeCommit.withLock { $0 = { await gate.pass() } }
+        let first = Task { try await queue.append([makeEvent(.alarmPanic, padding: 10)]) }
+        #expect(await eventually { gate.holding == 1 })
+        try await queue.acknowledge(sink: "a", try await queue.nextBatch(sink: "a", maxEvents: 20))
+        clock.advance(by: .seconds(EventQueue.deliveryRecordSeconds + 1))
+        let motion = makeEvent(.cameraMotion, padding: 1000)
+        let second = Task { try await queue.append([motion]) }
+        #expect(await eventually { queue.waitingAppends == 1 })
+        queue.beforeCommit.withLock { $0 = nil }
+        gate.open()
+        _ = try await first.value
+        #expect(try await second.value == [.stored(motion.id)])
+        queue.close()
+        await runner.value
+    }
+
     @Test("a commit that deletes, or one after the interval, stores the counters at once")
     func countersStoredWhenNeeded() async throws {
         let fixture = try QueueFixture()
