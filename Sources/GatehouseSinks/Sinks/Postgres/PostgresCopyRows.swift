@@ -25,6 +25,7 @@ struct PostgresCopyRows {
     /// judges such a body exactly as it always did (refused, split out and quarantined).
     init?(_ bodies: [Data], decoder: JSONDecoder = JSONDecoder()) {
         var chunks: [ByteBuffer] = []
+        var jsonbOrder = PostgresJsonbOrder()
         var buffer = ByteBuffer()
         buffer.reserveCapacity(Self.chunkBytes + 4096)
         for body in bodies {
@@ -47,7 +48,7 @@ struct PostgresCopyRows {
                         buffer.writeInteger(UInt8(ascii: "\t"))
                     }
                 }
-                buffer.writeCopyEscaped(bytes)
+                jsonbOrder.write(bytes, into: &buffer)
                 buffer.writeInteger(UInt8(ascii: "\n"))
                 return true
             }

@@ -92,8 +92,10 @@ extension PostgresSinkTests {
     @Test func oneLinePerBodyWithNullForAMissingSubject() throws {
         let body = #"{"id":"0190b7e2-0000-7000-8000-000000000001","occurredAt":"2026-12-01T00:00:00Z","receivedAt":"2026-12-01T00:00:01Z","site":"s","device":{"id":"d"},"kind":"door.opened","priority":"access","attributes":{"n":"a\\b"}}"#
         let rows = try #require(PostgresCopyRows([Data(body.utf8), Data(body.utf8)]))
+        // The body in `jsonb`'s key order (shorter keys first), its backslash escaped for COPY.
+        let sent = #"{"id":"0190b7e2-0000-7000-8000-000000000001","kind":"door.opened","site":"s","device":{"id":"d"},"priority":"access","attributes":{"n":"a\\\\b"},"occurredAt":"2026-12-01T00:00:00Z","receivedAt":"2026-12-01T00:00:01Z"}"#
         let line = "0190b7e2-0000-7000-8000-000000000001\t2026-12-01T00:00:00Z\t2026-12-01T00:00:01Z\ts\td\tdoor.opened\taccess\t\\N\t\\N\t"
-            + body.replacingOccurrences(of: "\\", with: "\\\\") + "\n"
+            + sent + "\n"
         #expect(text(rows.chunks) == line + line)
     }
 
@@ -111,6 +113,62 @@ extension PostgresSinkTests {
         #expect(rows.chunks.count > 1)
         for chunk in rows.chunks { #expect(chunk.getInteger(at: chunk.writerIndex - 1, as: UInt8.self) == UInt8(ascii: "\n")) }
         #expect(text(rows.chunks).split(separator: "\n").count == 600)
+    }
+}
+
+/// The body as COPY sends it: the same JSON value, each object's keys in `jsonb`'s order.
+@Suite struct PostgresJsonbOrderTests {
+    func reordered(_ body: String) -> String {
+        var buffer = ByteBuffer()
+        var order = PostgresJsonbOrder()
+        Array(body.utf8).withUnsafeBytes { order.write($0, into: &buffer) }
+        return String(buffer: buffer)
+    }
+
+    func value(_ json: String) throws -> NSObject {
+        try #require(try JSONSerialization.jsonObject(with: Data(json.utf8), options: .fragmentsAllowed) as? NSObject)
+    }
+
+    @Test func ordersEveryObjectsKeysByLengthThenBytes() {
+        #expect(reordered(#"{"bb":1,"a":{"zz":[{"yy":0,"x":0}],"c":null},"ab":"v","ccc":true}"#)
+            == #"{"a":{"c":null,"zz":[{"x":0,"yy":0}]},"ab":"v","bb":1,"ccc":true}"#)
+        // Whitespace between tokens goes; whitespace inside strings stays.
+        #expect(reordered(" {\n\t\"kind\" : \"a b\" , \"id\" : [ 1 , { } , [ ] ] }\n") == #"{"id":[1,{},[]],"kind":"a b"}"#)
+        // Length in bytes (门 is three), then bytewise: upper case before lower.
+        #expect(reordered(#"{"门":1,"b":2,"B":3}"#) == #"{"B":3,"b":2,"门":1}"#)
+    }
+
+    @Test func keepsWhatJsonbWouldKeep() {
+        // Of a repeated key jsonb keeps the last: it stays last.
+        #expect(reordered(#"{"site":"first","id":"i","site":"last"}"#) == #"{"id":"i","site":"first","site":"last"}"#)
+        // An escaped key is compared unescaped by jsonb: that object keeps its order, its values are still ordered.
+        #expect(reordered(#"{"s\u0069te":{"b":1,"a":2},"id":"i"}"#) == #"{"s\\u0069te":{"a":2,"b":1},"id":"i"}"#)
+        // Escapes in values, backslashes doubled for COPY.
+        #expect(reordered(#"{"note":"tab\there \"q\"","id":"\\"}"#) == #"{"id":"\\\\","note":"tab\\there \\"q\\""}"#)
+    }
+
+    @Test func writesWhatItCannotWalkAsItIs() {
+        for body in [#"{"id":"i""#, "not json", #"{"id":"i"} trailing"#, "", "[1,]", #"{"a":1,}"#] {
+            var escaped = ByteBuffer()
+            Array(body.utf8).withUnsafeBytes { escaped.writeCopyEscaped($0) }
+            #expect(reordered(body) == String(buffer: escaped), "\(body)")
+        }
+    }
+
+    @Test func everyStoredEventKeepsItsValue() throws {
+        let now = Timestamp.now
+        let event = Event(
+            id: EventIDGenerator().next(), kind: .doorForced, occurredAt: now, receivedAt: now, site: "小区",
+            device: DeviceRef(id: "door-1", vendor: "acme", model: "X{1}", type: .doorController), point: "p",
+            subject: Subject(type: .plate, value: "川F1***5"),
+            attributes: ["nested": .object(["id": .string("x"), "list": .array([.number(1.5), .null, .bool(true), .object(["zz": .string("a\"b"), "y": .null])])]),
+                         "b": .string("tab\t"), "aa": .array([])],
+            source: Source(driver: "test"))
+        let body = try #require(String(data: try EventCoding.encode(event), encoding: .utf8))
+        // COPY's escapes undone: what the server reads.
+        let sent = reordered(body).replacingOccurrences(of: "\\\\", with: "\\")
+        #expect(sent != body)
+        #expect(try value(sent) == value(body))
     }
 }
 
