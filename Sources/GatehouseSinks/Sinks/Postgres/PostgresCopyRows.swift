@@ -119,8 +119,15 @@ extension ByteBuffer {
     /// would end or re-read the field are written as `\\`, `\t`, `\n`, `\r`; every other byte
     /// (UTF-8 included) is written as it is, in runs.
     mutating func writeCopyEscaped(_ bytes: UnsafeRawBufferPointer) {
+        // Most fields hold none of the four: one tight loop finds that, and one copy writes them.
+        var clean = 0
+        while clean < bytes.count, bytes[clean] > UInt8(ascii: "\r") && bytes[clean] != UInt8(ascii: "\\") { clean += 1 }
+        guard clean < bytes.count else {
+            writeBytes(bytes)
+            return
+        }
         var runStart = 0
-        for index in bytes.indices {
+        for index in bytes[clean...].indices {
             let escaped: UInt8
             switch bytes[index] {
             case UInt8(ascii: "\\"): escaped = UInt8(ascii: "\\")

@@ -11,12 +11,14 @@ import NIOCore
 /// order. The stored `jsonb` value is the same either way: only the text on the wire is
 /// reordered, here, and the queue's bytes are not touched.
 struct PostgresJsonbOrder {
-    /// One object member: its key (quotes included), the key's contents and its value, as byte
-    /// offsets into the body.
+    /// One object member as byte offsets into the body: from its key's opening quote to the start
+    /// of its value, the key's contents, and its value.
     private struct Member {
-        var key: Range<Int>
+        var keyStart: Int
         var keyContents: Range<Int>
         var value: Range<Int>
+        /// The value is an object or an array, whose own objects are ordered too.
+        var nested: Bool
     }
 
     /// The members of the objects being written, nested objects after their parent's; kept
@@ -83,6 +85,7 @@ struct PostgresJsonbOrder {
         defer { members.removeSubrange(first...) }
         // A key with an escape is compared by `jsonb` as unescaped: such an object keeps its order.
         var sortable = true
+        let bytes = walk.bytes
         while true {
             walk.skipSpace()
             let keyStart = walk.index
@@ -91,19 +94,24 @@ struct PostgresJsonbOrder {
             walk.skipSpace()
             let valueStart = walk.index
             guard walk.skipValue() else { return false }
-            members.append(Member(key: keyStart..<(key.range.upperBound + 1), keyContents: key.range, value: valueStart..<walk.index))
+            let nested = bytes[valueStart] == UInt8(ascii: "{") || bytes[valueStart] == UInt8(ascii: "[")
+            members.append(Member(keyStart: keyStart, keyContents: key.range, value: valueStart..<walk.index, nested: nested))
             if walk.take(UInt8(ascii: ",")) { continue }
             guard walk.take(UInt8(ascii: "}")) else { return false }
             break
         }
-        if sortable { sortMembers(from: first, in: walk.bytes) }
+        if sortable { sortMembers(from: first, in: bytes) }
         for index in first..<members.count {
             if index > first { buffer.writeInteger(UInt8(ascii: ",")) }
             let member = members[index]
-            buffer.writeCopyEscaped(UnsafeRawBufferPointer(rebasing: walk.bytes[member.key]))
-            buffer.writeInteger(UInt8(ascii: ":"))
-            var value = JSONByteWalk(bytes: walk.bytes, index: member.value.lowerBound)
-            guard writeValue(&value, into: &buffer) else { return false }
+            if member.nested {
+                buffer.writeCopyEscaped(UnsafeRawBufferPointer(rebasing: bytes[member.keyStart..<member.value.lowerBound]))
+                var value = JSONByteWalk(bytes: bytes, index: member.value.lowerBound)
+                guard writeValue(&value, into: &buffer) else { return false }
+            } else {
+                // `"key":value` in one piece (skipValue checked the value's extent).
+                buffer.writeCopyEscaped(UnsafeRawBufferPointer(rebasing: bytes[member.keyStart..<member.value.upperBound]))
+            }
         }
         buffer.writeInteger(UInt8(ascii: "}"))
         return true
