@@ -127,7 +127,7 @@ extension ByteBuffer {
             return
         }
         var runStart = 0
-        for index in bytes[clean...].indices {
+        for index in clean..<bytes.count {
             let escaped: UInt8
             switch bytes[index] {
             case UInt8(ascii: "\\"): escaped = UInt8(ascii: "\\")
