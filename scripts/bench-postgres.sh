@@ -76,15 +76,7 @@ body = db.execute("SELECT body FROM events ORDER BY priority ASC, seq DESC LIMIT
 print(json.loads(body)["id"])
 PY
 )
-# Polled every 0.2 s through one session: a new psql per poll cost the server a backend start and
-# a SCRAM login each time (~9 ms of its CPU, ~2 µs per row at 20,000 rows/s) and the box a psql.
-poll_start() { coproc POLL { exec psql "$GATEHOUSE_TEST_POSTGRES_URL" -Atq 2>/dev/null; }; }
-psql_has_last() {
-  local answer
-  echo "SELECT count(*) FROM bench_events WHERE id = '$LAST_ID';" >&"${POLL[1]}" 2>/dev/null || { echo 0; return; }
-  IFS= read -r -t 10 answer <&"${POLL[0]}" || answer=0
-  echo "$answer"
-}
+psql_has_last() { psql "$GATEHOUSE_TEST_POSTGRES_URL" -Atc "SELECT count(*) FROM bench_events WHERE id = '$LAST_ID'" 2>/dev/null || echo 0; }
 
 echo "== PostgreSQL back: draining"
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -99,7 +91,6 @@ postgres_cpu() {
 DAEMON_CPU_START=$(cpu_of "$DAEMON")
 scripts/postgres-for-tests.sh resume
 START=$(date +%s.%N)
-poll_start; PIDS+=("$POLL_PID")
 [ "${PERF:-0}" = 1 ] && perf record -F 499 -g -p "$DAEMON" -o "$OUT/perf.data" -- sleep 10 >/dev/null 2>&1 &
 # Checkpoints during the drain (each followed by full-page images of the pages it touches next)
 # and buffers the backends had to write out themselves: what the server settings are for.
