@@ -119,28 +119,35 @@ extension ByteBuffer {
     /// would end or re-read the field are written as `\\`, `\t`, `\n`, `\r`; every other byte
     /// (UTF-8 included) is written as it is, in runs.
     mutating func writeCopyEscaped(_ bytes: UnsafeRawBufferPointer) {
-        // Most fields hold none of the four: one tight loop finds that, and one copy writes them.
-        var clean = 0
-        while clean < bytes.count, bytes[clean] > UInt8(ascii: "\r") && bytes[clean] != UInt8(ascii: "\\") { clean += 1 }
-        guard clean < bytes.count else {
-            writeBytes(bytes)
-            return
+        writeWithUnsafeMutableBytes(minimumWritableBytes: 2 * bytes.count) { out in
+            guard let base = out.baseAddress else { return 0 }
+            return copyEscaped(bytes, to: base)
         }
-        var runStart = 0
-        for index in clean..<bytes.count {
-            let escaped: UInt8
-            switch bytes[index] {
-            case UInt8(ascii: "\\"): escaped = UInt8(ascii: "\\")
-            case UInt8(ascii: "\t"): escaped = UInt8(ascii: "t")
-            case UInt8(ascii: "\n"): escaped = UInt8(ascii: "n")
-            case UInt8(ascii: "\r"): escaped = UInt8(ascii: "r")
-            default: continue
-            }
-            writeBytes(UnsafeRawBufferPointer(rebasing: bytes[runStart..<index]))
-            writeInteger(UInt8(ascii: "\\"))
-            writeInteger(escaped)
-            runStart = index + 1
-        }
-        writeBytes(UnsafeRawBufferPointer(rebasing: bytes[runStart...]))
     }
+}
+
+/// `bytes` COPY-escaped (see `ByteBuffer.writeCopyEscaped`) into `out`, which has room for twice
+/// their count; returns the bytes written.
+func copyEscaped(_ bytes: UnsafeRawBufferPointer, to out: UnsafeMutableRawPointer) -> Int {
+    guard let source = bytes.baseAddress else { return 0 }
+    var written = 0
+    var runStart = 0
+    for index in 0..<bytes.count {
+        let escaped: UInt8
+        switch bytes[index] {
+        case UInt8(ascii: "\\"): escaped = UInt8(ascii: "\\")
+        case UInt8(ascii: "\t"): escaped = UInt8(ascii: "t")
+        case UInt8(ascii: "\n"): escaped = UInt8(ascii: "n")
+        case UInt8(ascii: "\r"): escaped = UInt8(ascii: "r")
+        default: continue
+        }
+        (out + written).copyMemory(from: source + runStart, byteCount: index - runStart)
+        written += index - runStart
+        (out + written).storeBytes(of: UInt8(ascii: "\\"), as: UInt8.self)
+        (out + written + 1).storeBytes(of: escaped, as: UInt8.self)
+        written += 2
+        runStart = index + 1
+    }
+    (out + written).copyMemory(from: source + runStart, byteCount: bytes.count - runStart)
+    return written + bytes.count - runStart
 }

@@ -62,27 +62,9 @@ struct PostgresJsonbOrder {
             count += 1
         }
 
-        /// As `ByteBuffer.writeCopyEscaped`: backslash, tab, newline and carriage return escaped.
+        /// As `ByteBuffer.writeCopyEscaped`.
         mutating func writeCopyEscaped(_ bytes: UnsafeRawBufferPointer) {
-            guard let source = bytes.baseAddress else { return }
-            var runStart = 0
-            for index in 0..<bytes.count {
-                let escaped: UInt8
-                switch bytes[index] {
-                case UInt8(ascii: "\\"): escaped = UInt8(ascii: "\\")
-                case UInt8(ascii: "\t"): escaped = UInt8(ascii: "t")
-                case UInt8(ascii: "\n"): escaped = UInt8(ascii: "n")
-                case UInt8(ascii: "\r"): escaped = UInt8(ascii: "r")
-                default: continue
-                }
-                (base + count).copyMemory(from: source + runStart, byteCount: index - runStart)
-                count += index - runStart
-                writeInteger(UInt8(ascii: "\\"))
-                writeInteger(escaped)
-                runStart = index + 1
-            }
-            (base + count).copyMemory(from: source + runStart, byteCount: bytes.count - runStart)
-            count += bytes.count - runStart
+            count += copyEscaped(bytes, to: base + count)
         }
     }
 
