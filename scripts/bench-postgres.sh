@@ -4,7 +4,7 @@
 # on. The server is crashed, BACKLOG events are queued, the server is started again, and the drain
 # is timed from then until the table holds every queued event.
 # Usage: scripts/bench-postgres.sh [--quick]     (--quick: 100,000 events; default 1,000,000)
-#        BATCH=4000 (the sink's batch_max_events); CONNECTIONS=1 (the sink's connections)
+#        BATCH=4000 (the sink's batch_max_events); CONNECTIONS=2 (the sink's connections, its default)
 #        CONNECTIONS=0 leaves the key out (a build from before it); BIN_OVERRIDE=dir runs the
 #        gatehouse and gatehouse-bench binaries in dir instead of building (e.g. a "before" build)
 #        PERF=1: a CPU profile of the daemon's first 10 s of drain (perf report -i OUT/perf.data)
@@ -13,7 +13,7 @@
 # Figures land in benchmarks/results/<timestamp>-postgres/ and are printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BACKLOG=1000000; BATCH=${BATCH:-4000}; CONNECTIONS=${CONNECTIONS:-1}
+BACKLOG=1000000; BATCH=${BATCH:-4000}; CONNECTIONS=${CONNECTIONS:-2}
 # What a DBA sets for an ingest table: checkpoints (and the full-page writes after each) kept out
 # of a drain, the table's hot pages in shared memory. fsync and synchronous_commit stay on.
 PG_SETTINGS=${PG_SETTINGS:-max_wal_size=8GB checkpoint_timeout=30min shared_buffers=1GB wal_buffers=64MB}

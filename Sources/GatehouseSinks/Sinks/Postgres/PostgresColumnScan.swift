@@ -24,7 +24,7 @@ struct PostgresColumnScan {
     private var seen: UInt16 = 0
 
     init?(_ body: UnsafeRawBufferPointer) {
-        var walk = Walk(bytes: body)
+        var walk = JSONByteWalk(bytes: body)
         guard walk.object(level: .top, into: &self), walk.atEnd else { return nil }
         for index in 0..<Self.requiredCount where starts[index] < 0 { return nil }
     }
@@ -76,8 +76,9 @@ extension UnsafeRawBufferPointer {
     }
 }
 
-/// A cursor over the body's bytes. Every method returns false for what it cannot walk.
-private struct Walk {
+/// A cursor over a JSON body's bytes (also `PostgresJsonbOrder`'s). Every method returns false for
+/// what it cannot walk.
+struct JSONByteWalk {
     let bytes: UnsafeRawBufferPointer
     var index = 0
 
@@ -178,9 +179,11 @@ private struct Walk {
         index += 4
         return true
     }
+}
 
+extension JSONByteWalk {
     /// Walks one object at `index`, noting the columns `level` holds.
-    mutating func object(level: PostgresColumnScan.Level, into scan: inout PostgresColumnScan) -> Bool {
+    fileprivate mutating func object(level: PostgresColumnScan.Level, into scan: inout PostgresColumnScan) -> Bool {
         guard take(UInt8(ascii: "{")) else { return false }
         if take(UInt8(ascii: "}")) { return true }
         while true {

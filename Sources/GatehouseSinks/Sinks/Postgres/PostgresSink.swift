@@ -113,28 +113,30 @@ public actor PostgresSink: RegisteredSink {
     private static func deliver(
         _ bodies: [Data], on connection: PostgresConnection, table: String, insertSQL: String, logger: Logger
     ) async -> PartOutcome {
-        if let rows = PostgresCopyRows(bodies) {
+        var rows = PostgresCopyRows(bodies)
+        do {
+            try await run("BEGIN", on: connection, logger: logger)
+            try await connection.copyFrom(table: table, columns: PostgresCopyRows.columns, logger: logger) { writer in
+                // Each chunk goes as soon as it is written: the server parses it while the gateway
+                // writes the next, instead of waiting for the whole batch.
+                while let chunk = try rows.nextChunk() { try await writer.write(chunk) }
+            }
+            // The cursor may move only after this answer: a COMMIT that failed or never answered
+            // leaves the batch queued, and its resend is dropped by the key if it did commit.
+            try await run("COMMIT", on: connection, logger: logger)
+            return .copied
+        } catch where isDuplicateKey(error) || error is PostgresCopyRows.Uncopyable {
+            // COPY has no ON CONFLICT: a batch holding an id already stored (a resend after a lost
+            // COMMIT answer, a replay) fails whole. Roll it back and send it by the insert, which
+            // keeps the stored rows and adds only the missing ones. So does a batch with a body
+            // COPY cannot carry (its COPY was cancelled there): the server judges that body.
             do {
-                try await run("BEGIN", on: connection, logger: logger)
-                try await connection.copyFrom(table: table, columns: PostgresCopyRows.columns, logger: logger) { writer in
-                    for chunk in rows.chunks { try await writer.write(chunk) }
-                }
-                // The cursor may move only after this answer: a COMMIT that failed or never answered
-                // leaves the batch queued, and its resend is dropped by the key if it did commit.
-                try await run("COMMIT", on: connection, logger: logger)
-                return .copied
-            } catch where isDuplicateKey(error) {
-                // COPY has no ON CONFLICT: a batch holding an id already stored (a resend after a
-                // lost COMMIT answer, a replay) fails whole. Roll it back and send it by the insert,
-                // which keeps the stored rows and adds only the missing ones.
-                do {
-                    try await run("ROLLBACK", on: connection, logger: logger)
-                } catch {
-                    return .failed(error)
-                }
+                try await run("ROLLBACK", on: connection, logger: logger)
             } catch {
                 return .failed(error)
             }
+        } catch {
+            return .failed(error)
         }
         var binds = PostgresBindings(capacity: 1)
         binds.append(bodies.map { String(decoding: $0, as: UTF8.self) })

@@ -24,14 +24,16 @@ public struct PostgresSinkConfig: SinkSettings {
     public var clientKeyFile: String?
     public var tlsRequired: Bool
     /// Connections a batch is spread over: each takes a contiguous part of it, in its own
-    /// transaction, and the batch is delivered only when every part committed.
+    /// transaction, and the batch is delivered only when every part committed. Two by default: a
+    /// second backend pays even with the server on the gateway's own two cores (one backend is
+    /// the drain's limit; docs/benchmarks.md, "PostgreSQL sink").
     public var connections: Int
 
     public init(
         host: String, port: Int = 5432, database: String, user: String, password: Secret? = nil,
         table: String = "gatehouse_events", partitionsAhead: Int = 3, statementTimeoutSeconds: Double = 30,
         connectTimeoutSeconds: Double = 5, caFile: String? = nil, clientCertificateFile: String? = nil,
-        clientKeyFile: String? = nil, tlsRequired: Bool = false, connections: Int = 1
+        clientKeyFile: String? = nil, tlsRequired: Bool = false, connections: Int = 2
     ) {
         self.host = host
         self.port = port
@@ -76,7 +78,7 @@ public struct PostgresSinkConfig: SinkSettings {
             statementTimeoutSeconds: map.double("statement_timeout_seconds", default: 30, range: 0.1...3600),
             connectTimeoutSeconds: map.double("connect_timeout_seconds", default: 5, range: 0.1...300),
             caFile: tls.caFile, clientCertificateFile: tls.clientCertificateFile, clientKeyFile: tls.clientKeyFile,
-            tlsRequired: tlsRequired, connections: map.int("connections", default: 1, range: 1...8))
+            tlsRequired: tlsRequired, connections: map.int("connections", default: 2, range: 1...8))
         guard host != nil, database != nil, user != nil else { return nil }
         return config
     }

@@ -39,6 +39,34 @@ extension PostgresSinkTests {
         #expect(Set(try await ids(in: table)) == Set(events.map(\.id.description)))
     }
 
+    @Test func aBodyCopyCannotCarryCancelsItsCopyMidStreamAndTheConnectionStaysUsable() async throws {
+        let table = TestPostgres.uniqueTable()
+        let store = try await TestQueue(sinks: ["warehouse"])
+        defer { store.remove() }
+        // Several COPY chunks long: the first ones are on the server before the last body is written.
+        let events = try await append(store, 800, attributes: ["pad": .string(String(repeating: "x", count: 600))])
+        // A NUL in a column, which no text column takes: COPY cannot carry it; the insert reads the
+        // column from the jsonb, which refuses it (22P05), so the batch is rejected for splitting.
+        let uncopyable = try await append(store, 1)[0]
+        var withNul = uncopyable
+        withNul.subject = Subject(type: .card, value: "a\u{0}b")
+        let sink = try #require(try SinkRegistry.make(sinkConfig(table: table), logger: testLogger()) as? PostgresSink)
+
+        let outcome = await sink.send(try storedBatch(events + [withNul]))
+        guard case .rejected(let reason) = outcome else {
+            Issue.record("expected the batch rejected, got \(outcome)")
+            return
+        }
+        #expect(reason.contains("22P05"))
+        #expect(await sink.copiedBatches == 0)
+        #expect(try await postgres.count("SELECT count(*) FROM \(table)") == 0)
+        // The cancelled COPY left the connection clean: the batch mates go by COPY on it.
+        #expect(await sink.send(try storedBatch(events)) == .delivered)
+        #expect(await sink.copiedBatches == 1)
+        await sink.shutdown()
+        #expect(Set(try await ids(in: table)) == Set(events.map(\.id.description)))
+    }
+
     @Test func awkwardCharactersInBodiesAndColumnsArriveUnchanged() async throws {
         let table = TestPostgres.uniqueTable()
         let store = try await TestQueue(sinks: ["warehouse"])
@@ -91,26 +119,85 @@ extension PostgresSinkTests {
 
     @Test func oneLinePerBodyWithNullForAMissingSubject() throws {
         let body = #"{"id":"0190b7e2-0000-7000-8000-000000000001","occurredAt":"2026-12-01T00:00:00Z","receivedAt":"2026-12-01T00:00:01Z","site":"s","device":{"id":"d"},"kind":"door.opened","priority":"access","attributes":{"n":"a\\b"}}"#
-        let rows = try #require(PostgresCopyRows([Data(body.utf8), Data(body.utf8)]))
+        let chunks = try #require(PostgresCopyRows.chunks(of: [Data(body.utf8), Data(body.utf8)]))
+        // The body in `jsonb`'s key order (shorter keys first), its backslash escaped for COPY.
+        let sent = #"{"id":"0190b7e2-0000-7000-8000-000000000001","kind":"door.opened","site":"s","device":{"id":"d"},"priority":"access","attributes":{"n":"a\\\\b"},"occurredAt":"2026-12-01T00:00:00Z","receivedAt":"2026-12-01T00:00:01Z"}"#
         let line = "0190b7e2-0000-7000-8000-000000000001\t2026-12-01T00:00:00Z\t2026-12-01T00:00:01Z\ts\td\tdoor.opened\taccess\t\\N\t\\N\t"
-            + body.replacingOccurrences(of: "\\", with: "\\\\") + "\n"
-        #expect(text(rows.chunks) == line + line)
+            + sent + "\n"
+        #expect(text(chunks) == line + line)
     }
 
     @Test func aBodyWithoutItsColumnsOrWithANulGoesByTheInsert() {
-        #expect(PostgresCopyRows([Data(#"{"id":"x"}"#.utf8)]) == nil)
-        #expect(PostgresCopyRows([Data("not json".utf8)]) == nil)
+        #expect(PostgresCopyRows.chunks(of: [Data(#"{"id":"x"}"#.utf8)]) == nil)
+        #expect(PostgresCopyRows.chunks(of: [Data("not json".utf8)]) == nil)
         let nul = #"{"id":"x","occurredAt":"t","receivedAt":"t","site":"a\u0000b","device":{"id":"d"},"kind":"k","priority":"p"}"#
-        #expect(PostgresCopyRows([Data(nul.utf8)]) == nil)
+        #expect(PostgresCopyRows.chunks(of: [Data(nul.utf8)]) == nil)
     }
 
     @Test func largeBatchesAreCutAtLineEnds() throws {
         let body = #"{"id":"i","occurredAt":"t","receivedAt":"t","site":"s","device":{"id":"d"},"kind":"k","priority":"p","pad":""#
             + String(repeating: "x", count: 1000) + #""}"#
-        let rows = try #require(PostgresCopyRows(Array(repeating: Data(body.utf8), count: 600)))
-        #expect(rows.chunks.count > 1)
-        for chunk in rows.chunks { #expect(chunk.getInteger(at: chunk.writerIndex - 1, as: UInt8.self) == UInt8(ascii: "\n")) }
-        #expect(text(rows.chunks).split(separator: "\n").count == 600)
+        let chunks = try #require(PostgresCopyRows.chunks(of: Array(repeating: Data(body.utf8), count: 600)))
+        #expect(chunks.count > 1)
+        for chunk in chunks { #expect(chunk.getInteger(at: chunk.writerIndex - 1, as: UInt8.self) == UInt8(ascii: "\n")) }
+        #expect(text(chunks).split(separator: "\n").count == 600)
+    }
+}
+
+/// The body as COPY sends it: the same JSON value, each object's keys in `jsonb`'s order.
+@Suite struct PostgresJsonbOrderTests {
+    func reordered(_ body: String) -> String {
+        var buffer = ByteBuffer()
+        var order = PostgresJsonbOrder()
+        Array(body.utf8).withUnsafeBytes { order.write($0, into: &buffer) }
+        return String(buffer: buffer)
+    }
+
+    func value(_ json: String) throws -> NSObject {
+        try #require(try JSONSerialization.jsonObject(with: Data(json.utf8), options: .fragmentsAllowed) as? NSObject)
+    }
+
+    @Test func ordersEveryObjectsKeysByLengthThenBytes() {
+        #expect(reordered(#"{"bb":1,"a":{"zz":[{"yy":0,"x":0}],"c":null},"ab":"v","ccc":true}"#)
+            == #"{"a":{"c":null,"zz":[{"x":0,"yy":0}]},"ab":"v","bb":1,"ccc":true}"#)
+        // Whitespace between members and elements goes; within a member (which jsonb skips) and
+        // inside strings it stays.
+        #expect(reordered(" {\n\t\"kind\" : \"a b\" , \"id\" : [ 1 , { } , [ ] ] }\n") == #"{"id" : [1,{},[]],"kind" : "a b"}"#)
+        // Length in bytes (门 is three), then bytewise: upper case before lower.
+        #expect(reordered(#"{"门":1,"b":2,"B":3}"#) == #"{"B":3,"b":2,"门":1}"#)
+    }
+
+    @Test func keepsWhatJsonbWouldKeep() {
+        // Of a repeated key jsonb keeps the last: it stays last.
+        #expect(reordered(#"{"site":"first","id":"i","site":"last"}"#) == #"{"id":"i","site":"first","site":"last"}"#)
+        // An escaped key is compared unescaped by jsonb: that object keeps its order, its values are still ordered.
+        #expect(reordered(#"{"s\u0069te":{"b":1,"a":2},"id":"i"}"#) == #"{"s\\u0069te":{"a":2,"b":1},"id":"i"}"#)
+        // Escapes in values, backslashes doubled for COPY.
+        #expect(reordered(#"{"note":"tab\there \"q\"","id":"\\"}"#) == #"{"id":"\\\\","note":"tab\\there \\"q\\""}"#)
+    }
+
+    @Test func writesWhatItCannotWalkAsItIs() {
+        for body in [#"{"id":"i""#, "not json", #"{"id":"i"} trailing"#, "", "[1,]", #"{"a":1,}"#] {
+            var escaped = ByteBuffer()
+            Array(body.utf8).withUnsafeBytes { escaped.writeCopyEscaped($0) }
+            #expect(reordered(body) == String(buffer: escaped), "\(body)")
+        }
+    }
+
+    @Test func everyStoredEventKeepsItsValue() throws {
+        let now = Timestamp.now
+        let event = Event(
+            id: EventIDGenerator().next(), kind: .doorForced, occurredAt: now, receivedAt: now, site: "小区",
+            device: DeviceRef(id: "door-1", vendor: "acme", model: "X{1}", type: .doorController), point: "p",
+            subject: Subject(type: .plate, value: "川F1***5"),
+            attributes: ["nested": .object(["id": .string("x"), "list": .array([.number(1.5), .null, .bool(true), .object(["zz": .string("a\"b"), "y": .null])])]),
+                         "b": .string("tab\t"), "aa": .array([])],
+            source: Source(driver: "test"))
+        let body = try #require(String(data: try EventCoding.encode(event), encoding: .utf8))
+        // COPY's escapes undone: what the server reads.
+        let sent = reordered(body).replacingOccurrences(of: "\\\\", with: "\\")
+        #expect(sent != body)
+        #expect(try value(sent) == value(body))
     }
 }
 

@@ -65,11 +65,12 @@ extension PostgresSinkTests {
         #expect(
             await eventually(poll: .milliseconds(50)) { try await store.queue.lag(sink: "tls") == 0 },
             "\(withCertificate.runner.status.lastError ?? "no error")")
-        // The session the sink keeps open is encrypted and presented our client certificate.
+        // Every session the sink keeps open (two by default) is encrypted and presented our client certificate.
         let client = try await postgres.column(
             "SELECT s.client_dn FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'gatehouse/tls' AND s.ssl")
         await withCertificate.finish()
-        #expect(client == ["/CN=gatehouse-test-client"])
+        #expect(!client.isEmpty)
+        #expect(Set(client) == ["/CN=gatehouse-test-client"])
         #expect(try await postgres.count("SELECT count(*) FROM \(table)") == events.count)
 
         try await store.append(5, .accessGranted)
