@@ -98,9 +98,10 @@ struct DahuaEndToEndTests {
         // The locked camera: reported down with the reason, asked exactly twice (challenge + one try).
         #expect(await eventually(timeout: .seconds(30)) { daemon.log.contains("wrong username or password") }, "\(daemon.log.suffix(2000))")
         // Each try is a challenge and one answer. On a quiet machine there is one try; under heavy
-        // load an attempt can time out before its refusal is read, and the driver may try once more.
+        // load (the whole suite's daemons at once) an attempt can time out before its refusal is
+        // read, and the driver tries again after its backoff: a few tries, never a storm.
         let refused = locked.figures.refusedCredentials
-        #expect((1...2).contains(refused) && locked.figures.attachRequests == 2 * refused, "\(locked.figures)")
+        #expect((1...3).contains(refused) && locked.figures.attachRequests == 2 * refused, "\(locked.figures)")
         #expect(try await daemon.stop() == 0)
         await camera.shutdown()
         await locked.shutdown()

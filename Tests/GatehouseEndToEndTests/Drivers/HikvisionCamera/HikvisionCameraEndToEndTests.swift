@@ -123,7 +123,7 @@ struct HikvisionCameraEndToEndTests {
         nvr.hold(nvrAlarm)
         #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) { nvr.figures.alertsSent >= 3 })
         nvr.release(nvrAlarm, sayInactive: false)
-        #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) {
+        #expect(await eventually(timeout: .seconds(90), poll: .milliseconds(50)) {
             try Self.events(receiver, device: "nvr").contains { $0.state == .stop && $0.alarm?.stopReason == .quiet }
         }, "\(daemon.log.suffix(2000))")
         let nvrEvents = try Self.events(receiver, device: "nvr")
