@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import ServiceLifecycle
 import Synchronization
 
 /// Runs a simulator's HTTP responder on a loopback address and reports the port it bound, so
@@ -10,7 +11,11 @@ final class SimulatedServer: Sendable {
 
     init(name: String) { self.name = name }
 
-    /// Serves until the task is cancelled; a failure to start is also kept for `waitUntilRunning`.
+    /// Serves until the task is cancelled, then shuts down gracefully (at most 5 s, then cancelled):
+    /// a server task cancelled while an accepted connection waits to be served drops that
+    /// connection's NIOAsyncChannel unclosed, which traps the whole process ("Deinited
+    /// NIOAsyncWriter without calling finish()", swift-nio #2637; seen once in a loaded test run).
+    /// A failure to start is also kept for `waitUntilRunning`.
     func run(host: String, port: Int, logger: Logger, respond: @escaping @Sendable (Request) async -> Response) async throws {
         let app = Application(
             responder: CallbackResponder<BasicRequestContext> { request, _ in await respond(request) },
@@ -20,8 +25,17 @@ final class SimulatedServer: Sendable {
                 self.bound.withLock { $0.port = port }
             },
             logger: logger)
+        var configuration = ServiceGroupConfiguration(services: [app], logger: logger)
+        configuration.maximumGracefulShutdownDuration = .seconds(5)
+        let group = ServiceGroup(configuration: configuration)
+        // Its own task, which the caller's cancellation does not reach: the handler turns it into a shutdown.
+        let serving = Task { try await group.run() }
         do {
-            try await app.run()
+            try await withTaskCancellationHandler {
+                try await serving.value
+            } onCancel: {
+                Task { await group.triggerGracefulShutdown() }
+            }
         } catch {
             bound.withLock { $0.failure = "\(error)" }
             throw error
