@@ -52,6 +52,8 @@ public final class DahuaCamera: Sendable {
         public var refusedCredentials = 0
         /// Attach streams opened (after authentication).
         public var streamsOpened = 0
+        /// Heartbeat parts written, over all streams.
+        public var heartbeatsSent = 0
     }
 
     private struct State {
@@ -60,6 +62,8 @@ public final class DahuaCamera: Sendable {
         var nextStream: UInt64 = 0
         var style = PartStyle.honest
         var heartbeats = true
+        /// Requests waiting for `releaseRequests()`, when holding.
+        var held: [CheckedContinuation<Void, Never>]?
     }
 
     public let username: String
@@ -93,6 +97,22 @@ public final class DahuaCamera: Sendable {
     public var figures: Figures { state.withLock { $0.figures } }
     /// Attach streams connected now.
     public var openStreams: Int { state.withLock { $0.streams.count } }
+
+    /// Holds every request before it is answered until `releaseRequests()`: a camera too busy
+    /// to answer, or a network that slow.
+    public func holdRequests() { state.withLock { if $0.held == nil { $0.held = [] } } }
+
+    /// Answers the held requests and stops holding.
+    public func releaseRequests() {
+        let held = state.withLock { s in
+            defer { s.held = nil }
+            return s.held ?? []
+        }
+        for request in held { request.resume() }
+    }
+
+    /// Requests held now.
+    public var heldRequests: Int { state.withLock { $0.held?.count ?? 0 } }
 
     /// Writes the next event parts with an honest or a lying `Content-Length`.
     public func setPartStyle(_ style: PartStyle) { state.withLock { $0.style = style } }
@@ -143,6 +163,14 @@ public final class DahuaCamera: Sendable {
             $0.figures.requests += 1
             if isAttach { $0.figures.attachRequests += 1 }
         }
+        await withCheckedContinuation { (request: CheckedContinuation<Void, Never>) in
+            let answer = state.withLock { s -> Bool in
+                guard s.held != nil else { return true }
+                s.held?.append(request)
+                return false
+            }
+            if answer { request.resume() }
+        }
         guard request.method == .get else { return Self.text(.methodNotAllowed, "Error\r\nBad Request!\r\n") }
         guard let header = request.headers[.authorization], !refuseAll,
             verify(header, method: "GET", uri: request.uri.description)
@@ -180,7 +208,11 @@ public final class DahuaCamera: Sendable {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .seconds(seconds))
                     guard let self, !Task.isCancelled else { return }
-                    if self.state.withLock({ $0.heartbeats }) { continuation.yield(Self.part("Heartbeat", style: .honest)) }
+                    let send = self.state.withLock { s in
+                        if s.heartbeats { s.figures.heartbeatsSent += 1 }
+                        return s.heartbeats
+                    }
+                    if send { continuation.yield(Self.part("Heartbeat", style: .honest)) }
                 }
             }
         }

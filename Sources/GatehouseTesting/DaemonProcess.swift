@@ -20,26 +20,15 @@ public final class DaemonProcess: Sendable {
         return "gatehouse"
     }
 
-    /// Runs `gatehouse ARGS` to completion; returns exit status, stdout and stderr.
+    /// Runs `gatehouse ARGS` to completion (killed after `timeout` seconds); returns exit status,
+    /// stdout and stderr. Awaited, never blocking a thread the other tests need (ChildProcess).
     public static func runTool(
-        _ arguments: [String], environment: [String: String] = [:], timeout: Double = 30
-    ) throws -> (status: Int32, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning, Date() < deadline { usleep(20_000) }
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
-        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        return (process.terminationStatus, stdout, stderr)
+        _ arguments: [String], environment: [String: String] = [:], timeout: Double = 120
+    ) async throws -> (status: Int32, stdout: String, stderr: String) {
+        let output = try await ChildProcess.run(
+            binary, arguments, environment: ProcessInfo.processInfo.environment.merging(environment) { _, new in new },
+            timeout: .milliseconds(Int64(timeout * 1000)))
+        return (output.status, output.stdout, output.stderr)
     }
 
     private init(process: Process, configPath: String) {
@@ -48,7 +37,7 @@ public final class DaemonProcess: Sendable {
     }
 
     /// Starts `gatehouse run --config PATH` and waits until both listeners report their ports.
-    public static func start(configPath: String, environment: [String: String] = [:], timeout: Double = 30) async throws -> (DaemonProcess, ingest: Int, admin: Int) {
+    public static func start(configPath: String, environment: [String: String] = [:], timeout: Double = 90) async throws -> (DaemonProcess, ingest: Int, admin: Int) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["run", "--config", configPath]
@@ -78,6 +67,8 @@ public final class DaemonProcess: Sendable {
             }
             try await Task.sleep(for: .milliseconds(20))
         }
+        // The last poll may have come late (a loaded machine): look once more before giving up.
+        if let ingest = daemon.port(of: "ingest"), let admin = daemon.port(of: "admin") { return (daemon, ingest, admin) }
         process.terminate()
         throw DaemonError("daemon did not report its listeners within \(timeout) s:\n\(daemon.log)")
     }
@@ -85,7 +76,7 @@ public final class DaemonProcess: Sendable {
     public var log: String { output.withLock { $0 } }
 
     /// Polls the log until it contains `fragment` (bounded: a slow machine gets there later, not never).
-    public func waitForLog(_ fragment: String, timeout: Double = 30) async -> Bool {
+    public func waitForLog(_ fragment: String, timeout: Double = 60) async -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while !log.contains(fragment) {
             guard Date() < deadline, process.isRunning else { return log.contains(fragment) }
@@ -102,19 +93,19 @@ public final class DaemonProcess: Sendable {
         return Int(rest[rest.index(after: colon)...].prefix(while: \.isNumber))
     }
 
-    /// kill -9: no chance to flush or say goodbye.
-    public func kill9() {
+    /// kill -9: no chance to flush or say goodbye. Returns once the process is gone.
+    public func kill9() async {
         kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        _ = await ChildProcess.waitForExit(process, timeout: .seconds(60))
     }
 
     /// Sends `signal` and waits (bounded) for the exit status.
-    public func stop(signal: Int32 = SIGTERM, timeout: Double = 30) async throws -> Int32 {
+    public func stop(signal: Int32 = SIGTERM, timeout: Double = 90) async throws -> Int32 {
         kill(process.processIdentifier, signal)
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning, Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
         if process.isRunning {
-            kill9()
+            await kill9()
             throw DaemonError("daemon did not stop within \(timeout) s after signal \(signal):\n\(log)")
         }
         return process.terminationStatus

@@ -18,6 +18,8 @@ public final class MosquittoBroker: Sendable {
     public let tlsPort: Int?
     public let directory: String
     private let process = Mutex<pid_t?>(nil)
+    /// Name → password; written to the password file by the first `start()`.
+    private let users: [String: String]
 
     /// A second listener, over TLS, with the broker's certificate and the CA it trusts for client certificates.
     public struct TLS: Sendable {
@@ -55,16 +57,8 @@ public final class MosquittoBroker: Sendable {
             "log_dest file \(directory)/mosquitto.log", "log_type all", "allow_anonymous \(users.isEmpty)",
             "max_queued_messages 1000000",
         ]
-        if !users.isEmpty {
-            for (index, (user, password)) in users.sorted(by: { $0.key < $1.key }).enumerated() {
-                let tool = Process()
-                tool.executableURL = URL(fileURLWithPath: "/usr/bin/mosquitto_passwd")
-                tool.arguments = (index == 0 ? ["-c"] : []) + ["-b", "\(directory)/passwords", user, password]
-                try tool.run()
-                tool.waitUntilExit()
-            }
-            lines.append("password_file \(directory)/passwords")
-        }
+        self.users = users
+        if !users.isEmpty { lines.append("password_file \(directory)/passwords") }
         if let tls, let tlsPort {
             // Last: the settings after a `listener` line belong to that listener.
             lines += [
@@ -77,6 +71,13 @@ public final class MosquittoBroker: Sendable {
 
     /// Starts the broker and waits (bounded) until it accepts connections.
     public func start() async throws {
+        if !users.isEmpty, !FileManager.default.fileExists(atPath: "\(directory)/passwords") {
+            for (index, (user, password)) in users.sorted(by: { $0.key < $1.key }).enumerated() {
+                let made = try await ChildProcess.run(
+                    "/usr/bin/mosquitto_passwd", (index == 0 ? ["-c"] : []) + ["-b", "\(directory)/passwords", user, password])
+                guard made.status == 0 else { throw BrokerError(message: "mosquitto_passwd failed: \(made)") }
+            }
+        }
         let pid = try Self.spawn(Self.binary, ["-c", "\(directory)/mosquitto.conf"])
         process.withLock { $0 = pid }
         let ports = [port] + (tlsPort.map { [$0] } ?? [])

@@ -9,24 +9,13 @@ public enum MosquittoPublisher {
     public static func publish(
         port: Int, topic: String, lines: [String], clientID: String = "gatehouse-test-device", username: String? = nil,
         password: String? = nil
-    ) throws -> Int32 {
-        let pub = Process()
-        pub.executableURL = URL(fileURLWithPath: "/usr/bin/mosquitto_pub")
+    ) async throws -> Int32 {
         var arguments = ["-h", "127.0.0.1", "-p", "\(port)", "-V", "mqttv311", "-q", "1", "-i", clientID, "-t", topic, "-l"]
         if let username { arguments += ["-u", username] }
         if let password { arguments += ["-P", password] }
-        pub.arguments = arguments
-        let input = Pipe()
-        pub.standardInput = input
-        pub.standardOutput = FileHandle.nullDevice
-        pub.standardError = FileHandle.nullDevice
-        try pub.run()
-        input.fileHandleForWriting.write(Data((lines.joined(separator: "\n") + "\n").utf8))
-        try input.fileHandleForWriting.close()
-        // Bounded wait (not waitUntilExit, which was seen hanging on Linux): 10 minutes for big batches.
-        for _ in 0..<60_000 where pub.isRunning { usleep(10_000) }
-        if !pub.isRunning { return pub.terminationStatus }
-        end(pub, signal: SIGKILL)
-        return -1
+        // Bounded: 10 minutes for big batches (-1 past it).
+        return try await ChildProcess.run(
+            "/usr/bin/mosquitto_pub", arguments, input: Data((lines.joined(separator: "\n") + "\n").utf8), timeout: .seconds(600)
+        ).status
     }
 }

@@ -101,50 +101,22 @@ public final class NATSCluster: Sendable {
     public func waitUntilMQTTStores(node index: Int = 0) async -> Bool {
         let port = nodes[index].mqttPort
         return await eventually(timeout: .seconds(120), poll: .milliseconds(500)) {
-            try run("/usr/bin/mosquitto_pub", [
+            try await ChildProcess.run("/usr/bin/mosquitto_pub", [
                 "-V", "mqttv311", "-h", "127.0.0.1", "-p", "\(port)", "-q", "1", "-i", "district-hello",
                 "-t", "district/hello", "-m", "hello",
-            ], timeout: 30).status == 0
+            ], timeout: .seconds(30)).status == 0
         }
     }
 
     /// Runs `scripts/jetstream-events.py ARGS --servers …` and returns what it printed.
-    public func jetstream(_ arguments: [String], timeout: Double = 300) throws -> String {
+    public func jetstream(_ arguments: [String], timeout: Double = 300) async throws -> String {
         let script = repositoryRoot.appendingPathComponent("scripts/jetstream-events.py").path
-        let result = try run("/usr/bin/env", ["python3", script] + arguments + ["--servers", servers], timeout: timeout)
+        let result = try await ChildProcess.run(
+            "/usr/bin/env", ["python3", script] + arguments + ["--servers", servers], timeout: .milliseconds(Int64(timeout * 1000)))
         guard result.status == 0 else {
-            throw MosquittoBroker.BrokerError(message: "jetstream-events.py \(arguments.first ?? "") failed: \(result.errors.suffix(2000))")
+            throw MosquittoBroker.BrokerError(message: "jetstream-events.py \(arguments.first ?? "") failed (status \(result.status)): \(result.stderr.suffix(2000))")
         }
-        return result.output
-    }
-
-    /// A helper program to completion, bounded; its output goes to files, not pipes, so a full
-    /// pipe can never block it while nobody reads.
-    private func run(_ executable: String, _ arguments: [String], timeout: Double) throws -> (status: Int32, output: String, errors: String) {
-        let output = "\(directory)/run-\(UUID().uuidString)"
-        for path in [output + ".out", output + ".err"] { FileManager.default.createFile(atPath: path, contents: nil) }
-        defer { for path in [output + ".out", output + ".err"] { try? FileManager.default.removeItem(atPath: path) } }
-        let program = Process()
-        program.executableURL = URL(fileURLWithPath: executable)
-        program.arguments = arguments
-        program.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output + ".out"))
-        program.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: output + ".err"))
-        try program.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        while program.isRunning, Date() < deadline { usleep(50_000) }
-        if program.isRunning {
-            end(program, signal: SIGKILL)
-            throw MosquittoBroker.BrokerError(message: "\(executable) \(arguments.prefix(2).joined(separator: " ")) ran longer than \(timeout) s")
-        }
-        return (
-            program.terminationStatus, (try? String(contentsOfFile: output + ".out", encoding: .utf8)) ?? "",
-            (try? String(contentsOfFile: output + ".err", encoding: .utf8)) ?? ""
-        )
-    }
-
-    deinit {
-        for index in nodes.indices { kill(node: index) }
-        try? FileManager.default.removeItem(atPath: directory)
+        return result.stdout
     }
 
     private func launch(_ index: Int) throws {

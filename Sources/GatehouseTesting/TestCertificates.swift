@@ -15,7 +15,7 @@ public struct TestCertificates: Sendable {
         public let description: String
     }
 
-    public init() throws {
+    public init() async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-tls-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try """
@@ -29,15 +29,8 @@ public struct TestCertificates: Sendable {
             "x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2",
         ]
         for step in steps {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-            process.arguments = step.split(separator: " ").map(String.init)
-            process.currentDirectoryURL = URL(fileURLWithPath: directory)
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            process.waitUntilExit()
-            guard process.terminationStatus == 0 else { throw Failure(description: "openssl \(step) failed") }
+            let result = try await ChildProcess.run("/usr/bin/openssl", step.split(separator: " ").map(String.init), directory: directory)
+            guard result.status == 0 else { throw Failure(description: "openssl \(step) failed: \(result.stderr.suffix(500))") }
         }
     }
 

@@ -580,7 +580,7 @@ struct ConsoleAccessTests {
 
     @Test("with admin.tls the console answers over TLS only, and the session cookie is Secure")
     func overTLS() async throws {
-        let certificates = try TestCertificates()
+        let certificates = try await TestCertificates()
         defer { certificates.remove() }
         try await ConsoleHarness.with(tls: certificates) { harness in
             let page = try await harness.get("/console")

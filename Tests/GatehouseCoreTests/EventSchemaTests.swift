@@ -120,8 +120,8 @@ struct EventSchemaTests {
     // MARK: (d) validation with python3's jsonschema
 
     @Test("encoded events validate against the schema; broken ones do not")
-    func validatesWithJSONSchema() throws {
-        guard Self.pythonHasJSONSchema() else {
+    func validatesWithJSONSchema() async throws {
+        guard await Self.pythonHasJSONSchema() else {
             Issue.record("python3 with the jsonschema package is not available; schema validation skipped (pip install jsonschema)")
             return
         }
@@ -129,7 +129,7 @@ struct EventSchemaTests {
         for event in Self.samples() {
             valid.append(try Self.jsonObject(EventCoding.encode(event)))
         }
-        let results = try Self.validate(valid)
+        let results = try await Self.validate(valid)
         #expect(results.count == valid.count)
         for (index, errors) in results.enumerated() {
             #expect(errors.isEmpty, "sample \(index): \(errors)")
@@ -172,7 +172,7 @@ struct EventSchemaTests {
         mutateNested("unknown treatment", "subject") { $0["treatment"] = "encrypted" }
         mutateNested("unknown subject key", "subject") { $0["name"] = "Zhang San" }
 
-        let brokenResults = try Self.validate(broken.map(\.1))
+        let brokenResults = try await Self.validate(broken.map(\.1))
         #expect(brokenResults.count == broken.count)
         for ((why, _), errors) in zip(broken, brokenResults) {
             #expect(!errors.isEmpty, "accepted although: \(why)")
@@ -182,7 +182,7 @@ struct EventSchemaTests {
     // MARK: docs/event-schema.md
 
     @Test("the examples in docs/event-schema.md decode and validate")
-    func documentedExamples() throws {
+    func documentedExamples() async throws {
         let examples = try Self.jsonBlocks(in: Self.repoRoot.appending(path: "docs/event-schema.md"))
         #expect(examples.count == 3)
         var objects: [Any] = []
@@ -198,8 +198,8 @@ struct EventSchemaTests {
             objects.append(documented)
         }
         #expect(kinds == [.vehicleEntry, .accessDenied, .deviceClockSkew])
-        if Self.pythonHasJSONSchema() {
-            for errors in try Self.validate(objects) {
+        if await Self.pythonHasJSONSchema() {
+            for errors in try await Self.validate(objects) {
                 #expect(errors.isEmpty, "\(errors)")
             }
         }
@@ -372,13 +372,13 @@ struct EventSchemaTests {
         return blocks
     }
 
-    static func pythonHasJSONSchema() -> Bool {
-        (try? run(["python3", "-c", "import jsonschema"]).status) == 0
+    static func pythonHasJSONSchema() async -> Bool {
+        (try? await ChildProcess.run("/usr/bin/env", ["python3", "-c", "import jsonschema"]).status) == 0
     }
 
     /// Validates each instance with python3's jsonschema (draft 2020-12, with format checks);
     /// returns each instance's error messages.
-    static func validate(_ instances: [Any]) throws -> [[String]] {
+    static func validate(_ instances: [Any]) async throws -> [[String]] {
         let file = FileManager.default.temporaryDirectory.appending(path: "gatehouse-schema-\(UUID().uuidString).json")
         try JSONSerialization.data(withJSONObject: instances).write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
@@ -392,24 +392,8 @@ struct EventSchemaTests {
             print(json.dumps([[e.message for e in validator.iter_errors(i)] for i in instances]))
             """
         let schemaPath = repoRoot.appending(path: "docs/event.schema.json").path
-        let (status, output, errors) = try run(["python3", "-c", script, schemaPath, file.path])
-        try #require(status == 0, "python3 failed: \(errors)")
-        return try #require(JSONSerialization.jsonObject(with: output) as? [[String]])
-    }
-
-    static func run(_ arguments: [String]) throws -> (status: Int32, output: Data, errors: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        // Read before waiting so a full pipe cannot block the child.
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        let err = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, out, String(decoding: err, as: UTF8.self))
+        let result = try await ChildProcess.run("/usr/bin/env", ["python3", "-c", script, schemaPath, file.path])
+        try #require(result.status == 0, "python3 failed: \(result.stderr)")
+        return try #require(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String]])
     }
 }

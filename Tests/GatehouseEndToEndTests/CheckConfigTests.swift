@@ -46,11 +46,11 @@ struct CheckConfigTests {
     ]
 
     @Test("a bad file is refused with file, line, key and what is valid", arguments: cases)
-    func refuses(_ c: Case) throws {
+    func refuses(_ c: Case) async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("check-\(UUID().uuidString).yaml").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         try c.yaml.write(toFile: path, atomically: true, encoding: .utf8)
-        let result = try DaemonProcess.runTool(["check-config", path])
+        let result = try await DaemonProcess.runTool(["check-config", path])
         #expect(result.status == 1, "exit \(result.status): \(result.stderr)")
         #expect(result.stderr.contains("\(path):\(c.line):"), "no file:line \(c.line) in: \(result.stderr)")
         #expect(result.stderr.contains("\(c.key):"), "key \(c.key) not named in: \(result.stderr)")
@@ -58,25 +58,25 @@ struct CheckConfigTests {
     }
 
     @Test("a good file passes; a missing file fails clearly")
-    func accepts() throws {
+    func accepts() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("check-\(UUID().uuidString).yaml").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         let state = FileManager.default.temporaryDirectory.appendingPathComponent("check-state-\(UUID().uuidString)").path
         try (Self.valid + "\nstate_directory: \(state)\n").write(toFile: path, atomically: true, encoding: .utf8)
-        let ok = try DaemonProcess.runTool(["check-config", path])
+        let ok = try await DaemonProcess.runTool(["check-config", path])
         #expect(ok.status == 0 && ok.stdout.contains("OK"), "\(ok)")
         // gate-1 has neither auth nor allow_from: a warning, printed, that does not fail the check.
         #expect(ok.stdout.contains("1 warning") && ok.stderr.contains("\(path):3:5: devices[0]: warning: device 'gate-1' has neither auth nor allow_from"), "\(ok)")
-        let missing = try DaemonProcess.runTool(["check-config", path + ".nope"])
+        let missing = try await DaemonProcess.runTool(["check-config", path + ".nope"])
         #expect(missing.status == 1 && missing.stderr.contains("cannot read the file"), "\(missing)")
         // `run` refuses to start on the same errors, with exit status 2.
         try (Self.valid + "\nbogus: 1\n").write(toFile: path, atomically: true, encoding: .utf8)
-        let run = try DaemonProcess.runTool(["run", "--config", path])
+        let run = try await DaemonProcess.runTool(["run", "--config", path])
         #expect(run.status == 2 && run.stderr.contains("bogus"), "\(run)")
     }
 
     @Test("a state directory that can be neither written nor created is refused with its line; an allow-list silences the warning")
-    func stateDirectory() throws {
+    func stateDirectory() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("check-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -85,12 +85,12 @@ struct CheckConfigTests {
         let path = directory + "/gatehouse.yaml"
         let guarded = Self.valid.replacingOccurrences(of: "type: lpr-camera", with: "type: lpr-camera\n    allow_from: [10.0.0.7]")
         try (guarded + "\nstate_directory: \(directory)/file/state\n").write(toFile: path, atomically: true, encoding: .utf8)
-        let refused = try DaemonProcess.runTool(["check-config", path])
+        let refused = try await DaemonProcess.runTool(["check-config", path])
         #expect(refused.status == 1, "\(refused)")
         #expect(refused.stderr.contains("\(path):11:1: state_directory: '\(directory)/file/state' cannot be created: '\(directory)/file' is a file"), "\(refused)")
         #expect(!refused.stderr.contains("warning"), "a device with allow_from needs no warning: \(refused.stderr)")
         // `run` refuses on the same grounds, before opening anything.
-        let run = try DaemonProcess.runTool(["run", "--config", path])
+        let run = try await DaemonProcess.runTool(["run", "--config", path])
         #expect(run.status == 2 && run.stderr.contains("state_directory"), "\(run)")
     }
 }

@@ -46,7 +46,7 @@ struct DeliveryTests {
             // not a time, keeps the load meaningful however busy the machine is.
             await Self.waitUntil(oracle, acknowledged: oracle.acknowledgedCount + 11)
             try await Task.sleep(for: .milliseconds(Int.random(in: 0...250)))
-            daemon.kill9()
+            await daemon.kill9()
             load.cancel()
             await load.value
         }

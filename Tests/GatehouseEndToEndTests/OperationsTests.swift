@@ -66,24 +66,27 @@ struct OperationsTests {
         let body = #"{"kind":"door.opened","dedupKey":"expect-1"}"#
         let head = "POST /v1/devices/dev-0/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(TestSite.token(0))\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nExpect: 100-continue\r\n\r\n"
         _ = Array(head.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        func readReply(seconds: Double) -> String {
+        // Polled without blocking a thread of the test pool (ChildProcess says why).
+        func readReply(seconds: Double) async -> String {
             var received: [UInt8] = []
             let until = Date().addingTimeInterval(seconds)
             var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             while Date() < until, !String(decoding: received, as: UTF8.self).contains("\r\n\r\n") {
-                if poll(&poller, 1, 50) > 0 {
+                if poll(&poller, 1, 0) > 0 {
                     var buffer = [UInt8](repeating: 0, count: 2048)
                     let n = recv(fd, &buffer, buffer.count, 0)
                     if n <= 0 { break }
                     received += buffer.prefix(n)
+                } else {
+                    try? await Task.sleep(for: .milliseconds(10))
                 }
             }
             return String(decoding: received, as: UTF8.self)
         }
-        let interim = readReply(seconds: 1)
+        let interim = await readReply(seconds: 10)
         #expect(interim.hasPrefix("HTTP/1.1 100 Continue"), "\(interim)")
         _ = Array(body.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        let final = readReply(seconds: 5)
+        let final = await readReply(seconds: 30)
         #expect(final.hasPrefix("HTTP/1.1 200"), "\(final)")
 
         let accepted = try await Self.post("\(base)/digest-cam/events", headers: [("Authorization", answer(password: "d1gest"))])
@@ -116,18 +119,18 @@ struct OperationsTests {
         #expect(await receiver.waitUntilContains([ids[0], ids[2]], timeout: .seconds(20)))
         #expect(!receiver.snapshot.uniqueIDs.contains(ids[1]))
 
-        let list = try DaemonProcess.runTool(["quarantine", "list", "--config", site.configPath, "--json"])
+        let list = try await DaemonProcess.runTool(["quarantine", "list", "--config", site.configPath, "--json"])
         #expect(list.status == 0 && list.stdout.contains("sink:central"), "\(list)")
         let entryID = try #require(
             (try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]])?.first?["id"] as? Int)
-        let show = try DaemonProcess.runTool(["quarantine", "show", String(entryID), "--config", site.configPath])
+        let show = try await DaemonProcess.runTool(["quarantine", "show", String(entryID), "--config", site.configPath])
         #expect(show.status == 0 && show.stdout.contains("rejected by sink central") && show.stdout.contains(ids[1]), "\(show)")
 
         receiver.setMode(.accept)
-        let replay = try DaemonProcess.runTool(["quarantine", "replay", "--config", site.configPath])
+        let replay = try await DaemonProcess.runTool(["quarantine", "replay", "--config", site.configPath])
         #expect(replay.status == 0 && replay.stdout.contains("replayed as \(ids[1])"), "\(replay)")
         #expect(await receiver.waitUntilContains([ids[1]], timeout: .seconds(20)), "the replayed event keeps its id and is delivered")
-        let again = try DaemonProcess.runTool(["quarantine", "list", "--config", site.configPath])
+        let again = try await DaemonProcess.runTool(["quarantine", "list", "--config", site.configPath])
         #expect(again.stdout.contains("quarantine is empty"), "replayed entries leave the pending list: \(again.stdout)")
         #expect(try await daemon.stop() == 0)
     }
@@ -156,10 +159,12 @@ struct OperationsTests {
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline, !(messages.contains { $0.contains("WATCHDOG=1") } && messages.contains { $0.contains("STATUS=devices") }) {
             var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            if poll(&poller, 1, 100) > 0 {
+            if poll(&poller, 1, 0) > 0 {
                 var buffer = [UInt8](repeating: 0, count: 4096)
                 let n = recv(fd, &buffer, buffer.count, 0)
                 if n > 0 { messages.append(String(decoding: buffer.prefix(n), as: UTF8.self)) }
+            } else {
+                try await Task.sleep(for: .milliseconds(20))
             }
         }
         #expect(messages.first?.contains("READY=1") == true, "\(messages)")

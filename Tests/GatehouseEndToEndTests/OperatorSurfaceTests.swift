@@ -68,7 +68,7 @@ struct OperatorSurfaceTests {
 
     @Test("--version, /healthz, /readyz, waiting devices, and /metrics that follow the Prometheus conventions")
     func probesAndMetrics() async throws {
-        let version = try DaemonProcess.runTool(["--version"])
+        let version = try await DaemonProcess.runTool(["--version"])
         #expect(version.status == 0 && version.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == GatehouseVersion.current, "\(version)")
 
         let (_, receiverTask, port) = try await startReceiver()
@@ -89,7 +89,7 @@ struct OperatorSurfaceTests {
         #expect(readiness["queue"] as? String == "open")
 
         // No device has sent anything since the start: waiting, not down.
-        let table = try DaemonProcess.runTool(["status", "--admin", "http://127.0.0.1:\(admin)"])
+        let table = try await DaemonProcess.runTool(["status", "--admin", "http://127.0.0.1:\(admin)"])
         #expect(table.stdout.contains("dev-1") && table.stdout.contains("waiting") && table.stdout.contains("waiting since restart"), "\(table.stdout)")
         #expect(!table.stdout.contains(" down "), "\(table.stdout)")
 
@@ -141,7 +141,7 @@ struct OperatorSurfaceTests {
         var site = TestSite(receiverPort: 9)
         if listener == "ingest" { site.ingestPort = taken } else { site.adminPort = taken }
         defer { site.remove() }
-        let run = try DaemonProcess.runTool(["run", "--config", try site.write()])
+        let run = try await DaemonProcess.runTool(["run", "--config", try site.write()])
         #expect(run.status != 0)
         let lines = run.stderr.split(separator: "\n").map(String.init)
         let firstError = try #require(lines.firstIndex { $0.contains(" error ") || $0.contains(" critical ") }, "\(run.stderr)")
@@ -190,19 +190,19 @@ struct OperatorSurfaceTests {
         await pusher.shutdown()
         #expect(reply.status == 200)
 
-        func centralSink() throws -> [String: Any]? {
-            let result = try DaemonProcess.runTool(["status", "--admin", "http://127.0.0.1:\(admin)", "--json"])
+        func centralSink() async throws -> [String: Any]? {
+            let result = try await DaemonProcess.runTool(["status", "--admin", "http://127.0.0.1:\(admin)", "--json"])
             let sinks = try Self.json(result.stdout)["sinks"] as? [[String: Any]]
             return sinks?.first?["status"] as? [String: Any]
         }
-        #expect(await eventually(timeout: .seconds(20), poll: .milliseconds(100)) { try centralSink()?["lastError"] != nil }, "no lastError while the centre is down")
+        #expect(await eventually(timeout: .seconds(20), poll: .milliseconds(100)) { try await centralSink()?["lastError"] != nil }, "no lastError while the centre is down")
         let ready = try await Self.get("http://127.0.0.1:\(admin)/readyz")
         #expect(ready.status == 200, "a failing sink degrades, it does not make the gateway unready")
         #expect((try Self.json(ready.body)["degraded"] as? [String])?.contains { $0.hasPrefix("sink central") } == true, "\(ready.body)")
 
         receiver.setMode(.accept)
-        #expect(await eventually(timeout: .seconds(20), poll: .milliseconds(100)) { (try centralSink()?["deliveredEvents"] as? Int ?? 0) > 0 })
-        let recovered = try #require(try centralSink())
+        #expect(await eventually(timeout: .seconds(20), poll: .milliseconds(100)) { (try await centralSink()?["deliveredEvents"] as? Int ?? 0) > 0 })
+        let recovered = try #require(try await centralSink())
         #expect(recovered["lastError"] == nil, "\(recovered)")
         #expect(try await daemon.stop() == 0)
     }

@@ -42,7 +42,7 @@ struct PostgresDeliveryTests {
             // counts, not times, so the kill falls mid-delivery however busy the machine is.
             await DeliveryTests.waitUntil(oracle, acknowledged: oracle.acknowledgedCount + 40)
             _ = await eventually(poll: .milliseconds(200)) { try await postgres.count("SELECT count(*) FROM \(table)") > iteration * 20 }
-            daemon.kill9()
+            await daemon.kill9()
             load.cancel()
             await load.value
         }

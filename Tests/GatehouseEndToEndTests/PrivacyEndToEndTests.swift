@@ -158,16 +158,16 @@ struct PrivacyEndToEndTests {
 
             """)
         try text.write(toFile: config, atomically: true, encoding: .utf8)
-        let check = try DaemonProcess.runTool(["check-config", config])
+        let check = try await DaemonProcess.runTool(["check-config", config])
         #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
         daemon.sendSignal(SIGHUP)
-        let replay = try DaemonProcess.runTool(["quarantine", "replay", "--config", config])
+        let replay = try await DaemonProcess.runTool(["quarantine", "replay", "--config", config])
         #expect(replay.stdout.contains("1 replayed"), "\(replay.stdout)\(replay.stderr)")
-        let list = try DaemonProcess.runTool(["quarantine", "list", "--all", "--config", config])
+        let list = try await DaemonProcess.runTool(["quarantine", "list", "--all", "--config", config])
         #expect(list.status == 0 && list.stdout.contains("mystery-gate"), "\(list.stdout)\(list.stderr)")
 
         let draft = site.directory + "/drafts/acme-lpr"
-        let scaffold = try DaemonProcess.runTool(["adapters", "scaffold", "--from-quarantine", "mystery-gate", draft, "--config", config])
+        let scaffold = try await DaemonProcess.runTool(["adapters", "scaffold", "--from-quarantine", "mystery-gate", draft, "--config", config])
         #expect(scaffold.status == 0, "\(scaffold.stdout)\(scaffold.stderr)")
 
         // What the centre gets: hashed plates (the replayed one too), cards and PINs, no name.

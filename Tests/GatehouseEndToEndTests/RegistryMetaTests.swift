@@ -75,24 +75,24 @@ struct RegistryMetaTests {
         return (path, environment)
     }
 
-    static func checkExample(_ selector: String, under folder: String) throws {
+    static func checkExample(_ selector: String, under folder: String) async throws {
         let found = try #require(
             example(selector, under: folder), "no README.md in a folder under \(folder) with a ```yaml example containing '\(selector)'")
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("registry-meta-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let config = try completeConfig(found.yaml, directory: directory)
-        let result = try DaemonProcess.runTool(["check-config", config.path], environment: config.environment)
+        let result = try await DaemonProcess.runTool(["check-config", config.path], environment: config.environment)
         #expect(result.status == 0, "the example in \(found.readme) is refused:\n\(result.stderr)\n\((try? String(contentsOfFile: config.path, encoding: .utf8)) ?? "")")
     }
 
     @Test("driver README with an example check-config accepts", arguments: DriverRegistry.names.sorted())
-    func driver(_ name: String) throws {
-        try Self.checkExample("driver: \(name)", under: "Sources/GatehouseIngest/Drivers")
+    func driver(_ name: String) async throws {
+        try await Self.checkExample("driver: \(name)", under: "Sources/GatehouseIngest/Drivers")
     }
 
     @Test("sink README with an example check-config accepts", arguments: SinkRegistry.all.map(\.name))
-    func sink(_ name: String) throws {
-        try Self.checkExample("type: \(name)", under: "Sources/GatehouseSinks/Sinks")
+    func sink(_ name: String) async throws {
+        try await Self.checkExample("type: \(name)", under: "Sources/GatehouseSinks/Sinks")
     }
 }

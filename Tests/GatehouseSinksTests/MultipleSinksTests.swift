@@ -57,8 +57,8 @@ import Testing
                 for round in 1...3 {
                     // Alarms in the second round, so one priority runs ahead of the others.
                     total += try await store.append(30, round == 2 ? .alarmPanic : .accessGranted).count
-                    #expect(await receiverA.waitFor(uniqueCount: total, timeout: .seconds(10)), "sink a, round \(round)")
-                    #expect(await receiverB.waitFor(uniqueCount: total, timeout: .seconds(10)), "sink b, round \(round)")
+                    #expect(await receiverA.waitFor(uniqueCount: total, timeout: .seconds(60)), "sink a, round \(round)")
+                    #expect(await receiverB.waitFor(uniqueCount: total, timeout: .seconds(60)), "sink b, round \(round)")
                     #expect(await eventually { try await store.queue.stats().depth == 0 }, "round \(round)")
                 }
                 await a.finish()

@@ -48,6 +48,7 @@ public final class LivenessMonitor: Sendable {
         var trackers: [String: LivenessTracker] = [:]
         var withheld: Set<String> = []
         var probes: [String: Int] = [:]
+        var inFlight = 0
         /// Cameras removed by a reload whose stored state is deleted once their last probe has ended.
         var forgotten: Set<String> = []
         /// Ends the running round when a reload changes the cameras or settings.
@@ -78,6 +79,10 @@ public final class LivenessMonitor: Sendable {
 
     /// Probes run so far for a device, for tests.
     public func probes(_ deviceID: String) -> Int { state.withLock { $0.probes[deviceID] ?? 0 } }
+
+    /// Probes waiting for their camera now, for tests: a test that moves the clock while one is
+    /// in flight passes its deadline before a loaded machine lets the camera answer.
+    public var probesInFlight: Int { state.withLock { $0.inFlight } }
 
     /// SIGHUP: takes the new `liveness:` settings and cameras. The running round ends and a new one
     /// starts, staggered over the interval like at start; kept cameras keep their streaks (in
@@ -188,7 +193,9 @@ public final class LivenessMonitor: Sendable {
         let (kind, target) = Self.probe(for: camera.settings, withheld: withheld)
         // A probe counts at its start: the first failed one dates the offline streak.
         let now = clock.now
+        state.withLock { $0.inFlight += 1 }
         let result = await prober.probe(kind, target: target, credentials: credentials)
+        state.withLock { $0.inFlight -= 1 }
         // Cut short by a reload or the shutdown: not the camera's verdict.
         guard !Task.isCancelled else { return nil }
         if result.problem == .authFailed, credentials != nil, !withheld {

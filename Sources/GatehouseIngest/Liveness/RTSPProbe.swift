@@ -89,6 +89,11 @@ struct RTSPProbe: Sendable {
                         response = read
                     } catch let error as RTSPCodec.ProtocolError {
                         throw Failure.protocolError(error.description)
+                    } catch {
+                        // Reset after the 401 it sent: our answer crossed its close (seen on a loaded
+                        // machine). Answer on a new connection, as when the close came first.
+                        if answered { return .reconnect }
+                        throw error
                     }
                     guard response.cseq == cseq else {
                         throw Failure.protocolError("reply CSeq \(response.values("CSeq").first ?? "missing") to request CSeq \(cseq)")

@@ -50,7 +50,7 @@ struct LivenessEndToEndTests {
         #expect(await eventually(timeout: .seconds(60)) { try Self.events(receiver, device: "gate-cam").count == 1 }, "\(daemon.log.suffix(2000))")
         #expect(try Self.events(receiver, device: "gate-cam").first?.kind == .deviceOnline)
         // Status shows the probe and its last result.
-        let table = try DaemonProcess.runTool(["status", "--admin", "http://127.0.0.1:\(admin)"])
+        let table = try await DaemonProcess.runTool(["status", "--admin", "http://127.0.0.1:\(admin)"])
         #expect(table.stdout.contains("liveness rtsp-describe") && table.stdout.contains("DESCRIBE answered 200"), "\(table.stdout)")
 
         camera.behaviour = .silent
@@ -107,7 +107,7 @@ struct LivenessEndToEndTests {
         site.extraDevices = Self.camera("real-cam", url: rtsp.url)
         let (daemon, _, admin) = try await DaemonProcess.start(configPath: try site.write())
         #expect(await eventually(timeout: .seconds(60)) { try Self.events(receiver, device: "real-cam").count == 1 }, "\(daemon.log.suffix(2000))")
-        let table = try DaemonProcess.runTool(["status", "--admin", "http://127.0.0.1:\(admin)"])
+        let table = try await DaemonProcess.runTool(["status", "--admin", "http://127.0.0.1:\(admin)"])
         // 200 to the Digest answer: credentials and path proven, not just a listening port.
         #expect(table.stdout.contains("DESCRIBE answered 200"), "\(table.stdout)")
 

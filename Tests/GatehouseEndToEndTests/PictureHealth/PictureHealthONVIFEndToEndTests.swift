@@ -45,7 +45,7 @@ struct PictureHealthONVIFEndToEndTests {
         let served = camera.snapshotsServed
         #expect(await eventually(timeout: .seconds(60)) { camera.snapshotsServed >= served + 2 }, "\(daemon.log.suffix(2000))")
         #expect(camera.figures.count("GetSnapshotUri") == 2, "\(camera.figures.requests)")
-        let status = try DaemonProcess.runTool(["status", "--admin", "http://127.0.0.1:\(admin)", "--json"]).stdout
+        let status = try await DaemonProcess.runTool(["status", "--admin", "http://127.0.0.1:\(admin)", "--json"]).stdout
         let json = try #require(try JSONSerialization.jsonObject(with: Data(status.utf8)) as? [String: Any])
         let figures = try #require((json["pictureHealth"] as? [String: [String: Any]])?["onvif-cam"], "\(status)")
         #expect(figures["failures"] as? Int == 1 && (figures["lastError"] as? String)?.contains("404") == true, "\(figures)")

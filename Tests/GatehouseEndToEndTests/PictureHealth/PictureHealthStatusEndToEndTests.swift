@@ -10,8 +10,8 @@ import Testing
 @Suite("picture health status and reload end to end", .serialized)
 struct PictureHealthStatusEndToEndTests {
     /// `gatehouse status --json`'s picture health section.
-    static func pictureHealth(admin: Int) throws -> [String: [String: Any]] {
-        let result = try DaemonProcess.runTool(["status", "--admin", "http://127.0.0.1:\(admin)", "--json"])
+    static func pictureHealth(admin: Int) async throws -> [String: [String: Any]] {
+        let result = try await DaemonProcess.runTool(["status", "--admin", "http://127.0.0.1:\(admin)", "--json"])
         let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         return try #require(json["pictureHealth"] as? [String: [String: Any]], "\(result.stdout)")
     }
@@ -53,11 +53,11 @@ struct PictureHealthStatusEndToEndTests {
         let (daemon, _, admin) = try await DaemonProcess.start(configPath: try site.write())
 
         #expect(await eventually(timeout: .seconds(60)) {
-            let figures = try Self.pictureHealth(admin: admin)
+            let figures = try await Self.pictureHealth(admin: admin)
             return (figures["cam-sharp"]?["snapshots"] as? Int ?? 0) >= 2 && figures["cam-sharp"]?["baseline"] != nil
                 && figures["cam-covered"]?["degraded"] as? String == "covered" && (figures["cam-unreachable"]?["failures"] as? Int ?? 0) >= 1
         }, "\(daemon.log.suffix(2000))")
-        let figures = try Self.pictureHealth(admin: admin)
+        let figures = try await Self.pictureHealth(admin: admin)
         let sharpFigures = try #require(figures["cam-sharp"])
         let scores = try #require(sharpFigures["lastScores"] as? [String: Any])
         #expect(scores["sharpness"] is Double && scores["brightness"] is Double && scores["change"] is Double, "\(scores)")
@@ -66,7 +66,7 @@ struct PictureHealthStatusEndToEndTests {
         #expect(figures["cam-covered"]?["degradedSince"] != nil)
         #expect((figures["cam-unreachable"]?["lastError"] as? String)?.isEmpty == false && figures["cam-unreachable"]?["snapshots"] as? Int == 0)
 
-        let table = try DaemonProcess.runTool(["status", "--admin", "http://127.0.0.1:\(admin)"]).stdout
+        let table = try await DaemonProcess.runTool(["status", "--admin", "http://127.0.0.1:\(admin)"]).stdout
         #expect(table.contains("PICTURE HEALTH 1/3 degraded"), "\(table)")
         let rows = table.split(separator: "\n").map(String.init)
         #expect(rows.contains { $0.contains("cam-covered") && $0.contains("degraded: covered") && $0.contains("since") }, "\(table)")
@@ -88,11 +88,11 @@ struct PictureHealthStatusEndToEndTests {
         #expect(daemon.log.contains("picture health off cam-unreachable") && daemon.log.contains("picture health on cam-new")
             && daemon.log.contains("picture health of cam-sharp changed"), "\(daemon.log.suffix(1500))")
         #expect(await eventually(timeout: .seconds(60)) {
-            let figures = try Self.pictureHealth(admin: admin)
+            let figures = try await Self.pictureHealth(admin: admin)
             return (figures["cam-new"]?["snapshots"] as? Int ?? 0) >= 1 && figures["cam-unreachable"] == nil
                 && figures["cam-sharp"]?["sharpnessLimit"] as? Double == baseline * 0.5
         }, "\(daemon.log.suffix(2000))")
-        let reloaded = try Self.pictureHealth(admin: admin)
+        let reloaded = try await Self.pictureHealth(admin: admin)
         #expect(reloaded["cam-sharp"]?["baseline"] as? Double == baseline, "the learned baseline survives SIGHUP")
         #expect(reloaded["cam-covered"]?["degraded"] as? String == "covered")
         #expect(try await daemon.stop() == 0)

@@ -61,7 +61,9 @@ func httpSinkConfig(
                 bearerToken: bearer.map { Secret(value: $0, origin: "test") },
                 hmacSecret: hmac.map { Secret(value: $0, origin: "test") }, signatureHeader: "X-Gatehouse-Signature",
                 idempotencyHeader: "Idempotency-Key", caFile: nil, clientCertificateFile: nil, clientKeyFile: nil,
-                connectTimeoutSeconds: 1, requestTimeoutSeconds: 5))
+                // Bounds, not expectations: a request a loaded machine answered after 5 s was sent again,
+                // as it should be, and counted as a duplicate by tests that expect none.
+                connectTimeoutSeconds: 10, requestTimeoutSeconds: 60))
 }
 
 /// A runner on its own task, with its sink, stopped and shut down by `finish()`.

@@ -19,7 +19,21 @@ final class DahuaAttachClient: Sendable {
     let mapper: DahuaEventMapper
     /// The driver's beat, shared by all its streams.
     let ticker: StreamTicker
-    private let lastTraffic: Mutex<Timestamp>
+    /// What the watchdog measures silence from.
+    private let phase: Mutex<Phase>
+
+    /// Where a connection is. Only the camera's silence counts: not our wait for a turn to
+    /// connect, nor our own commit of what it sent (a slow disk). The handshake (connection and
+    /// Digest challenge) gets at least `handshakeSeconds`: on a loaded box one took longer than
+    /// three 1 s heartbeats, and each try cut short cost the camera a refused login.
+    private enum Phase {
+        case waitingForTurn
+        case handshake(since: Timestamp)
+        case reading(since: Timestamp)
+        case handling
+    }
+
+    static let handshakeSeconds: Int64 = 30
 
     init(settings: DahuaSettings, context: DeviceContext, client: HTTPClient, alarms: DahuaAlarms, mapper: DahuaEventMapper, ticker: StreamTicker) {
         self.settings = settings
@@ -28,7 +42,7 @@ final class DahuaAttachClient: Sendable {
         self.alarms = alarms
         self.mapper = mapper
         self.ticker = ticker
-        self.lastTraffic = Mutex(context.clock.now)
+        self.phase = Mutex(.waitingForTurn)
     }
 
     var logger: Logger { context.logger }
@@ -85,7 +99,7 @@ final class DahuaAttachClient: Sendable {
     /// on refusal, a stall or an error. The reader is a child task; this task is its watchdog,
     /// on the driver's beat rather than in a task of its own per stream.
     func attachOnce() async throws -> Bool {
-        lastTraffic.withLock { $0 = context.clock.now }
+        phase.withLock { $0 = .waitingForTurn }
         return try await ticker.withTicks(clock: context.clock) { ticks in
             try await withThrowingTaskGroup(of: Bool.self) { group in
                 group.addTask {
@@ -109,12 +123,22 @@ final class DahuaAttachClient: Sendable {
     /// Stall detection and quiet stops: no byte for `stallHeartbeats` heartbeat intervals
     /// ends the connection (throwing cancels the reader).
     func watch(now: Timestamp) async throws {
-        let limit = Int64(settings.heartbeatSeconds * settings.stallHeartbeats * 1000)
+        let stall = Int64(settings.heartbeatSeconds * settings.stallHeartbeats * 1000)
         let quiet = alarms.expire(device: context.config.id, now: now).map(\.draft)
         if !quiet.isEmpty { await submit(quiet, quarantine: []) }
-        let silent = now.milliseconds - lastTraffic.withLock { $0.milliseconds }
-        if silent >= limit {
-            throw DahuaStreamError(description: "no data, not even a heartbeat, for \(silent / 1000) s (heartbeat=\(settings.heartbeatSeconds)); reconnecting")
+        switch phase.withLock({ $0 }) {
+        case .waitingForTurn, .handling:
+            return
+        case .handshake(let since):
+            let waited = now.milliseconds - since.milliseconds
+            if waited >= max(stall, Self.handshakeSeconds * 1000) {
+                throw DahuaStreamError(description: "no answer to the attach request for \(waited / 1000) s; reconnecting")
+            }
+        case .reading(let since):
+            let silent = now.milliseconds - since.milliseconds
+            if silent >= stall {
+                throw DahuaStreamError(description: "no data, not even a heartbeat, for \(silent / 1000) s (heartbeat=\(settings.heartbeatSeconds)); reconnecting")
+            }
         }
     }
 
@@ -123,6 +147,7 @@ final class DahuaAttachClient: Sendable {
         // The device's turn among those connecting (`connect_concurrency`) lasts until the stream is open or refused.
         guard let turn = await context.connectTurn() else { throw CancellationError() }
         defer { turn.end() }
+        phase.withLock { $0 = .handshake(since: context.clock.now) }
         var challenge: HikvisionDigestClient.Challenge?
         var staleRetried = false
         while true {
@@ -168,12 +193,15 @@ final class DahuaAttachClient: Sendable {
         var parser = DahuaStreamParser(maxRecordBytes: settings.maxRecordBytes)
         var delivered = false
         var garbageInARow = 0
+        phase.withLock { $0 = .handling }
         await context.seen()
+        phase.withLock { $0 = .reading(since: context.clock.now) }
         for try await chunk in body {
-            lastTraffic.withLock { $0 = context.clock.now }
+            phase.withLock { $0 = .handling }
             let items = parser.feed(chunk.readableBytesView)
             garbageInARow = try await handle(items, garbageInARow: garbageInARow)
             if !items.isEmpty { delivered = true }
+            phase.withLock { $0 = .reading(since: context.clock.now) }
         }
         _ = try await handle(parser.finish(), garbageInARow: 0)
         return delivered

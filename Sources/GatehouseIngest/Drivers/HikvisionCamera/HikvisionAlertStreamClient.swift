@@ -147,7 +147,10 @@ final class HikvisionAlertStreamClient: Sendable {
                     var parser = HikvisionAlertStreamParser(boundary: boundary, maxPartBytes: self.options.maxPartBytes)
                     var parts = false
                     for try await chunk in body {
-                        self.lastByte.withLock { $0 = self.clock.instant }
+                        // While its parts are committed the camera is not silent, we are busy (a
+                        // slow disk): no stall is counted until the next read starts.
+                        self.lastByte.withLock { $0 = nil }
+                        defer { self.lastByte.withLock { $0 = self.clock.instant } }
                         for output in parser.feed(chunk.readableBytesView) {
                             switch output {
                             case .part(let part):

@@ -79,7 +79,7 @@ struct GB28181EndToEndTests {
         #expect(await daemon.waitForLog("device \(Self.nvr) catalog: 3 channel(s)"), "\(daemon.log.suffix(2000))")
         #expect(nvr.stats.queries.contains("Catalog") && nvr.stats.queries.contains("DeviceInfo"))
         // `gatehouse status` lists the NVR's registration, transport, source address and channels.
-        let table = try DaemonProcess.runTool(["status", "--admin", "http://127.0.0.1:\(admin)"])
+        let table = try await DaemonProcess.runTool(["status", "--admin", "http://127.0.0.1:\(admin)"])
         #expect(table.stdout.contains("transport \(transport == .udp ? "UDP" : "TCP")"), "\(table)")
         #expect(table.stdout.contains("channels 3: 34020000001310000011 北门入口"), "\(table)")
         #expect(table.stdout.contains("registration registered"), "\(table)")
@@ -172,13 +172,13 @@ struct GB28181EndToEndTests {
         // Everything committed so far is delivered once the queue is empty, whatever order the
         // priorities forward it in: a device.online caused by the keepalive would be at the receiver.
         #expect(await eventually(timeout: .seconds(60), poll: .milliseconds(100)) {
-            let status = try DaemonProcess.runTool(["status", "--admin", "http://127.0.0.1:\(admin)", "--json"])
+            let status = try await DaemonProcess.runTool(["status", "--admin", "http://127.0.0.1:\(admin)", "--json"])
             let queue = (try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])?["queue"] as? [String: Any]
             return (queue?["depth"] as? Int) == 0
         }, "\(again.log.suffix(2000))")
         #expect(Self.events(receiver).filter { $0.kind == .deviceOnline && $0.device.id == "gate-ipc" }.count == 1)
         #expect(!Self.events(receiver).contains { $0.kind == .deviceOffline && $0.device.id == "gate-ipc" })
-        let table = try DaemonProcess.runTool(["status", "--admin", "http://127.0.0.1:\(admin)"])
+        let table = try await DaemonProcess.runTool(["status", "--admin", "http://127.0.0.1:\(admin)"])
         #expect(table.stdout.contains("registration registered"), "\(table)")
         #expect(try await again.stop() == 0)
         await ipc.stop()
@@ -204,7 +204,7 @@ struct GB28181SippTests {
             options: "{listen_host: 127.0.0.1, listen_port: \(sipPort), query_catalog: false, query_device_info: false}")
         let (daemon, _, _) = try await DaemonProcess.start(configPath: try site.write())
         #expect(await daemon.waitForLog("gb28181 SIP listener ready"), "\(daemon.log.suffix(2000))")
-        let (status, output) = try Sipp.run(
+        let (status, output) = try await Sipp.run(
             scenario: "gb28181-device.xml", port: sipPort, transport: transport, username: "34020000001320000001", password: "gbPass123")
         #expect(status == 0, "sipp exit \(status)\n\(output.suffix(3000))\n\(daemon.log.suffix(2000))")
         #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) {

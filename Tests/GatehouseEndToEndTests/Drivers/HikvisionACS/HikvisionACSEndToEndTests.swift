@@ -180,7 +180,7 @@ struct HikvisionACSEndToEndTests {
         let queue = try #require(status["queue"] as? [String: Any])
         #expect(queue["quarantined"] as? Int == 1, "\(queue)")
         #expect(try await daemon.stop() == 0)
-        let quarantine = try DaemonProcess.runTool(["quarantine", "list", "--config", site.configPath])
+        let quarantine = try await DaemonProcess.runTool(["quarantine", "list", "--config", site.configPath])
         #expect(quarantine.stdout.contains("major 'five' is not an integer"), "\(quarantine.stdout)")
         await terminal.shutdown()
     }

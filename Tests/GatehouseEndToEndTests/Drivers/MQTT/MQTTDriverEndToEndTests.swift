@@ -77,8 +77,8 @@ struct MQTTDriverEndToEndTests {
         return range.map { #"{"devId":"TMP-B1-0002","type":"temperature","event":"report","value":\#($0 % 40),"unit":"C","ts":\#(now),"seq":\#($0)}"# }
     }
 
-    static func publish(_ broker: MosquittoBroker, _ range: Range<Int>) throws {
-        let status = try MosquittoPublisher.publish(port: broker.port, topic: "sensors/hub/temperature", lines: readings(range))
+    static func publish(_ broker: MosquittoBroker, _ range: Range<Int>) async throws {
+        let status = try await MosquittoPublisher.publish(port: broker.port, topic: "sensors/hub/temperature", lines: readings(range))
         #expect(status == 0, "mosquitto_pub exited \(status): \(broker.log.suffix(1500))")
     }
 
@@ -102,16 +102,16 @@ struct MQTTDriverEndToEndTests {
         let site = Site(brokerPort: broker.port)
         defer { site.remove() }
         let (daemon, _, _) = try await DaemonProcess.start(configPath: try site.write())
-        defer { if daemon.process.isRunning { daemon.kill9() } }
+        defer { if daemon.process.isRunning { daemon.sendSignal(SIGKILL) } }
         #expect(await daemon.waitForLog("mqtt: subscribed"), "\(daemon.log)")
         #expect(await eventually { broker.log.contains("gatehouse-e2e-hub 1 sensors/hub/+") })
 
-        try Self.publish(broker, 0..<2000)
+        try await Self.publish(broker, 0..<2000)
         // Stopped while the daemon is reading (SIGTERM: the broker saves the session's queue).
         _ = await eventually { !site.idsBySequence().isEmpty }
         broker.stop()
         try await broker.start()
-        try Self.publish(broker, 2000..<2500)
+        try await Self.publish(broker, 2000..<2500)
         await Self.expectExactlyOnce(site, 2500, daemon: daemon, broker: broker)
         #expect(try await daemon.stop() == 0)
     }
@@ -128,13 +128,13 @@ struct MQTTDriverEndToEndTests {
         #expect(await first.waitForLog("mqtt: subscribed"), "\(first.log)")
         #expect(await eventually { broker.log.contains("gatehouse-e2e-hub 1 sensors/hub/+") })
 
-        try Self.publish(broker, 0..<2000)
+        try await Self.publish(broker, 0..<2000)
         _ = await eventually { !site.idsBySequence().isEmpty }
-        first.kill9()
+        await first.kill9()
         // More while the gateway is away: the broker keeps them for its persistent session.
-        try Self.publish(broker, 2000..<2300)
+        try await Self.publish(broker, 2000..<2300)
         let (second, _, _) = try await DaemonProcess.start(configPath: config)
-        defer { if second.process.isRunning { second.kill9() } }
+        defer { if second.process.isRunning { second.sendSignal(SIGKILL) } }
         await Self.expectExactlyOnce(site, 2300, daemon: second, broker: broker)
         #expect(try await second.stop() == 0)
     }
@@ -171,20 +171,20 @@ struct MQTTDriverEndToEndTests {
         let config = site.directory + "/gatehouse.yaml"
         try yaml.write(toFile: config, atomically: true, encoding: .utf8)
         let (daemon, _, _) = try await DaemonProcess.start(configPath: config)
-        defer { if daemon.process.isRunning { daemon.kill9() } }
+        defer { if daemon.process.isRunning { daemon.sendSignal(SIGKILL) } }
         #expect(await eventually { broker.log.contains("gatehouse-e2e-lpr 1 lpr/gate-lpr/plate") }, "\(daemon.log.suffix(2000))")
 
         // Values the privacy test's leak search looks for, in every encoding it knows.
         let plate = PrivacyEndToEndTests.zhenshiPlate, quarantinedPlate = PrivacyEndToEndTests.malformedPlate
         let read = #"{"sn":"LPR-7F3A21","event":"plate","lane":1,"plate":"\#(plate)","color":"blue","confidence":0.96,"time":"2025-03-14 08:12:09.412","recordId":"20250314081209412-0001"}"#
         let truncated = #"{"sn":"LPR-7F3A21","event":"plate","lane":1,"plate":"\#(quarantinedPlate)","color":"bl"#
-        let status = try MosquittoPublisher.publish(port: broker.port, topic: "lpr/gate-lpr/plate", lines: [read, truncated])
+        let status = try await MosquittoPublisher.publish(port: broker.port, topic: "lpr/gate-lpr/plate", lines: [read, truncated])
         #expect(status == 0)
         let hashed = PrivacyEndToEndTests.hmac("plate", plate)
         #expect(await eventually(timeout: .seconds(60)) {
             ((try? String(contentsOfFile: site.outbox, encoding: .utf8)) ?? "").contains(hashed)
         }, "\(daemon.log.suffix(2000))")
-        let list = try DaemonProcess.runTool(["quarantine", "list", "--config", config])
+        let list = try await DaemonProcess.runTool(["quarantine", "list", "--config", config])
         #expect(list.status == 0 && list.stdout.contains("gate-lpr"), "\(list.stdout)\(list.stderr)")
         #expect(try await daemon.stop() == 0)
 

@@ -29,12 +29,12 @@ struct ProfileCaptureEndToEndTests {
                 options: {capture: true, capture_reply: '{"code":0,"msg":"ok"}'}
             """
         let config = try site.write()
-        let check = try DaemonProcess.runTool(["check-config", config])
+        let check = try await DaemonProcess.runTool(["check-config", config])
         #expect(check.status == 0, "a capture device needs no profile: \(check.stdout)\(check.stderr)")
         // A capture status that is not a success would make the device re-send: refused with what is valid.
         let good = try String(contentsOfFile: config, encoding: .utf8)
         try good.replacingOccurrences(of: "capture: true,", with: "capture: true, capture_status: 302,").write(toFile: config, atomically: true, encoding: .utf8)
-        let bad = try DaemonProcess.runTool(["check-config", config])
+        let bad = try await DaemonProcess.runTool(["check-config", config])
         #expect(bad.status != 0 && (bad.stdout + bad.stderr).contains(".options.capture_status: 302 is out of range (expected 200 to 299)"), "\(bad.stdout)\(bad.stderr)")
         try good.write(toFile: config, atomically: true, encoding: .utf8)
 
@@ -50,11 +50,11 @@ struct ProfileCaptureEndToEndTests {
             #expect(reply == #"{"code":0,"msg":"ok"}"#)
         }
 
-        let list = try DaemonProcess.runTool(["quarantine", "list", "--config", config, "--device", "mystery-gate"])
+        let list = try await DaemonProcess.runTool(["quarantine", "list", "--config", config, "--device", "mystery-gate"])
         #expect(list.stdout.split(separator: "\n").filter { $0.contains("no-profile") }.count == 3, "\(list.stdout)\(list.stderr)")
 
         let draft = adapters + "/acme-lpr"
-        let scaffold = try DaemonProcess.runTool(["adapters", "scaffold", "--from-quarantine", "mystery-gate", draft, "--config", config])
+        let scaffold = try await DaemonProcess.runTool(["adapters", "scaffold", "--from-quarantine", "mystery-gate", draft, "--config", config])
         #expect(scaffold.status == 0, "\(scaffold.stdout)\(scaffold.stderr)")
         let yaml = try String(contentsOfFile: draft + "/profile.yaml", encoding: .utf8)
         #expect(yaml.contains("plate: \"Upload.rec.carNo\""), "\(yaml)")
@@ -71,9 +71,9 @@ struct ProfileCaptureEndToEndTests {
         // The person finishes the draft: the reply the device's manual asks for.
         try yaml.replacingOccurrences(of: #"- body: '{"result":"ok"}'"#, with: #"- body: '{"code":0,"msg":"ok"}'"#)
             .write(toFile: draft + "/profile.yaml", atomically: true, encoding: .utf8)
-        let written = try DaemonProcess.runTool(["adapters", "test", "--directory", adapters, "acme-lpr", "--write-missing"])
+        let written = try await DaemonProcess.runTool(["adapters", "test", "--directory", adapters, "acme-lpr", "--write-missing"])
         #expect(written.status == 0, "\(written.stdout)")
-        let tested = try DaemonProcess.runTool(["adapters", "test", "--directory", adapters, "acme-lpr"])
+        let tested = try await DaemonProcess.runTool(["adapters", "test", "--directory", adapters, "acme-lpr"])
         #expect(tested.status == 0 && tested.stdout.contains("3 passed, 0 failed"), "\(tested.stdout)")
 
         // Switch the device to the profile and reload: no serial needed, as the device is reached by
@@ -82,7 +82,7 @@ struct ProfileCaptureEndToEndTests {
         text = text.replacingOccurrences(of: #"options: {capture: true, capture_reply: '{"code":0,"msg":"ok"}'}"#, with: "options: {profile: acme-lpr}")
         try text.write(toFile: config, atomically: true, encoding: .utf8)
         daemon.sendSignal(SIGHUP)
-        let replay = try DaemonProcess.runTool(["quarantine", "replay", "--config", config])
+        let replay = try await DaemonProcess.runTool(["quarantine", "replay", "--config", config])
         #expect(replay.status == 0 && replay.stdout.contains("3 replayed, 0 still quarantined"), "\(replay.stdout)\(replay.stderr)")
 
         let events = try await site.forwarded(atLeast: 3).filter { ($0["device"] as? [String: Any])?["id"] as? String == "mystery-gate" }
@@ -99,7 +99,7 @@ struct ProfileCaptureEndToEndTests {
         #expect(kept == 200 && keptReply == #"{"code":0,"msg":"ok"}"#, "\(kept) \(keptReply)")
         let live = try await site.forwarded(atLeast: 5).compactMap { ($0["subject"] as? [String: Any])?["value"] as? String }
         #expect(live.contains("浙C55555") && live.contains("浙C66666"), "\(live)")
-        let pending = try DaemonProcess.runTool(["quarantine", "list", "--config", config])
+        let pending = try await DaemonProcess.runTool(["quarantine", "list", "--config", config])
         #expect(pending.stdout.contains("quarantine is empty"), "nothing new was kept: \(pending.stdout)")
         #expect(try await daemon.stop() == 0)
     }

@@ -181,7 +181,7 @@ struct ProfileEndToEndTests {
         #expect(s5 == 200)
         #expect(try await daemon.stop() == 0)
 
-        let list = try DaemonProcess.runTool(["quarantine", "list", "--config", config])
+        let list = try await DaemonProcess.runTool(["quarantine", "list", "--config", config])
         #expect(list.stdout.contains("truncated multipart body"), "\(list.stdout)\(list.stderr)")
         #expect(list.stdout.contains("is not valid gbk text"))
         #expect(list.stdout.contains("nested deeper than"))
@@ -283,7 +283,7 @@ struct ProfileEndToEndTests {
     }
 
     @Test("check-config names an unknown profile and a bad option")
-    func checkConfig() throws {
+    func checkConfig() async throws {
         let site = ProfileSite()
         defer { site.remove() }
         let path = try site.write()
@@ -291,7 +291,7 @@ struct ProfileEndToEndTests {
         text = text.replacingOccurrences(of: "{profile: hikvision-anpr}", with: "{profile: hikvision-anrp}")
             .replacingOccurrences(of: "barrier: never", with: "barrier: always")
         try text.write(toFile: path, atomically: true, encoding: .utf8)
-        let result = try DaemonProcess.runTool(["check-config", path])
+        let result = try await DaemonProcess.runTool(["check-config", path])
         #expect(result.status != 0)
         let output = result.stdout + result.stderr
         #expect(output.contains("no profile 'hikvision-anrp'"), "\(output)")

@@ -207,7 +207,7 @@ struct UHPPOTEEndToEndTests {
         let config = try Self.writeConfig(directory: directory, receiverPort: receiverPort, controllers: [a])
         let (first, _, _) = try await DaemonProcess.start(configPath: config)
         #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) { Self.records(receiver, device: "door-a").count >= 200 })
-        first.kill9()
+        await first.kill9()
         let atKill = Self.records(receiver, device: "door-a").count
         #expect(atKill < total, "the read finished before the kill (\(atKill)); the test did not interrupt it")
 

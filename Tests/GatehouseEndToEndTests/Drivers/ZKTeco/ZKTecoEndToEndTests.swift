@@ -133,7 +133,7 @@ struct ZKTecoEndToEndTests {
         let queue = try await RobustnessTests.status(adminPort: admin)["queue"] as? [String: Any]
         #expect((queue?["quarantined"] as? Int) == 1, "\(String(describing: queue))")
         #expect((queue?["duplicates"] as? Int) == 2, "\(String(describing: queue))")
-        let list = try DaemonProcess.runTool(["quarantine", "list", "--config", site.configPath])
+        let list = try await DaemonProcess.runTool(["quarantine", "list", "--config", site.configPath])
         #expect(list.stdout.contains("ATTLOG line has 2 fields") && list.stdout.contains("att-1"), "\(list)")
 
         for device in [terminal, panel, gbk, stranger] { await device.shutdown() }

@@ -65,7 +65,7 @@ struct DistrictTests {
         try await cluster.start()
         // Retried while JetStream elects its leaders.
         try #require(await cluster.waitUntilMQTTStores(), "no QoS 1 publish accepted by the cluster:\n\(cluster.log(node: 0).suffix(3000))")
-        let prepared = try JSONSerialization.jsonObject(with: Data(try cluster.jetstream(["prepare"]).utf8)) as? [String: Any]
+        let prepared = try JSONSerialization.jsonObject(with: Data(try await cluster.jetstream(["prepare"]).utf8)) as? [String: Any]
         let replicas = try #require(prepared?["replicas"] as? [String: Int])
         #expect(replicas == ["$MQTT_msgs": 3, "DISTRICT": 3], "replicas: \(replicas)")
 
@@ -123,7 +123,7 @@ struct DistrictTests {
         let acknowledged = oracle.acknowledgedIDs
         #expect(acknowledged.count > 300, "load too small to mean anything: \(oracle.tally)")
 
-        let read = try JSONSerialization.jsonObject(with: Data(try cluster.jetstream(["read"]).utf8)) as? [String: Any]
+        let read = try JSONSerialization.jsonObject(with: Data(try await cluster.jetstream(["read"]).utf8)) as? [String: Any]
         let stored = Stored(try #require(read?["$MQTT_msgs"] as? [[Any]]))
         let missing = acknowledged.subtracting(stored.ids)
         #expect(missing.isEmpty, "\(missing.count) of \(acknowledged.count) acknowledged events are not in $MQTT_msgs")

@@ -35,7 +35,7 @@ struct MQTTEndToEndTests {
                 await oracle.load(baseURL: "http://127.0.0.1:\(ingest)", workers: 4, devices: devices, batch: 2, seed: UInt64(iteration + 1))
             }
             await DeliveryTests.waitUntil(oracle, acknowledged: oracle.acknowledgedCount + 11)
-            daemon.kill9()
+            await daemon.kill9()
             load.cancel()
             await load.value
         }

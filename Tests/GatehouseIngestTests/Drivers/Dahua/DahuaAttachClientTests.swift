@@ -1,6 +1,6 @@
 import Foundation
 @testable import GatehouseCore
-import GatehouseQueue
+@testable import GatehouseQueue
 import GatehouseSimulation
 import GatehouseTesting
 import Logging
@@ -92,6 +92,59 @@ struct DahuaAttachClientTests {
         })
         let motion = try await harness.fixture.events().filter { $0.kind == .cameraMotion }
         #expect(motion.map(\.state) == [.start, .stop])
+        run.cancel()
+        _ = try? await run.value
+        await camera.shutdown()
+        await harness.fixture.finish()
+    }
+
+    @Test("a slow commit is not a stall: events held in a commit past 3 heartbeats on the clock keep their stream; released, they are stored")
+    func slowCommitIsNotAStall() async throws {
+        let camera = Self.camera()
+        camera.setHeartbeats(false)
+        let server = Task { try await camera.run() }
+        defer { server.cancel() }
+        let harness = try Harness(port: try await camera.waitUntilRunning(), options: "{heartbeat_seconds: 5, reconnect_max_seconds: 2}")
+        let device = try #require(harness.fixture.context.device(id: "cam"))
+        let run = Task { try await DahuaDriver().run(device: device, context: harness.context) }
+        #expect(await eventually { harness.health?.state == .up })
+        let gate = Gate()
+        harness.fixture.queue.beforeCommit.withLock { $0 = { await gate.pass() } }
+        camera.fire([DahuaCamera.motion(active: true)])
+        #expect(await eventually { gate.holding == 1 })
+        // 30 s on the clock while the commit is held, twice the 15 s that make a silent stream stalled.
+        for _ in 0..<30 {
+            harness.clock.advance(by: .seconds(1))
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        harness.fixture.queue.beforeCommit.withLock { $0 = nil }
+        gate.open()
+        #expect(await eventually { try await harness.fixture.events().filter { $0.kind == .cameraMotion }.count == 1 })
+        #expect(camera.figures.streamsOpened == 1 && harness.health?.state == .up, "\(camera.figures) \(String(describing: harness.health))")
+        run.cancel()
+        _ = try? await run.value
+        await camera.shutdown()
+        await harness.fixture.finish()
+    }
+
+    @Test("a slow handshake is not a stall: an attach request answered after 3 heartbeats on the clock is waited for, not tried again")
+    func slowHandshakeIsNotAStall() async throws {
+        let camera = Self.camera()
+        camera.holdRequests()
+        let server = Task { try await camera.run() }
+        defer { server.cancel() }
+        let harness = try Harness(port: try await camera.waitUntilRunning(), options: "{heartbeat_seconds: 5, reconnect_max_seconds: 2}")
+        let device = try #require(harness.fixture.context.device(id: "cam"))
+        let run = Task { try await DahuaDriver().run(device: device, context: harness.context) }
+        #expect(await eventually { camera.heldRequests == 1 })
+        // 25 s on the clock, beyond the 15 s that make an open stream stalled, short of the handshake's 30.
+        for _ in 0..<25 {
+            harness.clock.advance(by: .seconds(1))
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        camera.releaseRequests()
+        #expect(await eventually { harness.health?.state == .up })
+        #expect(camera.figures.attachRequests == 2 && camera.figures.streamsOpened == 1, "challenge and answer, once: \(camera.figures)")
         run.cancel()
         _ = try? await run.value
         await camera.shutdown()

@@ -44,7 +44,7 @@ struct MQTTDriverTLSTests {
         // The device's address is the TLS listener, which speaks nothing else: subscribed means over TLS.
         #expect(await eventually { broker.log.contains("\(clientID) 1 sensors/hub/+") }, "\(broker.log.suffix(2000))")
         #expect(
-            try MosquittoPublisher.publish(
+            try await MosquittoPublisher.publish(
                 port: broker.port, topic: "sensors/hub/sos", lines: [sample], username: username, password: password) == 0)
         #expect(await eventually { (try? await fixture.events().contains { $0.kind == .alarmPanic }) == true })
         #expect(await eventually { broker.log.contains("Received PUBACK from \(clientID)") }, "\(broker.log.suffix(2000))")
@@ -54,7 +54,7 @@ struct MQTTDriverTLSTests {
 
     @Test("mqtts with the broker's CA in ca_file: messages arrive over the TLS listener, are committed and acknowledged")
     func messagesOverTLS() async throws {
-        let certificates = try TestCertificates()
+        let certificates = try await TestCertificates()
         defer { certificates.remove() }
         let broker = try MosquittoBroker(tls: .init(certificates))
         try await broker.start()
@@ -66,8 +66,8 @@ struct MQTTDriverTLSTests {
 
     @Test("a CA that did not sign the broker's certificate: the device is down with 'certificate verify failed', one log line, the next attempt only after refused_retry_seconds")
     func wrongCA() async throws {
-        let certificates = try TestCertificates()
-        let unrelated = try TestCertificates()
+        let certificates = try await TestCertificates()
+        let unrelated = try await TestCertificates()
         defer {
             certificates.remove()
             unrelated.remove()
@@ -106,7 +106,7 @@ struct MQTTDriverTLSTests {
 
     @Test("a broker that requires a client certificate: with client_certificate_file and client_key_file messages arrive; without, the device is down with the broker's 'certificate required' or a hint at the client certificate")
     func clientCertificate() async throws {
-        let certificates = try TestCertificates()
+        let certificates = try await TestCertificates()
         defer { certificates.remove() }
         let broker = try MosquittoBroker(tls: .init(certificates, requireClientCertificate: true))
         try await broker.start()
@@ -139,7 +139,7 @@ struct MQTTDriverTLSTests {
 
     @Test("username and password from a secret file, over TLS: the broker admits the user; the password is in no log line")
     func credentialsFromASecret() async throws {
-        let certificates = try TestCertificates()
+        let certificates = try await TestCertificates()
         defer { certificates.remove() }
         let broker = try MosquittoBroker(users: ["sensor-hub": "tls-s3cret"], tls: .init(certificates))
         try await broker.start()

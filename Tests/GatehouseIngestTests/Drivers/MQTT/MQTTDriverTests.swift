@@ -154,7 +154,7 @@ struct MQTTDriverBrokerTests {
         // First connection: the commit of A is held (an emit that blocks) and the connection dies under it.
         let release = WakeUpSignal()
         let (first, firstTask, arrived) = try await Self.receiving(settings, broker: broker, hold: release)
-        #expect(try MosquittoPublisher.publish(port: broker.port, topic: "held/a", lines: ["A"]) == 0)
+        #expect(try await MosquittoPublisher.publish(port: broker.port, topic: "held/a", lines: ["A"]) == 0)
         #expect(await eventually { arrived.all == ["A"] })
         #expect(broker.log.contains("as gatehouse-held-commit (\(Self.logged(version)),"), "\(broker.log.suffix(2000))")
         first.drop()
@@ -171,7 +171,7 @@ struct MQTTDriverBrokerTests {
 
         // Third connection: B arrives, and A, acknowledged, is not sent before it.
         let (_, thirdTask, third) = try await Self.receiving(settings, broker: broker)
-        #expect(try MosquittoPublisher.publish(port: broker.port, topic: "held/b", lines: ["B"]) == 0)
+        #expect(try await MosquittoPublisher.publish(port: broker.port, topic: "held/b", lines: ["B"]) == 0)
         #expect(await eventually { third.all.contains("B") })
         #expect(third.all == ["B"])
         thirdTask.cancel()
@@ -191,7 +191,7 @@ struct MQTTDriverBrokerTests {
         await firstTask.value
         #expect(await eventually { broker.log.contains("Client gatehouse-away disconnected.") }, "\(broker.log.suffix(2000))")
 
-        #expect(try MosquittoPublisher.publish(port: broker.port, topic: "away/x", lines: ["X", "Y"]) == 0)
+        #expect(try await MosquittoPublisher.publish(port: broker.port, topic: "away/x", lines: ["X", "Y"]) == 0)
         let (_, secondTask, back) = try await Self.receiving(settings, broker: broker)
         #expect(await eventually { back.all == ["X", "Y"] }, "\(back.all) \(broker.log.suffix(2000))")
         secondTask.cancel()
@@ -257,7 +257,7 @@ struct MQTTDriverBrokerTests {
         #expect(broker.log.contains("as gatehouse-events (\(Self.logged(version)),"), "\(broker.log.suffix(2000))")
         let sample = try String(contentsOfFile: shippedAdapters + "/mqtt-alarm-sensor/samples/panic-button.json", encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(try MosquittoPublisher.publish(port: broker.port, topic: "sensors/hub/sos", lines: [sample, #"{"devId":"x","type":"#]) == 0)
+        #expect(try await MosquittoPublisher.publish(port: broker.port, topic: "sensors/hub/sos", lines: [sample, #"{"devId":"x","type":"#]) == 0)
         #expect(await eventually { (try? await fixture.events().contains { $0.kind == .alarmPanic }) == true })
         let events = try await fixture.events()
         let panic = try #require(events.first { $0.kind == .alarmPanic })

@@ -68,7 +68,7 @@ struct TLSSinkTests {
 
     @Test("with our CA and a client certificate the batch is delivered; without either it is not")
     func mutualTLS() async throws {
-        let certs = try Certificates()
+        let certs = try await Certificates()
         defer { try? FileManager.default.removeItem(atPath: certs.directory) }
         let (server, port, received) = try await Self.server(certs)
         defer { server.cancel() }

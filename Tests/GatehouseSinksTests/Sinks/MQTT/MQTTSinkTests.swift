@@ -182,8 +182,8 @@ struct MQTTSinkTests {
 
     @Test("over TLS with a client certificate to a broker that requires one: delivered; without the CA of the broker, not")
     func overTLS() async throws {
-        let certificates = try TestCertificates()
-        let unrelated = try TestCertificates()
+        let certificates = try await TestCertificates()
+        let unrelated = try await TestCertificates()
         defer {
             certificates.remove()
             unrelated.remove()

@@ -18,10 +18,10 @@ extension PostgresSinkTests {
         let store = try await TestQueue(sinks: ["warehouse"])
         defer { store.remove() }
         let running = try RunningSink(
-            sinkConfig(table: table, batch: 100, backoffMax: 0.2, connections: 2, statementTimeout: 2), queue: store.queue)
+            sinkConfig(table: table, batch: 100, backoffMax: 0.2, connections: 2, statementTimeout: 10), queue: store.queue)
         // A first event creates the table and this month's partition.
         let warmup = try await append(store, 1)
-        #expect(await eventually(poll: .milliseconds(50)) { try await store.queue.lag(sink: "warehouse") == 0 })
+        #expect(await eventually(poll: .milliseconds(50)) { try await store.queue.lag(sink: "warehouse") == 0 }, "\(running.runner.status)")
 
         let now = Timestamp.now
         let farPast = Timestamp(milliseconds: 946_684_800_000)  // 2000-01-01: the default partition

@@ -52,7 +52,7 @@ extension PostgresSinkTests {
     }
 
     @Test func deliversOverTLSWithAClientCertificateAndIsRefusedWithout() async throws {
-        let certs = try TLSSinkTests.Certificates()
+        let certs = try await TLSSinkTests.Certificates()
         defer { try? FileManager.default.removeItem(atPath: certs.directory) }
         let role = TestPostgres.uniqueTable("tls_writer")
         let table = TestPostgres.uniqueTable()
