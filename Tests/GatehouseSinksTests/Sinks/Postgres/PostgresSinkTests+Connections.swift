@@ -19,9 +19,10 @@ extension PostgresSinkTests {
         defer { store.remove() }
         let running = try RunningSink(
             sinkConfig(table: table, batch: 100, backoffMax: 0.2, connections: 2, statementTimeout: 10), queue: store.queue)
-        // A first event creates the table and this month's partition.
+        // A first event creates the table and this month's partition. Beside a whole loaded suite
+        // that took just over a minute once (two connections, the migration, five partitions).
         let warmup = try await append(store, 1)
-        #expect(await eventually(poll: .milliseconds(50)) { try await store.queue.lag(sink: "warehouse") == 0 }, "\(running.runner.status)")
+        #expect(await eventually(timeout: .seconds(180), poll: .milliseconds(50)) { try await store.queue.lag(sink: "warehouse") == 0 }, "\(running.runner.status)")
 
         let now = Timestamp.now
         let farPast = Timestamp(milliseconds: 946_684_800_000)  // 2000-01-01: the default partition
