@@ -50,6 +50,9 @@ struct CamerasCommand: AsyncParsableCommand {
     @Option(help: "Also write the figures as JSON to this file.")
     var json: String?
 
+    @Flag(help: "Add a local file sink and time each alarm's line there: an upper bound of its delay to commit (CommitProbe).")
+    var commitProbe = false
+
     func validate() throws {
         guard onvif >= 0, hikvision >= 0, dahua >= 0, onvif + hikvision + dahua > 0 else {
             throw ValidationError("--onvif/--hikvision/--dahua must be 0 or more, at least one camera in all")
@@ -79,7 +82,12 @@ struct CamerasCommand: AsyncParsableCommand {
     private func measure(fleet: CameraFleet, receiver: CentralReceiver) async throws -> CamerasReport {
         let ports = try await fleet.ports()
         let centralPort = try await receiver.waitUntilRunning()
-        let process = try BenchDaemon.start(daemon, config: config(fleet: fleet, ports: ports, centralPort: centralPort), name: "cameras.yaml", work: work)
+        let probe = commitProbe ? CommitProbe(path: work + "/commit-probe/events.ndjson") : nil
+        if let probe { try? FileManager.default.removeItem(atPath: probe.path) }
+        let tail = probe.map { probe in Task { await probe.run() } }
+        defer { tail?.cancel() }
+        let process = try BenchDaemon.start(
+            daemon, config: config(fleet: fleet, ports: ports, centralPort: centralPort, probe: probe), name: "cameras.yaml", work: work)
         let pid = String(process.processIdentifier)
         defer { if process.isRunning { process.terminate() } }
 
@@ -131,7 +139,8 @@ struct CamerasCommand: AsyncParsableCommand {
         let afterRSS = Double(try ProcFS.residentBytes(pid: pid)) / 1_048_576
         process.terminate()
         process.waitUntilExit()
-        let delivery = Delivery(snapshot: receiver.snapshot, fleet: fleet, fired: fired)
+        tail?.cancel()
+        let delivery = Delivery(snapshot: receiver.snapshot, fleet: fleet, fired: fired, committed: probe?.arrivals())
         return CamerasReport(
             cameras: .init(onvif: onvif, hikvision: hikvision, dahua: dahua), heldAfterSeconds: heldAfter,
             connectRSSMaxMB: connectRSS.max() ?? 0, rest: restFigures, storm: stormFigures, alarms: fired, delivery: delivery,
@@ -185,12 +194,13 @@ struct CamerasCommand: AsyncParsableCommand {
         figures.finish(seconds: (clock.now - start).seconds)
     }
 
-    private func config(fleet: CameraFleet, ports: [Int], centralPort: Int) -> String {
+    private func config(fleet: CameraFleet, ports: [Int], centralPort: Int, probe: CommitProbe?) -> String {
         var lines = BenchDaemon.configHead(work: work, ingestPort: ingestPort, adminPort: adminPort)
         for (index, port) in ports.enumerated() {
             lines.append("  - " + fleet.deviceLine(index: index, port: port))
         }
         lines += BenchDaemon.centralSink(port: centralPort)
+        lines += probe?.sinkConfig ?? []
         return lines.joined(separator: "\n") + "\n"
     }
 }
@@ -343,6 +353,11 @@ struct Delivery: Codable {
     var sendToIngest: LatencySummary
     /// Arrival at the central store − `occurredAt`: includes the commit, the sink's batching and the POST.
     var sendToCentral: LatencySummary
+    /// Arrival in the local file sink − `occurredAt` (`--commit-probe`): the commit, plus the
+    /// sink's wake-up, read and write; nil without the probe.
+    var sendToCommit: LatencySummary?
+    /// Storm alarms the probe did not see (must be 0 for `sendToCommit` to cover them all).
+    var commitUnseen: Int?
     var sendToIngestByDriver: [String: LatencySummary]
     var sendToCentralByDriver: [String: LatencySummary]
 
@@ -350,9 +365,10 @@ struct Delivery: Codable {
     static let stormKind = "camera.tamper"
     static let stormKindText = "\"\(stormKind)\""
 
-    init(snapshot: CentralReceiver.Snapshot, fleet: CameraFleet, fired: Alarms) {
+    init(snapshot: CentralReceiver.Snapshot, fleet: CameraFleet, fired: Alarms, committed: [String: Date]?) {
         let decoder = JSONDecoder()
-        var ingest = LatencySummary.makeHistogram(), central = LatencySummary.makeHistogram()
+        var ingest = LatencySummary.makeHistogram(), central = LatencySummary.makeHistogram(), commit = LatencySummary.makeHistogram()
+        var unseen = 0
         var byDriver: [String: Histogram<UInt64>] = [:], centralByDriver: [String: Histogram<UInt64>] = [:]
         let storm = Set([Self.stormKind])
         for (id, body) in snapshot.bodies {
@@ -366,6 +382,13 @@ struct Delivery: Codable {
             ingest.record(UInt64(toIngest) * 1000)
             let driver = event.device.id.split(separator: "-").first.map(String.init) ?? "?"
             byDriver[driver, default: LatencySummary.makeHistogram()].record(UInt64(toIngest) * 1000)
+            if let committed {
+                if let arrived = committed[id] {
+                    commit.record(UInt64(max(arrived.timeIntervalSince1970 * 1_000_000 - Double(event.occurredAt.milliseconds) * 1000, 0)))
+                } else {
+                    unseen += 1
+                }
+            }
             if let arrived = snapshot.firstArrivedAt[id] {
                 let micros = max(arrived.timeIntervalSince1970 * 1_000_000 - Double(event.occurredAt.milliseconds) * 1000, 0)
                 central.record(UInt64(micros))
@@ -375,6 +398,8 @@ struct Delivery: Codable {
         duplicates = snapshot.duplicateCount
         sendToIngest = LatencySummary(microseconds: ingest)
         sendToCentral = LatencySummary(microseconds: central)
+        sendToCommit = committed.map { _ in LatencySummary(microseconds: commit) }
+        commitUnseen = committed.map { _ in unseen }
         sendToIngestByDriver = byDriver.mapValues { LatencySummary(microseconds: $0) }
         sendToCentralByDriver = centralByDriver.mapValues { LatencySummary(microseconds: $0) }
         complete = alarmEvents == fired.fired && starts == fired.starts && stops == fired.stops && gatewayTimed == 0
@@ -406,6 +431,9 @@ struct CamerasReport: Codable {
         table.add("delivered", "\(delivery.alarmEvents) (\(delivery.starts) starts, \(delivery.stops) stops), duplicates \(delivery.duplicates), gateway-timed \(delivery.gatewayTimed)\(delivery.complete ? "" : "  INCOMPLETE")")
         table.add("send → ingest", latency(delivery.sendToIngest))
         for (driver, l) in delivery.sendToIngestByDriver.sorted(by: { $0.key < $1.key }) { table.add("  \(driver)", latency(l)) }
+        if let commit = delivery.sendToCommit {
+            table.add("send → commit", latency(commit) + " (local file sink, upper bound; unseen \(delivery.commitUnseen ?? 0))")
+        }
         table.add("send → central", latency(delivery.sendToCentral))
         for (driver, l) in delivery.sendToCentralByDriver.sorted(by: { $0.key < $1.key }) { table.add("  \(driver)", latency(l)) }
         table.add("rss after drain", "\(Format.fixed(rssAfterDrainMB)) MB")
