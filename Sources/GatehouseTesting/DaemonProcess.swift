@@ -36,6 +36,11 @@ public final class DaemonProcess: Sendable {
         self.configPath = configPath
     }
 
+    /// A test that failed before it stopped its daemon does not leave it running.
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
     /// Starts `gatehouse run --config PATH` and waits until both listeners report their ports.
     public static func start(configPath: String, environment: [String: String] = [:], timeout: Double = 90) async throws -> (DaemonProcess, ingest: Int, admin: Int) {
         let process = Process()
@@ -48,9 +53,11 @@ public final class DaemonProcess: Sendable {
         process.standardError = pipe
         process.standardOutput = FileHandle.nullDevice
         let daemon = DaemonProcess(process: process, configPath: configPath)
-        pipe.fileHandleForReading.readabilityHandler = { handle in
+        // Weak: the handler lives as long as the pipe, and must not keep the daemon (whose deinit
+        // ends a forgotten process) alive.
+        pipe.fileHandleForReading.readabilityHandler = { [weak daemon] handle in
             let data = handle.availableData
-            if data.isEmpty {
+            guard let daemon, !data.isEmpty else {
                 handle.readabilityHandler = nil
                 return
             }

@@ -119,6 +119,11 @@ public final class NATSCluster: Sendable {
         return result.stdout
     }
 
+    deinit {
+        for index in nodes.indices { kill(node: index) }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
     private func launch(_ index: Int) throws {
         let server = Process()
         server.executableURL = URL(fileURLWithPath: Self.binary)

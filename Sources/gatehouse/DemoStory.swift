@@ -242,20 +242,22 @@ final class DemoStory: Sendable {
         // Bounded: the sink retries after the centre's Retry-After of 1 s.
         let drained = await eventually(.seconds(60)) { self.receiver.progress.totalReceived - before >= waiting }
         if !drained { note("the centre did not receive the \(waiting) waiting events within 60 s") }
-        let backlog = Self.backlog(receiver.snapshot, after: before, receivedBefore: Timestamp(until))
+        let backlog = Self.backlog(receiver.snapshot, after: before, received: Timestamp(from)..<Timestamp(until))
         state.withLock { $0.backlog = backlog }
         say("story: the centre received them in this order of priority: \(Self.runs(backlog))")
     }
 
     // MARK: - Helpers
 
-    /// Priorities, in arrival order, of the events the gateway had received before the centre
-    /// came back and the centre got after `after` arrivals: the backlog, without newer traffic.
-    static func backlog(_ snapshot: CentralReceiver.Snapshot, after: Int, receivedBefore: Timestamp) -> [Priority] {
+    /// Priorities, in arrival order, of the events the gateway received while the centre was
+    /// down and the centre got after `after` arrivals: the backlog, without newer traffic, and
+    /// without a batch that was already on its way when the centre went down (on a loaded
+    /// machine one arrived first and made the order look wrong).
+    static func backlog(_ snapshot: CentralReceiver.Snapshot, after: Int, received: Range<Timestamp>) -> [Priority] {
         let decoder = JSONDecoder()
         return snapshot.arrivalOrder.dropFirst(after).compactMap { id in
             guard let text = snapshot.bodies[id], let event = try? decoder.decode(Event.self, from: Data(text.utf8)),
-                event.receivedAt < receivedBefore
+                received.contains(event.receivedAt)
             else { return nil }
             return event.priority
         }
