@@ -28,22 +28,29 @@ extension PostgresSinkTests {
         let farPast = Timestamp(milliseconds: 946_684_800_000)  // 2000-01-01: the default partition
         let thisMonth = "\(table)_\(PostgresSchema.partitionSuffix(PostgresSchema(table: table, partitionsAhead: 0).months(from: now.date)[0].start))"
         var events: [Event] = []
-        try await postgres.withConnection { session in
-            var logger = Logger(label: "test-lock")
-            logger.logLevel = .warning
-            try await session.query("BEGIN", logger: logger)
-            // The first part (events 0..<10, in 2000) waits for this lock and times out; the second
-            // (events 10..<20, now) goes to this month's partition, which nothing holds.
-            try await session.query(PostgresQuery(unsafeSQL: "LOCK TABLE \(table)_default IN ACCESS EXCLUSIVE MODE"), logger: logger)
-            events = try await append(store, 20, at: Array(repeating: farPast, count: 10) + Array(repeating: now, count: 10))
-            #expect(await eventually(poll: .milliseconds(50)) {
-                try await postgres.count("SELECT count(*) FROM \(thisMonth)") == 11
-                    && running.runner.status.lastError?.contains("statement timeout") == true
-            })
-            // The second part committed (at least once) and the first timed out: not delivered.
-            #expect(try await store.queue.lag(sink: "warehouse") == 20)
-            #expect(running.runner.status.deliveredEvents == 1)
-            try await session.query("COMMIT", logger: logger)
+        // PSQLError's description hides the server's message; a failure here says what it was
+        // (once, beside a loaded suite, one of these statements failed).
+        do {
+            try await postgres.withConnection { session in
+                var logger = Logger(label: "test-lock")
+                logger.logLevel = .warning
+                try await session.query("BEGIN", logger: logger)
+                // The first part (events 0..<10, in 2000) waits for this lock and times out; the second
+                // (events 10..<20, now) goes to this month's partition, which nothing holds.
+                try await session.query(PostgresQuery(unsafeSQL: "LOCK TABLE \(table)_default IN ACCESS EXCLUSIVE MODE"), logger: logger)
+                events = try await append(store, 20, at: Array(repeating: farPast, count: 10) + Array(repeating: now, count: 10))
+                #expect(await eventually(poll: .milliseconds(50)) {
+                    try await postgres.count("SELECT count(*) FROM \(thisMonth)") == 11
+                        && running.runner.status.lastError?.contains("statement timeout") == true
+                })
+                // The second part committed (at least once) and the first timed out: not delivered.
+                #expect(try await store.queue.lag(sink: "warehouse") == 20)
+                #expect(running.runner.status.deliveredEvents == 1)
+                try await session.query("COMMIT", logger: logger)
+            }
+        } catch {
+            Issue.record("the locking session failed: \(String(reflecting: error))")
+            throw error
         }
         #expect(await eventually(poll: .milliseconds(50)) { try await store.queue.lag(sink: "warehouse") == 0 })
         await running.finish()
