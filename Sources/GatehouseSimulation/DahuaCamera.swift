@@ -87,6 +87,7 @@ public final class DahuaCamera: Sendable {
     }
 
     public func shutdown() async {
+        releaseRequests()
         let open = state.withLock { s in
             defer { s.streams = [:] }
             return Array(s.streams.values)
@@ -163,13 +164,16 @@ public final class DahuaCamera: Sendable {
             $0.figures.requests += 1
             if isAttach { $0.figures.attachRequests += 1 }
         }
-        await withCheckedContinuation { (request: CheckedContinuation<Void, Never>) in
-            let answer = state.withLock { s -> Bool in
-                guard s.held != nil else { return true }
-                s.held?.append(request)
-                return false
+        // Suspended only while holding (the benchmark's cameras answer every request at once).
+        if state.withLock({ $0.held != nil }) {
+            await withCheckedContinuation { (request: CheckedContinuation<Void, Never>) in
+                let answer = state.withLock { s -> Bool in
+                    guard s.held != nil else { return true }
+                    s.held?.append(request)
+                    return false
+                }
+                if answer { request.resume() }
             }
-            if answer { request.resume() }
         }
         guard request.method == .get else { return Self.text(.methodNotAllowed, "Error\r\nBad Request!\r\n") }
         guard let header = request.headers[.authorization], !refuseAll,
