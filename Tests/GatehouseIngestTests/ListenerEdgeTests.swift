@@ -99,6 +99,46 @@ struct ListenerEdgeTests {
         await fixture.finish()
     }
 
+    @Test("a client that asks to close and sends a body far over the limit gets its 413, and its body is read to its end")
+    func declaredTooLargeWithClose() async throws {
+        let (fixture, server, port) = try await Self.serve()
+        defer { server.cancel() }
+        let fd = try LoopbackPort.connect(port: port)
+        defer { close(fd) }
+        // A send the server stops reading, or a reply that never ends, gives up after 30 s.
+        var limit = timeval(tv_sec: 30, tv_usec: 0)
+        for option in [SO_SNDTIMEO, SO_RCVTIMEO] {
+            setsockopt(fd, SOL_SOCKET, option, &limit, socklen_t(MemoryLayout<timeval>.size))
+        }
+        // Megabytes more than the sockets buffer. The server replies after the head and, asked to
+        // close, must still read the rest: a server that stopped reading would leave the sender
+        // stuck, and one that closed on it would reset the connection and lose the reply.
+        let body = [UInt8](repeating: 0x20, count: 10 << 20)
+        let head = Self.head + "Content-Length: \(body.count)\r\nConnection: close\r\n\r\n"
+        var sent = 0
+        for bytes in [Array(head.utf8), body] {
+            var offset = 0
+            while offset < bytes.count {
+                let n = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                if n <= 0 { break }
+                offset += n
+            }
+            sent += offset
+        }
+        #expect(sent == head.utf8.count + body.count, "the server stopped reading after \(sent) bytes")
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { break }
+            received += buffer.prefix(n)
+        }
+        let reply = String(decoding: received, as: UTF8.self)
+        #expect(reply.hasPrefix("HTTP/1.1 413") && reply.contains("body-too-large"), "\(reply)")
+        #expect(try await fixture.events().filter { $0.kind != .deviceOnline }.isEmpty)
+        await fixture.finish()
+    }
+
     @Test("within the limit, Expect: 100-continue still gets 100 Continue and the event is stored")
     func expectWithinLimit() async throws {
         let (fixture, server, port) = try await Self.serve()

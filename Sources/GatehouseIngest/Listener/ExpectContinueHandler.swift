@@ -15,8 +15,10 @@ import NIOHTTPTypes
 ///   no end the server could read up to.
 /// - A refused body still on its way is read to its end (the server drops it), then the
 ///   connection is closed ("lingering close", as nginx does): closing while a client is still
-///   sending would reset the connection, and many clients then lose the reply. A sender that goes silent for
-///   `lingerSeconds` is closed on, never left for the idle timeout.
+///   sending would reset the connection, and many clients then lose the reply. This holds too
+///   when the server closes after replying because the client sent `Connection: close`. A sender
+///   that goes silent for `lingerSeconds`, or still sends after `lingerLimitSeconds`, is closed
+///   on, never left for the idle timeout.
 /// - Otherwise `Expect: 100-continue` gets `100 Continue`, so cameras posting images and curl
 ///   do not stall; credential checks still run on the whole request.
 final class ExpectContinueHandler: ChannelDuplexHandler, RemovableChannelHandler {
@@ -27,6 +29,8 @@ final class ExpectContinueHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     /// Silence after which a refused sender's connection is closed.
     static let lingerSeconds: Int64 = 5
+    /// How long a refused sender may go on sending before its connection is closed anyway.
+    static let lingerLimitSeconds: Int64 = 30
 
     /// `max_body_bytes` now (a reload may change it).
     let maxBodyBytes: @Sendable () -> Int
@@ -42,6 +46,7 @@ final class ExpectContinueHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// its end) or is dropped here (refused before the server saw the request).
     private var forwarding = true
     private var lastRead = NIODeadline.now()
+    private var drainStarted = NIODeadline.now()
 
     init(maxBodyBytes: @escaping @Sendable () -> Int) {
         self.maxBodyBytes = maxBodyBytes
@@ -77,6 +82,33 @@ final class ExpectContinueHandler: ChannelDuplexHandler, RemovableChannelHandler
             break
         }
         context.fireChannelRead(data)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // What is dropped here reaches no consumer that would ask for more: ask for it.
+        if draining && !forwarding { context.read() }
+        context.fireChannelReadComplete()
+    }
+
+    /// The server closing while the body is still arriving (it replied to a request that asked
+    /// for `Connection: close` without reading the body): the rest of the body is read and
+    /// dropped, then the connection closes. The output stays open until then, although the reply
+    /// is out: AsyncHTTPClient fails a request whose connection ends while it still sends, even
+    /// with the whole reply read.
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        guard mode != .input, !requestComplete, !draining, context.channel.isActive else {
+            context.close(mode: mode, promise: promise)
+            return
+        }
+        draining = true
+        forwarding = false
+        if mode == .output {
+            promise?.succeed()
+        } else {
+            promise.map { context.channel.closeFuture.cascade(to: $0) }
+        }
+        drain(context: context)
+        context.read()
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -118,6 +150,7 @@ final class ExpectContinueHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Closes when the client's request ends or it goes silent.
     private func drain(context: ChannelHandlerContext) {
         lastRead = .now()
+        drainStarted = lastRead
         scheduleSilenceCheck(context: context)
     }
 
@@ -127,7 +160,9 @@ final class ExpectContinueHandler: ChannelDuplexHandler, RemovableChannelHandler
         context.eventLoop.scheduleTask(in: .seconds(Self.lingerSeconds)) {
             let context = boundContext.value
             guard context.channel.isActive else { return }
-            if NIODeadline.now() - handler.value.lastRead >= .seconds(Self.lingerSeconds) {
+            let now = NIODeadline.now()
+            if now - handler.value.lastRead >= .seconds(Self.lingerSeconds)
+                || now - handler.value.drainStarted >= .seconds(Self.lingerLimitSeconds) {
                 context.close(promise: nil)
             } else {
                 handler.value.scheduleSilenceCheck(context: context)

@@ -256,7 +256,8 @@ struct UHPPOTEEndToEndTests {
     func offline() async throws {
         let (receiver, receiverTask, receiverPort) = try await startReceiver()
         defer { receiverTask.cancel() }
-        let options = ["poll_interval_seconds": "0.5", "timeout_ms": "200", "retries": "0", "offline_after_missed_replies": "3"]
+        // A reply timeout a loaded machine does not miss: door-b must never look offline.
+        let options = ["poll_interval_seconds": "0.5", "timeout_ms": "1000", "retries": "0", "offline_after_missed_replies": "3"]
         let a = try await Self.controller("door-a", serial: 4004, options: options)
         let b = try await Self.controller("door-b", serial: 4005, options: options)
         let directory = Self.scratch()
@@ -264,10 +265,11 @@ struct UHPPOTEEndToEndTests {
         let (daemon, _, admin) = try await DaemonProcess.start(
             configPath: try Self.writeConfig(directory: directory, receiverPort: receiverPort, controllers: [a, b]))
         let online = { (id: String) in Self.events(receiver).filter { $0.kind == .deviceOnline && $0.device.id == id }.count }
-        #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) { online("door-a") == 1 && online("door-b") == 1 })
+        #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) { online("door-a") >= 1 && online("door-b") >= 1 })
 
+        let onlineBefore = online("door-a")
         a.sim.setSilent(true)
-        // 3 missed replies of 200 ms with a 0.5 s poll interval: about 2 s; a busy box takes longer.
+        // 3 missed replies of 1 s with a 0.5 s poll interval: about 4.5 s; a busy box takes longer.
         #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) { Self.events(receiver).contains { $0.kind == .deviceOffline && $0.device.id == "door-a" } })
         let offlineEvent = Self.events(receiver).first { $0.kind == .deviceOffline && $0.device.id == "door-a" }
         #expect(offlineEvent?.attributes?["reason"] == .string("no reply to 3 requests"), "\(String(describing: offlineEvent?.attributes))")
@@ -283,7 +285,7 @@ struct UHPPOTEEndToEndTests {
 
         a.sim.setSilent(false)
         a.sim.swipe(card: 42)
-        #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) { online("door-a") == 2 && Self.records(receiver, device: "door-a").count == 1 })
+        #expect(await eventually(timeout: .seconds(30), poll: .milliseconds(50)) { online("door-a") > onlineBefore && Self.records(receiver, device: "door-a").count == 1 })
         #expect(try await daemon.stop() == 0)
         await a.sim.stop()
         await b.sim.stop()
