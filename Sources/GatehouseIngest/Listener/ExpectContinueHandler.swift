@@ -45,8 +45,9 @@ final class ExpectContinueHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// While draining, whether the rest still goes to the server (which reads a refused body to
     /// its end) or is dropped here (refused before the server saw the request).
     private var forwarding = true
-    private var lastRead = NIODeadline.now()
-    private var drainStarted = NIODeadline.now()
+    /// Read on the event loop's clock (tests move it).
+    private var lastRead = NIODeadline.uptimeNanoseconds(0)
+    private var drainStarted = NIODeadline.uptimeNanoseconds(0)
 
     init(maxBodyBytes: @escaping @Sendable () -> Int) {
         self.maxBodyBytes = maxBodyBytes
@@ -55,7 +56,7 @@ final class ExpectContinueHandler: ChannelDuplexHandler, RemovableChannelHandler
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
         if draining {
-            lastRead = .now()
+            lastRead = context.eventLoop.now
             if case .end = part {
                 if forwarding { context.fireChannelRead(data) }
                 context.close(promise: nil)
@@ -149,7 +150,7 @@ final class ExpectContinueHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     /// Closes when the client's request ends or it goes silent.
     private func drain(context: ChannelHandlerContext) {
-        lastRead = .now()
+        lastRead = context.eventLoop.now
         drainStarted = lastRead
         scheduleSilenceCheck(context: context)
     }
@@ -160,7 +161,7 @@ final class ExpectContinueHandler: ChannelDuplexHandler, RemovableChannelHandler
         context.eventLoop.scheduleTask(in: .seconds(Self.lingerSeconds)) {
             let context = boundContext.value
             guard context.channel.isActive else { return }
-            let now = NIODeadline.now()
+            let now = context.eventLoop.now
             if now - handler.value.lastRead >= .seconds(Self.lingerSeconds)
                 || now - handler.value.drainStarted >= .seconds(Self.lingerLimitSeconds) {
                 context.close(promise: nil)
