@@ -131,5 +131,6 @@ struct ValueRedactorTests {
         #expect(ValueRedactor.redactText("line 2: card 12345678 unknown; at most 200") == "line 2: card … unknown; at most 200")
         #expect(ValueRedactor.redactText("phone 13800138000, name 张三") == "phone …, name …")
         #expect(ValueRedactor.redactText("empty body") == "empty body")
+        #expect(ValueRedactor.redactText("owner 'wei.zhang@example.cn' unknown") == "owner '…' unknown")
     }
 }

@@ -4,10 +4,13 @@ public enum ValueRedactor {
     public static let marker = "…"
 
     /// Replaces every word that looks like a value rather than a word of the message: any word
-    /// with a character outside ASCII (Chinese plates, names), and any word of five or more
-    /// characters with a digit (plates, card numbers, phone numbers, ids). Field names, short
-    /// counts and the message's own words stay, so the reason still says what went wrong.
+    /// with a character outside ASCII (Chinese plates, names), any word of five or more
+    /// characters with a digit (plates, card numbers, phone numbers, ids), and every e-mail
+    /// address as a whole. Field names, short counts and the message's own words stay, so the
+    /// reason still says what went wrong.
     public static func redactText(_ text: String) -> String {
+        // An address's dots would split it into words that each look harmless ("wei", "zhang").
+        let text = text.contains("@") ? text.replacing(emailAddress, with: marker) : text
         var out = ""
         var word = ""
         func flush() {
@@ -26,6 +29,8 @@ public enum ValueRedactor {
         flush()
         return out
     }
+
+    nonisolated(unsafe) static let emailAddress = /[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)*/
 
     public static func looksPersonal(_ word: String) -> Bool {
         if word.unicodeScalars.contains(where: { !$0.isASCII }) { return true }
