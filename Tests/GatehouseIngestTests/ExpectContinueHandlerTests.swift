@@ -11,13 +11,14 @@ import Testing
 /// `lingerLimitSeconds`, and the server's close is held back until then.
 @Suite("listener linger")
 struct ExpectContinueHandlerTests {
-    /// A channel that has read the head of a request declaring a body over the limit, and whose
-    /// server then closed after its reply (as for a request with `Connection: close`).
-    static func refusedSender() throws -> EmbeddedChannel {
+    /// A channel that has read the head of a request with a body over the limit (declared, or
+    /// chunked), and whose server then closed after its reply (as for a request with
+    /// `Connection: close`).
+    static func refusedSender(declared: Bool = true) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel(handler: ExpectContinueHandler(maxBodyBytes: { 1024 }))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 8080)).wait()
         var head = HTTPRequest(method: .post, scheme: nil, authority: "x", path: "/v1/push")
-        head.headerFields[.contentLength] = "100000000"
+        head.headerFields[declared ? .contentLength : .transferEncoding] = declared ? "100000000" : "chunked"
         try channel.writeInbound(HTTPRequestPart.head(head))
         try channel.writeOutbound(HTTPResponsePart.head(HTTPResponse(status: .contentTooLarge)))
         try channel.writeOutbound(HTTPResponsePart.end(nil))
@@ -30,9 +31,9 @@ struct ExpectContinueHandlerTests {
         try channel.writeInbound(part)
     }
 
-    @Test("the server's close waits for the refused body's end")
-    func closesAtTheBodysEnd() throws {
-        let channel = try Self.refusedSender()
+    @Test("the server's close waits for the refused body's end, declared or chunked", arguments: [true, false])
+    func closesAtTheBodysEnd(declared: Bool) throws {
+        let channel = try Self.refusedSender(declared: declared)
         #expect(channel.isActive, "closed on a sender that still sends")
         try Self.send(channel, .body(ByteBuffer(repeating: 0x20, count: 4096)))
         #expect(channel.isActive)

@@ -97,18 +97,21 @@ final class ExpectContinueHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// is out: AsyncHTTPClient fails a request whose connection ends while it still sends, even
     /// with the whole reply read.
     func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
-        guard mode != .input, !requestComplete, !draining, context.channel.isActive else {
+        guard mode != .input, !requestComplete, context.channel.isActive else {
             context.close(mode: mode, promise: promise)
             return
         }
-        draining = true
+        // Already draining after a 413 or 408 to a chunked body: the server now stops reading it.
+        if !draining {
+            draining = true
+            drain(context: context)
+        }
         forwarding = false
         if mode == .output {
             promise?.succeed()
         } else {
             promise.map { context.channel.closeFuture.cascade(to: $0) }
         }
-        drain(context: context)
         context.read()
     }
 
