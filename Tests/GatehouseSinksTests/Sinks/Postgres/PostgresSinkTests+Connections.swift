@@ -24,6 +24,11 @@ extension PostgresSinkTests {
         let warmup = try await append(store, 1)
         #expect(await eventually(timeout: .seconds(180), poll: .milliseconds(50)) { try await store.queue.lag(sink: "warehouse") == 0 }, "\(running.runner.status)")
 
+        // The locking session below once failed on a loaded machine while the server logged that
+        // the default partition did not exist: say so here if it does not, by name.
+        #expect(await eventually(poll: .milliseconds(50)) {
+            try await postgres.count("SELECT count(*) FROM pg_class WHERE relname = '\(table)_default'") == 1
+        }, "\(table)_default was not created with the table")
         let now = Timestamp.now
         let farPast = Timestamp(milliseconds: 946_684_800_000)  // 2000-01-01: the default partition
         let thisMonth = "\(table)_\(PostgresSchema.partitionSuffix(PostgresSchema(table: table, partitionsAhead: 0).months(from: now.date)[0].start))"
