@@ -341,7 +341,8 @@ public final class EventQueue: Sendable {
                 guard !batch.isEmpty else { continue }
                 processStats.withLock {
                     $0.commits += 1
-                    $0.events += Int64(batch.reduce(0) { $0 + $1.rows.count })
+                    // Stored ones only: a duplicate or a refusal adds no event.
+                    $0.events += Int64(results.reduce(0) { $0 + $1.count { if case .stored = $0 { true } else { false } } })
                 }
                 for (item, outcomes) in zip(batch, results) { item.continuation.resume(returning: outcomes) }
                 report(evictions)

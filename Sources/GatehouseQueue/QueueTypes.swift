@@ -142,7 +142,8 @@ public struct QueueStats: Sendable, Codable, Equatable {
     public var dedupCollisions: Int64 = 0
     /// SQLite file and its WAL on disk.
     public var fileBytes: Int64
-    /// Since this process started: transactions and events committed by the group committer.
+    /// Since this process started: transactions committed by the group committer, and the events
+    /// they stored (not the duplicates or refusals they answered).
     public var commits: Int64
     public var committedEvents: Int64
     /// Why the queue is refusing appends for lack of file-system space (`disk full: …`); nil when it is not.

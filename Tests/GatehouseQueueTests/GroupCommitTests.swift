@@ -83,6 +83,22 @@ struct GroupCommitTests {
         await runner.value
     }
 
+    @Test("committed events count what was stored: a re-sent event is answered as a duplicate and not counted")
+    func duplicatesAreNotCommittedEvents() async throws {
+        let fixture = try QueueFixture()
+        defer { fixture.remove() }
+        let queue = fixture.queue
+        let runner = Task { await queue.run() }
+        let event = makeEvent(.accessGranted, dedupKey: "resent")
+        #expect(try await queue.append([event]) == [.stored(event.id)])
+        let retry = makeEvent(.accessGranted, dedupKey: "resent")
+        #expect(try await queue.append([retry]) == [.duplicate(of: event.id)])
+        let stats = try await queue.stats()
+        #expect(stats.committedEvents == 1 && stats.depth == 1, "\(stats)")
+        queue.close()
+        await runner.value
+    }
+
     @Test("queued events survive closing and reopening the file, byte for byte")
     func durableAcrossReopen() async throws {
         let fixture = try QueueFixture()
