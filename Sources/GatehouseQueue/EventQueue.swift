@@ -342,7 +342,7 @@ public final class EventQueue: Sendable {
                 processStats.withLock {
                     $0.commits += 1
                     // Stored ones only: a duplicate or a refusal adds no event.
-                    $0.events += Int64(results.reduce(0) { $0 + $1.count { if case .stored = $0 { true } else { false } } })
+                    $0.events += Int64(results.reduce(0) { $0 + $1.count(where: \.isStored) })
                 }
                 for (item, outcomes) in zip(batch, results) { item.continuation.resume(returning: outcomes) }
                 report(evictions)

@@ -14,6 +14,11 @@ public enum AppendOutcome: Sendable, Equatable {
         if case .refused = self { return false }
         return true
     }
+
+    public var isStored: Bool {
+        if case .stored = self { return true }
+        return false
+    }
 }
 
 /// An event as read back from the queue for a sink.

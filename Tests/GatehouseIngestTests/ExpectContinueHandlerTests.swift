@@ -27,17 +27,13 @@ struct ExpectContinueHandlerTests {
         return channel
     }
 
-    static func send(_ channel: EmbeddedChannel, _ part: HTTPRequestPart) throws {
-        try channel.writeInbound(part)
-    }
-
     @Test("the server's close waits for the refused body's end, declared or chunked", arguments: [true, false])
     func closesAtTheBodysEnd(declared: Bool) throws {
         let channel = try Self.refusedSender(declared: declared)
         #expect(channel.isActive, "closed on a sender that still sends")
-        try Self.send(channel, .body(ByteBuffer(repeating: 0x20, count: 4096)))
+        try channel.writeInbound(HTTPRequestPart.body(ByteBuffer(repeating: 0x20, count: 4096)))
         #expect(channel.isActive)
-        try Self.send(channel, .end(nil))
+        try channel.writeInbound(HTTPRequestPart.end(nil))
         channel.embeddedEventLoop.run()
         #expect(!channel.isActive)
         // What the server no longer reads is dropped here, not handed on.
@@ -63,7 +59,7 @@ struct ExpectContinueHandlerTests {
             channel.embeddedEventLoop.advanceTime(by: .seconds(step))
             elapsed += step
             #expect(channel.isActive, "closed after \(elapsed) s on a sender that never went silent")
-            try Self.send(channel, .body(ByteBuffer(repeating: 0x20, count: 16)))
+            try channel.writeInbound(HTTPRequestPart.body(ByteBuffer(repeating: 0x20, count: 16)))
         }
         channel.embeddedEventLoop.advanceTime(by: .seconds(ExpectContinueHandler.lingerLimitSeconds - elapsed + step))
         #expect(!channel.isActive)

@@ -102,7 +102,7 @@ struct DedupTests {
         let events = (0..<count).map { makeEvent(device: "gate-\($0 % 5)", dedupKey: "k-\($0)") }
         for chunk in stride(from: 0, to: count, by: 1000) {
             let outcomes = try await reopened.append(Array(events[chunk..<min(chunk + 1000, count)]))
-            #expect(outcomes.allSatisfy(isStored))
+            #expect(outcomes.allSatisfy { $0.isStored })
         }
         let last = makeEvent(device: "gate-9", dedupKey: "after-fold")
         #expect(try await reopened.append([last]) == [.stored(last.id)])
@@ -199,7 +199,7 @@ struct DedupTests {
         // With the budget full of events, a record that needs more room than older quarantine
         // frees cannot be kept (quarantine never evicts events): the cursor stays where it was.
         let filler = (0..<2).map { makeEvent(device: "ctl-1", dedupKey: "ctl:f\($0)", padding: 60_000) }
-        #expect(try await queue.append(filler).allSatisfy(isStored))
+        #expect(try await queue.append(filler).allSatisfy { $0.isStored })
         let big = QuarantineRecord(deviceID: "ctl-1", driver: "test", reason: "record 3 unreadable", payload: Data(count: 60_000))
         let refused = try await queue.append([], quarantine: [big], cursor: DeviceCursorUpdate(deviceID: "ctl-1", cursor: "3"))
         #expect(refused.count == 1 && refused.allSatisfy(isRefused))

@@ -16,7 +16,7 @@ struct DeviceCursorTests {
 
         let events = (0..<3).map { makeEvent(device: "ctl-1", dedupKey: "idx-\($0)") }
         let outcomes = try await queue.append(events, cursor: DeviceCursorUpdate(deviceID: "ctl-1", cursor: "idx-2"))
-        #expect(outcomes.allSatisfy(isStored))
+        #expect(outcomes.allSatisfy { $0.isStored })
         #expect(try await queue.deviceCursor("ctl-1") == "idx-2")
         #expect(try await queue.deviceCursor("ctl-2") == nil)
 

@@ -62,7 +62,7 @@ struct GroupCommitTests {
         queue.close()
         await runner.value
         #expect(outcomes.count == 20)
-        #expect(outcomes.allSatisfy(isStored))
+        #expect(outcomes.allSatisfy { $0.isStored })
         #expect(try await queue.stats().depth == 20)
     }
 

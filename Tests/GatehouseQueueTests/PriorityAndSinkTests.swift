@@ -19,7 +19,7 @@ struct PriorityAndSinkTests {
             access.append(a)
             alarm.append(p)
             let outcomes = try await queue.appendNow([t, a, p])
-            #expect(outcomes.allSatisfy(isStored))
+            #expect(outcomes.allSatisfy { $0.isStored })
         }
         return (telemetry, access, alarm)
     }

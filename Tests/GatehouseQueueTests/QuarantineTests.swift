@@ -90,7 +90,7 @@ struct QuarantineTests {
         defer { fixture.remove() }
         let queue = fixture.queue
         let events = (0..<6).map { _ in makeEvent(.cameraMotion, padding: 1000) }
-        #expect(try await queue.appendNow(events).allSatisfy(isStored))
+        #expect(try await queue.appendNow(events).allSatisfy { $0.isStored })
         let eventBytes = try await queue.stats().usedBytes
 
         var ids: [Int64] = []

@@ -18,11 +18,6 @@ func makeEvent(
         source: Source(driver: "test", dedupKey: dedupKey, fingerprint: fingerprint))
 }
 
-func isStored(_ outcome: AppendOutcome) -> Bool {
-    if case .stored = outcome { return true }
-    return false
-}
-
 func isRefused(_ outcome: AppendOutcome) -> Bool {
     if case .refused = outcome { return true }
     return false
