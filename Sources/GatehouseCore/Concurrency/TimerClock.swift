@@ -1,4 +1,3 @@
-import Dispatch
 import Synchronization
 
 /// The clock that timeouts, backoffs and offline decisions read, injected so that tests advance
@@ -27,19 +26,13 @@ public struct ScheduledTimer: Sendable {
     public func cancel() { onCancel() }
 }
 
-/// The machine's clock; timers are Dispatch timer sources.
+/// The machine's clock; timers run on one thread of their own (`TimerThread`).
 public struct MachineClock: TimerClock {
     public init() {}
     public var now: Timestamp { .now }
 
     public func schedule(after delay: Duration, _ action: @escaping @Sendable () -> Void) -> ScheduledTimer {
-        let source = DispatchSource.makeTimerSource(queue: .global())
-        source.schedule(deadline: .now() + .nanoseconds(Self.nanoseconds(delay)))
-        source.setEventHandler(handler: action)
-        source.resume()
-        // DispatchSourceTimer is thread-safe but not marked Sendable.
-        nonisolated(unsafe) let timer = source
-        return ScheduledTimer { timer.cancel() }
+        TimerThread.shared.schedule(afterNanoseconds: UInt64(Self.nanoseconds(delay)), action)
     }
 
     static func nanoseconds(_ duration: Duration) -> Int {

@@ -4,7 +4,7 @@ import Synchronization
 /// nobody waits is kept (at most one), so a wake-up that lands between "nothing to do" and
 /// "start waiting" is not missed.
 ///
-/// The time limit is a timer of the given `TimerClock` (a Dispatch timer on the machine's clock)
+/// The time limit is a timer of the given `TimerClock` (`TimerThread` on the machine's clock)
 /// cancelled as soon as the wait ends, not a racing
 /// `Task.sleep`: a cancelled sleep keeps its timer and continuation until the original deadline,
 /// so a wait ended early by every commit would hold rate × timeout of them. Hand-made rather than
