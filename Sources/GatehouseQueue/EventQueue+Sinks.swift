@@ -32,15 +32,23 @@ extension EventQueue {
         try await pruneDelivered()
     }
 
+    /// The most bytes of event bodies `nextBatch` returns by default.
+    public static let batchMaxBytes = 4 << 20
+
     /// The next events this sink has not delivered: alarms first, then access, then telemetry,
     /// each priority in insertion order. Bounded by count and bytes so memory never follows the backlog.
     /// `after` (highest seq per priority rank) skips events already read but not yet acknowledged,
     /// so a runner can read its next batch while the current one is being delivered.
+    ///
+    /// Read on the caller's thread: a reader of the pool is never held up by the writer (WAL),
+    /// and an index range read costs less than the two thread hand-offs of GRDB's asynchronous
+    /// read, which a sink paid up to three times per batch (see docs/benchmarks.md, "Thread
+    /// hand-offs per alarm").
     public func nextBatch(
-        sink: String, maxEvents: Int, maxBytes: Int = 4 << 20, after: [Int: Int64] = [:]
-    ) async throws -> [StoredEvent] {
+        sink: String, maxEvents: Int, maxBytes: Int = EventQueue.batchMaxBytes, after: [Int: Int64] = [:]
+    ) throws -> [StoredEvent] {
         let cursor = sinkCursor(sink).merging(after, uniquingKeysWith: max)
-        return try await pool.read { db in
+        return try pool.read { db in
             var batch: [StoredEvent] = []
             var bytes = 0
             for priority in Priority.forwardingOrder {

@@ -78,12 +78,14 @@ public final class SinkRunner: Sendable {
 
     private var batchMaxEvents: Int { max(1, config.batchMaxEvents) }
 
-    /// Sends one batch at a time, in queue order, but overlaps the queue work with the send: while
-    /// batch N is on its way, batch N-1's acknowledgement is recorded and batch N+1 is read (the
-    /// target would otherwise sit idle during both). Acknowledgements are recorded strictly in
-    /// order and only for delivered batches, so the cursor never passes an undelivered event. A
-    /// failure discards the batch read ahead and reads again from the acknowledged cursor, so
-    /// alarms that arrived meanwhile go first.
+    /// Sends one batch at a time, in queue order. A full batch means a backlog: the next one is
+    /// read while it is on its way (the target would otherwise sit idle during the read). A batch
+    /// that is not full is followed by a read after the send: a child task to overlap a read that
+    /// finds a few events costs more thread hand-offs than the read itself. Acknowledgements are
+    /// recorded strictly in order and only for delivered batches (normally in memory, the queue's
+    /// committer writes them), so the cursor never passes an undelivered event. A failure discards
+    /// the batch read ahead and reads again from the acknowledged cursor, so alarms that arrived
+    /// meanwhile go first.
     private func deliverUntilStopped() async {
         /// Delivered, acknowledgement not yet recorded.
         var delivered: [StoredEvent] = []
@@ -98,7 +100,7 @@ public final class SinkRunner: Sendable {
                 events = await lingered(next, after: readPosition)
             } else {
                 do {
-                    events = try await queue.nextBatch(sink: name, maxEvents: batchMaxEvents, after: readPosition)
+                    events = try queue.nextBatch(sink: name, maxEvents: batchMaxEvents, after: readPosition)
                 } catch {
                     // Cancelled because the daemon is stopping: not a queue problem to report.
                     if error is CancellationError, shouldStop { break }
@@ -111,31 +113,37 @@ public final class SinkRunner: Sendable {
                 }
             }
             if events.isEmpty {
+                // Nothing more to send: record the last delivery before going idle. A commit after
+                // the read that found nothing has signalled `activity`, so the wait returns at once.
                 if !delivered.isEmpty {
-                    // Nothing more to send: record the last delivery before going idle.
-                    _ = await acknowledgeDelivered(delivered)
+                    let recorded = await acknowledgeDelivered(delivered)
                     delivered = []
                     readPosition = [:]
-                    continue
+                    if !recorded { continue }
                 }
                 setState("idle")
                 await activity.wait(timeout: .seconds(Self.idleRecheckSeconds), clock: clock)
                 continue
             }
             let position = events.reduce(into: readPosition) { $0[$1.priority.rank] = max($0[$1.priority.rank] ?? 0, $1.seq) }
-            setState("sending")
-            let previous = delivered
-            async let previousRecorded = acknowledgeDelivered(previous)
-            async let upcoming = readNext(after: position)
-            let outcome = await sink.send(SinkBatch(sink: name, events: events))
-            let recorded = await previousRecorded
-            let next = await upcoming
+            // The previous batch's delivery first: without it recorded, this one is not sent (it
+            // is read and sent again after the backoff; the target drops repeated ids).
+            let recorded = await acknowledgeDelivered(delivered)
             delivered = []
             guard recorded else {
-                // acknowledgeDelivered backed off already. This batch, even if delivered, is read
-                // and sent again: the target drops repeated ids.
                 readPosition = [:]
                 continue
+            }
+            setState("sending")
+            let outcome: DeliveryResult
+            let next: [StoredEvent]?
+            if events.count >= batchMaxEvents || events.reduce(0, { $0 + $1.body.count }) >= EventQueue.batchMaxBytes {
+                async let upcoming = readNext(after: position)
+                outcome = await sink.send(SinkBatch(sink: name, events: events))
+                next = await upcoming
+            } else {
+                outcome = await sink.send(SinkBatch(sink: name, events: events))
+                next = outcome == .delivered ? readNext(after: position) : nil
             }
             if outcome == .delivered {
                 delivered = events
@@ -164,14 +172,14 @@ public final class SinkRunner: Sendable {
         }
         await stopWake.wait(timeout: .milliseconds(Int64(linger * 1000)), clock: clock)
         if shouldStop { return batch }
-        return (try? await queue.nextBatch(sink: name, maxEvents: batchMaxEvents, after: position)) ?? batch
+        return (try? queue.nextBatch(sink: name, maxEvents: batchMaxEvents, after: position)) ?? batch
     }
 
     /// The batch after `position`, or nil when reading failed or the runner is stopping; the
     /// main loop then reads again itself and reports a failure there.
-    private func readNext(after position: [Int: Int64]) async -> [StoredEvent]? {
+    private func readNext(after position: [Int: Int64]) -> [StoredEvent]? {
         if shouldStop { return nil }
-        return try? await queue.nextBatch(sink: name, maxEvents: batchMaxEvents, after: position)
+        return try? queue.nextBatch(sink: name, maxEvents: batchMaxEvents, after: position)
     }
 
     /// Records that `events` were delivered (true when there were none); after a failure, backs off

@@ -112,7 +112,7 @@ struct PowerCutTests {
                         try await appends.waitForAll()
                     }
                     if round % 2 == 1 {
-                        let batch = try await queue.nextBatch(sink: "central", maxEvents: 10)
+                        let batch = try queue.nextBatch(sink: "central", maxEvents: 10)
                         let ids = try batch.map { try EventCoding.decode($0.body).id }
                         record.value.withLock { $0.handedToSink.formUnion(ids) }
                         try await queue.acknowledge(sink: "central", batch)

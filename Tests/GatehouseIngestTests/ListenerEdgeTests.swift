@@ -152,7 +152,7 @@ struct ListenerEdgeTests {
             port: port, [Self.head + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n", body])
         #expect(reply.hasPrefix("HTTP/1.1 200"), "\(reply)")
         try await fixture.queue.registerSinks(["test"])
-        let stored = try await fixture.queue.nextBatch(sink: "test", maxEvents: 10).map { String(decoding: $0.body, as: UTF8.self) }
+        let stored = try fixture.queue.nextBatch(sink: "test", maxEvents: 10).map { String(decoding: $0.body, as: UTF8.self) }
         let event = try #require(stored.first { $0.contains("n-1") })
         #expect(event.contains(#""attributes":"# + attributes), "\(event)")
         await fixture.finish()

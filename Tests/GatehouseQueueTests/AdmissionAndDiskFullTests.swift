@@ -93,10 +93,10 @@ struct AdmissionAndDiskFullTests {
         await #expect(throws: QueueDiskFullError.self) { _ = try await queue.append([makeEvent()]) }
 
         // The centre acknowledges a batch: recorded, and never handed out again.
-        let delivered = try await queue.nextBatch(sink: "central", maxEvents: 400, maxBytes: .max)
+        let delivered = try queue.nextBatch(sink: "central", maxEvents: 400, maxBytes: .max)
         #expect(delivered.count == 400)
         try await queue.acknowledge(sink: "central", delivered)
-        let next = try await queue.nextBatch(sink: "central", maxEvents: 400, maxBytes: .max)
+        let next = try queue.nextBatch(sink: "central", maxEvents: 400, maxBytes: .max)
         #expect(Set(next.map(\.seq)).isDisjoint(with: delivered.map(\.seq)), "a delivered batch would be sent again")
 
         // Deleting what was delivered gave space back: the reserve fits again and appends are taken.

@@ -70,7 +70,7 @@ struct DedupTests {
         try await queue.registerSinks(["a"])
         let first = makeEvent(device: "gate-1", dedupKey: "idx-100")
         #expect(try await queue.appendNow([first]) == [.stored(first.id)])
-        let batch = try await queue.nextBatch(sink: "a", maxEvents: 10)
+        let batch = try queue.nextBatch(sink: "a", maxEvents: 10)
         #expect(try batch.map(storedID) == [first.id])
         try await queue.acknowledge(sink: "a", batch)
         #expect(try await queue.stats().depth == 0)
@@ -78,7 +78,7 @@ struct DedupTests {
         let retry = makeEvent(device: "gate-1", dedupKey: "idx-100")
         #expect(try await queue.appendNow([retry]) == [.duplicate(of: first.id)])
         #expect(try await queue.stats().depth == 0)
-        #expect(try await queue.nextBatch(sink: "a", maxEvents: 10).isEmpty)
+        #expect(try queue.nextBatch(sink: "a", maxEvents: 10).isEmpty)
         #expect(try await queue.stats().duplicates == 1)
     }
 

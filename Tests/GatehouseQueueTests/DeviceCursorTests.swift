@@ -64,7 +64,7 @@ struct DeviceCursorTests {
 
         // On the re-read, the stored alarm is a duplicate; with room again the cursor moves.
         try await queue.registerSinks(["a"])
-        try await queue.acknowledge(sink: "a", try await queue.nextBatch(sink: "a", maxEvents: 20))
+        try await queue.acknowledge(sink: "a", try queue.nextBatch(sink: "a", maxEvents: 20))
         let alarmAgain = makeEvent(.alarmPanic, device: "ctl-1", dedupKey: "idx-2")
         let motionAgain = makeEvent(.cameraMotion, device: "ctl-1", dedupKey: "idx-3", padding: 1000)
         let retry = try await queue.append([alarmAgain, motionAgain], cursor: DeviceCursorUpdate(deviceID: "ctl-1", cursor: "idx-3"))

@@ -31,7 +31,7 @@ func storedID(_ event: StoredEvent) throws -> EventID {
 extension EventQueue {
     /// Everything `sink` has not delivered, in forwarding order.
     func everything(sink: String) async throws -> [StoredEvent] {
-        try await nextBatch(sink: sink, maxEvents: 1_000_000, maxBytes: .max)
+        try nextBatch(sink: sink, maxEvents: 1_000_000, maxBytes: .max)
     }
 
     /// Bytes the budget should be charged for what is actually stored (events and quarantine).

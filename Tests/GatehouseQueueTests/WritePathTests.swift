@@ -138,7 +138,7 @@ struct WritePathTests {
         queue.beforeCommit.withLock { $0 = { await gate.pass() } }
         let first = Task { try await queue.append([makeEvent(.alarmPanic, padding: 10)]) }
         #expect(await eventually { gate.holding == 1 })
-        try await queue.acknowledge(sink: "a", try await queue.nextBatch(sink: "a", maxEvents: 20))
+        try await queue.acknowledge(sink: "a", try queue.nextBatch(sink: "a", maxEvents: 20))
         clock.advance(by: .seconds(EventQueue.deliveryRecordSeconds + 1))
         let motion = makeEvent(.cameraMotion, padding: 1000)
         let second = Task { try await queue.append([motion]) }
@@ -165,7 +165,7 @@ struct WritePathTests {
         _ = try await queue.appendNow([makeEvent()])
         #expect(try await Self.counter(queue, Counter.queuedEvents) == 3)
         _ = try await queue.appendNow([makeEvent()])
-        try await queue.acknowledge(sink: "a", try await queue.nextBatch(sink: "a", maxEvents: 2))
+        try await queue.acknowledge(sink: "a", try queue.nextBatch(sink: "a", maxEvents: 2))
         #expect(try await Self.counter(queue, Counter.queuedEvents) == 2)
         #expect(try await queue.stats().depth == 2)
         try queue.pool.close()
@@ -178,7 +178,7 @@ struct WritePathTests {
         let queue = fixture.queue
         try await queue.registerSinks(["a"])
         for _ in 0..<3 { _ = try await queue.appendNow([makeEvent(.alarmPanic), makeEvent(.cameraMotion)]) }
-        let delivered = try await queue.nextBatch(sink: "a", maxEvents: 100)
+        let delivered = try queue.nextBatch(sink: "a", maxEvents: 100)
         try await queue.acknowledge(sink: "a", delivered)
         #expect(try await queue.stats().depth == 0)
         let highest = try #require(delivered.map(\.seq).max())
@@ -188,7 +188,7 @@ struct WritePathTests {
         try await reopened.registerSinks(["a"])
         let next = makeEvent(.alarmPanic)
         _ = try await reopened.appendNow([next])
-        let batch = try await reopened.nextBatch(sink: "a", maxEvents: 100)
+        let batch = try reopened.nextBatch(sink: "a", maxEvents: 100)
         #expect(try batch.map(storedID) == [next.id])
         #expect(try #require(batch.first).seq > highest)
         try reopened.pool.close()
@@ -294,9 +294,9 @@ struct DeliveryRecordTests {
         let runner = Task { await queue.run() }
         let events = (0..<10).map { _ in makeEvent() }
         _ = try await queue.append(events)
-        let batch = try await queue.nextBatch(sink: "a", maxEvents: 100)
+        let batch = try queue.nextBatch(sink: "a", maxEvents: 100)
         try await queue.acknowledge(sink: "a", batch)
-        #expect(try await queue.nextBatch(sink: "a", maxEvents: 100).isEmpty)
+        #expect(try queue.nextBatch(sink: "a", maxEvents: 100).isEmpty)
         #expect(try await queue.lag(sink: "a") == 0)
         // Not yet on disk: after a crash now, every event would be read again from the old cursor.
         #expect(try await Self.storedCursor(queue, sink: "a") == 0)
@@ -320,16 +320,16 @@ struct DeliveryRecordTests {
         let runner = Task { await queue.run() }
         let count = EventQueue.deliveryRecordEvents
         _ = try await queue.append((0..<(count + 5)).map { _ in makeEvent() })
-        try await queue.acknowledge(sink: "a", try await queue.nextBatch(sink: "a", maxEvents: count))
+        try await queue.acknowledge(sink: "a", try queue.nextBatch(sink: "a", maxEvents: count))
         #expect(await eventually { try await queue.stats().depth == 5 })
-        try await queue.acknowledge(sink: "a", try await queue.nextBatch(sink: "a", maxEvents: 2))
+        try await queue.acknowledge(sink: "a", try queue.nextBatch(sink: "a", maxEvents: 2))
         #expect(try await queue.stats().depth == 5)
         queue.close()
         await runner.value
         #expect(try await queue.stats().depth == 3)
         #expect(try await Self.storedCursor(queue, sink: "a") == Int64(count + 2))
         // After the committer stopped, a delivery is recorded at once.
-        try await queue.acknowledge(sink: "a", try await queue.nextBatch(sink: "a", maxEvents: 3))
+        try await queue.acknowledge(sink: "a", try queue.nextBatch(sink: "a", maxEvents: 3))
         #expect(try await queue.stats().depth == 0)
         try queue.pool.close()
     }
@@ -343,7 +343,7 @@ struct DeliveryRecordTests {
         let runner = Task { await queue.run() }
         let (stored, refused) = try await EvictionTests.fill(queue, .cameraMotion, count: 200)
         #expect(refused > 0)
-        try await queue.acknowledge(sink: "a", try await queue.nextBatch(sink: "a", maxEvents: 20))
+        try await queue.acknowledge(sink: "a", try queue.nextBatch(sink: "a", maxEvents: 20))
         #expect(try await queue.stats().depth == Int64(stored.count))
         // Telemetry may evict nothing of its own rank: only the owed deletes can make room.
         let next = makeEvent(.cameraMotion, padding: 1000)

@@ -359,6 +359,8 @@ struct Delivery: Codable {
     /// Storm alarms the probe did not see (must be 0 for `sendToCommit` to cover them all).
     var commitUnseen: Int?
     var sendToIngestByDriver: [String: LatencySummary]
+    /// `sendToCommit` per driver (`--commit-probe`; absent in older reports).
+    var sendToCommitByDriver: [String: LatencySummary]?
     var sendToCentralByDriver: [String: LatencySummary]
 
     /// Every camera fires a tamper alarm (an alarm-priority kind, so no sink batch holds it back).
@@ -370,6 +372,7 @@ struct Delivery: Codable {
         var ingest = LatencySummary.makeHistogram(), central = LatencySummary.makeHistogram(), commit = LatencySummary.makeHistogram()
         var unseen = 0
         var byDriver: [String: Histogram<UInt64>] = [:], centralByDriver: [String: Histogram<UInt64>] = [:]
+        var commitByDriver: [String: Histogram<UInt64>] = [:]
         let storm = Set([Self.stormKind])
         for (id, body) in snapshot.bodies {
             guard let event = try? decoder.decode(Event.self, from: Data(body.utf8)), storm.contains(event.kind.rawValue),
@@ -384,7 +387,9 @@ struct Delivery: Codable {
             byDriver[driver, default: LatencySummary.makeHistogram()].record(UInt64(toIngest) * 1000)
             if let committed {
                 if let arrived = committed[id] {
-                    commit.record(UInt64(max(arrived.timeIntervalSince1970 * 1_000_000 - Double(event.occurredAt.milliseconds) * 1000, 0)))
+                    let micros = UInt64(max(arrived.timeIntervalSince1970 * 1_000_000 - Double(event.occurredAt.milliseconds) * 1000, 0))
+                    commit.record(micros)
+                    commitByDriver[driver, default: LatencySummary.makeHistogram()].record(micros)
                 } else {
                     unseen += 1
                 }
@@ -401,6 +406,7 @@ struct Delivery: Codable {
         sendToCommit = committed.map { _ in LatencySummary(microseconds: commit) }
         commitUnseen = committed.map { _ in unseen }
         sendToIngestByDriver = byDriver.mapValues { LatencySummary(microseconds: $0) }
+        sendToCommitByDriver = committed.map { _ in commitByDriver.mapValues { LatencySummary(microseconds: $0) } }
         sendToCentralByDriver = centralByDriver.mapValues { LatencySummary(microseconds: $0) }
         complete = alarmEvents == fired.fired && starts == fired.starts && stops == fired.stops && gatewayTimed == 0
     }
@@ -433,6 +439,7 @@ struct CamerasReport: Codable {
         for (driver, l) in delivery.sendToIngestByDriver.sorted(by: { $0.key < $1.key }) { table.add("  \(driver)", latency(l)) }
         if let commit = delivery.sendToCommit {
             table.add("send → commit", latency(commit) + " (local file sink, upper bound; unseen \(delivery.commitUnseen ?? 0))")
+            for (driver, l) in (delivery.sendToCommitByDriver ?? [:]).sorted(by: { $0.key < $1.key }) { table.add("  \(driver)", latency(l)) }
         }
         table.add("send → central", latency(delivery.sendToCentral))
         for (driver, l) in delivery.sendToCentralByDriver.sorted(by: { $0.key < $1.key }) { table.add("  \(driver)", latency(l)) }

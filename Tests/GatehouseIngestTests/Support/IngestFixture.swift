@@ -54,7 +54,7 @@ final class IngestFixture: Sendable {
     /// Every stored event, oldest first.
     func events() async throws -> [Event] {
         try await queue.registerSinks(["test"])
-        return try await queue.nextBatch(sink: "test", maxEvents: 1000).sorted { $0.seq < $1.seq }.map { try EventCoding.decode($0.body) }
+        return try queue.nextBatch(sink: "test", maxEvents: 1000).sorted { $0.seq < $1.seq }.map { try EventCoding.decode($0.body) }
     }
 
     /// Closes the queue and deletes the directory, unless it is `keeping` it for a restart (`reopening:`).

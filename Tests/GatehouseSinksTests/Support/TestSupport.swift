@@ -37,7 +37,7 @@ struct TestQueue {
 
     /// The ids this sink has not delivered yet, read the way a runner reads them.
     func undelivered(sink: String) async throws -> [String] {
-        try await queue.nextBatch(sink: sink, maxEvents: 1_000_000, maxBytes: .max).map(eventID)
+        try queue.nextBatch(sink: sink, maxEvents: 1_000_000, maxBytes: .max).map(eventID)
     }
 }
 

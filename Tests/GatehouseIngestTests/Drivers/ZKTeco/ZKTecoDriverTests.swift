@@ -67,7 +67,7 @@ struct ZKTecoDriverTests {
         /// Every stored event of a device kind other than device health, oldest first.
         func events() async throws -> [Event] {
             try await queue.registerSinks(["test"])
-            return try await queue.nextBatch(sink: "test", maxEvents: 1000).sorted { $0.seq < $1.seq }
+            return try queue.nextBatch(sink: "test", maxEvents: 1000).sorted { $0.seq < $1.seq }
                 .map { try EventCoding.decode($0.body) }.filter { $0.kind != .deviceOnline && $0.kind != .deviceClockSkew }
         }
 

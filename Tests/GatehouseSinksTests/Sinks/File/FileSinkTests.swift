@@ -43,7 +43,7 @@ import Testing
         let store = try await TestQueue(sinks: ["outbox"])
         defer { store.remove() }
         let events = try await store.append(120, .accessGranted)
-        let stored = try await store.queue.nextBatch(sink: "outbox", maxEvents: 1000)
+        let stored = try store.queue.nextBatch(sink: "outbox", maxEvents: 1000)
         let lineBytes = stored[0].body.count + 1
         let rotateBytes = Int64(lineBytes * 10 + lineBytes / 2)  // room for 10 whole lines per file
         let path = store.directory.appendingPathComponent("out/events.ndjson").path
@@ -78,7 +78,7 @@ import Testing
         let store = try await TestQueue(sinks: ["outbox"])
         defer { store.remove() }
         try await store.append(3, .accessGranted)
-        let stored = try await store.queue.nextBatch(sink: "outbox", maxEvents: 10)
+        let stored = try store.queue.nextBatch(sink: "outbox", maxEvents: 10)
         // A regular file where the directory should be.
         let blocker = store.directory.appendingPathComponent("blocker").path
         #expect(FileManager.default.createFile(atPath: blocker, contents: Data("x".utf8)))
