@@ -250,16 +250,19 @@ public final class EventQueue: Sendable {
             logger.warning("could not set aside the queue's disk reserve; deliveries may stall if the disk fills", metadata: ["gatehouse.directory": "\(directory)"])
         }
         pending.withLock { $0.running = true }
-        while !Task.isCancelled, !pending.withLock({ $0.closed }) {
-            if pending.withLock({ $0.owed.isEmpty }) {
-                await committerWake.wait()
-            } else {
-                // Owed delivery records are written at the latest after `deliveryRecordSeconds`.
-                await committerWake.wait(timeout: .milliseconds(Int(Self.deliveryRecordSeconds * 1000)), clock: clock)
+        // On a thread of its own, where the commit runs synchronously (`ThreadExecutor`).
+        await withTaskExecutorPreference(ThreadExecutor.committer) {
+            while !Task.isCancelled, !pending.withLock({ $0.closed }) {
+                if pending.withLock({ $0.owed.isEmpty }) {
+                    await committerWake.wait()
+                } else {
+                    // Owed delivery records are written at the latest after `deliveryRecordSeconds`.
+                    await committerWake.wait(timeout: .milliseconds(Int(Self.deliveryRecordSeconds * 1000)), clock: clock)
+                }
+                await drainPending()
             }
             await drainPending()
         }
-        await drainPending()
         // Owed delivery records not written by the last drain (it failed) go back to the callers' path.
         pending.withLock { $0.running = false }
         await recordOwedDeliveries()
@@ -317,25 +320,7 @@ public final class EventQueue: Sendable {
             if batch.isEmpty, deliveries.isEmpty { return }
             if let hold = beforeCommit.withLock({ $0 }) { await hold() }
             do {
-                let (results, evictions, kept) = try await pool.write { db in
-                    var ledger = try self.ledger(db)
-                    var kept: [(SealedQuarantine, Int64)] = []
-                    // Rides on a commit that happens anyway; the map is emptied once it is durable.
-                    let fold = self.recentDedup.count >= RecentDedupKeys.foldThreshold
-                    if fold { try self.recentDedup.fold(db) }
-                    // Deliveries first: taken out of `owed`, they would not make room for the batch (`makeRoom`).
-                    if !deliveries.isEmpty {
-                        try self.recordDeliveries(sinks: deliveries.sinks, ranks: deliveries.ranks, db: db, ledger: &ledger)
-                    }
-                    let results = try batch.map {
-                        try self.commit(
-                            rows: $0.rows, quarantine: $0.quarantine, receivedAt: $0.receivedAt, cursor: $0.cursor, db: db,
-                            ledger: &ledger, kept: &kept)
-                    }
-                    self.recentDedup.apply(afterCommitOf: db, added: ledger.newDedup, folded: fold)
-                    try ledger.save(db, to: self)
-                    return (results, ledger.evictions, kept)
-                }
+                let (results, evictions, kept) = try write(batch, deliveries: deliveries)
                 for (sealed, id) in kept { logQuarantined(sealed, id: id) }
                 if !deliveries.isEmpty { await compactAfterDiskFull() }
                 guard !batch.isEmpty else { continue }
@@ -359,6 +344,32 @@ public final class EventQueue: Sendable {
                 // A record alone that failed is tried again after `deliveryRecordSeconds`, not at once.
                 if batch.isEmpty { return }
             }
+        }
+    }
+
+    /// One group commit's transaction. Synchronous, so that it runs on the committer's own thread
+    /// (`run()`), with no hand-off to GRDB's writer thread and back.
+    private func write(
+        _ batch: [PendingAppend], deliveries: OwedDeliveries
+    ) throws -> (results: [[AppendOutcome]], evictions: [Int: (count: Int64, bytes: Int64)], kept: [(SealedQuarantine, Int64)]) {
+        try pool.write { db in
+            var ledger = try self.ledger(db)
+            var kept: [(SealedQuarantine, Int64)] = []
+            // Rides on a commit that happens anyway; the map is emptied once it is durable.
+            let fold = self.recentDedup.count >= RecentDedupKeys.foldThreshold
+            if fold { try self.recentDedup.fold(db) }
+            // Deliveries first: taken out of `owed`, they would not make room for the batch (`makeRoom`).
+            if !deliveries.isEmpty {
+                try self.recordDeliveries(sinks: deliveries.sinks, ranks: deliveries.ranks, db: db, ledger: &ledger)
+            }
+            let results = try batch.map {
+                try self.commit(
+                    rows: $0.rows, quarantine: $0.quarantine, receivedAt: $0.receivedAt, cursor: $0.cursor, db: db,
+                    ledger: &ledger, kept: &kept)
+            }
+            self.recentDedup.apply(afterCommitOf: db, added: ledger.newDedup, folded: fold)
+            try ledger.save(db, to: self)
+            return (results, ledger.evictions, kept)
         }
     }
 
