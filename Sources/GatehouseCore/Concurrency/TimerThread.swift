@@ -88,19 +88,7 @@ final class TimerThread: @unchecked Sendable {
 
     /// Called with the lock held; the thread takes the lock once it runs.
     private func startThread() -> Bool {
-        var thread = pthread_t()
-        let box = Unmanaged.passRetained(self)
-        let result = pthread_create(&thread, nil, { raw in
-            guard let raw else { return nil }
-            Unmanaged<TimerThread>.fromOpaque(raw).takeRetainedValue().run()
-            return nil
-        }, box.toOpaque())
-        guard result == 0 else {
-            box.release()
-            return false
-        }
-        pthread_detach(thread)
-        return true
+        startDetachedThread { [self] in run() }
     }
 
     private func run() {
