@@ -1,5 +1,6 @@
 import Dispatch
 import Glibc
+import HeapModule
 
 /// The machine clock's timers: one thread sleeping until the earliest deadline.
 ///
@@ -13,13 +14,14 @@ import Glibc
 final class TimerThread: @unchecked Sendable {
     static let shared = TimerThread()
 
-    private struct Entry {
+    private struct Entry: Comparable {
         var deadline: UInt64
         var id: UInt64
+        static func < (a: Entry, b: Entry) -> Bool { (a.deadline, a.id) < (b.deadline, b.id) }
     }
 
     // Guarded by `mutex`.
-    private var heap: [Entry] = []
+    private var heap = Heap<Entry>()
     private var actions: [UInt64: @Sendable () -> Void] = [:]
     private var nextID: UInt64 = 0
     /// The deadline the thread sleeps until; nil while it sleeps without one (or is not started).
@@ -49,7 +51,7 @@ final class TimerThread: @unchecked Sendable {
             nextID += 1
             let id = nextID
             actions[id] = action
-            push(Entry(deadline: deadline, id: id))
+            heap.insert(Entry(deadline: deadline, id: id))
             if !started {
                 started = startThread()
             } else if sleepingUntil.map({ deadline < $0 }) ?? true {
@@ -57,8 +59,8 @@ final class TimerThread: @unchecked Sendable {
                 pthread_cond_signal(condition)
             }
             guard started else {
+                // Its heap entry stays, with no action: nothing runs it.
                 actions[id] = nil
-                heap.removeAll { $0.id == id }
                 return nil
             }
             return id
@@ -79,7 +81,7 @@ final class TimerThread: @unchecked Sendable {
     }
 
     private func cancel(_ id: UInt64) {
-        // Frees the action at once; the heap entry is dropped when it comes up (or by `compact`).
+        // Frees the action at once; the heap entry is dropped when it comes up (or by the compaction).
         locked {
             actions[id] = nil
             compactIfMostlyCancelled()
@@ -96,8 +98,8 @@ final class TimerThread: @unchecked Sendable {
         while true {
             let now = Self.now()
             var due: [@Sendable () -> Void] = []
-            while let top = heap.first, top.deadline <= now || actions[top.id] == nil {
-                popTop()
+            while let top = heap.min, top.deadline <= now || actions[top.id] == nil {
+                heap.removeMin()
                 if let action = actions.removeValue(forKey: top.id) { due.append(action) }
             }
             if !due.isEmpty {
@@ -106,7 +108,7 @@ final class TimerThread: @unchecked Sendable {
                 pthread_mutex_lock(mutex)
                 continue
             }
-            if let next = heap.first?.deadline {
+            if let next = heap.min?.deadline {
                 sleepingUntil = next
                 var until = timespec(tv_sec: Int(next / 1_000_000_000), tv_nsec: Int(next % 1_000_000_000))
                 pthread_cond_timedwait(condition, mutex, &until)
@@ -127,38 +129,8 @@ final class TimerThread: @unchecked Sendable {
     /// end early would pile them up, so the heap is rebuilt once they are most of it.
     private func compactIfMostlyCancelled() {
         guard heap.count > 1024, heap.count > 4 * actions.count else { return }
-        heap.removeAll { actions[$0.id] == nil }
-        heap.sort { $0.deadline < $1.deadline }  // a sorted array is a valid min-heap
+        heap = Heap(heap.unordered.filter { actions[$0.id] != nil })
         // The earliest deadline may now be later: the thread wakes once for nothing, harmless.
-    }
-
-    // MARK: - Min-heap by deadline
-
-    private func push(_ entry: Entry) {
-        heap.append(entry)
-        var child = heap.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard heap[child].deadline < heap[parent].deadline else { break }
-            heap.swapAt(child, parent)
-            child = parent
-        }
-    }
-
-    private func popTop() {
-        let last = heap.removeLast()
-        guard !heap.isEmpty else { return }
-        heap[0] = last
-        var parent = 0
-        while true {
-            let left = 2 * parent + 1, right = left + 1
-            var smallest = parent
-            if left < heap.count, heap[left].deadline < heap[smallest].deadline { smallest = left }
-            if right < heap.count, heap[right].deadline < heap[smallest].deadline { smallest = right }
-            if smallest == parent { return }
-            heap.swapAt(parent, smallest)
-            parent = smallest
-        }
     }
 
     /// CLOCK_MONOTONIC in nanoseconds, the clock the condition waits on.
